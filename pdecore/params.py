@@ -1,0 +1,144 @@
+"""Frozen, validated *model* parameters shared by the PDE solvers and the RL simulators.
+
+Numerical settings (grid sizes, penalty, tolerances) are deliberately kept out of these classes: a
+model says what is being priced, never how (QuantLib's ``FdmSolverDesc`` vs ``FdmSchemeDesc``).
+The RL simulators in :mod:`rl` take exactly these objects, so the PDE oracle and the learner can never
+disagree about the problem they solve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pdecore._validate import check_choice, check_nonnegative, check_positive, check_range, check_real
+
+
+@dataclass(frozen=True, slots=True)
+class BlackScholes:
+    """Risk-neutral Black–Scholes dynamics ``dS = (r − q) S dt + σ S dW`` (SPEC section 1).
+
+    Parameters
+    ----------
+    volatility : float
+        σ > 0, annualized.
+    rate : float
+        Risk-free rate r (continuously compounded); may be negative but must be finite.
+    dividend : float, default 0
+        Continuous dividend yield q.
+    """
+
+    volatility: float
+    rate: float
+    dividend: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "volatility", check_positive(
+            "volatility", self.volatility, fix="pass an annualized volatility such as 0.2"))
+        object.__setattr__(self, "rate", check_real(
+            "rate", self.rate, fix="pass a finite continuously compounded rate such as 0.05"))
+        object.__setattr__(self, "dividend", check_real(
+            "dividend", self.dividend, fix="pass a finite dividend yield such as 0.0"))
+
+    @property
+    def carry(self) -> float:
+        """Risk-neutral drift of log-returns' level, ``r − q``."""
+        return self.rate - self.dividend
+
+
+@dataclass(frozen=True, slots=True)
+class AmericanOption:
+    """An American put or call with payoff ``(K − S)^+`` or ``(S − K)^+``.
+
+    Parameters
+    ----------
+    kind : {"put", "call"}
+    strike : float
+        K > 0 (the stopping paper writes Γ).
+    maturity : float
+        T > 0 in years.
+    """
+
+    kind: str
+    strike: float
+    maturity: float
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, ("put", "call"), fix='use kind="put" or kind="call"')
+        object.__setattr__(self, "strike", check_positive("strike", self.strike,
+                                                          fix="pass a positive strike such as 40"))
+        object.__setattr__(self, "maturity", check_positive("maturity", self.maturity,
+                                                            fix="pass a positive maturity in years such as 1"))
+
+    def payoff(self, spot):
+        """Exercise value ``g(S)``, vectorized over NumPy arrays."""
+        import numpy as np
+
+        spot = np.asarray(spot, dtype=float)
+        if self.kind == "put":
+            return np.maximum(self.strike - spot, 0.0)
+        return np.maximum(spot - self.strike, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MertonCosts:
+    """Merton's log-utility portfolio problem with proportional transaction costs (SPEC section 4).
+
+    Bond ``dB = r B dt``, stock ``dS = α S dt + σ S dW``, a cost θ on every trade, log utility of the
+    liquidated wealth at T. The state is the bond/stock ratio ``x = B/S``.
+
+    Parameters
+    ----------
+    drift : float
+        α, the stock's physical drift.
+    rate : float
+        r, the bond rate.
+    volatility : float
+        σ > 0.
+    cost : float
+        θ in [0, 1), the proportional cost.
+    maturity : float
+        T > 0.
+
+    Raises
+    ------
+    ValueError
+        If the frictionless Merton fraction ``π_M = (α − r)/σ²`` is not positive: the optimal position
+        then holds no stock and the ratio B/S is undefined.
+    """
+
+    drift: float
+    rate: float
+    volatility: float
+    cost: float
+    maturity: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "drift", check_real("drift", self.drift, fix="pass e.g. drift=0.168"))
+        object.__setattr__(self, "rate", check_real("rate", self.rate, fix="pass e.g. rate=0.008"))
+        object.__setattr__(self, "volatility", check_positive("volatility", self.volatility,
+                                                              fix="pass e.g. volatility=0.3"))
+        object.__setattr__(self, "cost", check_range("cost", self.cost, 0.0, 1.0, closed_high=False,
+                                                     fix="pass a proportional cost in [0, 1) such as 0.005"))
+        object.__setattr__(self, "maturity", check_positive("maturity", self.maturity,
+                                                            fix="pass a positive horizon in years"))
+        if not self.merton_fraction > 0.0:
+            raise ValueError(
+                f"drift, rate and volatility give a Merton fraction (drift - rate)/volatility**2 = "
+                f"{self.merton_fraction!r} <= 0, where the bond/stock ratio is undefined; "
+                "choose drift > rate")
+
+    @property
+    def merton_fraction(self) -> float:
+        """Frictionless optimal stock weight ``π_M = (α − r)/σ²``."""
+        return (self.drift - self.rate) / self.volatility**2
+
+    @property
+    def merton_ratio(self) -> float:
+        """Frictionless optimal bond/stock ratio ``x_M = (1 − π_M)/π_M``."""
+        pi = self.merton_fraction
+        return (1.0 - pi) / pi
+
+    @property
+    def merton_growth_rate(self) -> float:
+        """Frictionless optimal log-growth rate ``r + (α − r)²/(2σ²)`` per year."""
+        return self.rate + (self.drift - self.rate) ** 2 / (2.0 * self.volatility**2)

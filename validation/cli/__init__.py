@@ -1,0 +1,93 @@
+"""The ``pderl`` command line.
+
+The first word is a verb, the second names what it acts on::
+
+    pderl price american ...        pderl solve merton ...      pderl train stopping ...
+    pderl boundary american ...     pderl solve mm ...          pderl evaluate stopping RUN
+    pderl oracle stopping ...       pderl backtest merton ...   pderl validate stopping RUN
+    pderl reproduce --quick
+
+Each topic lives in its own module ``validation/cli/cmd_<topic>.py`` exposing
+``register(verbs)``, where ``verbs`` maps a verb to its ``argparse`` sub-parser collection; the
+topic adds its nouns there and sets ``handler`` with ``set_defaults``. Topic modules import heavy
+packages (numba kernels, torch) inside their handlers only, so ``pderl --help`` stays instant.
+
+Errors: a :class:`ValueError` (bad input) becomes a one-line message on stderr and exit code 2; a
+:class:`pdecore.exceptions.ConvergenceError` exit code 3; Ctrl-C exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+VERBS = {
+    "price": "price a contract with a PDE engine",
+    "boundary": "compute a whole free boundary",
+    "oracle": "compute a discrete-time oracle of an RL scheme",
+    "solve": "solve a control problem with a PDE engine",
+    "backtest": "backtest a strategy on simulated paths",
+    "train": "train a reinforcement-learning agent into a run folder",
+    "evaluate": "evaluate a trained run on fresh paths",
+    "validate": "write validation figures for a trained run",
+    "reproduce": "reproduce the papers' experiments next to the PDE oracle",
+}
+
+
+def _topic_modules():
+    package = importlib.import_module(__name__)
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if info.name.startswith("cmd_"))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and documentation)."""
+    from pdecore import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pderl",
+        description="PDE oracles and reinforcement learning for optimal stopping and option market making.",
+    )
+    parser.add_argument("--version", action="version", version=f"pderl {__version__}")
+    verb_parsers = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs = {}
+    for verb, help_text in VERBS.items():
+        sub = verb_parsers.add_parser(verb, help=help_text, description=help_text)
+        sub.set_defaults(_verb_parser=sub)
+        if verb != "reproduce":
+            verbs[verb] = sub.add_subparsers(dest="noun", metavar="TARGET")
+        else:
+            verbs[verb] = sub
+    for module in _topic_modules():
+        module.register(verbs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pderl`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        target = getattr(args, "_verb_parser", parser)
+        target.print_help(sys.stderr)
+        return 2
+    from pdecore.exceptions import ConvergenceError
+
+    try:
+        return int(handler(args) or 0)
+    except ValueError as exc:
+        print(f"pderl: error: {exc}", file=sys.stderr)
+        return 2
+    except ConvergenceError as exc:
+        print(f"pderl: solver did not converge: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("pderl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Experiment stages of ``pderl reproduce`` (see :mod:`validation.reproduce`)."""

@@ -1,0 +1,52 @@
+"""Run-folder policy: atomic writes, never overwrite without force, resume, torn JSONL lines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rl.runs import (append_jsonl, atomic_write_json, package_versions, prepare_run_dir, read_jsonl,
+                     to_json)
+
+
+def test_prepare_run_dir_refuses_existing_non_empty_folder(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="--force"):
+        prepare_run_dir(run)
+    # --resume keeps the contents, --force wipes them
+    assert (prepare_run_dir(run, resume=True) / "config.json").exists()
+    assert not (prepare_run_dir(run, force=True) / "config.json").exists()
+
+
+def test_prepare_run_dir_resume_needs_a_run(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        prepare_run_dir(tmp_path / "missing", resume=True)
+    with pytest.raises(ValueError, match="exclusive"):
+        prepare_run_dir(tmp_path / "x", force=True, resume=True)
+
+
+def test_atomic_json_round_trip_with_numpy_and_inf(tmp_path):
+    path = atomic_write_json(tmp_path / "m.json", {"a": np.float64(1.5), "b": np.arange(3), "c": float("inf")})
+    data = json.loads(path.read_text())
+    assert data == {"a": 1.5, "b": [0, 1, 2], "c": float("inf")}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_jsonl_append_and_torn_last_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"step": 1, "loss": 0.5})
+    append_jsonl(path, {"step": 2, "loss": 0.25})
+    with open(path, "a") as handle:
+        handle.write('{"step": 3, "lo')  # a crash in the middle of a write
+    assert [r["step"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_versions_and_json_of_dataclass():
+    from pdecore import BlackScholes
+
+    versions = package_versions()
+    assert versions["numpy"] == np.__version__
+    assert json.loads(to_json(BlackScholes(0.2, 0.05))) == {"volatility": 0.2, "rate": 0.05, "dividend": 0.0}

@@ -1,0 +1,60 @@
+"""The ``pderl`` command line as a whole: every command has --help, errors become exit code 2,
+``reproduce`` follows the run-folder policy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from validation.cli import VERBS, build_parser, main
+
+
+def _all_commands():
+    parser = build_parser()
+    commands = []
+    for verb, sub in parser._subparsers._group_actions[0].choices.items():
+        nouns = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if nouns:
+            commands += [[verb, noun] for noun in nouns[0].choices]
+        else:
+            commands.append([verb])
+    return commands
+
+
+def test_every_verb_is_registered():
+    assert {c[0] for c in _all_commands()} == set(VERBS)
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=lambda c: " ".join(c))
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(command + ["--help"])
+    assert exc.value.code == 0
+    assert "usage: pderl" in capsys.readouterr().out
+
+
+def test_missing_noun_prints_help_and_returns_2(capsys):
+    assert main(["price"]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "validation.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "pderl" in result.stdout
+
+
+def test_reproduce_lists_stages(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    assert capsys.readouterr().out.strip() != ""
+
+
+def test_reproduce_refuses_unknown_stage_and_existing_folder(tmp_path, capsys):
+    assert main(["reproduce", "--out", str(tmp_path / "r"), "--only", "no-such-stage"]) == 2
+    assert "unknown stage" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    assert main(["reproduce", "--out", str(tmp_path / "full")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "full" / "x").read_text() == "keep me"

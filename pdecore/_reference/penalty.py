@@ -1,0 +1,110 @@
+"""NumPy/SciPy twin of :func:`pdecore._kernels.penalty.penalty_march`.
+
+Same equation, same modes, same iteration and stopping rules, written with whole-array expressions,
+``scipy.sparse`` assembly and ``spsolve`` so that it can be read against the module docstring of
+:mod:`pdecore._kernels.penalty`. Used only by the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
+
+from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_SOFTPLUS
+from pdecore._numba import STATUS_MAX_ITER, STATUS_NOT_FINITE, STATUS_OK
+
+
+def _softplus(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _sigmoid(z):
+    # exp of a non-positive argument only: no overflow
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def obstacle_term_reference(v, lower_obs, upper_obs, has_upper, mode, penalty, temperature):
+    """``(f(v), −f'(v))`` as arrays (hard mode: ``f = 0`` and the violated-set indicator)."""
+    if mode == MODE_SOFTPLUS:
+        z = penalty * (lower_obs - v) / temperature
+        f = temperature * _softplus(z)
+        slope = penalty * _sigmoid(z)
+        if has_upper:
+            z = penalty * (v - upper_obs) / temperature
+            f = f - temperature * _softplus(z)
+            slope = slope + penalty * _sigmoid(z)
+        return f, slope
+    scale = 1.0 if mode == MODE_HARD else penalty
+    below = lower_obs - v > 0
+    f = np.where(below, penalty * (lower_obs - v), 0.0) if mode == MODE_FINITE else np.zeros_like(v)
+    slope = scale * below.astype(float)
+    if has_upper:
+        above = v - upper_obs > 0
+        if mode == MODE_FINITE:
+            f = f - np.where(above, penalty * (v - upper_obs), 0.0)
+        slope = slope + scale * above.astype(float)
+    return f, slope
+
+
+def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, lower_obstacle,
+                            upper_obstacle, has_upper, source, has_source, mode, penalty, temperature,
+                            tol, max_iter):
+    """Return ``(status, failing_step, values, iterations, changes)``; arguments as in the kernel."""
+    n = len(initial)
+    m = len(dtau)
+    gen = sparse.diags([lower[1:], diag, upper[:-1]], [-1, 0, 1], shape=(n, n), format="csr")
+    eye = sparse.identity(n, format="csr")
+    large = 1.0 / tol
+    row = lambda arr, k: arr[0] if arr.shape[0] == 1 else arr[k]  # noqa: E731
+    values = np.zeros((len(levels), n))
+    iterations = np.zeros(m, dtype=np.int64)
+    changes = np.zeros(m)
+    v = np.array(initial, dtype=float)
+    stored = 0
+    while stored < len(levels) and levels[stored] < 0:
+        values[stored] = v
+        stored += 1
+    for k in range(m):
+        h, w = dtau[k], weights[k]
+        rhs = v + (1 - w) * h * (gen @ v)
+        if mode != MODE_HARD and w < 1.0:
+            f_old, _ = obstacle_term_reference(v, row(lower_obstacle, k), row(upper_obstacle, k), has_upper,
+                                               mode, penalty, temperature)
+            rhs = rhs + (1 - w) * h * f_old
+        if has_source:
+            rhs = rhs + h * ((1 - w) * row(source, k) + w * row(source, k + 1))
+        obs_l, obs_u = row(lower_obstacle, k + 1), row(upper_obstacle, k + 1)
+        system = (eye - w * h * gen).tocsr()
+        f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
+        converged, change, it = False, np.inf, 0
+        while it < max_iter:
+            it += 1
+            if mode == MODE_HARD:
+                target = np.where((slope > 0) & (v < obs_l), large * obs_l, 0.0)
+                if has_upper:
+                    target = target + np.where((slope > 0) & (v > obs_u), large * obs_u, 0.0)
+                matrix = system + sparse.diags(large * slope)
+                v_new = spsolve(matrix.tocsc(), rhs + target)
+            else:
+                d = w * h * slope
+                matrix = system + sparse.diags(d)
+                v_new = spsolve(matrix.tocsc(), rhs + w * h * f + d * v)
+            if not np.all(np.isfinite(v_new)):
+                iterations[k], changes[k] = it, change
+                return STATUS_NOT_FINITE, k, values, iterations, changes
+            change = float(np.max(np.abs(v_new - v) / np.maximum(1.0, np.abs(v_new))))
+            slope_prev = slope
+            v = v_new
+            f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
+            if change <= tol or (mode != MODE_SOFTPLUS and np.array_equal(slope, slope_prev)):
+                converged = True
+                break
+        iterations[k], changes[k] = it, change
+        if not converged:
+            return STATUS_MAX_ITER, k, values, iterations, changes
+        while stored < len(levels) and levels[stored] <= k:
+            values[stored] = v
+            stored += 1
+    return STATUS_OK, -1, values, iterations, changes

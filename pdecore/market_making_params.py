@@ -297,12 +297,18 @@ class MarketMakingModel:
             Underlying prices S.
         t : float or array broadcastable with ``spot_values``
             Calendar time (same unit as ``horizon``); the time to maturity is ``T_i − t``.
+
+        Uses :func:`pdecore.european.bs_price` (falls back to :func:`black_scholes_call`).
         """
         spot = np.asarray(spot_values, dtype=float)[..., None]
         t = np.asarray(t, dtype=float)[..., None]
         strikes = np.asarray(self.strikes)
         tau = np.asarray(self.maturities) - t
-        return black_scholes_call(spot, strikes, self.volatility, tau)
+        try:  # the project's European engine when present (one source of truth for BS prices)
+            from pdecore.european import bs_price
+        except ImportError:  # pragma: no cover - only before pdecore.european existed
+            return black_scholes_call(spot, strikes, self.volatility, tau)
+        return np.asarray(bs_price("call", spot, strikes, tau, self.volatility, 0.0), dtype=float)
 
     def terminal_coefficients(self, *, n_quad: int = 96) -> np.ndarray:
         """``c_i = ψ0 E[P_iT²] = ψ0 (E[p_i(S_T, T)²] + (ΣΣᵀ)_ii T)``, shape ``(n_options,)``.

@@ -1,0 +1,679 @@
+"""Optimal quotes of a market maker in n options: the HJB on the inventory grid (SPEC section 5).
+
+Problem
+-------
+With policies that depend on (t, Q) only, ``P_T`` and ``Q_T`` are independent and the terminal
+penalty ``ψ0 Σ (P_iT Q_iT)²`` becomes ``Σ c_i q_i²`` with ``c_i = ψ0 E[P_iT²]``
+(:meth:`~pdecore.market_making_params.MarketMakingModel.terminal_coefficients`). The value θ(t, q)
+on ``q ∈ {−Q̄..Q̄}^n`` then solves the system of ODEs
+
+.. math::
+
+    θ_t − \\tfrac{φ}{2} q^\\top ΣΣ^\\top q
+      + \\sum_i \\big[1_{q_i<Q̄} H^b_i(θ(q+e_i) − θ(q)) + 1_{q_i>−Q̄} H^a_i(θ(q−e_i) − θ(q))\\big] = 0,
+    \\qquad θ(T, q) = −\\sum_i c_i q_i^2,
+
+with, for a fill that changes the value by Δ (the *gain*),
+
+* γ = 0: ``H(Δ) = max_{δ∈[δ_min,δ_max]} A e^{−kδ}(δ+Δ)``, ``δ* = clip(1/k − Δ, δ_min, δ_max)``;
+* γ > 0 (the paper's exploratory problem, its eq. for π*): the Gibbs density
+  ``π(δ) ∝ exp(A e^{−kδ}(δ+Δ)/γ)`` on ``[δ_min, δ_max]`` and
+  ``H_γ(Δ) = γ log ∫ exp(A e^{−kδ}(δ+Δ)/γ) dδ``; the quoted spread reported is the policy's mean.
+
+Discretization
+--------------
+*Space* is exact: the inventory grid is the state space. *Time*: classical RK4 in time-to-go
+``τ = T − t`` (fourth order, observed order checked in the tests), ``n_time`` saved intervals with
+``n_substeps`` RK4 steps each. RK4 is stable while ``Δτ · R ≤ 1.39`` where ``R`` is the largest
+total fill rate out of a state (Gershgorin disk of the linearized generator inside the RK4 region);
+the kernel monitors it at every stage and the facade refines the step until it holds.
+*γ > 0 integrals*: the exponent ``u(δ) = A e^{−kδ}(δ+Δ)/γ`` is interpolated linearly between
+``n_quadrature + 1`` uniform nodes and ``exp(u)`` integrated exactly on each piece (an
+"exponential-linear" rule: exact for the steep boundary layers of clipped modes, second order in
+the node spacing elsewhere), in log-sum-exp form. The time loop reads ``H_γ`` from a cubic Hermite
+table in ``x = asinh((Δ − center)/width)`` built once per solve with this rule; its interpolation error
+is measured and reported in ``diagnostics["hamiltonian_table_error"]``.
+
+References
+----------
+SPEC.md section 5; the market-making-of-options paper in ``shared/seeds`` (sections 3–4);
+Guéant, Lehalle & Fernandez-Tapia (2013) for the exponential-intensity Hamiltonian.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pdecore._numba import STATUS_MESSAGES, STATUS_OK
+from pdecore._validate import check_finite_array, check_int, check_positive
+from pdecore.exceptions import ConvergenceError
+from pdecore.market_making_params import MarketMakingModel
+
+__all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_moments",
+           "gibbs_density", "deterministic_quotes"]
+
+#: Saved time intervals when ``n_time`` is not given.
+DEFAULT_N_TIME = 200
+#: Target ``Δτ·R`` when the solver picks the number of RK4 substeps (accuracy, well inside stability).
+DEFAULT_RATE_DT = 0.5
+#: Intervals of the exponential-linear rule for the γ > 0 integrals.
+DEFAULT_N_QUADRATURE = 1024
+#: Refuse grids whose arrays would need more than this (bytes).
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+#: Spacing of the Hamiltonian table in Δ near the active region (the asinh map coarsens the tails).
+TABLE_SPACING = 0.002
+MAX_TABLE_POINTS = 400_001
+
+
+# ============================================================================ Hamiltonians (NumPy)
+def deterministic_quotes(gain, intensity, decay, low, high):
+    """Closed-form argmax of ``A e^{−kδ}(δ + Δ)`` over ``[low, high]`` (γ = 0).
+
+    Returns ``(spread, rate, hamiltonian)`` broadcast over ``gain``: ``δ* = clip(1/k − Δ)``,
+    ``λ = A e^{−kδ*}`` and ``H = λ(δ* + Δ)``. Concavity of ``log`` of the objective on the
+    half-line where it is positive makes the clipped stationary point the constrained maximizer.
+    """
+    gain = np.asarray(gain, dtype=float)
+    spread = np.clip(1.0 / decay - gain, low, high)
+    with np.errstate(over="ignore"):
+        rate = intensity * np.exp(-decay * spread)
+    hamiltonian = np.where(rate > 0.0, rate * (spread + gain), 0.0)
+    return spread, rate, hamiltonian
+
+
+def _spread_nodes(low: float, high: float, n_quadrature: int) -> np.ndarray:
+    return np.linspace(low, high, n_quadrature + 1)
+
+
+def _exp_linear_pieces(a, b):
+    """For each piece, ``∫_0^1 e^{a(1−s)+bs} ds`` and ``∫_0^1 s e^{a(1−s)+bs} ds`` (a, b ≤ 0).
+
+    Small ``|b − a|`` uses Taylor series to avoid cancellation.
+    """
+    d = b - a
+    ea = np.exp(a)
+    eb = np.exp(b)
+    small = np.abs(d) < 1e-3
+    safe = np.where(small, 1.0, d)
+    whole = np.where(small, ea * (1.0 + d / 2.0 + d * d / 6.0 + d**3 / 24.0), (eb - ea) / safe)
+    first = np.where(small, ea * (0.5 + d / 3.0 + d * d / 8.0 + d**3 / 30.0),
+                     (eb * (safe - 1.0) + ea) / (safe * safe))
+    return whole, first
+
+
+def gibbs_moments(gain, intensity: float, decay: float, temperature: float, low: float, high: float,
+                  n_quadrature: int = DEFAULT_N_QUADRATURE, *, chunk: int = 4096):
+    """``H_γ(Δ)``, its derivative (mean fill rate) and the mean spread of the Gibbs policy.
+
+    Computed with the exponential-linear rule (module docstring) on ``n_quadrature`` intervals of
+    ``[low, high]``, in log-sum-exp form so that ``u/γ`` of several hundreds is harmless.
+
+    Parameters
+    ----------
+    gain : array_like
+        Value gains Δ (any shape).
+    intensity, decay, temperature : float
+        ``A``, ``k`` and γ > 0.
+    low, high : float
+        Finite spread bounds.
+
+    Returns
+    -------
+    (hamiltonian, mean_rate, mean_spread) : arrays shaped like ``gain``
+        ``mean_rate`` is the exact derivative of the discrete ``hamiltonian`` in Δ.
+    """
+    gain = np.asarray(gain, dtype=float)
+    flat = gain.reshape(-1)
+    nodes = _spread_nodes(low, high, n_quadrature)
+    step = (high - low) / n_quadrature
+    rate_nodes = intensity * np.exp(-decay * nodes)
+    out_h = np.empty_like(flat)
+    out_rate = np.empty_like(flat)
+    out_spread = np.empty_like(flat)
+    for start in range(0, flat.size, chunk):
+        g = flat[start:start + chunk, None]
+        u = rate_nodes * (nodes + g) / temperature
+        top = u.max(axis=1, keepdims=True)
+        a = u[:, :-1] - top
+        b = u[:, 1:] - top
+        whole, first = _exp_linear_pieces(a, b)
+        second = whole - first  # ∫ (1 − s) e^{...}
+        integral = whole.sum(axis=1)
+        out_h[start:start + chunk] = temperature * (top[:, 0] + np.log(step * integral))
+        # d/dΔ of the discrete log-partition: the rate interpolated linearly under the piecewise density
+        out_rate[start:start + chunk] = (second * rate_nodes[:-1] + first * rate_nodes[1:]).sum(axis=1) / integral
+        out_spread[start:start + chunk] = (second * nodes[:-1] + first * nodes[1:]).sum(axis=1) / integral
+    shape = gain.shape
+    return out_h.reshape(shape), out_rate.reshape(shape), out_spread.reshape(shape)
+
+
+def _gibbs_moments_fast(gains, intensity, decay, temperature, low, high, n_quadrature):
+    """:func:`gibbs_moments` for a 1-D array of gains through the Numba kernel (same rule)."""
+    from pdecore._kernels.hjb import gibbs_moments_kernel
+
+    gains = np.ascontiguousarray(gains, dtype=float)
+    nodes = _spread_nodes(low, high, n_quadrature)
+    rate_nodes = intensity * np.exp(-decay * nodes)
+    values, rates, spreads = (np.empty_like(gains) for _ in range(3))
+    status = gibbs_moments_kernel(gains, nodes, rate_nodes, temperature, values, rates, spreads)
+    if status != STATUS_OK:
+        raise ConvergenceError("exploratory Hamiltonian table is not finite", temperature=temperature,
+                               intensity=intensity, decay=decay)
+    return values, rates, spreads
+
+
+def gibbs_density(gain: float, intensity: float, decay: float, temperature: float, low: float,
+                  high: float, n_quadrature: int = DEFAULT_N_QUADRATURE):
+    """Gibbs policy density ``π(δ) ∝ exp(A e^{−kδ}(δ+Δ)/γ)`` on the quadrature nodes.
+
+    Returns ``(spreads, density)``; the density is normalized so that the exponential-linear rule
+    (piecewise exponential between nodes) integrates it to exactly one.
+    """
+    nodes = _spread_nodes(low, high, n_quadrature)
+    step = (high - low) / n_quadrature
+    u = intensity * np.exp(-decay * nodes) * (nodes + float(gain)) / temperature
+    top = u.max()
+    whole, _ = _exp_linear_pieces(u[:-1] - top, u[1:] - top)
+    log_norm = top + math.log(step * whole.sum())
+    return nodes, np.exp(u - log_norm)
+
+
+# ============================================================================ the γ > 0 table
+@dataclass(frozen=True)
+class _GibbsTable:
+    """``H_γ``, mean rate and mean spread on ``Δ = center + width·sinh(x)``, x uniform."""
+
+    center: float
+    width: float
+    x_start: float
+    x_step: float
+    values: np.ndarray
+    slopes: np.ndarray
+    spreads: np.ndarray
+    params: tuple  # (A, k, γ, low, high, n_quadrature)
+
+    @classmethod
+    def build(cls, intensity, decay, temperature, low, high, n_quadrature, center, width, gain_bound):
+        x_max = math.asinh((gain_bound + abs(center)) / width) + 0.01
+        x_step = TABLE_SPACING / width
+        n_points = int(math.ceil(2 * x_max / x_step)) + 1
+        if n_points > MAX_TABLE_POINTS:
+            n_points = MAX_TABLE_POINTS
+            x_step = 2 * x_max / (n_points - 1)
+        x = -x_max + x_step * np.arange(n_points)
+        gains = center + width * np.sinh(x)
+        values, slopes, spreads = _gibbs_moments_fast(gains, intensity, decay, temperature, low, high,
+                                                      n_quadrature)
+        return cls(center, width, -x_max, x_step, values, slopes, spreads,
+                   (intensity, decay, temperature, low, high, n_quadrature))
+
+    @property
+    def gain_range(self):
+        x_end = self.x_start + self.x_step * (self.values.size - 1)
+        return (self.center + self.width * math.sinh(self.x_start),
+                self.center + self.width * math.sinh(x_end))
+
+    def _position(self, gain):
+        x = np.arcsinh((np.asarray(gain, dtype=float) - self.center) / self.width)
+        return (x - self.x_start) / self.x_step
+
+    def hamiltonian(self, gain):
+        """Cubic Hermite interpolation, the NumPy twin of the kernel's ``hermite_table``."""
+        position = self._position(gain)
+        j = np.clip(np.floor(position).astype(int), 0, self.values.size - 2)
+        s = position - j
+        x0 = self.x_start + j * self.x_step
+        x1 = x0 + self.x_step
+        m0 = self.slopes[j] * self.width * np.cosh(x0) * self.x_step
+        m1 = self.slopes[j + 1] * self.width * np.cosh(x1) * self.x_step
+        return ((2 * s**3 - 3 * s**2 + 1) * self.values[j] + (s**3 - 2 * s**2 + s) * m0
+                + (3 * s**2 - 2 * s**3) * self.values[j + 1] + (s**3 - s**2) * m1)
+
+    def mean_spread(self, gain):
+        """Mean Gibbs spread: linear interpolation in x inside the table, direct rule outside."""
+        gain = np.asarray(gain, dtype=float)
+        position = self._position(gain)
+        inside = (position >= 0) & (position <= self.values.size - 1)
+        result = np.interp(position, np.arange(self.values.size), self.spreads)
+        if not np.all(inside | np.isnan(gain)):
+            outside = ~inside & ~np.isnan(gain)
+            result = np.array(result, dtype=float)
+            result[outside] = gibbs_moments(gain[outside], *self.params)[2]
+        return result
+
+    def interpolation_error(self, every: int = 97) -> float:
+        """Largest |Hermite − direct rule| at interval midpoints (a sample of every ``every``-th)."""
+        index = np.arange(0, self.values.size - 1, every)
+        x_mid = self.x_start + (index + 0.5) * self.x_step
+        gains = self.center + self.width * np.sinh(x_mid)
+        exact = gibbs_moments(gains, *self.params)[0]
+        return float(np.max(np.abs(self.hamiltonian(gains) - exact)))
+
+
+# ============================================================================ grid helpers
+def _grid_layout(n_options: int, max_inventory: int):
+    """Flat C-order layout: ``coords`` (N, n) inventories and ``strides`` (n,)."""
+    size = 2 * max_inventory + 1
+    strides = np.array([size ** (n_options - 1 - i) for i in range(n_options)], dtype=np.int64)
+    axes = np.arange(-max_inventory, max_inventory + 1, dtype=np.int64)
+    mesh = np.meshgrid(*([axes] * n_options), indexing="ij")
+    coords = np.stack([m.reshape(-1) for m in mesh], axis=1)
+    return coords, strides
+
+
+def _memory_estimate(n_options: int, max_inventory: int, n_time: int) -> tuple[int, int]:
+    n_states = (2 * max_inventory + 1) ** n_options
+    # saved values + 7 work arrays + coords + running penalty + terminal values
+    return n_states, 8 * n_states * (n_time + 1 + 7 + n_options + 2)
+
+
+def _gain_bound(model: MarketMakingModel, coeffs: np.ndarray) -> float:
+    """A generous bound on |θ(q ± e_i) − θ(q)| used to size the Hamiltonian table."""
+    qbar = model.max_inventory
+    cov = model.noise_cov_array()
+    terminal = float(np.max(np.abs(coeffs)) * (2 * qbar - 1)) if coeffs.size else 0.0
+    running = model.horizon * 0.5 * model.risk_aversion * float(
+        np.max(2 * qbar * np.abs(cov).sum(axis=1) + np.abs(np.diag(cov))))
+    decay = model.decay_array()
+    income = model.horizon * float(np.max(np.maximum(model.intensity_bid_array(), model.intensity_ask_array())
+                                          / (math.e * decay)))
+    return terminal + running + income + 2.0 / float(decay.min()) + 1.0
+
+
+# ============================================================================ result
+class PolicyTable(tuple):
+    """``(times, inventory_grid, bid_spreads, ask_spreads)`` of a solved policy (a named tuple).
+
+    ``bid_spreads[j, i_1, …, i_n, option]`` is the (mean) bid spread at ``times[j]`` and inventory
+    ``(inventory_grid[i_1], …, inventory_grid[i_n])``; NaN where the side is not quoted (bid at Q̄,
+    ask at −Q̄).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, times, inventory_grid, bid_spreads, ask_spreads):
+        return super().__new__(cls, (times, inventory_grid, bid_spreads, ask_spreads))
+
+    times = property(lambda self: self[0])
+    inventory_grid = property(lambda self: self[1])
+    bid_spreads = property(lambda self: self[2])
+    ask_spreads = property(lambda self: self[3])
+
+
+@dataclass(frozen=True)
+class MarketMakingResult:
+    """Solution of the inventory-grid HJB: values, quotes, policy densities and diagnostics.
+
+    Attributes
+    ----------
+    model : MarketMakingModel
+    times : (n_time + 1,) ndarray
+        Calendar times of the saved values, ascending from 0 to the horizon.
+    inventory_grid : (2Q̄ + 1,) ndarray of int
+        The inventory axis ``−Q̄..Q̄`` (the same for every option).
+    values : ndarray, shape (n_time + 1,) + (2Q̄ + 1,)*n
+        θ at every saved time and inventory.
+    terminal_coeffs : (n,) ndarray
+        The ``c_i`` of the terminal condition ``θ(T, q) = −Σ c_i q_i²``.
+    diagnostics : dict
+        ``n_time``, ``n_substeps``, ``rk4_steps``, ``dt``, ``max_rate``, ``max_rate_dt``,
+        ``stability_limit``, ``refinements``, ``n_states``, ``seconds``, and for γ > 0
+        ``hamiltonian_table_error``, ``table_points``, ``n_quadrature``.
+
+    Notes
+    -----
+    Between saved times θ is interpolated linearly in t (error O(Δt²) of the saved spacing); quotes
+    at a time are computed from the interpolated θ.
+    """
+
+    model: MarketMakingModel
+    times: np.ndarray
+    inventory_grid: np.ndarray
+    values: np.ndarray
+    terminal_coeffs: np.ndarray
+    diagnostics: dict
+    _tables: tuple | None = field(default=None, repr=False)
+
+    # ---------------------------------------------------------------- value
+    def _slice(self, t: float) -> np.ndarray:
+        """θ(t, ·) on the whole grid, linear in t between saved times."""
+        t = float(t)
+        if not (self.times[0] - 1e-12 <= t <= self.times[-1] + 1e-12):
+            raise ValueError(f"t must lie in [0, {self.times[-1]!r}] (the trading horizon), got {t!r}")
+        j = int(np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, self.times.size - 2))
+        w = (t - self.times[j]) / (self.times[j + 1] - self.times[j])
+        w = min(max(w, 0.0), 1.0)
+        return (1.0 - w) * self.values[j] + w * self.values[j + 1]
+
+    def _index(self, inventory):
+        q = np.asarray(inventory)
+        n = self.model.n_options
+        if q.shape[-1:] != (n,) and not (n == 1 and q.ndim == 0):
+            raise ValueError(f"inventory must be a tuple of {n} integers (or an array (..., {n})), got "
+                             f"{inventory!r}")
+        if q.ndim == 0:
+            q = q.reshape(1)
+        if not np.all(np.asarray(q) == np.round(q)):
+            raise ValueError(f"inventory must hold integers, got {inventory!r}")
+        q = np.asarray(np.round(q), dtype=np.int64)
+        qbar = self.model.max_inventory
+        if np.any(np.abs(q) > qbar):
+            raise ValueError(f"inventory must lie in [-{qbar}, {qbar}] (max_inventory), got {inventory!r}")
+        return q + qbar
+
+    def theta(self, t: float, inventory):
+        """θ(t, q); ``inventory`` a tuple of n integers (float result) or an array ``(..., n)``."""
+        index = self._index(inventory)
+        slice_ = self._slice(t)
+        result = slice_[tuple(np.moveaxis(index, -1, 0))]
+        return float(result) if np.ndim(result) == 0 else result
+
+    # ---------------------------------------------------------------- quotes
+    def _gain(self, slice_, index, option, side):
+        """θ(q ± e_i) − θ(q), NaN where the side is not quoted."""
+        qbar = self.model.max_inventory
+        shift = 1 if side == "bid" else -1
+        neighbour = index.copy()
+        neighbour[..., option] += shift
+        quoted = (neighbour[..., option] >= 0) & (neighbour[..., option] <= 2 * qbar)
+        neighbour[..., option] = np.clip(neighbour[..., option], 0, 2 * qbar)
+        here = slice_[tuple(np.moveaxis(index, -1, 0))]
+        there = slice_[tuple(np.moveaxis(neighbour, -1, 0))]
+        return np.where(quoted, there - here, np.nan)
+
+    def _spread_from_gain(self, gain, option, side):
+        model = self.model
+        low, high = model.spread_bounds
+        gain = np.asarray(gain, dtype=float)
+        if model.temperature > 0.0:
+            table = self._tables[option][0 if side == "bid" else 1]
+            return np.where(np.isnan(gain), np.nan, table.mean_spread(np.nan_to_num(gain)))
+        decay = model.decay_array()[option]
+        return np.where(np.isnan(gain), np.nan, np.clip(1.0 / decay - np.nan_to_num(gain), low, high))
+
+    def _check_option(self, option):
+        return check_int("option", option, minimum=0, maximum=self.model.n_options - 1,
+                         fix=f"options are numbered 0..{self.model.n_options - 1}")
+
+    def _spread(self, t, inventory, option, side):
+        option = self._check_option(option)
+        index = self._index(inventory)
+        gain = self._gain(self._slice(t), index, option, side)
+        spread = self._spread_from_gain(gain, option, side)
+        return float(spread) if np.ndim(spread) == 0 else spread
+
+    def bid_spread(self, t: float, inventory, option: int = 0):
+        """Optimal bid spread δ^b (the Gibbs policy's mean when γ > 0) at (t, q); NaN at ``q_i = Q̄``.
+
+        ``inventory`` is a tuple of n integers, or an integer array of shape ``(..., n)`` for a batch.
+        """
+        return self._spread(t, inventory, option, "bid")
+
+    def ask_spread(self, t: float, inventory, option: int = 0):
+        """Optimal ask spread δ^a (the Gibbs policy's mean when γ > 0) at (t, q); NaN at ``q_i = −Q̄``."""
+        return self._spread(t, inventory, option, "ask")
+
+    def gain(self, t: float, inventory, option: int = 0, side: str = "bid"):
+        """The value gain Δ of a fill: ``θ(t, q + e_i) − θ(t, q)`` (bid) or ``θ(t, q − e_i) − θ(t, q)``."""
+        if side not in ("bid", "ask"):
+            raise ValueError(f"side must be 'bid' or 'ask', got {side!r}")
+        option = self._check_option(option)
+        value = self._gain(self._slice(t), self._index(inventory), option, side)
+        return float(value) if np.ndim(value) == 0 else value
+
+    def policy_density(self, t: float, inventory, option: int = 0, side: str = "bid"):
+        """Gibbs density of the spread at (t, q): ``(spreads, density)`` on the quadrature nodes.
+
+        The density integrates to one under the exponential-linear rule (and to within the node
+        spacing squared under the trapezoidal rule). Only defined for γ > 0.
+        """
+        model = self.model
+        if model.temperature <= 0.0:
+            raise ValueError("policy_density needs temperature > 0: with temperature=0 the policy is "
+                             "the deterministic spread given by bid_spread/ask_spread")
+        gain = self.gain(t, inventory, option, side)
+        if not np.isscalar(gain) or math.isnan(gain):
+            raise ValueError(f"the {side} side is not quoted at inventory {inventory!r} (inventory bound), "
+                             "or inventory is a batch; pass one inventory tuple inside the bound")
+        option = self._check_option(option)
+        intensity = (model.intensity_bid_array() if side == "bid" else model.intensity_ask_array())[option]
+        low, high = model.spread_bounds
+        return gibbs_density(gain, intensity, model.decay_array()[option], model.temperature, low, high,
+                             self.diagnostics["n_quadrature"])
+
+    def policy_table(self) -> PolicyTable:
+        """``(times, inventory_grid, bid_spreads, ask_spreads)`` at every saved time and inventory.
+
+        Shapes: ``bid_spreads`` is ``(n_time + 1,) + (2Q̄+1,)*n + (n,)``; NaN where not quoted. A
+        simulator can index it by ``(time index, q + Q̄ …, option)``.
+        """
+        n = self.model.n_options
+        bids = np.empty(self.values.shape + (n,))
+        asks = np.empty_like(bids)
+        for option in range(n):
+            axis = option + 1
+            forward = np.full(self.values.shape, np.nan)
+            backward = np.full(self.values.shape, np.nan)
+            lead = [slice(None)] * self.values.ndim
+            lag = [slice(None)] * self.values.ndim
+            lead[axis], lag[axis] = slice(1, None), slice(None, -1)
+            forward[tuple(lag)] = self.values[tuple(lead)] - self.values[tuple(lag)]
+            backward[tuple(lead)] = self.values[tuple(lag)] - self.values[tuple(lead)]
+            bids[..., option] = self._spread_from_gain(forward, option, "bid")
+            asks[..., option] = self._spread_from_gain(backward, option, "ask")
+        return PolicyTable(self.times.copy(), self.inventory_grid.copy(), bids, asks)
+
+    # ---------------------------------------------------------------- plots
+    def plot_spreads_vs_inventory(self, ax=None, t: float = 0.0, *, option: int = 0, inventory=None):
+        """Bid and ask spreads of ``option`` against its own inventory at time ``t``.
+
+        The other options' inventories are held at ``inventory`` (default zero). Returns the Axes.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        option = self._check_option(option)
+        base = np.zeros(self.model.n_options, dtype=np.int64) if inventory is None else np.array(inventory)
+        batch = np.repeat(base[None, :], self.inventory_grid.size, axis=0)
+        batch[:, option] = self.inventory_grid
+        ax.plot(self.inventory_grid, self.bid_spread(t, batch, option), label=f"bid, option {option}")
+        ax.plot(self.inventory_grid, self.ask_spread(t, batch, option), label=f"ask, option {option}")
+        ax.set_xlabel(f"inventory of option {option}")
+        ax.set_ylabel("spread")
+        ax.set_title(f"spreads at t = {t:g}")
+        ax.legend()
+        return ax
+
+    def plot_spreads_vs_time(self, ax=None, inventory=None, *, option: int = 0):
+        """Bid and ask spreads of ``option`` over the saved times at a fixed inventory. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        option = self._check_option(option)
+        if inventory is None:
+            inventory = (0,) * self.model.n_options
+        bids = [self.bid_spread(t, inventory, option) for t in self.times]
+        asks = [self.ask_spread(t, inventory, option) for t in self.times]
+        ax.plot(self.times, bids, label=f"bid, option {option}")
+        ax.plot(self.times, asks, label=f"ask, option {option}")
+        ax.set_xlabel("time")
+        ax.set_ylabel("spread")
+        ax.set_title(f"spreads at inventory {tuple(int(x) for x in np.atleast_1d(inventory))}")
+        ax.legend()
+        return ax
+
+
+# ============================================================================ facade
+def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, terminal_coeffs=None,
+                        n_substeps: int | None = None, n_quadrature: int = DEFAULT_N_QUADRATURE,
+                        memory_limit: float = DEFAULT_MEMORY_LIMIT) -> MarketMakingResult:
+    """Solve the market-making HJB on the inventory grid (SPEC section 5; module docstring).
+
+    Parameters
+    ----------
+    model : MarketMakingModel
+    n_time : int, optional
+        Number of saved time intervals (default 200). Values are saved at ``n_time + 1`` dates.
+    terminal_coeffs : array_like (n,), optional
+        Overrides ``c_i = ψ0 E[P_iT²]`` in ``θ(T, q) = −Σ c_i q_i²``.
+    n_substeps : int, optional
+        RK4 steps per saved interval. By default chosen so that ``Δτ·R ≤ 0.5`` at the horizon and
+        refined automatically if the stability monitor (``Δτ·R ≤ 1.39``) trips later; when given
+        explicitly, a violated stability bound raises :class:`ConvergenceError`.
+    n_quadrature : int, default 1024
+        Intervals of the spread quadrature (γ > 0 only).
+    memory_limit : float, default 2 GiB
+        Grids whose arrays would exceed this raise ``ValueError`` with the estimate.
+
+    Returns
+    -------
+    MarketMakingResult
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or a grid too large for ``memory_limit``.
+    ConvergenceError
+        Non-finite values, or instability with an explicit ``n_substeps``.
+    """
+    if not isinstance(model, MarketMakingModel):
+        raise ValueError(f"model must be a MarketMakingModel, got {type(model).__name__}")
+    n_time = DEFAULT_N_TIME if n_time is None else check_int(
+        "n_time", n_time, minimum=1, fix="pass the number of saved time intervals, e.g. n_time=200")
+    if n_substeps is not None:
+        n_substeps = check_int("n_substeps", n_substeps, minimum=1, fix="pass e.g. n_substeps=4 or None")
+    n_quadrature = check_int("n_quadrature", n_quadrature, minimum=16, fix="pass e.g. n_quadrature=1024")
+    memory_limit = check_positive("memory_limit", memory_limit, fix="pass a byte count such as 2**31")
+    n = model.n_options
+    qbar = model.max_inventory
+
+    # 1. grid ------------------------------------------------------------------------------------
+    n_states, needed = _memory_estimate(n, qbar, n_time)
+    if needed > memory_limit:
+        raise ValueError(
+            f"max_inventory={qbar} with {n} options gives {2 * qbar + 1}^{n} = {n_states:,} inventory "
+            f"states; with n_time={n_time} the solver needs about {needed / 1024**3:.2f} GiB, more than "
+            f"memory_limit={memory_limit / 1024**3:.2f} GiB; lower max_inventory or n_time, raise "
+            "memory_limit, or use quadratic_approximation(model) for many options")
+    coords, strides = _grid_layout(n, qbar)
+
+    # 2. operator: running penalty and order-flow coefficients -------------------------------------
+    cov = model.noise_cov_array()
+    running = 0.5 * model.risk_aversion * np.einsum("si,ij,sj->s", coords, cov, coords)
+    intensity = np.stack([model.intensity_bid_array(), model.intensity_ask_array()], axis=1)
+    decay = model.decay_array()
+    low, high = model.spread_bounds
+    with np.errstate(over="ignore"):
+        exp_low = np.exp(-decay * low)
+        exp_high = np.exp(-decay * high)
+
+    # 3. terminal condition ------------------------------------------------------------------------
+    if terminal_coeffs is None:
+        coeffs = model.terminal_coefficients()
+    else:
+        coeffs = check_finite_array("terminal_coeffs", terminal_coeffs, ndim=1,
+                                    fix=f"pass {n} coefficients c_i >= 0")
+        if coeffs.shape != (n,) or np.any(coeffs < 0):
+            raise ValueError(f"terminal_coeffs must be {n} numbers >= 0, got {terminal_coeffs!r}")
+    theta_terminal = -(coords**2) @ coeffs
+
+    # 4. Hamiltonians: closed form (γ = 0) or tables (γ > 0) ----------------------------------------
+    exploratory = model.temperature > 0.0
+    gain_bound = _gain_bound(model, coeffs)
+    tables = None
+    table_args = (0.0, 1.0, 0.0, 1.0, np.zeros((n, 2, 2)), np.zeros((n, 2, 2)))
+    started = _time.perf_counter()
+    diagnostics: dict = {"n_states": n_states, "n_time": n_time, "n_quadrature": n_quadrature}
+
+    def build_tables(bound):
+        center = float(np.mean(1.0 / decay)) - 0.5 * (low + high)
+        width = 0.5 * (high - low) + float(np.ptp(1.0 / decay)) + 0.5
+        cache: dict = {}
+        per_option = []
+        for i in range(n):
+            sides = []
+            for side in range(2):
+                key = (float(intensity[i, side]), float(decay[i]))
+                if key not in cache:
+                    cache[key] = _GibbsTable.build(key[0], key[1], model.temperature, low, high,
+                                                   n_quadrature, center, width, bound)
+                sides.append(cache[key])
+            per_option.append(tuple(sides))
+        values = np.stack([[s.values for s in sides] for sides in per_option])
+        slopes = np.stack([[s.slopes for s in sides] for sides in per_option])
+        first = per_option[0][0]
+        return tuple(per_option), (first.center, first.width, first.x_start, first.x_step, values, slopes)
+
+    if exploratory:
+        tables, table_args = build_tables(gain_bound)
+
+    # 5. time stepping ------------------------------------------------------------------------------
+    from pdecore._kernels.hjb import (RK4_DISK_LIMIT, STATUS_TABLE_RANGE, STATUS_UNSTABLE, hjb_rhs,
+                                      hjb_rk4)
+
+    dt_saved = model.horizon / n_time
+    work = np.empty((7, n_states))
+    monitor = np.zeros(4)
+    if n_substeps is None:
+        rate = np.zeros(1)
+        status = hjb_rhs(theta_terminal, coords, strides, qbar, running, intensity, decay, low, high,
+                         exp_low, exp_high, exploratory, *table_args, work[1], work[6], rate)
+        terminal_rate = rate[0] if math.isfinite(rate[0]) else 0.0
+        substeps = max(1, int(math.ceil(dt_saved * terminal_rate / DEFAULT_RATE_DT)))
+        automatic = True
+    else:
+        substeps = n_substeps
+        automatic = False
+    saved = np.empty((n_time + 1, n_states))
+    refinements = 0
+    while True:
+        dt = dt_saved / substeps
+        status = hjb_rk4(theta_terminal, coords, strides, qbar, running, intensity, decay, low, high,
+                         exp_low, exp_high, exploratory, *table_args, n_time, substeps, dt, RK4_DISK_LIMIT,
+                         saved, work, monitor)
+        if status == STATUS_OK:
+            break
+        refinements += 1
+        if refinements > 8:
+            raise ConvergenceError("market-making HJB: could not reach a stable, finite solution",
+                                   status=status, n_substeps=substeps, max_rate_dt=monitor[0])
+        if status == STATUS_UNSTABLE:
+            if not automatic:
+                needed_substeps = int(math.ceil(substeps * monitor[0] / RK4_DISK_LIMIT)) + 1
+                raise ConvergenceError(
+                    f"RK4 stability bound violated: dt*max_rate = {monitor[0]:.3g} > {RK4_DISK_LIMIT} "
+                    f"at saved step {int(monitor[2])}; pass n_substeps >= {needed_substeps} or None",
+                    n_substeps=substeps, dt=dt, max_rate=monitor[3])
+            substeps = int(math.ceil(substeps * monitor[3] * dt / DEFAULT_RATE_DT)) + 1
+        elif status == STATUS_TABLE_RANGE:
+            gain_bound *= 4.0
+            tables, table_args = build_tables(gain_bound)
+        else:
+            message = STATUS_MESSAGES.get(status, f"status {status}")
+            raise ConvergenceError(f"market-making HJB failed: {message}", status=status,
+                                   saved_step=int(monitor[2]), n_substeps=substeps,
+                                   max_rate=monitor[3], max_rate_dt=monitor[0])
+
+    diagnostics.update(
+        n_substeps=substeps, rk4_steps=int(monitor[1]), dt=dt, max_rate=float(monitor[3]),
+        max_rate_dt=float(monitor[0]), stability_limit=RK4_DISK_LIMIT, refinements=refinements,
+        seconds=_time.perf_counter() - started, gain_bound=gain_bound)
+    if exploratory:
+        unique = {id(t): t for sides in tables for t in sides}.values()
+        diagnostics["hamiltonian_table_error"] = max(t.interpolation_error() for t in unique)
+        diagnostics["table_points"] = int(tables[0][0].values.size)
+
+    # saved[j] is τ = j·dt_saved (t = T − τ): reverse to calendar order
+    shape = (n_time + 1,) + (2 * qbar + 1,) * n
+    values = saved[::-1].reshape(shape)
+    times = np.linspace(0.0, model.horizon, n_time + 1)
+    return MarketMakingResult(model=model, times=times,
+                              inventory_grid=np.arange(-qbar, qbar + 1), values=values,
+                              terminal_coeffs=np.asarray(coeffs, dtype=float), diagnostics=diagnostics,
+                              _tables=tables)

@@ -203,6 +203,8 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
     sys_diag = np.empty(n)
     sys_upper = np.empty(n)
     work = np.empty(n)
+    act_low = np.zeros(n)
+    act_up = np.zeros(n)
     const_low = lower_obstacle.shape[0] == 1
     const_up = upper_obstacle.shape[0] == 1
     const_src = source.shape[0] == 1
@@ -249,25 +251,25 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
             sys_upper[i] = -ih * upper[i]
 
         # === Newton / penalty iteration, initial guess v^n === #
-        obstacle_term(v, obs_l_new, obs_u_new, has_upper, mode, penalty, temperature, f_val, slope)
+        if mode == MODE_HARD:
+            if k == 0:
+                for i in range(n):
+                    act_low[i] = 1.0 if v[i] < obs_l_new[i] else 0.0
+                    act_up[i] = 1.0 if (has_upper and act_low[i] == 0.0 and v[i] > obs_u_new[i]) else 0.0
+            # k > 0: the previous step's final penalty sets are the initial guess
+        else:
+            obstacle_term(v, obs_l_new, obs_u_new, has_upper, mode, penalty, temperature, f_val, slope)
         converged = False
         change = np.inf
         it = 0
         while it < max_iter:
             it += 1
-            # linearization  (M + D) v_new = rhs + wh (f(v) + D v)   with D = −f'(v) ≥ 0;
-            # hard mode: (M + Large·P) v_new = rhs + Large·P·obstacle
+            # finite/softplus, linearized:  (M + whD) v_new = rhs + wh (f(v) + D v),  D = −f'(v) ≥ 0;
+            # hard:  (M + Large (P_l + P_u)) v_new = rhs + Large (P_l ℓ + P_u u)
             for i in range(n):
                 if mode == MODE_HARD:
-                    pen = large * slope[i]
-                    sys_diag[i] = 1.0 - ih * diag[i] + pen
-                    target = 0.0
-                    if slope[i] > 0.0:
-                        if v[i] < obs_l_new[i]:
-                            target += large * obs_l_new[i]
-                        if has_upper and v[i] > obs_u_new[i]:
-                            target += large * obs_u_new[i]
-                    rhs_it[i] = rhs[i] + target
+                    sys_diag[i] = 1.0 - ih * diag[i] + large * (act_low[i] + act_up[i])
+                    rhs_it[i] = rhs[i] + large * (act_low[i] * obs_l_new[i] + act_up[i] * obs_u_new[i])
                 else:
                     d = ih * slope[i]
                     sys_diag[i] = 1.0 - ih * diag[i] + d
@@ -287,22 +289,26 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
                 if rel > change:
                     change = rel
             for i in range(n):
-                slope_prev[i] = slope[i]
                 v[i] = v_new[i]
-            obstacle_term(v, obs_l_new, obs_u_new, has_upper, mode, penalty, temperature, f_val, slope)
-            if change <= tol:
+            same = True
+            if mode == MODE_HARD:
+                same = _update_hard_sets(v, rhs, diag, sys_lower, sys_upper, ih, obs_l_new, obs_u_new,
+                                         has_upper, act_low, act_up)
+            else:
+                for i in range(n):
+                    slope_prev[i] = slope[i]
+                obstacle_term(v, obs_l_new, obs_u_new, has_upper, mode, penalty, temperature, f_val, slope)
+                if mode == MODE_FINITE:
+                    for i in range(n):
+                        if slope[i] != slope_prev[i]:
+                            same = False
+                            break
+                else:
+                    same = False  # smooth: only the change criterion applies
+            # piecewise-linear penalty: identical sets ⇒ v solves the step exactly
+            if change <= tol or same:
                 converged = True
                 break
-            if mode != MODE_SOFTPLUS:
-                # piecewise-linear penalty: identical active sets ⇒ v solves the step exactly
-                same = True
-                for i in range(n):
-                    if slope[i] != slope_prev[i]:
-                        same = False
-                        break
-                if same:
-                    converged = True
-                    break
         iterations_out[k] = it
         changes_out[k] = change
         if not converged:
@@ -311,3 +317,39 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
             values_out[level, :] = v
             level += 1
     return STATUS_OK, -1
+
+
+@njit_kernel
+def _update_hard_sets(v, rhs, diag, sys_lower, sys_upper, implicit_dt, obs_low, obs_up, has_upper,
+                      act_low, act_up):
+    """Update the hard-mode penalty sets in place; return whether they are unchanged.
+
+    A free node joins the lower (upper) set when ``v < ℓ`` (``v > u``). For a penalized node the test
+    ``v < ℓ`` is ill-conditioned: ``v − ℓ = O(1/Large)`` is at the level of round-off, and testing it
+    makes the iteration cycle (a node whose free value lies ``Δτ·rℓ`` below ``ℓ`` rounds to ``v = ℓ``
+    when penalized, leaves, falls below, re-enters, ...). In exact arithmetic the same test is the sign
+    of the penalty force ``Large·(ℓ − v) = ((I − wΔτ𝓛) v − rhs)_i``, which is computed without that
+    cancellation; penalized nodes use it instead (lower: force > 0; upper: force < 0).
+    """
+    n = v.shape[0]
+    same = True
+    for i in range(n):
+        force = (1.0 - implicit_dt * diag[i]) * v[i] - rhs[i]
+        if i > 0:
+            force += sys_lower[i] * v[i - 1]
+        if i < n - 1:
+            force += sys_upper[i] * v[i + 1]
+        if act_low[i] > 0.0:
+            new_low = 1.0 if force > 0.0 else 0.0
+            new_up = 0.0
+        elif act_up[i] > 0.0:
+            new_low = 0.0
+            new_up = 1.0 if force < 0.0 else 0.0
+        else:
+            new_low = 1.0 if v[i] < obs_low[i] else 0.0
+            new_up = 1.0 if (has_upper and new_low == 0.0 and v[i] > obs_up[i]) else 0.0
+        if new_low != act_low[i] or new_up != act_up[i]:
+            same = False
+        act_low[i] = new_low
+        act_up[i] = new_up
+    return same

@@ -77,16 +77,18 @@ def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, 
             rhs = rhs + h * ((1 - w) * row(source, k) + w * row(source, k + 1))
         obs_l, obs_u = row(lower_obstacle, k + 1), row(upper_obstacle, k + 1)
         system = (eye - w * h * gen).tocsr()
-        f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
+        if mode == MODE_HARD:
+            if k == 0:  # later steps start from the previous step's sets
+                act_low = (v < obs_l).astype(float)
+                act_up = ((v > obs_u) & (act_low == 0)).astype(float) if has_upper else np.zeros(n)
+        else:
+            f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
         converged, change, it = False, np.inf, 0
         while it < max_iter:
             it += 1
             if mode == MODE_HARD:
-                target = np.where((slope > 0) & (v < obs_l), large * obs_l, 0.0)
-                if has_upper:
-                    target = target + np.where((slope > 0) & (v > obs_u), large * obs_u, 0.0)
-                matrix = system + sparse.diags(large * slope)
-                v_new = spsolve(matrix.tocsc(), rhs + target)
+                matrix = system + sparse.diags(large * (act_low + act_up))
+                v_new = spsolve(matrix.tocsc(), rhs + large * (act_low * obs_l + act_up * obs_u))
             else:
                 d = w * h * slope
                 matrix = system + sparse.diags(d)
@@ -95,10 +97,21 @@ def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, 
                 iterations[k], changes[k] = it, change
                 return STATUS_NOT_FINITE, k, values, iterations, changes
             change = float(np.max(np.abs(v_new - v) / np.maximum(1.0, np.abs(v_new))))
-            slope_prev = slope
             v = v_new
-            f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
-            if change <= tol or (mode != MODE_SOFTPLUS and np.array_equal(slope, slope_prev)):
+            if mode == MODE_HARD:
+                # penalized nodes: sign of the penalty force (I - w h L) v - rhs (see the kernel)
+                force = system @ v - rhs
+                free = (act_low == 0) & (act_up == 0)
+                new_low = np.where(act_low > 0, force > 0, free & (v < obs_l)).astype(float)
+                new_up = np.where(act_up > 0, force < 0, free & (new_low == 0) & has_upper & (v > obs_u))
+                new_up = new_up.astype(float)
+                same = np.array_equal(new_low, act_low) and np.array_equal(new_up, act_up)
+                act_low, act_up = new_low, new_up
+            else:
+                slope_prev = slope
+                f, slope = obstacle_term_reference(v, obs_l, obs_u, has_upper, mode, penalty, temperature)
+                same = mode == MODE_FINITE and np.array_equal(slope, slope_prev)
+            if change <= tol or same:
                 converged = True
                 break
         iterations[k], changes[k] = it, change

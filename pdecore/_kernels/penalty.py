@@ -25,7 +25,10 @@ optional source and ``f`` the obstacle term for a lower obstacle ``ℓ`` and an 
   ``(P_ℓ)_{ii} = Large`` where ``v_i < ℓ_i``, ``(P_u)_{ii} = Large`` where ``v_i > u_i``, iterated until
   the penalty sets stop changing or the relative change ``max_i |Δv_i| / max(1, |v_i|) ≤ tol``
   (Forsyth & Vetzal 2002, SIAM J. Sci. Comput. 23(6), Algorithm "Penalty American constraint
-  iteration", eq. (3.4)).
+  iteration", eq. (3.4)). Each step starts from the previous step's final sets. A penalized node
+  stays penalized while its penalty force ``Large(ℓ − v)`` keeps its sign, the force being computed
+  as the residual of the unpenalized row, free of the round-off in ``v − ℓ = O(1/Large)`` that
+  otherwise makes the sets cycle (see :func:`_update_hard_sets`).
 * ``MODE_FINITE`` — the penalized PDE with finite factor κ (``penalty``):
   ``f(v) = κ(ℓ − v)^+ − κ(v − u)^+`` (stopping paper eq. 2.5; SPEC sections 1 and 4). ``f`` is part
   of the equation, so it is θ-weighted like 𝓛: the step solves

@@ -177,7 +177,8 @@ class AmericanResult:
     values : float64[N + 1, n]
         ``V(times[j], spots[i])`` (the American price, also in premium mode).
     boundary : float64[N + 1]
-        Exercise boundary ``S*(times[j])`` (NaN where there is no exercise region on the grid).
+        Exercise boundary ``S*(times[j])`` (NaN where there is no exercise region on the grid); the
+        last entry is the limit ``S*(T−)``.
     stats : dict
         Newton iterations per sub-step (``newton_iterations``), their total/max/mean, wall time, grid
         sizes, the penalty mode and the resolved settings.
@@ -321,6 +322,19 @@ def _exercise_boundary(x, values, payoff, kind, interpolation, threshold):
     return np.where(any_exercised, estimate, np.nan)
 
 
+def _boundary_at_expiry(kind: str, strike: float, rate: float, dividend: float) -> float:
+    """The limit ``S*(T−)`` (every in-the-money node is "exercised" at ``t = T`` itself, so the grid
+    test is meaningless there): ``K min(1, r/q)`` for a put and ``K max(1, r/q)`` for a call
+    (Kim 1990; NaN for a put with ``r ≤ 0`` or a call with ``q ≤ 0``, never exercised early)."""
+    if kind == "put":
+        if rate <= 0.0:
+            return math.nan
+        return strike * min(1.0, rate / dividend) if dividend > 0.0 else strike
+    if dividend <= 0.0:
+        return math.nan
+    return strike * max(1.0, rate / dividend)
+
+
 def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int | None = None,
                    n_time: int | None = None, penalty: float | None = None, temperature: float = 0.0,
                    premium: bool = False, settings: AmericanSettings | None = None) -> AmericanResult:
@@ -448,6 +462,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     interpolation = "sqrt" if mode == MODE_HARD else "linear"
     threshold = 10.0 * settings.tol if mode == MODE_HARD else 0.0
     boundary = _exercise_boundary(x, values, payoff, option.kind, interpolation, threshold) * strike
+    boundary[-1] = _boundary_at_expiry(option.kind, strike, rate, dividend)
 
     stats = {
         "newton_iterations": iterations.tolist(),

@@ -1,0 +1,142 @@
+"""``pderl price american`` and ``pderl boundary american``: the penalty engine from the shell.
+
+``price`` prints the price, delta and gamma at the spot, the exercise boundary at ``t = 0`` and the
+solver statistics (JSON keys ``price``, ``delta``, ``gamma``, ``boundary_t0``, ``stats``).
+``boundary`` writes the whole free boundary ``S*(t)`` as CSV (``--csv``) and/or a figure (``--plot``).
+Engines are imported inside the handlers so that ``pderl --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import math
+
+from validation.cli.common import add_json_flag, emit
+
+
+def _add_contract_arguments(parser, *, spot: bool) -> None:
+    """Model, contract and numerical options shared by both commands."""
+    parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
+    if spot:
+        parser.add_argument("--spot", type=float, required=True, help="spot price S0")
+    parser.add_argument("--strike", type=float, required=True, help="strike K")
+    parser.add_argument("--rate", type=float, required=True, help="risk-free rate r (continuous)")
+    parser.add_argument("--volatility", type=float, required=True, help="volatility σ (annualized)")
+    parser.add_argument("--maturity", type=float, required=True, help="maturity T in years")
+    parser.add_argument("--dividend", type=float, default=0.0, help="dividend yield q (default 0)")
+    parser.add_argument("--penalty", type=float, default=None,
+                        help="finite penalty factor κ (default: none, i.e. the variational inequality)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="exploration temperature λ > 0 (needs --penalty): the softplus HJB")
+    parser.add_argument("--premium", action="store_true",
+                        help="solve for the early-exercise premium V - V_European (smooth terminal data)")
+    parser.add_argument("--n-space", type=int, default=None, help="spatial nodes (default: adaptive)")
+    parser.add_argument("--n-time", type=int, default=None, help="time levels (default: adaptive)")
+
+
+def _solve(args):
+    from pdecore import AmericanOption, BlackScholes, solve_american
+
+    model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
+    option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
+    return solve_american(model, option, n_space=args.n_space, n_time=args.n_time, penalty=args.penalty,
+                          temperature=args.temperature, premium=args.premium)
+
+
+def _summary_stats(stats: dict) -> dict:
+    """Solver statistics without the per-step iteration list (kept short for the terminal)."""
+    return {key: value for key, value in stats.items() if key != "newton_iterations"}
+
+
+def _price(args) -> int:
+    result = _solve(args)
+    boundary_t0 = float(result.boundary[0])
+    payload = {
+        "price": result.price(args.spot),
+        "delta": result.delta(args.spot),
+        "gamma": result.gamma(args.spot),
+        "boundary_t0": boundary_t0 if math.isfinite(boundary_t0) else None,
+        "stats": _summary_stats(result.stats),
+    }
+    if args.json:
+        emit(payload, as_json=True)
+        return 0
+    stats = payload["stats"]
+    text = "\n".join([
+        f"American {args.kind} S0={args.spot:g} K={args.strike:g} T={args.maturity:g} "
+        f"r={args.rate:g} q={args.dividend:g} sigma={args.volatility:g}",
+        f"{'price':>12}: {payload['price']:.6f}",
+        f"{'delta':>12}: {payload['delta']:.6f}",
+        f"{'gamma':>12}: {payload['gamma']:.6f}",
+        f"{'boundary_t0':>12}: " + ("none" if payload["boundary_t0"] is None else f"{payload['boundary_t0']:.4f}"),
+        f"{'solver':>12}: {stats['mode']} penalty, {stats['n_space']} nodes x {stats['n_time']} steps, "
+        f"Newton iterations total {stats['total_newton_iterations']} (max {stats['max_newton_iterations']}/step), "
+        f"{1e3 * stats['wall_seconds']:.1f} ms",
+    ])
+    emit(payload, as_json=False, text=text)
+    return 0
+
+
+def _boundary(args) -> int:
+    import numpy as np
+
+    result = _solve(args)
+    if args.csv:
+        from rl.runs import atomic_write_text
+
+        lines = ["t,boundary"] + [f"{t:.10g},{b:.10g}" for t, b in zip(result.times, result.boundary)]
+        atomic_write_text(args.csv, "\n".join(lines) + "\n")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(result.times, result.boundary, label="S*(t)")
+        ax.axhline(args.strike, color="k", lw=0.8, ls="--", label="strike")
+        ax.set_xlabel("t")
+        ax.set_ylabel("exercise boundary S*(t)")
+        ax.set_title(f"American {args.kind}: free boundary")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+    finite = np.isfinite(result.boundary)
+    payload = {
+        "times": result.times.tolist(),
+        "boundary": [float(b) if f else None for b, f in zip(result.boundary, finite)],
+        "boundary_t0": float(result.boundary[0]) if finite[0] else None,
+        "csv": args.csv, "plot": args.plot,
+        "stats": _summary_stats(result.stats),
+    }
+    if args.json:
+        emit(payload, as_json=True)
+        return 0
+    sample = np.linspace(0.0, args.maturity, 6)
+    rows = [f"{'t':>10} {'S*(t)':>10}"] + [
+        f"{t:10.4f} {float(np.interp(t, result.times, result.boundary)):10.4f}" for t in sample]
+    written = [f"wrote {path}" for path in (args.csv, args.plot) if path]
+    emit(payload, as_json=False, text="\n".join(rows + written))
+    return 0
+
+
+def register(verbs) -> None:
+    """Add ``american`` to the ``price`` and ``boundary`` verbs."""
+    p = verbs["price"].add_parser(
+        "american", help="price an American option by the penalty method",
+        description="Price an American put or call under Black-Scholes by the Forsyth-Vetzal penalty method "
+                    "(variational inequality, penalized PDE with --penalty, exploratory HJB with "
+                    "--temperature); prints price, delta, gamma, the boundary at t=0 and solver statistics.")
+    _add_contract_arguments(p, spot=True)
+    add_json_flag(p)
+    p.set_defaults(handler=_price)
+
+    b = verbs["boundary"].add_parser(
+        "american", help="the free boundary S*(t) of an American option",
+        description="Compute the exercise boundary S*(t) on the solver's time levels and write it as CSV "
+                    "and/or a PNG figure.")
+    _add_contract_arguments(b, spot=False)
+    b.add_argument("--csv", default=None, help="write t,boundary rows to this CSV file")
+    b.add_argument("--plot", default=None, help="write a figure of S*(t) to this image file")
+    add_json_flag(b)
+    b.set_defaults(handler=_boundary)

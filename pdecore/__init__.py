@@ -42,6 +42,7 @@ _EXPORTS = {
     "AmericanResult": "pdecore.american",
     "stopping_oracle": "pdecore.oracle",
     "StoppingOracle": "pdecore.oracle",
+    "bermudan_price": "pdecore.oracle",
     # Dynkin / Merton engine
     "solve_dynkin": "pdecore.dynkin",
     "DynkinResult": "pdecore.dynkin",

@@ -31,7 +31,7 @@ the kernel monitors it at every stage and the facade refines the step until it h
 ``n_quadrature + 1`` uniform nodes and ``exp(u)`` integrated exactly on each piece (an
 "exponential-linear" rule: exact for the steep boundary layers of clipped modes, second order in
 the node spacing elsewhere), in log-sum-exp form. The time loop reads ``H_γ`` from a cubic Hermite
-table in ``x = asinh((Δ − center)/width)`` built once per solve with this rule; its interpolation error
+table in ``x = z/(1+|z|)``, ``z = (Δ − center)/width``, built once per solve with this rule; its interpolation error
 is measured and reported in ``diagnostics["hamiltonian_table_error"]``.
 
 References
@@ -59,14 +59,14 @@ __all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_mo
 #: Saved time intervals when ``n_time`` is not given.
 DEFAULT_N_TIME = 200
 #: Target ``Δτ·R`` when the solver picks the number of RK4 substeps (accuracy, well inside stability).
-DEFAULT_RATE_DT = 0.5
+DEFAULT_RATE_DT = 1.0
 #: Intervals of the exponential-linear rule for the γ > 0 integrals.
 DEFAULT_N_QUADRATURE = 1024
 #: Refuse grids whose arrays would need more than this (bytes).
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
-#: Spacing of the Hamiltonian table in Δ near the active region (the asinh map coarsens the tails).
-TABLE_SPACING = 0.002
-MAX_TABLE_POINTS = 400_001
+#: Spacing of the Hamiltonian table in Δ near the active region (the rational map coarsens the tails).
+TABLE_SPACING = 0.0005
+MAX_TABLE_POINTS = 200_001
 
 
 # ============================================================================ Hamiltonians (NumPy)
@@ -185,7 +185,10 @@ def gibbs_density(gain: float, intensity: float, decay: float, temperature: floa
 # ============================================================================ the γ > 0 table
 @dataclass(frozen=True)
 class _GibbsTable:
-    """``H_γ``, mean rate and mean spread on ``Δ = center + width·sinh(x)``, x uniform."""
+    """``H_γ``, mean rate and mean spread on ``Δ = center + width·x/(1 − |x|)``, x uniform in (−1, 1).
+
+    The NumPy side of the kernel's ``hermite_table`` (same map, same Hermite formula).
+    """
 
     center: float
     width: float
@@ -196,16 +199,31 @@ class _GibbsTable:
     spreads: np.ndarray
     params: tuple  # (A, k, γ, low, high, n_quadrature)
 
+    @staticmethod
+    def _to_gain(center, width, x):
+        return center + width * x / (1.0 - np.abs(x))
+
+    @property
+    def nodes(self) -> np.ndarray:
+        """The x nodes."""
+        return self.x_start + self.x_step * np.arange(self.values.size)
+
+    @property
+    def scaled_slopes(self) -> np.ndarray:
+        """``dH/dx · x_step`` at the nodes, the Hermite tangents the kernel reads."""
+        return self.slopes * self.width / (1.0 - np.abs(self.nodes)) ** 2 * self.x_step
+
     @classmethod
     def build(cls, intensity, decay, temperature, low, high, n_quadrature, center, width, gain_bound):
-        x_max = math.asinh((gain_bound + abs(center)) / width) + 0.01
+        z_max = (gain_bound + abs(center)) / width + 1.0
+        x_max = z_max / (1.0 + z_max)
         x_step = TABLE_SPACING / width
         n_points = int(math.ceil(2 * x_max / x_step)) + 1
         if n_points > MAX_TABLE_POINTS:
             n_points = MAX_TABLE_POINTS
-            x_step = 2 * x_max / (n_points - 1)
+        x_step = 2 * x_max / (n_points - 1)
         x = -x_max + x_step * np.arange(n_points)
-        gains = center + width * np.sinh(x)
+        gains = cls._to_gain(center, width, x)
         values, slopes, spreads = _gibbs_moments_fast(gains, intensity, decay, temperature, low, high,
                                                       n_quadrature)
         return cls(center, width, -x_max, x_step, values, slopes, spreads,
@@ -214,24 +232,21 @@ class _GibbsTable:
     @property
     def gain_range(self):
         x_end = self.x_start + self.x_step * (self.values.size - 1)
-        return (self.center + self.width * math.sinh(self.x_start),
-                self.center + self.width * math.sinh(x_end))
+        return (float(self._to_gain(self.center, self.width, self.x_start)),
+                float(self._to_gain(self.center, self.width, x_end)))
 
     def _position(self, gain):
-        x = np.arcsinh((np.asarray(gain, dtype=float) - self.center) / self.width)
-        return (x - self.x_start) / self.x_step
+        z = (np.asarray(gain, dtype=float) - self.center) / self.width
+        return (z / (1.0 + np.abs(z)) - self.x_start) / self.x_step
 
     def hamiltonian(self, gain):
         """Cubic Hermite interpolation, the NumPy twin of the kernel's ``hermite_table``."""
         position = self._position(gain)
         j = np.clip(np.floor(position).astype(int), 0, self.values.size - 2)
         s = position - j
-        x0 = self.x_start + j * self.x_step
-        x1 = x0 + self.x_step
-        m0 = self.slopes[j] * self.width * np.cosh(x0) * self.x_step
-        m1 = self.slopes[j + 1] * self.width * np.cosh(x1) * self.x_step
-        return ((2 * s**3 - 3 * s**2 + 1) * self.values[j] + (s**3 - 2 * s**2 + s) * m0
-                + (3 * s**2 - 2 * s**3) * self.values[j + 1] + (s**3 - s**2) * m1)
+        tangents = self.scaled_slopes
+        return ((2 * s**3 - 3 * s**2 + 1) * self.values[j] + (s**3 - 2 * s**2 + s) * tangents[j]
+                + (3 * s**2 - 2 * s**3) * self.values[j + 1] + (s**3 - s**2) * tangents[j + 1])
 
     def mean_spread(self, gain):
         """Mean Gibbs spread: linear interpolation in x inside the table, direct rule outside."""
@@ -249,7 +264,7 @@ class _GibbsTable:
         """Largest |Hermite − direct rule| at interval midpoints (a sample of every ``every``-th)."""
         index = np.arange(0, self.values.size - 1, every)
         x_mid = self.x_start + (index + 0.5) * self.x_step
-        gains = self.center + self.width * np.sinh(x_mid)
+        gains = self._to_gain(self.center, self.width, x_mid)
         exact = gibbs_moments(gains, *self.params)[0]
         return float(np.max(np.abs(self.hamiltonian(gains) - exact)))
 
@@ -523,7 +538,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     terminal_coeffs : array_like (n,), optional
         Overrides ``c_i = ψ0 E[P_iT²]`` in ``θ(T, q) = −Σ c_i q_i²``.
     n_substeps : int, optional
-        RK4 steps per saved interval. By default chosen so that ``Δτ·R ≤ 0.5`` at the horizon and
+        RK4 steps per saved interval. By default chosen so that ``Δτ·R ≤ 1`` at the horizon and
         refined automatically if the stability monitor (``Δτ·R ≤ 1.39``) trips later; when given
         explicitly, a violated stability bound raises :class:`ConvergenceError`.
     n_quadrature : int, default 1024
@@ -587,7 +602,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     exploratory = model.temperature > 0.0
     gain_bound = _gain_bound(model, coeffs)
     tables = None
-    table_args = (0.0, 1.0, 0.0, 1.0, np.zeros((n, 2, 2)), np.zeros((n, 2, 2)))
+    table_args = (0.0, 1.0, 0.0, 1.0, np.zeros((n, 2, 2)), np.zeros((n, 2, 2)), np.zeros((n, 2, 2)))
     started = _time.perf_counter()
     diagnostics: dict = {"n_states": n_states, "n_time": n_time, "n_quadrature": n_quadrature}
 
@@ -606,9 +621,11 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
                 sides.append(cache[key])
             per_option.append(tuple(sides))
         values = np.stack([[s.values for s in sides] for sides in per_option])
-        slopes = np.stack([[s.slopes for s in sides] for sides in per_option])
+        slopes = np.stack([[s.scaled_slopes for s in sides] for sides in per_option])
+        rates = np.stack([[s.slopes for s in sides] for sides in per_option])
         first = per_option[0][0]
-        return tuple(per_option), (first.center, first.width, first.x_start, first.x_step, values, slopes)
+        return tuple(per_option), (first.center, first.width, first.x_start, first.x_step, values, slopes,
+                                   rates)
 
     if exploratory:
         tables, table_args = build_tables(gain_bound)

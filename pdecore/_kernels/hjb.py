@@ -20,8 +20,8 @@ Hamiltonians (Δ is the value gain of the fill, ``λ = A e^{−kδ}`` the fill r
   exponential ``z = e^{kΔ}`` per *edge* ``(q, q+e_i)`` serves the bid at q (gain Δ) and the ask at
   ``q+e_i`` (gain −Δ): ``e^{−kδ^b} = clip(z/e)``, ``e^{−kδ^a} = clip(1/(e z))``.
 * exploratory (γ > 0): ``H_γ(Δ) = γ log ∫ exp(A e^{−kδ}(δ+Δ)/γ) dδ`` over the bounded interval, read
-  from a table in the variable ``x = asinh((Δ − center)/width)`` (fine near the active region, coarse
-  in the nearly linear/flat tails) with cubic Hermite interpolation of ``H`` and ``dH/dΔ`` (the mean
+  from a table in the variable ``x = z/(1+|z|)``, ``z = (Δ − center)/width`` (fine near the active
+  region, coarse in the nearly linear/flat tails) with cubic Hermite interpolation of ``H`` and ``dH/dΔ`` (the mean
   fill rate under the Gibbs policy). The tables are built in NumPy by :mod:`pdecore.market_making`.
 
 Stability: the Jacobian of ``F`` is the generator of the controlled Markov chain, whose Gershgorin
@@ -46,36 +46,37 @@ RK4_DISK_LIMIT = 1.39
 
 
 @njit_kernel
-def hermite_table(delta, center, width, x_start, x_step, values, slopes):
-    """Cubic Hermite interpolation of ``H`` and ``dH/dΔ`` tabulated on ``x = asinh((Δ − center)/width)``.
+def hermite_table(delta, center, width, x_start, x_step, values, slopes, rates):
+    """Cubic Hermite interpolation of ``H`` tabulated on ``x = z/(1 + |z|)``, ``z = (Δ − center)/width``.
 
-    ``values[j] = H(Δ_j)``, ``slopes[j] = dH/dΔ(Δ_j)`` at ``x_j = x_start + j·x_step``. The chain rule
-    ``dH/dx = dH/dΔ · width·cosh(x)`` turns the Δ-slopes into x-slopes. Returns
-    ``(H, dH/dΔ, ok)``; ``ok`` is False outside the table.
+    The rational map sends the whole real line to (−1, 1): uniform x nodes are dense near the active
+    region ``|z| ≲ 1`` and spread out (spacing ∝ (1 + |z|)²) in the tails, where ``H`` is nearly
+    linear or flat; it costs one division instead of a transcendental function.
+    ``values[j] = H(Δ_j)`` at ``x_j = x_start + j·x_step``; ``slopes[j] = dH/dx(x_j)·x_step`` (the
+    Δ-derivative times ``width/(1 − |x_j|)²·x_step``, precomputed);
+    ``rates[j] = dH/dΔ(Δ_j)``, the mean fill rate. Returns ``(H, rate, ok)``; ``ok`` is False outside
+    the table.
     """
-    x = math.asinh((delta - center) / width)
+    z = (delta - center) / width
+    x = z / (1.0 + abs(z))
     position = (x - x_start) / x_step
     j = int(math.floor(position))
     if j < 0 or j >= values.shape[0] - 1:
         return 0.0, 0.0, False
     s = position - j
-    x0 = x_start + j * x_step
-    x1 = x0 + x_step
-    m0 = slopes[j] * width * math.cosh(x0) * x_step
-    m1 = slopes[j + 1] * width * math.cosh(x1) * x_step
     s2 = s * s
     s3 = s2 * s
-    value = ((2.0 * s3 - 3.0 * s2 + 1.0) * values[j] + (s3 - 2.0 * s2 + s) * m0
-             + (3.0 * s2 - 2.0 * s3) * values[j + 1] + (s3 - s2) * m1)
+    value = ((2.0 * s3 - 3.0 * s2 + 1.0) * values[j] + (s3 - 2.0 * s2 + s) * slopes[j]
+             + (3.0 * s2 - 2.0 * s3) * values[j + 1] + (s3 - s2) * slopes[j + 1])
     # the rate only feeds the stability monitor: linear interpolation is enough
-    rate = (1.0 - s) * slopes[j] + s * slopes[j + 1]
+    rate = (1.0 - s) * rates[j] + s * rates[j + 1]
     return value, rate, True
 
 
 @njit_kernel
 def hjb_rhs(theta, coords, strides, max_inventory, running, intensity, decay, spread_low, spread_high,
             exp_low, exp_high, exploratory, table_center, table_width, table_x_start, table_x_step,
-            table_values, table_slopes, out, rate_work, max_rate):
+            table_values, table_slopes, table_rates, out, rate_work, max_rate):
     """Right-hand side ``F(θ) = dθ/dτ`` of the inventory-grid HJB (module docstring), in place.
 
     The loop runs over *edges* ``(q, q + e_i)``: the bid at q gains ``d = θ(q+e_i) − θ(q)`` and the
@@ -104,9 +105,10 @@ def hjb_rhs(theta, coords, strides, max_inventory, running, intensity, decay, sp
     exploratory : bool
         Use the γ > 0 tables instead of the closed form.
     table_center, table_width, table_x_start, table_x_step : float
-        The asinh grid of the tables (see :func:`hermite_table`).
-    table_values, table_slopes : (n, 2, M) float
-        ``H_γ`` and ``dH_γ/dΔ`` per option and side (ignored when not exploratory).
+        The rational-map grid of the tables (see :func:`hermite_table`).
+    table_values, table_slopes, table_rates : (n, 2, M) float
+        ``H_γ``, its scaled x-slope and ``dH_γ/dΔ`` per option and side (see :func:`hermite_table`;
+        ignored when not exploratory).
     out : (N,) float
         Receives ``F(θ)``.
     rate_work : (N,) float
@@ -133,9 +135,11 @@ def hjb_rhs(theta, coords, strides, max_inventory, running, intensity, decay, sp
             d = theta[t] - theta[s]
             if exploratory:
                 h_bid, r_bid, ok_bid = hermite_table(d, table_center, table_width, table_x_start,
-                                                     table_x_step, table_values[i, 0], table_slopes[i, 0])
+                                                     table_x_step, table_values[i, 0], table_slopes[i, 0],
+                                                     table_rates[i, 0])
                 h_ask, r_ask, ok_ask = hermite_table(-d, table_center, table_width, table_x_start,
-                                                     table_x_step, table_values[i, 1], table_slopes[i, 1])
+                                                     table_x_step, table_values[i, 1], table_slopes[i, 1],
+                                                     table_rates[i, 1])
                 if not (ok_bid and ok_ask):
                     status = STATUS_TABLE_RANGE
                 out[s] += h_bid
@@ -177,8 +181,8 @@ STATUS_UNSTABLE = -11
 @njit_kernel
 def hjb_rk4(theta_terminal, coords, strides, max_inventory, running, intensity, decay, spread_low,
             spread_high, exp_low, exp_high, exploratory, table_center, table_width, table_x_start,
-            table_x_step, table_values, table_slopes, n_time, n_substeps, dt, stability_limit, saved,
-            work, monitor):
+            table_x_step, table_values, table_slopes, table_rates, n_time, n_substeps, dt,
+            stability_limit, saved, work, monitor):
     """Integrate ``dθ/dτ = F(θ)`` from τ = 0 (θ = terminal) by classical RK4, saving every substep block.
 
     ``n_time·n_substeps`` steps of size ``dt``; ``saved[j]`` receives θ at ``τ = j·n_substeps·dt``
@@ -240,7 +244,7 @@ def hjb_rk4(theta_terminal, coords, strides, max_inventory, running, intensity, 
                 status = hjb_rhs(source, coords, strides, max_inventory, running, intensity, decay,
                                  spread_low, spread_high, exp_low, exp_high, exploratory, table_center,
                                  table_width, table_x_start, table_x_step, table_values, table_slopes,
-                                 target, rate_work, rate)
+                                 table_rates, target, rate_work, rate)
                 largest = max(largest, rate[0])
                 if status == STATUS_OK and dt * largest > stability_limit:
                     status = STATUS_UNSTABLE

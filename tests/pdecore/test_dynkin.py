@@ -1,0 +1,201 @@
+"""Tests of the generic double-obstacle solver (pdecore.dynkin) and of its independent NumPy reference.
+
+Kinds (STYLE 10): (d) implementation equivalence — penalty Newton (Numba) vs Howard policy iteration
+and projected SOR (NumPy) on the same discretization; (b)/(c) theory-derived bounds, as hypothesis
+properties over valid Merton markets — ℓ − C/κ ≤ w^κ ≤ u + C/κ, |w^κ − w^VI| ≤ C/κ with the 1/κ rate,
+and the two-sided exploratory sandwich |w^λ − w^κ| ≤ λ(T − t) log 2 (derived in the module docstring of
+pdecore.dynkin); bad input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdecore import MertonCosts, solve_dynkin, solve_merton_costs
+from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET
+from pdecore._reference.dynkin import solve_dynkin_reference
+from pdecore._reference.operators import build_generator_reference
+from pdecore.dynkin import contact_boundary, contact_tolerance
+from pdecore.merton import merton_grid, merton_obstacles
+from pdecore.schemes import ThetaScheme
+
+DEFAULT = MertonCosts(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
+
+
+def _merton_coefficients(model, x):
+    return 0.5 * model.volatility**2 * x**2, (model.rate - model.drift + model.volatility**2) * x
+
+
+@st.composite
+def merton_markets(draw):
+    """Valid markets: Merton fraction in [0.3, 3] (both signs of x_M), costs 1e-3..2e-2."""
+    volatility = draw(st.floats(0.15, 0.5))
+    rate = draw(st.floats(0.0, 0.05))
+    fraction = draw(st.floats(0.3, 3.0))
+    cost = draw(st.floats(1e-3, 2e-2))
+    maturity = draw(st.floats(0.25, 2.0))
+    return MertonCosts(drift=rate + fraction * volatility**2, rate=rate, volatility=volatility, cost=cost,
+                       maturity=maturity)
+
+
+# === (d) the penalty Newton kernel against an independent method on the same discretization === #
+
+@pytest.mark.parametrize("model", [DEFAULT, MertonCosts(0.11, 0.01, 0.3, 0.01, 2.0)], ids=["spec-default", "x_M>0"])
+def test_penalty_vi_matches_policy_iteration(model):
+    res = solve_merton_costs(model, n_space=300, n_time=50)
+    x = res.grid
+    a, b = _merton_coefficients(model, x)
+    dtau, weights, levels = ThetaScheme().time_steps(model.maturity, 50)
+    right = BOUNDARY_DEGENERATE if b[-1] <= 0 else BOUNDARY_DIRICHLET
+    terminal = res.values[-1]  # the solver's terminal data (sell obstacle; buy obstacle held at a Dirichlet end)
+    values, iterations = solve_dynkin_reference(x, a, b, res.dynkin.lower_obstacle, res.dynkin.upper_obstacle,
+                                                terminal, dtau, weights, levels, left_kind=BOUNDARY_DIRICHLET,
+                                                right_kind=right)
+    values = values[::-1]
+    # penalty with Large = 1e8 vs exact complementarity: values agree to O(1/Large)·|residual|
+    assert np.max(np.abs(values - res.values)) < 1e-5, np.max(np.abs(values - res.values))
+    assert iterations.max() <= 10
+    sell, buy = merton_obstacles(x, model.cost)
+    neg = x < 0
+    touch = x == 0
+    sell_ref = contact_boundary(x, np.where(neg, values - sell, sell - values), side="left", hard=True,
+                                wildcard=touch, contact_tol=contact_tolerance(sell, hard=True))
+    buy_ref = contact_boundary(x, np.where(neg, buy - values, values - buy), side="right", hard=True,
+                               wildcard=touch, contact_tol=contact_tolerance(buy, hard=True))
+    for name, ref, got in (("sell", sell_ref, res.sell_boundary), ("buy", buy_ref, res.buy_boundary)):
+        assert np.array_equal(np.isinf(ref), np.isinf(got)), f"{name}: regions differ"
+        finite = np.isfinite(ref)
+        err = np.max(np.abs(ref[finite] - got[finite]))
+        # grid accuracy is ~1e-3 here; the two methods agree far below it
+        assert err < 1e-6, f"{name} boundary: penalty vs policy iteration differ by {err:.2e}"
+
+
+def test_psor_matches_policy_iteration_on_a_small_grid():
+    res = solve_merton_costs(DEFAULT, n_space=41, n_time=6)
+    x = res.grid
+    a, b = _merton_coefficients(DEFAULT, x)
+    dtau, weights, levels = ThetaScheme().time_steps(1.0, 6)
+    args = (x, a, b, res.dynkin.lower_obstacle, res.dynkin.upper_obstacle, res.values[-1], dtau, weights, levels)
+    howard, _ = solve_dynkin_reference(*args, left_kind=BOUNDARY_DIRICHLET, right_kind=BOUNDARY_DEGENERATE)
+    psor, _ = solve_dynkin_reference(*args, left_kind=BOUNDARY_DIRICHLET, right_kind=BOUNDARY_DEGENERATE,
+                                     method="psor")
+    assert np.max(np.abs(howard - psor)) < 1e-9
+    assert np.max(np.abs(howard[::-1] - res.values)) < 1e-5
+
+
+# === (b)/(c) theory-derived bounds over random valid markets === #
+
+def _operator_bounds(model, x, lower_obs, upper_obs):
+    """C_ℓ = max(−𝓖_h ℓ)^+ and C_u = max(𝓖_h u)^+ over the interior (the discrete sub/super-solution constants)."""
+    a, b = _merton_coefficients(model, x)
+    lo, di, up, _ = build_generator_reference(x, a, b, np.zeros_like(x), BOUNDARY_DIRICHLET, BOUNDARY_DEGENERATE)
+
+    def apply(v):
+        out = di * v
+        out[1:] += lo[1:] * v[:-1]
+        out[:-1] += up[:-1] * v[1:]
+        return out
+
+    g_lower = apply(lower_obs)[1:-1]
+    g_upper = apply(upper_obs)[1:-1]
+    return max(np.max(-g_lower), 0.0), max(np.max(g_upper), 0.0)
+
+
+@settings(max_examples=12)
+@given(model=merton_markets())
+def test_penalty_respects_obstacles_and_converges_like_one_over_kappa(model):
+    # implicit Euler: the discrete comparison principle holds exactly (an M-matrix step with the penalty
+    # implicit); Crank–Nicolson weights the stiff term κΔτ/2 ≫ 1 explicitly and is not monotone
+    kw = dict(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0))
+    vi = solve_merton_costs(model, **kw)
+    lower_obs, upper_obs = vi.dynkin.lower_obstacle, vi.dynkin.upper_obstacle
+    c_low, c_up = _operator_bounds(model, vi.grid, lower_obs, upper_obs)
+    errors = {}
+    for kappa in (1e3, 1e4, 1e5):
+        res = solve_merton_costs(model, penalty=kappa, **kw)
+        w = res.values
+        below = np.max(lower_obs - w)
+        above = np.max(w - upper_obs)
+        # ℓ − C_ℓ/κ is a discrete sub-solution and u + C_u/κ a super-solution (5% slack for round-off)
+        assert below <= 1.05 * c_low / kappa + 1e-9, f"{model}: w below ℓ by {below:.3e} > C/κ={c_low / kappa:.3e}"
+        assert above <= 1.05 * c_up / kappa + 1e-9, f"{model}: w above u by {above:.3e} > C/κ={c_up / kappa:.3e}"
+        errors[kappa] = np.max(np.abs(w - vi.values))
+        assert errors[kappa] <= 1.05 * max(c_low, c_up) / kappa + 1e-7, f"{model}: κ={kappa}: {errors[kappa]:.3e}"
+    # the 1/κ rate: one decade of κ gains about one decade of accuracy once κ is large
+    ratio = errors[1e4] / errors[1e5]
+    assert 6.0 < ratio < 14.0, f"{model}: error ratio {ratio:.2f} over one decade of κ, errors {errors}"
+
+
+@settings(max_examples=10)
+@given(model=merton_markets(), temperature=st.sampled_from([1e-3, 1e-2, 0.1]), kappa=st.sampled_from([5.0, 50.0]))
+def test_exploratory_two_sided_sandwich(model, temperature, kappa):
+    kw = dict(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0))  # monotone scheme
+    penalized = solve_merton_costs(model, penalty=kappa, **kw)
+    exploratory = solve_merton_costs(model, penalty=kappa, temperature=temperature, **kw)
+    bound = temperature * (model.maturity - penalized.times)[:, None] * math.log(2.0)
+    diff = exploratory.values - penalized.values
+    slack = 1e-3 * bound + 1e-10
+    assert np.all(diff <= bound + slack), f"{model}: upper sandwich violated by {np.max(diff - bound):.3e}"
+    assert np.all(diff >= -bound - slack), f"{model}: lower sandwich violated by {np.max(-bound - diff):.3e}"
+
+
+# === result object, generic use, bad input === #
+
+def test_generic_solver_on_a_game_with_constant_obstacles():
+    # w_t + ½ w_xx = 0 on [-1, 1] with ℓ = -0.2, u = 0.2 and terminal x: contact regions at both ends
+    x = np.linspace(-1.0, 1.0, 101)
+    res = solve_dynkin(x, diffusion=np.full(101, 0.5), drift=np.zeros(101), lower_obstacle=np.full(101, -0.2),
+                       upper_obstacle=np.full(101, 0.2), terminal=np.clip(x, -0.2, 0.2), maturity=1.0, n_time=50,
+                       left_boundary="dirichlet", right_boundary="dirichlet")
+    assert res.mode == "variational inequality"
+    assert np.all(res.values >= -0.2 - 1e-7) and np.all(res.values <= 0.2 + 1e-7)
+    # symmetric problem: boundaries mirror each other
+    finite = np.isfinite(res.lower_boundary)
+    assert np.allclose(res.lower_boundary[finite], -res.upper_boundary[finite], atol=1e-9)
+    assert res.lower_region.shape == res.values.shape
+    assert res.value(0.0, 0.0) == pytest.approx(0.0, abs=1e-9)
+    ax = res.plot()
+    assert ax.get_xlabel() == "t"
+
+
+def test_contact_boundary_conventions():
+    x = np.linspace(0.0, 1.0, 11)
+    gap = np.vstack([np.where(x <= 0.3, 0.0, (x - 0.3) ** 2),  # quadratic gap: exact sqrt extrapolation
+                     np.full(11, 1.0),                          # no contact anywhere
+                     np.zeros(11)])                             # contact everywhere
+    left = contact_boundary(x, gap, side="left", hard=True)
+    assert left[0] == pytest.approx(0.3, abs=1e-12)
+    assert left[1] == -np.inf and left[2] == np.inf
+    right = contact_boundary(x, gap[:, ::-1], side="right", hard=True)
+    assert right[0] == pytest.approx(0.7, abs=1e-12)
+    assert right[1] == np.inf and right[2] == -np.inf
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lower_obstacle=np.full(11, 2.0)), "lower_obstacle must not exceed"),
+    (dict(diffusion=np.full(11, -1.0)), "diffusion must be >= 0"),
+    (dict(temperature=0.1), "needs a finite penalty"),
+    (dict(penalty=-1.0), "penalty must be > 0"),
+    (dict(maturity=0.0), "maturity must be > 0"),
+    (dict(drift=np.full(10, 0.0)), "drift must have shape"),
+    (dict(terminal=np.full(11, np.nan)), "terminal must contain only finite"),
+    (dict(left_boundary="neumann"), "left_boundary must be one of"),
+])
+def test_solve_dynkin_rejects_bad_input(kwargs, match):
+    base = dict(diffusion=np.full(11, 0.5), drift=np.zeros(11), lower_obstacle=np.zeros(11),
+                upper_obstacle=np.ones(11), terminal=np.full(11, 0.5), maturity=1.0)
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        solve_dynkin(np.linspace(0, 1, 11), **base)
+
+
+def test_merton_grid_has_nodes_at_zero_and_at_the_merton_ratio():
+    x = merton_grid(DEFAULT, 400)
+    assert x.size == 400 and np.all(np.diff(x) > 0)
+    assert 0.0 in x and DEFAULT.merton_ratio in x
+    assert x[0] > -(1 - DEFAULT.cost)

@@ -261,12 +261,12 @@ class _GibbsTable:
         return result
 
     def interpolation_error(self, every: int = 97) -> float:
-        """Largest |Hermite − direct rule| at interval midpoints (a sample of every ``every``-th)."""
+        """Largest ``|Hermite − direct rule| / (1 + |H|)`` at interval midpoints (every ``every``-th)."""
         index = np.arange(0, self.values.size - 1, every)
         x_mid = self.x_start + (index + 0.5) * self.x_step
         gains = self._to_gain(self.center, self.width, x_mid)
         exact = gibbs_moments(gains, *self.params)[0]
-        return float(np.max(np.abs(self.hamiltonian(gains) - exact)))
+        return float(np.max(np.abs(self.hamiltonian(gains) - exact) / (1.0 + np.abs(exact))))
 
 
 # ============================================================================ grid helpers
@@ -337,7 +337,8 @@ class MarketMakingResult:
     diagnostics : dict
         ``n_time``, ``n_substeps``, ``rk4_steps``, ``dt``, ``max_rate``, ``max_rate_dt``,
         ``stability_limit``, ``refinements``, ``n_states``, ``seconds``, and for γ > 0
-        ``hamiltonian_table_error``, ``table_points``, ``n_quadrature``.
+        ``hamiltonian_table_error`` (relative, ``|error|/(1 + |H|)`` at sampled midpoints),
+        ``table_points``, ``n_quadrature``.
 
     Notes
     -----

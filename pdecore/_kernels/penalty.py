@@ -31,8 +31,13 @@ optional source and ``f`` the obstacle term for a lower obstacle ``ℓ`` and an 
   otherwise makes the sets cycle (see :func:`_update_hard_sets`).
 * ``MODE_FINITE`` — the penalized PDE with finite factor κ (``penalty``):
   ``f(v) = κ(ℓ − v)^+ − κ(v − u)^+`` (stopping paper eq. 2.5; SPEC sections 1 and 4). ``f`` is part
-  of the equation, so it is θ-weighted like 𝓛: the step solves
-  ``[I − wΔτ𝓛] v − wΔτ f(v) = [I + (1−w)Δτ𝓛] v^n + (1−w)Δτ f^n(v^n) + Δτ s^{n+w}``. ``f`` is
+  of the equation, so it is θ-weighted: the step solves
+  ``[I − wΔτ𝓛] v − w_pΔτ f(v) = [I + (1−w)Δτ𝓛] v^n + (1−w_p)Δτ f^n(v^n) + Δτ s^{n+w}`` with
+  ``w_p = w`` while ``(1 − w)Δτκ ≤ 1`` and ``w_p = 1`` otherwise. Crank–Nicolson on the stiff
+  reaction ``κ(ℓ − v)^+`` has the amplification ``(1 − κΔτ/2)/(1 + κΔτ/2) → −1``: beyond that bound it
+  oscillates and breaks the discrete comparison principle (``V^κ ≤ V^VI``, monotonicity in κ), so the
+  term is then fully implicit, as in Forsyth & Vetzal's scheme (SPEC section 1); below it the
+  weighting keeps second order in time (needed for the 2e-4 accuracy of SPEC's table). ``f`` is
   piecewise linear, so Newton (= policy iteration on the two penalty sets) terminates finitely when
   the sets stop changing.
 * ``MODE_SOFTPLUS`` — the exploratory (entropy-regularized) HJB with temperature λ:
@@ -227,7 +232,13 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
         obs_l_new = lower_obstacle[row_new_l]
         obs_u_new = upper_obstacle[row_new_u]
 
-        # === explicit part: rhs = [I + (1-w)h𝓛] v^n + (1-w)h f^n(v^n) + h s^{n+w} === #
+        # weight of the obstacle term: θ-weighted like 𝓛 while the explicit part stays monotone
+        # ((1 − w) h κ ≤ 1), fully implicit otherwise (and always in hard mode)
+        wp = w
+        if mode == MODE_HARD or (1.0 - w) * h * penalty > 1.0:
+            wp = 1.0
+
+        # === explicit part: rhs = [I + (1-w)h𝓛] v^n + (1-wp)h f^n(v^n) + h s^{n+w} === #
         ew = (1.0 - w) * h
         for i in range(n):
             acc = v[i] + ew * diag[i] * v[i]
@@ -236,11 +247,11 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
             if i < n - 1:
                 acc += ew * upper[i] * v[i + 1]
             rhs[i] = acc
-        if mode != MODE_HARD and w < 1.0:
+        if wp < 1.0:
             obstacle_term(v, lower_obstacle[row_old_l], upper_obstacle[row_old_u], has_upper, mode,
                           penalty, temperature, f_val, slope)
             for i in range(n):
-                rhs[i] += ew * f_val[i]
+                rhs[i] += (1.0 - wp) * h * f_val[i]
         if has_source:
             r_old = 0 if const_src else k
             r_new = 0 if const_src else k + 1
@@ -274,9 +285,9 @@ def penalty_march(lower, diag, upper, initial, dtau, weights, levels, lower_obst
                     sys_diag[i] = 1.0 - ih * diag[i] + large * (act_low[i] + act_up[i])
                     rhs_it[i] = rhs[i] + large * (act_low[i] * obs_l_new[i] + act_up[i] * obs_u_new[i])
                 else:
-                    d = ih * slope[i]
+                    d = wp * h * slope[i]
                     sys_diag[i] = 1.0 - ih * diag[i] + d
-                    rhs_it[i] = rhs[i] + ih * f_val[i] + d * v[i]
+                    rhs_it[i] = rhs[i] + wp * h * f_val[i] + d * v[i]
             status = thomas_solve(sys_lower, sys_diag, sys_upper, rhs_it, v_new, work)
             if status != STATUS_OK:
                 iterations_out[k] = it

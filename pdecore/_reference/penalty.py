@@ -69,10 +69,12 @@ def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, 
     for k in range(m):
         h, w = dtau[k], weights[k]
         rhs = v + (1 - w) * h * (gen @ v)
-        if mode != MODE_HARD and w < 1.0:
+        # obstacle term θ-weighted only while the explicit part is monotone (see the kernel)
+        wp = 1.0 if (mode == MODE_HARD or (1 - w) * h * penalty > 1.0) else w
+        if wp < 1.0:
             f_old, _ = obstacle_term_reference(v, row(lower_obstacle, k), row(upper_obstacle, k), has_upper,
                                                mode, penalty, temperature)
-            rhs = rhs + (1 - w) * h * f_old
+            rhs = rhs + (1 - wp) * h * f_old
         if has_source:
             rhs = rhs + h * ((1 - w) * row(source, k) + w * row(source, k + 1))
         obs_l, obs_u = row(lower_obstacle, k + 1), row(upper_obstacle, k + 1)
@@ -90,9 +92,9 @@ def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, 
                 matrix = system + sparse.diags(large * (act_low + act_up))
                 v_new = spsolve(matrix.tocsc(), rhs + large * (act_low * obs_l + act_up * obs_u))
             else:
-                d = w * h * slope
+                d = wp * h * slope
                 matrix = system + sparse.diags(d)
-                v_new = spsolve(matrix.tocsc(), rhs + w * h * f + d * v)
+                v_new = spsolve(matrix.tocsc(), rhs + wp * h * f + d * v)
             if not np.all(np.isfinite(v_new)):
                 iterations[k], changes[k] = it, change
                 return STATUS_NOT_FINITE, k, values, iterations, changes

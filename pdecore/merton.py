@@ -73,7 +73,8 @@ from pdecore.grids import SinhGrid
 from pdecore.params import MertonCosts
 from pdecore.schemes import ThetaScheme
 
-__all__ = ["MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "asymptotic_band_halfwidth"]
+__all__ = ["MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
+           "asymptotic_band_halfwidth"]
 
 DEFAULT_N_SPACE = 600
 DEFAULT_N_TIME = 100
@@ -129,6 +130,35 @@ def merton_grid(model: MertonCosts, n_space: int = DEFAULT_N_SPACE, *,
     nodes = np.concatenate([left[:-1], right])
     nodes[n_left - 1] = 0.0
     return nodes
+
+
+def merton_boundaries(x, values, cost: float, *, hard: bool):
+    """Sell/buy boundaries and regions from Dynkin values on a grid that spans both half-lines.
+
+    The signed gaps are ``w − sell`` (x < 0) / ``sell − w`` (x > 0) for the sell obstacle and the mirror
+    for the buy obstacle (the obstacles swap roles at 0); the node ``x = 0`` belongs to both regions for the
+    run test and to neither in the returned masks.
+
+    Returns
+    -------
+    sell_boundary, buy_boundary : float64[L]
+    sell_region, buy_region : bool[L, n]
+    """
+    x = np.asarray(x, dtype=float)
+    values = np.atleast_2d(values)
+    sell, buy = merton_obstacles(x, cost)
+    negative = (x < 0.0)[None, :]
+    # signed gaps: <= 0 in contact with the sell / buy obstacle, on either half-line
+    sell_gap = np.where(negative, values - sell[None, :], sell[None, :] - values)
+    buy_gap = np.where(negative, buy[None, :] - values, values - buy[None, :])
+    touch = x == 0.0
+    sell_tol = contact_tolerance(sell, hard=hard)
+    buy_tol = contact_tolerance(buy, hard=hard)
+    sell_boundary = contact_boundary(x, sell_gap, side="left", hard=hard, wildcard=touch, contact_tol=sell_tol)
+    buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch, contact_tol=buy_tol)
+    sell_region = (sell_gap <= sell_tol[None, :]) & ~touch[None, :]
+    buy_region = (buy_gap <= buy_tol[None, :]) & ~touch[None, :]
+    return sell_boundary, buy_boundary, sell_region, buy_region
 
 
 @dataclass(frozen=True)
@@ -290,22 +320,12 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
                           right_boundary=right, lower_side="left", upper_side="right", tol=tol, max_iter=max_iter)
 
     values = dynkin.values
-    negative = (x < 0.0)[None, :]
-    # signed gaps: <= 0 in contact with the sell / buy obstacle, on either half-line
-    sell_gap = np.where(negative, values - sell[None, :], sell[None, :] - values)
-    buy_gap = np.where(negative, buy[None, :] - values, values - buy[None, :])
-    touch = x == 0.0
-    hard = penalty is None
-    sell_tol = contact_tolerance(sell, hard=hard)
-    buy_tol = contact_tolerance(buy, hard=hard)
-    sell_boundary = contact_boundary(x, sell_gap, side="left", hard=hard, wildcard=touch, contact_tol=sell_tol)
-    buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch, contact_tol=buy_tol)
+    sell_boundary, buy_boundary, sell_region, buy_region = merton_boundaries(x, values, model.cost,
+                                                                             hard=penalty is None)
     if model.cost == 0.0:
         # frictionless: the obstacles coincide, w = x/(x+1); continuous rebalancing at x_M
         sell_boundary = np.full(values.shape[0], x_m)
         buy_boundary = np.full(values.shape[0], x_m)
-    sell_region = (sell_gap <= sell_tol[None, :]) & ~touch[None, :]
-    buy_region = (buy_gap <= buy_tol[None, :]) & ~touch[None, :]
     for arr in (sell_boundary, buy_boundary, sell_region, buy_region, sell, buy):
         arr.setflags(write=False)
     return MertonResult(model=model, grid=dynkin.grid, times=dynkin.times, values=values,

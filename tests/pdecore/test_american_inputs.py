@@ -1,0 +1,90 @@
+"""Bad input raises ValueError naming the parameter, the value and the fix; non-convergence raises
+ConvergenceError with its diagnostics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pdecore import AmericanOption, BlackScholes, ConvergenceError, solve_american
+from pdecore.american import AmericanSettings
+
+MODEL = BlackScholes(volatility=0.4, rate=0.06)
+PUT = AmericanOption("put", strike=40.0, maturity=1.0)
+
+
+@pytest.mark.parametrize("name,value", [("volatility", -0.4), ("volatility", 0.0), ("volatility", math.nan)])
+def test_bad_volatility(name, value):
+    with pytest.raises(ValueError, match=rf"{name}.*{value}.*pass"):
+        BlackScholes(volatility=value, rate=0.06)
+
+
+@pytest.mark.parametrize("field,value", [("strike", -40.0), ("strike", 0.0), ("strike", math.nan),
+                                         ("maturity", -1.0), ("maturity", 0.0), ("maturity", math.nan)])
+def test_bad_contract(field, value):
+    kwargs = {"kind": "put", "strike": 40.0, "maturity": 1.0, field: value}
+    with pytest.raises(ValueError, match=rf"{field}.*{value}.*pass"):
+        AmericanOption(**kwargs)
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match=r"kind.*'straddle'.*put"):
+        AmericanOption("straddle", 40.0, 1.0)
+
+
+def test_temperature_needs_a_finite_penalty():
+    with pytest.raises(ValueError, match=r"temperature=1\.0.*penalty=None.*penalty=10"):
+        solve_american(MODEL, PUT, temperature=1.0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"penalty": -5.0}, r"penalty.*-5\.0"),
+    ({"penalty": 0.0}, r"penalty.*0\.0"),
+    ({"penalty": math.inf}, r"penalty.*inf"),
+    ({"temperature": -1.0, "penalty": 10.0}, r"temperature.*-1\.0"),
+    ({"temperature": math.nan, "penalty": 10.0}, r"temperature.*nan"),
+    ({"n_space": 10}, r"n_space.*10.*at least 21"),
+    ({"n_time": 2}, r"n_time.*2.*at least 4"),
+    ({"n_space": 100.5}, r"n_space.*100\.5"),
+    ({"premium": "yes"}, r"premium.*'yes'"),
+])
+def test_bad_solver_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        solve_american(MODEL, PUT, **kwargs)
+
+
+def test_wrong_parameter_objects():
+    with pytest.raises(ValueError, match=r"model must be a pdecore.BlackScholes"):
+        solve_american({"volatility": 0.4}, PUT)
+    with pytest.raises(ValueError, match=r"option must be a pdecore.AmericanOption"):
+        solve_american(MODEL, "put")
+
+
+def test_spots_outside_the_grid_and_bad_times():
+    result = solve_american(MODEL, PUT, n_space=81, n_time=20)
+    with pytest.raises(ValueError, match=r"spot must lie in the grid range"):
+        result.price(-1.0)
+    with pytest.raises(ValueError, match=r"spot must be|spot must contain"):
+        result.price(math.nan)
+    with pytest.raises(ValueError, match=r"t must lie in \[0\.0, 1\.0\]"):
+        result.value(1.5, 40.0)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match=r"tol.*0\.5"):
+        AmericanSettings(tol=0.5)
+    with pytest.raises(ValueError, match=r"max_iter.*0"):
+        AmericanSettings(max_iter=0)
+    with pytest.raises(ValueError, match=r"scheme must be a ThetaScheme"):
+        AmericanSettings(scheme="cn")
+
+
+def test_non_convergence_raises_with_diagnostics():
+    """One Newton iteration cannot settle the penalty set of the first step that activates it."""
+    with pytest.raises(ConvergenceError) as info:
+        solve_american(MODEL, PUT, n_space=81, n_time=20, settings=AmericanSettings(max_iter=1))
+    diagnostics = info.value.diagnostics
+    assert diagnostics["iterations"] == 1 and diagnostics["mode"] == "hard"
+    assert diagnostics["step"] >= 0 and diagnostics["tau"] > 0 and diagnostics["relative_change"] > 0
+    assert "step=" in str(info.value) and "relative_change=" in str(info.value)

@@ -91,6 +91,7 @@ def solve_penalty_step(d, penalty, temperature, dt, tol, max_iter, v_out, pi_out
     worst = 0
     # kappa*dt = 1 up to rounding is the admissible (Bermudan) edge: never let 1 − κΔt go negative.
     kdt = min(penalty * dt, 1.0)
+    v_half = temperature * dt * math.log(2.0) / (1.0 - 0.5 * kdt)
     if temperature == 0.0:
         for i in range(n):
             if d[i] >= 0.0:
@@ -104,50 +105,55 @@ def solve_penalty_step(d, penalty, temperature, dt, tol, max_iter, v_out, pi_out
         di = d[i]
         if not math.isfinite(di):
             return STATUS_NOT_FINITE, worst
-        # === Bracket: F(d) = v(d) ≥ 0 and F(d − v(d)) ≤ 0 since v is increasing === #
+        # === Bracket: F(d) = v(d) >= 0 (possibly +inf when κΔt = 1), and for z <= 0 we have π <= ½ so
+        # v(z) <= v_half = λΔt log 2/(1 − κΔt/2); hence F(min(0, d − v_half)) <= 0 === #
         high = di
-        f_high, slope = _residual(high, di, penalty, temperature, dt, kdt)
-        low = di - f_high
-        f_low, _ = _residual(low, di, penalty, temperature, dt, kdt)
+        low = min(0.0, di - v_half)
         z = high
-        f = f_high
-        if f_high == 0.0:
-            z = high
-        elif f_low == 0.0:
-            z = low
-        else:
-            # Newton from the upper end, where F is convex in practice; bisect when a step leaves
-            # the bracket or fails to halve it.
-            scale = tol * (1.0 + abs(di))
-            converged = False
-            for it in range(max_iter):
-                f, slope = _residual(z, di, penalty, temperature, dt, kdt)
-                if f > 0.0:
-                    high = z
-                elif f < 0.0:
-                    low = z
-                else:
-                    converged = True
-                    worst = max(worst, it + 1)
-                    break
-                step = f / slope
-                if abs(step) <= scale:
-                    # Converged Newton step: accept it even if rounding puts it on a bracket end.
-                    z = min(max(z - step, low), high)
-                    converged = True
-                    worst = max(worst, it + 1)
-                    break
-                candidate = z - step
-                if not (low < candidate < high):
-                    candidate = 0.5 * (low + high)
-                if high - low <= scale:
-                    z = candidate
-                    converged = True
-                    worst = max(worst, it + 1)
-                    break
+        # Safeguarded Newton (Numerical Recipes' rtsafe rule): take the Newton step only if it stays
+        # inside the bracket and is less than half the step before last; otherwise bisect. This
+        # keeps the quadratic rate near the root and guarantees the bisection rate far from it
+        # (at κΔt ≈ 1, F grows like e^{κz/λ} and plain Newton would crawl by λ/κ per step).
+        scale = tol * (1.0 + abs(di))
+        previous_step = high - low
+        converged = False
+        for it in range(max_iter):
+            f, slope = _residual(z, di, penalty, temperature, dt, kdt)
+            if f == 0.0:
+                converged = True
+                worst = max(worst, it + 1)
+                break
+            if f < 0.0:
+                low = z
+            else:  # positive, +inf (v overflowed) or NaN: the root lies below
+                high = z
+            newton_ok = math.isfinite(f) and math.isfinite(slope) and slope > 0.0
+            if newton_ok and abs(f / slope) <= scale:
+                # Converged: the last Newton step is below the tolerance (accepted even if rounding
+                # puts it on a bracket end).
+                z = min(max(z - f / slope, low), high)
+                converged = True
+                worst = max(worst, it + 1)
+                break
+            if newton_ok:
+                candidate = z - f / slope
+                newton_ok = low < candidate < high and abs(2.0 * f) <= abs(previous_step * slope)
+            if newton_ok:
+                previous_step = abs(candidate - z)
                 z = candidate
-            if not converged:
-                return STATUS_MAX_ITER, max_iter
+                if previous_step <= scale:
+                    converged = True
+                    worst = max(worst, it + 1)
+                    break
+            else:
+                previous_step = high - low
+                z = 0.5 * (low + high)
+                if high - low <= scale:
+                    converged = True
+                    worst = max(worst, it + 1)
+                    break
+        if not converged:
+            return STATUS_MAX_ITER, max_iter
         v_out[i] = di - z
         pi_out[i] = _sigmoid(penalty * z / temperature)
     return STATUS_OK, worst

@@ -22,7 +22,7 @@ treat the inventory as continuous (``θ(q ± e_i) − θ(q) ≈ ±∂_iθ``) and
 The matrix Riccati equation has the closed form ``A = Y X^{-1}`` with
 ``[X; Y](τ) = expm(τ [[0, 2D], [S, 0]]) [I; diag(c)]`` (the standard linearization of a Riccati
 equation; it holds for singular D or S too). B and C solve linear ODEs driven by A and are
-integrated with a high-order Runge–Kutta method (they vanish / are linear in τ when bid and ask are
+integrated, together with A's own ODE, by an eighth-order Runge–Kutta method (DOP853) (they vanish / are linear in τ when bid and ask are
 symmetric). Quotes are then the model's exact optimal quotes for the *discrete* gains of the
 quadratic θ, ``θ(q ± e_i) − θ(q)``, as BEGV recommend.
 
@@ -233,20 +233,23 @@ def quadratic_approximation(model: MarketMakingModel, *, terminal_coeffs=None, n
         constant = -level * tau_grid
     else:
         def rhs(tau, state):
-            b = state[:n]
-            a = _riccati_closed_form(tau, curvature, risk, coeffs)
+            # A rides along (its Riccati ODE) so that no matrix exponential is needed per evaluation
+            a = state[:n * n].reshape(n, n)
+            b = state[n * n:n * n + n]
+            da = -2.0 * a @ curvature @ a + risk
             db = -2.0 * a @ curvature @ b + 2.0 * a @ drift
             dc = -level + drift @ b - 0.5 * b @ curvature @ b
-            return np.concatenate([db, [dc]])
+            return np.concatenate([da.reshape(-1), db, [dc]])
 
-        solution = solve_ivp(rhs, (0.0, model.horizon), np.zeros(n + 1), method="DOP853", t_eval=tau_grid,
+        start = np.concatenate([np.diag(coeffs).reshape(-1), np.zeros(n + 1)])
+        solution = solve_ivp(rhs, (0.0, model.horizon), start, method="DOP853", t_eval=tau_grid,
                              rtol=1e-10, atol=1e-12)
         if not solution.success:  # pragma: no cover - smooth linear ODE
             from pdecore.exceptions import ConvergenceError
 
             raise ConvergenceError("quadratic approximation: B/C integration failed", message=solution.message)
-        linear = solution.y[:n].T
-        constant = solution.y[n]
+        linear = solution.y[n * n:n * n + n].T
+        constant = solution.y[n * n + n]
     return QuadraticApproximation(model=model, terminal_coeffs=coeffs, taylor_bid=taylor_bid,
                                   taylor_ask=taylor_ask, _tau_grid=tau_grid, _linear=linear,
                                   _constant=constant)

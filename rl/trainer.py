@@ -110,6 +110,32 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> int:
     return seed
 
 
+def reduce_allocation_overhead() -> bool:
+    """Keep large tensor buffers in glibc's heap instead of fresh ``mmap`` pages.
+
+    The learners allocate many ~1–4 MB temporaries per step; by default glibc serves each with a new
+    ``mmap`` whose pages fault in on first touch, which costs as much as the arithmetic on small CPUs
+    (measured: ~2× on a full stopping step). Raising ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``
+    (``mallopt``) lets freed buffers be reused. Process-wide and harmless (memory is reused, not
+    leaked); a no-op returning False where glibc is not available.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok_mmap = mallopt(m_mmap_threshold, 512 * 1024 * 1024)
+    ok_trim = mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+    return bool(ok_mmap and ok_trim)
+
+
 def resolve_device(device: str):
     """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a ``torch.device``, refusing CUDA when it is absent."""
     import torch

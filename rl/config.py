@@ -1,0 +1,179 @@
+"""Frozen, validated configuration of the stopping learners (SPEC section 3, paper Table 1).
+
+The problem (market, contract, dates, penalty, temperature) and the learning settings live in one
+flat frozen dataclass so that a run folder's ``config.json`` rebuilds the learner exactly
+(:meth:`StoppingConfig.from_dict`). Defaults are the paper's Table 1 with the SPEC's put
+(``S_0 = K = 40, r = 0.06, σ = 0.4, T = 1``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, fields
+
+from pdecore._validate import (check_choice, check_int, check_nonnegative, check_positive, check_range,
+                               check_real)
+from pdecore.params import AmericanOption, BlackScholes
+
+ALGORITHMS = ("ml", "td0", "dong")
+FORMULATIONS = ("premium", "price")
+OPTIMIZERS = ("adam", "sgd")
+
+
+class ExerciseWarning(UserWarning):
+    """The ½-threshold execution rule cannot exercise at these settings (``λ log 2 ≥ r K``)."""
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """Settings of one stopping-learner run.
+
+    Parameters
+    ----------
+    algorithm : {"ml", "td0", "dong"}
+        Offline martingale loss, online TD(0), or the Dong (2024) baseline (price formulation, Dong's
+        entropy, TD error).
+    formulation : {"premium", "price"}
+        Learn the early-exercise premium (payoff ``h = g − V_E^ϕ``, terminal 0; paper section 4.1) or
+        the price (payoff ``g``). ``"dong"`` always uses ``"price"``.
+    kind, strike, maturity : American option (paper: put, 40, 1).
+    spot : float
+        ``S_0`` of every path (40).
+    volatility, rate, dividend : float
+        The *true* market of the simulator (σ = 0.4 is unknown to the agent when
+        ``learn_volatility``).
+    n_steps : int
+        ``L`` (50).
+    penalty : float
+        κ (10); requires ``κ Δt ≤ 1``.
+    temperature : float
+        λ (1). A warning (:class:`ExerciseWarning`) is issued for a put when ``λ log 2 ≥ r K``.
+    learning_rate : float
+        Step size of the value networks (0.01).
+    batch_size : int
+        Paths per step ``M`` (1024, at least 2 for batch normalization).
+    hidden, n_hidden, batch_norm : network shape (21, 2, True; paper section 4.1).
+    optimizer : {"adam", "sgd"}
+    learn_volatility : bool
+        Learn σ by the European martingale loss (paper appendix B); otherwise the agent uses the
+        true σ in ``h``. Only used by the premium formulation.
+    initial_volatility : float
+        ϕ at start (0.8).
+    volatility_learning_rate : float
+        Adam step size of ϕ.
+    scheme : {"exact", "euler"}
+        Path simulation scheme.
+    detach_policy : bool
+        Stop gradients through π and R (default, as in the paper).
+    eval_paths : int
+        Test paths used by the periodic evaluation during training (learning curves).
+    test_paths : int
+        Test paths of the final evaluation (``M_test = 2^18``).
+    seed : int
+        Seed of the training generator and of the initial weights.
+    eval_seed : int
+        Seed of the (common) test paths: the same for every run, so runs compare on the same paths.
+    """
+
+    algorithm: str = "ml"
+    formulation: str = "premium"
+    kind: str = "put"
+    strike: float = 40.0
+    maturity: float = 1.0
+    spot: float = 40.0
+    volatility: float = 0.4
+    rate: float = 0.06
+    dividend: float = 0.0
+    n_steps: int = 50
+    penalty: float = 10.0
+    temperature: float = 1.0
+    learning_rate: float = 0.01
+    batch_size: int = 1024
+    hidden: int = 21
+    n_hidden: int = 2
+    batch_norm: bool = True
+    optimizer: str = "adam"
+    learn_volatility: bool = True
+    initial_volatility: float = 0.8
+    volatility_learning_rate: float = 0.01
+    scheme: str = "exact"
+    detach_policy: bool = True
+    eval_paths: int = 2**14
+    test_paths: int = 2**18
+    seed: int = 0
+    eval_seed: int = 20240601
+
+    def __post_init__(self) -> None:
+        check_choice("algorithm", self.algorithm, ALGORITHMS, fix="use --algo ml, td0 or dong")
+        check_choice("formulation", self.formulation, FORMULATIONS, fix='use "premium" or "price"')
+        if self.algorithm == "dong" and self.formulation != "price":
+            object.__setattr__(self, "formulation", "price")  # Dong (2024) learns the price
+        check_choice("optimizer", self.optimizer, OPTIMIZERS, fix='use "adam" or "sgd"')
+        check_choice("scheme", self.scheme, ("exact", "euler"), fix='use "exact" or "euler"')
+        for name in ("strike", "maturity", "spot", "volatility", "penalty", "temperature", "learning_rate",
+                     "initial_volatility", "volatility_learning_rate"):
+            object.__setattr__(self, name, check_positive(name, getattr(self, name),
+                                                          fix=f"pass a positive {name.replace('_', ' ')}"))
+        for name in ("rate", "dividend"):
+            object.__setattr__(self, name, check_real(name, getattr(self, name), fix=f"pass a finite {name}"))
+        object.__setattr__(self, "n_steps", check_int("n_steps", self.n_steps, minimum=1,
+                                                      fix="pass a positive number of dates such as 50"))
+        object.__setattr__(self, "batch_size", check_int(
+            "batch_size", self.batch_size, minimum=2,
+            fix="pass a batch of at least 2 paths (batch normalization needs a spread), e.g. --batch 1024"))
+        for name in ("hidden", "n_hidden", "eval_paths", "test_paths"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=1,
+                                                     fix=f"pass a positive integer {name}"))
+        for name in ("eval_paths", "test_paths"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}; pass e.g. 16384")
+        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed"))
+        object.__setattr__(self, "eval_seed", check_int("eval_seed", self.eval_seed, minimum=0,
+                                                        fix="pass a non-negative seed"))
+        for name in ("batch_norm", "learn_volatility", "detach_policy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_nonnegative("dividend", self.dividend, fix="pass a dividend yield >= 0")
+        penalty_step = self.penalty * self.dt
+        if self.algorithm != "dong":
+            check_range("penalty * dt", penalty_step, 0.0, 1.0,
+                        fix=f"κΔt = {self.penalty:g}·{self.dt:g} must be <= 1 so that the survival factor "
+                            f"1 − κπΔt stays >= 0; lower --penalty below {1.0 / self.dt:g} or raise n_steps")
+        if self.kind == "put" and self.temperature * math.log(2.0) >= self.rate * self.strike:
+            warnings.warn(
+                f"temperature λ={self.temperature:g} gives λ·log 2 = {self.temperature * math.log(2):.4g} >= r·K = "
+                f"{self.rate * self.strike:.4g}: the ½-rule (exercise iff π >= ½) can then never exercise the put "
+                f"and the learned price collapses to the European price; use λ < {self.rate * self.strike / math.log(2):.4g}",
+                ExerciseWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ derived objects
+    @property
+    def dt(self) -> float:
+        """``Δt = T / L``."""
+        return self.maturity / self.n_steps
+
+    def model(self) -> BlackScholes:
+        """The true market as a :class:`pdecore.BlackScholes`."""
+        return BlackScholes(volatility=self.volatility, rate=self.rate, dividend=self.dividend)
+
+    def option(self) -> AmericanOption:
+        """The contract as a :class:`pdecore.AmericanOption` (also validates ``kind``)."""
+        return AmericanOption(self.kind, self.strike, self.maturity)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StoppingConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys are refused (they signal another version)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown StoppingConfig fields {unknown}; the run was written by another version")
+        return cls(**data)
+
+    def replace(self, **changes) -> "StoppingConfig":
+        data = self.to_dict()
+        data.update(changes)
+        return StoppingConfig(**data)

@@ -1,0 +1,232 @@
+"""The L per-date value networks of the stopping learners as *one* batched module (SPEC section 3).
+
+The paper (Dai, Sun, Xu & Zhou, section 4.1, following Dong 2024 and Becker et al. 2021) uses one
+small fully connected network per decision date ``l = 0..L−1``::
+
+    BN(in) → Linear(in, 21) → BN → ReLU → Linear(21, 21) → BN → ReLU → Linear(21, 1) → BN(1)
+
+("after the input layer and the output layer and before every activation layer, we add a batch
+normalization layer"). Fifty separate ``nn.Sequential`` modules cost fifty kernel launches per layer;
+here the weights of all dates are stacked along a leading date axis and every layer is one batched
+matmul (``torch.baddbmm``), and batch normalization is PyTorch's fused kernel applied to all
+``L × features`` channels at once. Tensors are laid out *features-major*, ``(L, features, batch)``,
+so that the batch axis is contiguous: the batch-norm reductions and the matmuls then run on long
+contiguous rows (this layout is about twice as fast on CPU as ``(L, batch, features)``). The
+module is numerically the same function as a loop of separate networks (tested against
+``nn.BatchNorm1d``/``nn.Linear`` stacks, in training and in evaluation mode).
+
+Batch normalization at a point-mass date. At ``t_0`` every path starts at ``S_0``: the input has zero
+variance, so in training mode the network's output at date 0 is the output layer's shift (a learned
+scalar, which is all a value at a single point can be). Running statistics that trail the training
+weights would then be divided by ``sqrt(eps)`` in evaluation mode, so evaluators should first call
+:meth:`BatchedValueNetwork.calibrate` on a large batch of fresh paths: it sets the running statistics
+to that batch's statistics under the *current* weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdecore._validate import check_int
+
+
+CONSTANT_CHANNEL_RTOL = 1e-10  # variance / (mean² + 1) below which a calibrated channel counts as constant
+
+
+class BatchedBatchNorm(nn.Module):
+    """Batch normalization of ``(n_nets, features, batch)`` tensors, one set of statistics per net.
+
+    Equals ``nn.BatchNorm1d(features)`` applied to each slice ``x[l].T`` (biased variance to
+    normalize, unbiased variance for the running estimate, ``momentum`` 0.1, ``eps`` 1e-5, affine
+    weight 1 and bias 0 at start). Implemented with ``torch.nn.functional.batch_norm`` on the
+    ``(1, n_nets·features, batch)`` view, whose channels are exactly the ``(date, feature)`` pairs.
+    """
+
+    def __init__(self, n_nets: int, features: int, *, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.features = features
+        self.weight = nn.Parameter(torch.ones(n_nets, features))
+        self.bias = nn.Parameter(torch.zeros(n_nets, features))
+        self.register_buffer("running_mean", torch.zeros(n_nets, features))
+        self.register_buffer("running_var", torch.ones(n_nets, features))
+
+    def _apply_norm(self, x: torch.Tensor, training: bool, momentum: float) -> torch.Tensor:
+        shape = x.shape
+        out = F.batch_norm(x.reshape(1, shape[0] * shape[1], shape[2]), self.running_mean.view(-1),
+                           self.running_var.view(-1), self.weight.reshape(-1), self.bias.reshape(-1),
+                           training, momentum, self.eps)
+        return out.view(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[-1] < 2:
+            raise ValueError(f"batch normalization in training mode needs a batch of at least 2 paths, got "
+                             f"{x.shape[-1]}; use a larger batch_size")
+        return self._apply_norm(x, self.training, self.momentum)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> torch.Tensor:
+        """Running statistics := this batch's mean and (biased) variance; returns the normalized batch.
+
+        With the biased variance, evaluation mode then reproduces training mode on ``x`` exactly.
+        """
+        out = self._apply_norm(x, True, 1.0)  # momentum 1: running stats = batch stats (unbiased var)
+        batch = x.shape[-1]
+        self.running_var.mul_((batch - 1) / batch if batch > 1 else 1.0)
+        # A constant channel (every path at S_0 on date 0) normalizes to exactly 0 in training mode,
+        # whatever its level. In evaluation mode its rounding residue x − mean would be divided by
+        # sqrt(eps) at every layer (errors grow ~300× per layer), so map it to its shift β instead:
+        # an infinite variance gives scale 0, which is the training-mode function.
+        constant = self.running_var <= CONSTANT_CHANNEL_RTOL * (self.running_mean.square() + 1.0)
+        self.running_var.masked_fill_(constant, math.inf)
+        return out
+
+
+class BatchedLinear(nn.Module):
+    """``n_nets`` independent affine maps by one batched matmul: ``y[l] = W[l] @ x[l] (+ b[l])``.
+
+    ``x`` has shape ``(n_nets, in_features, batch)``; ``W`` ``(n_nets, out_features, in_features)``
+    (the ``nn.Linear`` convention) and ``b`` ``(n_nets, out_features, 1)``. Initialised like
+    ``nn.Linear`` (uniform in ``±1/sqrt(in_features)``). ``bias=False`` where a batch normalization
+    follows: it subtracts the batch mean, so a bias there is a redundant parameter and wasted work.
+    """
+
+    def __init__(self, n_nets: int, in_features: int, out_features: int, *, bias: bool = True,
+                 generator=None) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(n_nets, out_features, in_features).uniform_(
+            -bound, bound, generator=generator))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(n_nets, out_features, 1).uniform_(-bound, bound,
+                                                                                    generator=generator))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return torch.bmm(self.weight, x)
+        return torch.baddbmm(self.bias, self.weight, x)
+
+
+class BatchedValueNetwork(nn.Module):
+    """``n_nets`` value networks evaluated together on ``(n_nets, in_features, batch)`` inputs.
+
+    Parameters
+    ----------
+    n_nets : int
+        Number of decision dates ``L`` (one network per date ``l = 0..L−1``).
+    in_features : int, default 2
+        Inputs per point; the stopping learners use ``(x, h(t_l, x))`` (state and payoff,
+        Becker et al. 2021).
+    hidden : int, default 21
+        Width of each hidden layer (paper: 21).
+    n_hidden : int, default 2
+        Number of hidden layers (paper: 2).
+    batch_norm : bool, default True
+        Batch normalization on the input, before every ReLU and on the output (paper, section 4.1);
+        the linear layers then have no bias (each is followed by a normalization).
+    generator : torch.Generator, optional
+        Generator for the initial weights (reproducible initialisation without the global RNG).
+
+    Shapes
+    ------
+    ``forward(x)``: ``x`` of shape ``(n_nets, in_features, batch)`` → ``(n_nets, batch)``; row ``l``
+    is date ``l``'s network applied to the points ``x[l, :, j]``.
+    """
+
+    def __init__(self, n_nets: int, *, in_features: int = 2, hidden: int = 21, n_hidden: int = 2,
+                 batch_norm: bool = True, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.n_nets = check_int("n_nets", n_nets, minimum=1, fix="pass the number of decision dates")
+        self.in_features = check_int("in_features", in_features, minimum=1, fix="pass e.g. 2")
+        self.hidden = check_int("hidden", hidden, minimum=1, fix="pass e.g. 21")
+        self.n_hidden = check_int("n_hidden", n_hidden, minimum=1, fix="pass e.g. 2")
+        self.batch_norm = bool(batch_norm)
+        widths = [in_features] + [hidden] * n_hidden
+        self.linears = nn.ModuleList(
+            [BatchedLinear(n_nets, a, b, bias=not batch_norm, generator=generator)
+             for a, b in zip(widths[:-1], widths[1:])]
+            + [BatchedLinear(n_nets, hidden, 1, bias=not batch_norm, generator=generator)])
+        if self.batch_norm:
+            self.norms = nn.ModuleList([BatchedBatchNorm(n_nets, w) for w in widths] + [BatchedBatchNorm(n_nets, 1)])
+        else:
+            self.norms = nn.ModuleList()
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 3 or x.shape[0] != self.n_nets or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (n_nets={self.n_nets}, in_features={self.in_features}, batch), "
+                             f"got {tuple(x.shape)}")
+
+    def _run(self, x: torch.Tensor, calibrate: bool) -> torch.Tensor:
+        self._check(x)
+        norms = list(self.norms) if self.batch_norm else [None] * (len(self.linears) + 1)
+
+        def normalize(norm, value):
+            if norm is None:
+                return value
+            return norm.calibrate(value) if calibrate else norm(value)
+
+        x = normalize(norms[0], x)
+        last = len(self.linears) - 1
+        for index, linear in enumerate(self.linears):
+            x = normalize(norms[index + 1], linear(x))
+            if index < last:
+                x = torch.relu(x)
+        return x.squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, calibrate=False)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> torch.Tensor:
+        """Set every batch-norm layer's running statistics to those of ``x`` under the current weights.
+
+        Afterwards evaluation-mode outputs equal training-mode outputs on ``x`` and are consistent on
+        other points of the same distribution.
+        Leaves the module in evaluation mode and returns the outputs on ``x``.
+        """
+        out = self._run(x, calibrate=True)
+        self.eval()
+        return out
+
+
+def sequential_copy(network: BatchedValueNetwork, index: int) -> nn.Sequential:
+    """Date ``index``'s network as a plain ``nn.Sequential`` with copied weights and statistics.
+
+    The copy maps ``(batch, in_features)`` to ``(batch, 1)``. Used by the tests (batched module ==
+    loop of separate networks) and handy for inspection.
+    """
+    check_int("index", index, minimum=0, maximum=network.n_nets - 1,
+              fix=f"pass a date index in [0, {network.n_nets - 1}]")
+    layers: list[nn.Module] = []
+
+    def _norm(batched: BatchedBatchNorm) -> nn.BatchNorm1d:
+        norm = nn.BatchNorm1d(batched.features, eps=batched.eps, momentum=batched.momentum)
+        with torch.no_grad():
+            norm.weight.copy_(batched.weight[index])
+            norm.bias.copy_(batched.bias[index])
+            norm.running_mean.copy_(batched.running_mean[index])
+            norm.running_var.copy_(batched.running_var[index])
+        return norm
+
+    norms = list(network.norms) if network.batch_norm else []
+    if norms:
+        layers.append(_norm(norms[0]))
+    for position, batched in enumerate(network.linears):
+        linear = nn.Linear(batched.weight.shape[2], batched.weight.shape[1], bias=batched.bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(batched.weight[index])
+            if batched.bias is not None:
+                linear.bias.copy_(batched.bias[index, :, 0])
+        layers.append(linear)
+        if norms:
+            layers.append(_norm(norms[position + 1]))
+        if position < len(network.linears) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -1,0 +1,504 @@
+"""Learners for optimal stopping: offline martingale loss (ML), online TD(0) and the Dong (2024)
+baseline, in the premium or price formulation, with the volatility learned (SPEC section 3).
+
+Problem (Dai, Sun, Xu & Zhou, "Learning to optimally stop diffusion processes", sections 2–4). On the
+dates ``t_l = lΔt``, ``l = 0..L``, the exploratory penalized stopping problem has value networks
+``V_l`` (``l < L``; ``V_L = g``) and the policy ``π_l = sigmoid(κ (g − V_l)/λ)``. Its discrete fixed
+point (SPEC section 2) is
+
+.. math::
+
+    V_l(x) = (1 − κπΔt)\\, e^{−rΔt} E[V_{l+1} | X_l = x] + Δt\\,[κ π g − λ ℋ(π)],
+
+which the martingale loss targets exactly (its minimizer is this conditional expectation), and which
+TD(0) targets up to ``O(Δt²)`` (it discounts by ``1/(1 + rΔt)`` instead of ``e^{−rΔt}``).
+
+Formulations
+------------
+* *premium* (paper section 4.1, appendix B): the payoff is ``h^ϕ(t, x) = g(x) − V_E^ϕ(t, x)`` with
+  ``V_E^ϕ`` the Black–Scholes European price at the learned volatility ``ϕ``, the terminal value is 0,
+  and the networks take ``(x, h^ϕ)`` and output ``w = V − h^ϕ``. ``ϕ`` is fitted by the European
+  martingale loss (:func:`rl.losses.volatility_martingale_loss`) on the same batches.
+* *price*: payoff ``g``, terminal ``g``, inputs ``(x, g)``, output ``w = V − g``.
+
+In both, the learned American value is ``V = g + w`` (premium: ``e + V_E^ϕ = h^ϕ + w + V_E^ϕ``), and
+execution exercises iff ``w ≤ 0`` (``V ≤ g``, i.e. ``π ≥ ½``).
+
+Algorithms
+----------
+* ``ml``: one Adam step per batch on ``½ E[Σ_l G_l² Δt]`` (paper Algorithm 1).
+* ``td0``: the TD(0) update ``θ_l += α ∇V_l δ_l`` of every date from one batch of paths (paper
+  Algorithm 2). Date ``l``'s update touches only network ``l`` and reads network ``l + 1`` before its
+  own update, so the paper's sweep over ``l`` equals one batched step (see :func:`rl.losses.td0_loss`).
+* ``dong``: Dong (2024): intensity ``π̃ = min(e^{(g − V)/λ}, 1/Δt)``, regularizer ``λ(π̃ − π̃ log π̃)``,
+  price formulation, semi-gradient squared TD error.
+
+Evaluation (paper sections 4.3–4.4) on fresh test paths: ``P_stopping = E[e^{−rτ} g(X_τ)]`` with
+``τ`` the first date where the rule exercises (else T), ``P_control`` the penalized bang-bang value
+``E[Σ_l e^{−r t_l} R̃_l u_l κ g_l Δt + e^{−rT} R̃_L g_L]``, ``R̃_{l+1} = R̃_l (1 − u_l κΔt)``, their
+relative errors against the American price, and the per-date classification accuracy against the
+PDE exercise boundary.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rl.config import StoppingConfig
+from rl.losses import (dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss)
+from rl.networks import BatchedValueNetwork
+from rl.simulators import GBMSimulator
+
+EVAL_CHUNK = 2**15  # paths per forward pass in evaluation (bounds memory at ~L·21·chunk floats)
+
+
+# ---------------------------------------------------------------------------------------------------
+# differentiable Black–Scholes (the agent's parameterized European price V_E^ϕ)
+# ---------------------------------------------------------------------------------------------------
+def bs_price_torch(kind: str, spot: torch.Tensor, strike: float, time_to_maturity: torch.Tensor,
+                   volatility: torch.Tensor | float, rate: float, dividend: float = 0.0) -> torch.Tensor:
+    """European Black–Scholes price in torch, differentiable in ``volatility`` (and ``spot``).
+
+    ``P = K e^{−rτ} N(−d_2) − S e^{−qτ} N(−d_1)``, ``C = S e^{−qτ} N(d_1) − K e^{−rτ} N(d_2)``,
+    ``d_{1,2} = (log(S/K) + (r − q ± σ²/2)τ)/(σ√τ)`` (Black & Scholes 1973). Used for ``V_E^ϕ`` in the
+    premium formulation (paper eq. B.1, B.7) where σ is the learned parameter ϕ. The closed form
+    with the fixed σ lives in :func:`pdecore.bs_price` (NumPy); this twin is tested against it.
+
+    Parameters
+    ----------
+    spot : tensor
+        ``S > 0``; broadcasts with ``time_to_maturity``.
+    time_to_maturity : tensor
+        ``τ > 0`` (the caller handles ``τ = 0``, where the price is the payoff).
+    volatility : tensor or float
+        σ > 0 (a 0-dim tensor with ``requires_grad`` to learn it).
+    """
+    sqrt_tau = torch.sqrt(time_to_maturity)
+    sig_sqrt = volatility * sqrt_tau
+    log_moneyness = torch.log(spot / strike)
+    d1 = (log_moneyness + (rate - dividend) * time_to_maturity) / sig_sqrt + 0.5 * sig_sqrt
+    d2 = d1 - sig_sqrt
+    strike_part = strike * torch.exp(-rate * time_to_maturity)
+    spot_part = spot * torch.exp(-dividend * time_to_maturity)
+    if kind == "put":
+        return strike_part * torch.special.ndtr(-d2) - spot_part * torch.special.ndtr(-d1)
+    if kind == "call":
+        return spot_part * torch.special.ndtr(d1) - strike_part * torch.special.ndtr(d2)
+    raise ValueError(f"kind must be 'put' or 'call', got {kind!r}")
+
+
+def payoff_torch(kind: str, spot: torch.Tensor, strike: float) -> torch.Tensor:
+    """``g = (K − S)^+`` (put) or ``(S − K)^+`` (call)."""
+    return torch.clamp(strike - spot, min=0.0) if kind == "put" else torch.clamp(spot - strike, min=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# reference (PDE) results and pure evaluation functions
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoppingReference:
+    """What the evaluation compares with: the American price and the exercise boundary at ``t_l``.
+
+    Attributes
+    ----------
+    price : float
+        American (variational-inequality) price at ``S_0`` (SPEC: 5.318294).
+    boundary : ndarray of shape (L,) or None
+        PDE exercise boundary ``S*(t_l)``, ``l = 0..L−1`` (NaN where there is no exercise region).
+    european : float or None
+        European price at ``S_0``.
+    source : str
+    """
+
+    price: float
+    boundary: np.ndarray | None = None
+    european: float | None = None
+    source: str = "given"
+
+    @classmethod
+    def from_pde(cls, config: StoppingConfig) -> "StoppingReference":
+        """Solve the American variational inequality with :func:`pdecore.solve_american`."""
+        from pdecore import bs_price, solve_american
+
+        model, option = config.model(), config.option()
+        result = solve_american(model, option)
+        dates = np.arange(config.n_steps) * config.dt
+        boundary = np.interp(dates, result.times, result.boundary)
+        european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
+                            config.rate, config.dividend)
+        return cls(price=float(result.price(config.spot)), boundary=boundary, european=float(european),
+                   source="pdecore.solve_american (variational inequality)")
+
+
+def true_decisions(spots: torch.Tensor, boundary: np.ndarray, kind: str) -> torch.Tensor:
+    """The PDE's exercise decision at each date: ``x ≤ S*(t_l)`` (put) or ``x ≥ S*(t_l)`` (call).
+
+    Shapes: ``spots`` ``(B, L)``, ``boundary`` ``(L,)`` → bool ``(B, L)``; NaN boundary: never exercise.
+    """
+    edge = torch.as_tensor(boundary, dtype=spots.dtype, device=spots.device)
+    finite = torch.isfinite(edge)
+    edge = torch.where(finite, edge, torch.zeros_like(edge))
+    exercise = spots <= edge if kind == "put" else spots >= edge
+    return exercise & finite
+
+
+def stopping_prices(paths: torch.Tensor, exercise: torch.Tensor, *, kind: str, strike: float, rate: float,
+                    penalty: float, dt: float) -> dict[str, torch.Tensor]:
+    """Per-path discounted payoffs of the two prices of paper section 4.4 (eqs. 4.5 and 4.7).
+
+    Parameters
+    ----------
+    paths : (B, L + 1)
+    exercise : bool (B, L)
+        The execution rule's decision at ``t_0..t_{L−1}``.
+
+    Returns
+    -------
+    dict with ``"stopping"`` and ``"control"``, float64 tensors of shape (B,): ``e^{−rτ} g(X_τ)`` with
+    ``τ`` the first exercise date (else T), and ``Σ_l e^{−r t_l} R̃_l u_l κ g_l Δt + e^{−rT} R̃_L g_L``.
+    """
+    n_dates = exercise.shape[1]
+    paths = paths.to(torch.float64)
+    payoff = payoff_torch(kind, paths, strike)
+    discount = torch.exp(-rate * dt * torch.arange(n_dates + 1, dtype=torch.float64, device=paths.device))
+    # P_stopping: first exercise date via argmax over a boolean with an appended "always at T" column
+    stops = torch.cat([exercise, torch.ones_like(exercise[:, :1])], dim=1)
+    first = torch.argmax(stops.to(torch.int8), dim=1)
+    stopping = discount[first] * payoff.gather(1, first.unsqueeze(1)).squeeze(1)
+    # P_control: bang-bang penalized value with survival R̃
+    u = exercise.to(torch.float64)
+    survival = torch.cat([torch.ones_like(u[:, :1]), torch.cumprod(1.0 - penalty * dt * u, dim=1)], dim=1)
+    running = (discount[:n_dates] * survival[:, :n_dates] * u * payoff[:, :n_dates]).sum(dim=1) * (penalty * dt)
+    control = running + discount[n_dates] * survival[:, n_dates] * payoff[:, n_dates]
+    return {"stopping": stopping, "control": control}
+
+
+def control_variate(y_sum: float, y_sq: float, z_sum: float, z_sq: float, yz_sum: float, n: int,
+                    z_mean_exact: float) -> tuple[float, float]:
+    """Regression control-variate estimate ``ȳ − β(z̄ − E z)``, ``β = cov(y, z)/var(z)``, and its s.e.
+
+    With ``z = e^{−rT} g(X_T)`` (the European payoff, ``E z`` = the Black–Scholes price) this removes
+    most of the sampling noise of ``P_stopping`` and ``P_control`` (their payoffs are strongly
+    correlated with ``z``), so that learning error is not hidden by Monte Carlo error. Takes running
+    sums so that it works chunk by chunk.
+    """
+    y_mean, z_mean = y_sum / n, z_sum / n
+    var_y = max(y_sq / n - y_mean**2, 0.0)
+    var_z = max(z_sq / n - z_mean**2, 1e-300)
+    cov = yz_sum / n - y_mean * z_mean
+    beta = cov / var_z
+    residual = max(var_y - cov**2 / var_z, 0.0)
+    return y_mean - beta * (z_mean - z_mean_exact), math.sqrt(residual / n)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the learner
+# ---------------------------------------------------------------------------------------------------
+def _seeds(seed: int, count: int) -> list[int]:
+    """Independent 63-bit seeds derived from one seed (NumPy's SeedSequence)."""
+    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
+    return [int(s) & (2**63 - 1) for s in state]
+
+
+class StoppingLearner:
+    """ML / TD(0) / Dong learner of the American option (implements :mod:`rl.trainer`'s contract).
+
+    Parameters
+    ----------
+    config : StoppingConfig
+    reference : StoppingReference, "pde" or None
+        Comparison data for :meth:`evaluate`; ``"pde"`` computes it with pdecore at the first
+        evaluation; ``None`` skips relative errors and accuracies.
+    device : str or torch.device
+        Where networks run. Paths are always *drawn* on the CPU generator and moved, so the same seed
+        gives the same paths on every device.
+    """
+
+    def __init__(self, config: StoppingConfig, *, reference: StoppingReference | str | None = "pde",
+                 device: str | torch.device = "cpu") -> None:
+        if not isinstance(config, StoppingConfig):
+            raise ValueError(f"config must be a StoppingConfig, got {type(config).__name__}")
+        self.config = config
+        self.device = torch.device(device)
+        self.dtype = torch.float32
+        self.simulator = GBMSimulator(config.model(), config.option(), spot=config.spot, n_steps=config.n_steps,
+                                      scheme=config.scheme)
+        self._reference = reference
+        train_seed, init_seed = _seeds(config.seed, 2)
+        self.generator = torch.Generator().manual_seed(train_seed)
+        init = torch.Generator().manual_seed(init_seed)
+        self.net = BatchedValueNetwork(config.n_steps, in_features=2, hidden=config.hidden,
+                                       n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init)
+        self.net.to(self.device)
+        self.premium = config.formulation == "premium"
+        self.learns_volatility = self.premium and config.learn_volatility
+        start_vol = config.initial_volatility if self.learns_volatility else config.volatility
+        self.volatility = torch.nn.Parameter(torch.tensor(float(start_vol), dtype=self.dtype, device=self.device),
+                                             requires_grad=self.learns_volatility)
+        self.optimizer = self._make_optimizer(self.net.parameters(), config.learning_rate)
+        self.volatility_optimizer = torch.optim.Adam([self.volatility], lr=config.volatility_learning_rate)
+        self._eval_cache: torch.Tensor | None = None
+        times = torch.arange(config.n_steps, dtype=torch.float64) * config.dt
+        self._time_to_maturity = (config.maturity - times).to(self.dtype).to(self.device)  # τ_l > 0, l < L
+
+    def _make_optimizer(self, params, lr):
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr)
+
+    # ------------------------------------------------------------------ contract
+    def config_dict(self) -> dict:
+        return {"kind": "stopping", **self.config.to_dict()}
+
+    def to(self, device) -> "StoppingLearner":
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        with torch.no_grad():
+            self.volatility.data = self.volatility.data.to(self.device)
+        self._time_to_maturity = self._time_to_maturity.to(self.device)
+        self._eval_cache = None
+        return self
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "volatility": self.volatility.detach().clone(),
+                "volatility_optimizer": self.volatility_optimizer.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        with torch.no_grad():
+            self.volatility.copy_(state["volatility"])
+        self.volatility_optimizer.load_state_dict(state["volatility_optimizer"])
+        self.generator.set_state(state["generator"])
+
+    def sample_batch(self, step: int) -> torch.Tensor:
+        """``batch_size`` fresh paths ``(M, L + 1)`` from the training generator."""
+        paths = self.simulator.sample(self.config.batch_size, self.generator, dtype=self.dtype)
+        return paths.to(self.device)
+
+    # ------------------------------------------------------------------ features
+    def european(self, spots: torch.Tensor, volatility) -> torch.Tensor:
+        """``V_E^ϕ(t_l, X_l)`` for ``spots`` of shape ``(B, L)`` (decision dates only)."""
+        c = self.config
+        return bs_price_torch(c.kind, spots, c.strike, self._time_to_maturity, volatility, c.rate, c.dividend)
+
+    def features(self, paths: torch.Tensor, *, volatility=None):
+        """Payoffs on the decision dates, the terminal payoff and the network inputs.
+
+        Returns ``(payoffs (B, L), terminal (B,), inputs (L, 2, B), european (B, L) or None)``; in the
+        premium formulation ``payoffs = h^ϕ`` (detached) and ``european`` carries the gradient in ϕ.
+        """
+        c = self.config
+        n = c.n_steps
+        spots = paths[:, :n]
+        gains = payoff_torch(c.kind, paths, c.strike)
+        european = None
+        if self.premium:
+            volatility = self.volatility if volatility is None else volatility
+            european = self.european(spots, volatility)
+            payoffs = gains[:, :n] - european.detach()
+            terminal = torch.zeros_like(gains[:, n])
+        else:
+            payoffs = gains[:, :n]
+            terminal = gains[:, n]
+        inputs = torch.stack([spots.T, payoffs.T], dim=1)
+        return payoffs, terminal, inputs, european, gains[:, n]
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, paths: torch.Tensor) -> dict[str, float]:
+        c = self.config
+        payoffs, terminal, inputs, european, terminal_gain = self.features(paths)
+        diagnostics: dict[str, float] = {}
+        if self.learns_volatility:
+            vol_loss = volatility_martingale_loss(european, terminal_gain, rate=c.rate, dt=c.dt)
+            self.volatility_optimizer.zero_grad(set_to_none=True)
+            vol_loss.backward()
+            self.volatility_optimizer.step()
+            with torch.no_grad():
+                self.volatility.clamp_(min=1e-3)  # keep ϕ a volatility
+            diagnostics["losses/volatility"] = vol_loss.item()
+
+        self.net.train()
+        premium_part = self.net(inputs).T  # w = V − h, shape (B, L)
+        values = payoffs + premium_part
+        if c.algorithm == "ml":
+            prob = self._probability(premium_part)
+            loss = martingale_loss(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
+                                   rate=c.rate, dt=c.dt)
+        elif c.algorithm == "td0":
+            prob = self._probability(premium_part)
+            next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)
+            loss = td0_loss(values, next_values, payoffs, prob, penalty=c.penalty, temperature=c.temperature,
+                            rate=c.rate, dt=c.dt)
+        else:
+            intensity = dong_intensity(payoffs, values.detach(), temperature=c.temperature, dt=c.dt)
+            next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)
+            loss = dong_loss(values, next_values, payoffs, intensity, temperature=c.temperature, rate=c.rate,
+                             dt=c.dt)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        diagnostics["losses/loss"] = loss.item()
+        diagnostics["charts/volatility"] = float(self.volatility.item())
+        diagnostics["charts/value0"] = float(c.spot and (payoff_torch(c.kind, paths[:1, 0], c.strike)
+                                                        + premium_part[:, 0].mean()).item())
+        return diagnostics
+
+    def _probability(self, premium_part: torch.Tensor) -> torch.Tensor:
+        """``π = sigmoid(κ (h − V)/λ) = sigmoid(−κ w/λ)``, detached unless ``detach_policy=False``."""
+        c = self.config
+        prob = torch.sigmoid(premium_part * (-c.penalty / c.temperature))
+        return prob.detach() if c.detach_policy else prob
+
+    # ------------------------------------------------------------------ evaluation
+    @property
+    def reference(self) -> StoppingReference | None:
+        if isinstance(self._reference, str):
+            if self._reference != "pde":
+                raise ValueError(f"reference must be a StoppingReference, 'pde' or None, got {self._reference!r}")
+            self._reference = StoppingReference.from_pde(self.config)
+        return self._reference
+
+    def test_paths(self, n_paths: int, *, seed_offset: int = 0):
+        """Yield the common test paths in chunks (same paths for every run with the same ``eval_seed``)."""
+        generator = torch.Generator().manual_seed(self.config.eval_seed + seed_offset)
+        left = n_paths
+        while left > 0:
+            size = min(left, EVAL_CHUNK)
+            yield self.simulator.sample(size, generator, dtype=self.dtype).to(self.device)
+            left -= size
+
+    def _calibration_paths(self) -> torch.Tensor:
+        if self._eval_cache is None:
+            self._eval_cache = next(self.test_paths(self.config.eval_paths))
+        return self._eval_cache
+
+    @torch.no_grad()
+    def evaluation_network(self) -> BatchedValueNetwork:
+        """A copy of the networks with batch-norm statistics calibrated on the evaluation paths (see
+        :mod:`rl.networks`); the training networks are untouched."""
+        net = copy.deepcopy(self.net)
+        paths = self._calibration_paths()
+        _, _, inputs, _, _ = self.features(paths, volatility=self.volatility.detach())
+        net.calibrate(inputs)
+        return net
+
+    @torch.no_grad()
+    def premium_part(self, paths: torch.Tensor, net: BatchedValueNetwork | None = None) -> torch.Tensor:
+        """``w_l(X_l) = V_l − h`` on paths ``(B, L + 1)`` → ``(B, L)`` (evaluation mode)."""
+        net = net or self.evaluation_network()
+        _, _, inputs, _, _ = self.features(paths, volatility=self.volatility.detach())
+        return net(inputs).T
+
+    @torch.no_grad()
+    def value_on_grid(self, spots, *, net: BatchedValueNetwork | None = None) -> dict[str, np.ndarray]:
+        """Learned functions on a spot grid at every decision date.
+
+        Returns float64 arrays of shape ``(L, n)``: ``"value"`` (American exploratory value
+        ``g + w``), ``"premium"`` (``h^ϕ + w``; equals ``value`` minus the European price at ϕ) and
+        ``"payoff"`` (``h^ϕ`` or ``g``).
+        """
+        c = self.config
+        net = net or self.evaluation_network()
+        grid = torch.as_tensor(np.asarray(spots, dtype=float), dtype=self.dtype, device=self.device)
+        spots_ld = grid.unsqueeze(0).expand(c.n_steps, -1).T.contiguous()  # (n, L)
+        paths = torch.cat([spots_ld, spots_ld[:, -1:]], dim=1)
+        payoffs, _, inputs, _, _ = self.features(paths, volatility=self.volatility.detach())
+        w = net(inputs).T
+        gains = payoff_torch(c.kind, spots_ld, c.strike)
+        return {"value": (gains + w).T.double().cpu().numpy(), "premium": (payoffs + w).T.double().cpu().numpy(),
+                "payoff": payoffs.T.double().cpu().numpy()}
+
+    @torch.no_grad()
+    def evaluate(self, n_paths: int | None = None, *, final: bool = False) -> dict[str, float]:
+        """Prices, errors and accuracies on the common test paths (the trainer's periodic evaluation).
+
+        Parameters
+        ----------
+        n_paths : int, optional
+            Number of test paths; default ``config.eval_paths`` (``config.test_paths`` if ``final``).
+            The first ``eval_paths`` test paths are the same in both cases.
+
+        Returns
+        -------
+        dict
+            ``eval/p_stopping``, ``eval/p_control`` (plain Monte Carlo, as in the paper) with standard
+            errors, ``eval/p_stopping_cv``, ``eval/p_control_cv`` (control variate, see
+            :func:`control_variate`), ``eval/rel_error_*`` against the reference price (plain and
+            ``_cv``), ``eval/min_accuracy``, ``eval/mean_accuracy``, ``eval/volatility``,
+            ``eval/value0`` (learned ``V_0(S_0)``), ``eval/exercise_share``.
+        """
+        c = self.config
+        n_paths = n_paths or (c.test_paths if final else c.eval_paths)
+        net = self.evaluation_network()
+        reference = self.reference
+        sums = {key: 0.0 for key in ("s", "s2", "c", "c2", "z", "z2", "sz", "cz")}
+        agree = torch.zeros(c.n_steps, dtype=torch.float64)
+        exercised = 0.0
+        value0 = math.nan
+        discount_T = math.exp(-c.rate * c.maturity)
+        for index, paths in enumerate(self.test_paths(n_paths)):
+            w = net(self.features(paths, volatility=self.volatility.detach())[2]).T
+            exercise = w <= 0.0
+            prices = stopping_prices(paths, exercise, kind=c.kind, strike=c.strike, rate=c.rate,
+                                     penalty=c.penalty, dt=c.dt)
+            y, v = prices["stopping"], prices["control"]
+            z = discount_T * payoff_torch(c.kind, paths[:, -1].double(), c.strike)
+            for key, value in (("s", y.sum()), ("s2", y.square().sum()), ("c", v.sum()), ("c2", v.square().sum()),
+                               ("z", z.sum()), ("z2", z.square().sum()), ("sz", (y * z).sum()), ("cz", (v * z).sum())):
+                sums[key] += value.item()
+            exercised += exercise.double().sum().item()
+            if reference is not None and reference.boundary is not None:
+                truth = true_decisions(paths[:, :c.n_steps], reference.boundary, c.kind)
+                agree += (truth == exercise).double().sum(dim=0).cpu()
+            if index == 0:
+                value0 = float((payoff_torch(c.kind, paths[:, 0], c.strike) + w[:, 0]).mean().item())
+        out = {}
+        european = reference.european if reference is not None else None
+        for name, (k, k2, kz) in {"stopping": ("s", "s2", "sz"), "control": ("c", "c2", "cz")}.items():
+            mean = sums[k] / n_paths
+            out[f"eval/p_{name}"] = mean
+            out[f"eval/p_{name}_stderr"] = math.sqrt(max(sums[k2] / n_paths - mean**2, 0.0) / n_paths)
+            if european is not None:
+                estimate, stderr = control_variate(sums[k], sums[k2], sums["z"], sums["z2"], sums[kz], n_paths,
+                                                   european)
+                out[f"eval/p_{name}_cv"] = estimate
+                out[f"eval/p_{name}_cv_stderr"] = stderr
+        out["eval/volatility"] = float(self.volatility.item())
+        out["eval/value0"] = value0
+        out["eval/exercise_share"] = exercised / (n_paths * c.n_steps)
+        if reference is not None:
+            for name in ("stopping", "control"):
+                out[f"eval/rel_error_{name}"] = abs(out[f"eval/p_{name}"] - reference.price) / reference.price
+                if f"eval/p_{name}_cv" in out:
+                    out[f"eval/rel_error_{name}_cv"] = abs(out[f"eval/p_{name}_cv"] - reference.price) / reference.price
+            if reference.boundary is not None:
+                accuracy = (agree / n_paths).numpy()
+                out["eval/min_accuracy"] = float(accuracy.min())
+                out["eval/mean_accuracy"] = float(accuracy.mean())
+                out["eval/argmin_accuracy"] = int(accuracy.argmin())
+        out["eval/test_paths"] = n_paths
+        return out
+
+    @torch.no_grad()
+    def per_date_accuracy(self, n_paths: int | None = None) -> np.ndarray:
+        """Classification accuracy at each date ``l = 0..L−1`` against the PDE boundary."""
+        c = self.config
+        reference = self.reference
+        if reference is None or reference.boundary is None:
+            raise ValueError("per-date accuracy needs a reference with a boundary; pass reference='pde'")
+        n_paths = n_paths or c.test_paths
+        net = self.evaluation_network()
+        agree = torch.zeros(c.n_steps, dtype=torch.float64)
+        for paths in self.test_paths(n_paths):
+            exercise = self.premium_part(paths, net) <= 0.0
+            truth = true_decisions(paths[:, :c.n_steps], reference.boundary, c.kind)
+            agree += (truth == exercise).double().sum(dim=0).cpu()
+        return (agree / n_paths).numpy()

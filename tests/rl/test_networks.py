@@ -1,0 +1,84 @@
+"""The batched per-date value networks equal a loop of separate networks (SPEC section 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rl.networks import BatchedValueNetwork, sequential_copy  # noqa: E402
+
+
+def _loop(network, x):
+    copies = [sequential_copy(network, l).train(network.training) for l in range(network.n_nets)]
+    return torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(network.n_nets)])
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_batched_module_equals_loop_of_networks(batch_norm):
+    generator = torch.Generator().manual_seed(1)
+    network = BatchedValueNetwork(4, hidden=7, batch_norm=batch_norm, generator=generator)
+    x = torch.randn(4, 2, 33, generator=generator, dtype=torch.float32) * 3.0 + 1.0
+    # training mode: batch statistics, running statistics updated the same way
+    network.train()
+    copies = [sequential_copy(network, l).train() for l in range(4)]
+    batched = network(x)
+    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(4)])
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-5)
+    if batch_norm:
+        for l in range(4):
+            torch.testing.assert_close(network.norms[2].running_var[l], copies[l][5].running_var)
+    # evaluation mode: running statistics
+    network.eval()
+    torch.testing.assert_close(network(x), _loop(network, x).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_match_loop():
+    generator = torch.Generator().manual_seed(2)
+    network = BatchedValueNetwork(3, hidden=5, generator=generator)
+    x = torch.randn(3, 2, 16, generator=generator)
+    copies = [sequential_copy(network, l) for l in range(3)]
+    network(x).square().sum().backward()
+    sum(copies[l](x[l].T).square().sum() for l in range(3)).backward()
+    for l in range(3):
+        torch.testing.assert_close(network.linears[1].weight.grad[l], copies[l][4].weight.grad, rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_calibrate_reproduces_training_outputs_and_handles_point_masses():
+    generator = torch.Generator().manual_seed(3)
+    network = BatchedValueNetwork(3, hidden=6, generator=generator)
+    x = torch.randn(3, 2, 256, generator=generator) * 2.0 + 5.0
+    x[0] = torch.tensor([40.0, -8.0])[:, None]  # date 0: every path at the same point
+    network.train()
+    with torch.no_grad():
+        trained = network(x)
+    calibrated = network.calibrate(x)
+    assert not network.training
+    with torch.no_grad():
+        evaluated = network(x)
+    torch.testing.assert_close(calibrated, trained, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(evaluated, trained, rtol=1e-4, atol=1e-4)
+    # the point-mass date evaluates to the output shift (what training mode produces), also off the point
+    shifted = x.clone()
+    shifted[0, 0] += 1.0
+    with torch.no_grad():
+        off_point = network(shifted)[0]
+    torch.testing.assert_close(off_point, trained[0], rtol=1e-5, atol=1e-5)
+
+
+def test_bad_shapes_and_small_batches_are_refused():
+    network = BatchedValueNetwork(2, hidden=3)
+    with pytest.raises(ValueError, match="shape"):
+        network(torch.zeros(3, 2, 8))
+    with pytest.raises(ValueError, match="at least 2"):
+        network.train()(torch.zeros(2, 2, 1))
+    with pytest.raises(ValueError, match="n_nets"):
+        BatchedValueNetwork(0)
+
+
+def test_same_generator_same_initial_weights():
+    a = BatchedValueNetwork(5, generator=torch.Generator().manual_seed(9))
+    b = BatchedValueNetwork(5, generator=torch.Generator().manual_seed(9))
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)

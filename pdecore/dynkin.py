@@ -69,6 +69,7 @@ crosses zero transversally and is linearly interpolated.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,10 +101,12 @@ class DynkinResult:
     lower_obstacle, upper_obstacle : float64[n]
         ``ℓ`` and ``u`` on the grid.
     lower_region, upper_region : bool[L, n]
-        Contact sets ``w ≤ ℓ`` and ``w ≥ u`` (exploratory: stopping probability ≥ ½).
+        Contact sets ``w ≤ ℓ`` and ``w ≥ u`` (exploratory: stopping probability ≥ ½); computed on first
+        access.
     lower_boundary, upper_boundary : float64[L]
         Edges of the two contact regions over time, located on the sides given by
-        ``lower_side``/``upper_side`` (±inf where a region is absent or covers the grid).
+        ``lower_side``/``upper_side`` (±inf where a region is absent or covers the grid); computed on
+        first access.
     lower_side, upper_side : {"left", "right"}
         Where each region lies relative to the continuation region.
     mode : {"variational inequality", "penalty", "exploratory"}
@@ -122,10 +125,6 @@ class DynkinResult:
     values: np.ndarray
     lower_obstacle: np.ndarray
     upper_obstacle: np.ndarray
-    lower_region: np.ndarray
-    upper_region: np.ndarray
-    lower_boundary: np.ndarray
-    upper_boundary: np.ndarray
     lower_side: str
     upper_side: str
     mode: str
@@ -134,6 +133,41 @@ class DynkinResult:
     newton_iterations: np.ndarray = field(repr=False)
     n_upwind: int = 0
     tol: float = 1e-8
+
+    # --- regions and boundaries: derived on first use (cached), so that callers who post-process the
+    # values themselves (the Merton facade) do not pay for them ---
+    @functools.cached_property
+    def _gaps(self):
+        return self.values - self.lower_obstacle[None, :], self.upper_obstacle[None, :] - self.values
+
+    @functools.cached_property
+    def _tolerances(self):
+        hard = self.penalty is None
+        return contact_tolerance(self.lower_obstacle, hard=hard), contact_tolerance(self.upper_obstacle, hard=hard)
+
+    @functools.cached_property
+    def lower_region(self) -> np.ndarray:
+        """bool[L, n]: ``w ≤ ℓ`` (up to :func:`contact_tolerance`)."""
+        return _frozen(self._gaps[0] <= self._tolerances[0][None, :])
+
+    @functools.cached_property
+    def upper_region(self) -> np.ndarray:
+        """bool[L, n]: ``w ≥ u`` (up to :func:`contact_tolerance`)."""
+        return _frozen(self._gaps[1] <= self._tolerances[1][None, :])
+
+    @functools.cached_property
+    def lower_boundary(self) -> np.ndarray:
+        """float64[L]: edge of the lower contact region on ``lower_side`` (±inf convention)."""
+        return _frozen(contact_boundary(self.grid, self._gaps[0], side=self.lower_side, hard=self.penalty is None,
+                                        wildcard=self.lower_obstacle == self.upper_obstacle,
+                                        contact_tol=self._tolerances[0]))
+
+    @functools.cached_property
+    def upper_boundary(self) -> np.ndarray:
+        """float64[L]: edge of the upper contact region on ``upper_side`` (±inf convention)."""
+        return _frozen(contact_boundary(self.grid, self._gaps[1], side=self.upper_side, hard=self.penalty is None,
+                                        wildcard=self.lower_obstacle == self.upper_obstacle,
+                                        contact_tol=self._tolerances[1]))
 
     @property
     def maturity(self) -> float:
@@ -174,6 +208,11 @@ class DynkinResult:
         return _plot_boundaries(ax, self.times, {"lower contact": (self.lower_boundary, self.lower_side),
                                                  "upper contact": (self.upper_boundary, self.upper_side)},
                                 xlabel="t", ylabel="x", title=f"Dynkin contact boundaries ({self.mode})")
+
+
+def _frozen(array):
+    array.setflags(write=False)
+    return array
 
 
 def _stop_probability(gap, penalty, temperature):
@@ -476,21 +515,9 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     times = maturity - tau_levels[::-1]
     times[0] = 0.0
     values = values_tau[::-1].copy()
-    gap_low = values - lo_obs[None, :]
-    gap_up = up_obs[None, :] - values
-    touch = lo_obs == up_obs
-    hard = penalty is None
-    tol_low = contact_tolerance(lo_obs, hard=hard)
-    tol_up = contact_tolerance(up_obs, hard=hard)
-    lower_region = gap_low <= tol_low[None, :]
-    upper_region = gap_up <= tol_up[None, :]
-    lower_boundary = contact_boundary(x, gap_low, side=lower_side, hard=hard, wildcard=touch, contact_tol=tol_low)
-    upper_boundary = contact_boundary(x, gap_up, side=upper_side, hard=hard, wildcard=touch, contact_tol=tol_up)
-    for arr in (x, times, values, lo_obs, up_obs, lower_region, upper_region, lower_boundary, upper_boundary,
-                iterations):
+    for arr in (x, times, values, lo_obs, up_obs, iterations):
         arr.setflags(write=False)
     return DynkinResult(grid=x, times=times, values=values, lower_obstacle=lo_obs, upper_obstacle=up_obs,
-                        lower_region=lower_region, upper_region=upper_region, lower_boundary=lower_boundary,
-                        upper_boundary=upper_boundary, lower_side=lower_side, upper_side=upper_side,
+                        lower_side=lower_side, upper_side=upper_side,
                         mode=mode_name, penalty=penalty, temperature=temperature, newton_iterations=iterations,
                         n_upwind=int(n_upwind), tol=tol)

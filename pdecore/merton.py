@@ -61,6 +61,7 @@ cost), ``x_s = −inf`` where no selling happens, and at ``t = T`` (liquidation)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -132,7 +133,7 @@ def merton_grid(model: MertonCosts, n_space: int = DEFAULT_N_SPACE, *,
     return nodes
 
 
-def merton_boundaries(x, values, cost: float, *, hard: bool):
+def merton_boundaries(x, values, cost: float, *, hard: bool, regions: bool = True):
     """Sell/buy boundaries and regions from Dynkin values on a grid that spans both half-lines.
 
     The signed gaps are ``w − sell`` (x < 0) / ``sell − w`` (x > 0) for the sell obstacle and the mirror
@@ -143,6 +144,7 @@ def merton_boundaries(x, values, cost: float, *, hard: bool):
     -------
     sell_boundary, buy_boundary : float64[L]
     sell_region, buy_region : bool[L, n]
+        ``None`` unless ``regions``.
     """
     x = np.asarray(x, dtype=float)
     values = np.atleast_2d(values)
@@ -156,6 +158,8 @@ def merton_boundaries(x, values, cost: float, *, hard: bool):
     buy_tol = contact_tolerance(buy, hard=hard)
     sell_boundary = contact_boundary(x, sell_gap, side="left", hard=hard, wildcard=touch, contact_tol=sell_tol)
     buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch, contact_tol=buy_tol)
+    if not regions:
+        return sell_boundary, buy_boundary, None, None
     sell_region = (sell_gap <= sell_tol[None, :]) & ~touch[None, :]
     buy_region = (buy_gap <= buy_tol[None, :]) & ~touch[None, :]
     return sell_boundary, buy_boundary, sell_region, buy_region
@@ -199,14 +203,30 @@ class MertonResult:
     sell_boundary: np.ndarray
     buy_boundary: np.ndarray
     merton_ratio: float
-    sell_region: np.ndarray = field(repr=False)
-    buy_region: np.ndarray = field(repr=False)
     sell_obstacle: np.ndarray = field(repr=False)
     buy_obstacle: np.ndarray = field(repr=False)
     penalty: float | None = None
     temperature: float = 0.0
     insolvency_truncation: float = float("nan")
     dynkin: DynkinResult | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def _regions(self):
+        _, _, sell_region, buy_region = merton_boundaries(self.grid, self.values, self.model.cost,
+                                                          hard=self.penalty is None)
+        sell_region.setflags(write=False)
+        buy_region.setflags(write=False)
+        return sell_region, buy_region
+
+    @property
+    def sell_region(self) -> np.ndarray:
+        """bool[L, n]: nodes in contact with the sell obstacle (computed on first access)."""
+        return self._regions[0]
+
+    @property
+    def buy_region(self) -> np.ndarray:
+        """bool[L, n]: nodes in contact with the buy obstacle (computed on first access)."""
+        return self._regions[1]
 
     def value(self, t, x):
         """``w(t, x)`` by linear interpolation in ``x`` and ``t`` (``t ∈ [0, T]``, ``x`` inside the grid)."""
@@ -320,16 +340,16 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
                           right_boundary=right, lower_side="left", upper_side="right", tol=tol, max_iter=max_iter)
 
     values = dynkin.values
-    sell_boundary, buy_boundary, sell_region, buy_region = merton_boundaries(x, values, model.cost,
-                                                                             hard=penalty is None)
+    sell_boundary, buy_boundary, _, _ = merton_boundaries(x, values, model.cost, hard=penalty is None,
+                                                          regions=False)
     if model.cost == 0.0:
         # frictionless: the obstacles coincide, w = x/(x+1); continuous rebalancing at x_M
         sell_boundary = np.full(values.shape[0], x_m)
         buy_boundary = np.full(values.shape[0], x_m)
-    for arr in (sell_boundary, buy_boundary, sell_region, buy_region, sell, buy):
+    for arr in (sell_boundary, buy_boundary, sell, buy):
         arr.setflags(write=False)
     return MertonResult(model=model, grid=dynkin.grid, times=dynkin.times, values=values,
                         sell_boundary=sell_boundary, buy_boundary=buy_boundary, merton_ratio=x_m,
-                        sell_region=sell_region, buy_region=buy_region, sell_obstacle=sell, buy_obstacle=buy,
+                        sell_obstacle=sell, buy_obstacle=buy,
                         penalty=dynkin.penalty, temperature=dynkin.temperature, insolvency_truncation=float(x[0]),
                         dynkin=dynkin)

@@ -165,6 +165,45 @@ class AmericanSettings:
                 "concentration": float(alpha)}
 
 
+class _NaturalCubicSpline:
+    """Natural cubic spline ``s`` through ``(x_i, y_i)`` with its first two derivatives.
+
+    The second derivatives ``M_i = s''(x_i)`` solve the tridiagonal system
+    ``h_{i−1} M_{i−1} + 2(h_{i−1} + h_i) M_i + h_i M_{i+1} = 6(Δ_i − Δ_{i−1})``, ``Δ_i = (y_{i+1} − y_i)/h_i``,
+    with ``M_0 = M_{n−1} = 0`` (de Boor 1978, ch. IV). The natural end conditions are exact for the
+    American payoffs: the value is linear at ``S = 0`` (put: exercised; call: worthless) and at
+    ``S_max``. Written here on top of the project's Thomas kernel so that the command line does not
+    pay for importing ``scipy.interpolate`` (about half a second).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        from pdecore._kernels.tridiagonal import thomas_solve
+
+        n = x.size
+        h = np.diff(x)
+        slopes = np.diff(y) / h
+        lower, diag, upper, rhs = np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n)
+        lower[1:-1], upper[1:-1] = h[:-1], h[1:]
+        diag[1:-1] = 2.0 * (h[:-1] + h[1:])
+        rhs[1:-1] = 6.0 * np.diff(slopes)
+        second = np.zeros(n)
+        thomas_solve(lower, diag, upper, rhs, second, np.zeros(n))
+        self.x, self.y, self.h, self.second = x, y, h, second
+
+    def __call__(self, points: np.ndarray, derivative: int = 0) -> np.ndarray:
+        x, y, h, m = self.x, self.y, self.h, self.second
+        i = np.clip(np.searchsorted(x, points, side="right") - 1, 0, x.size - 2)
+        hi = h[i]
+        left, right = x[i + 1] - points, points - x[i]  # distances to the interval's ends
+        a = y[i] / hi - m[i] * hi / 6.0
+        b = y[i + 1] / hi - m[i + 1] * hi / 6.0
+        if derivative == 0:
+            return (m[i] * left**3 + m[i + 1] * right**3) / (6.0 * hi) + a * left + b * right
+        if derivative == 1:
+            return (-m[i] * left**2 + m[i + 1] * right**2) / (2.0 * hi) - a + b
+        return (m[i] * left + m[i + 1] * right) / hi
+
+
 def _frozen(array) -> np.ndarray:
     array = np.array(array, dtype=float)
     array.setflags(write=False)
@@ -206,13 +245,11 @@ class AmericanResult:
     premium: bool = False
     _splines: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def _spline(self, level: int):
-        """Cubic spline (not-a-knot) through level ``level``; built once and cached."""
+    def _spline(self, level: int) -> "_NaturalCubicSpline":
+        """Natural cubic spline through level ``level``; built once and cached."""
         spline = self._splines.get(level)
         if spline is None:
-            from scipy.interpolate import CubicSpline
-
-            spline = CubicSpline(self.spots, self.values[level])
+            spline = _NaturalCubicSpline(self.spots, self.values[level])
             self._splines[level] = spline
         return spline
 

@@ -281,7 +281,10 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
     insolvency_margin : float
         Truncation before insolvency (module docstring), default 0.05.
     scheme : ThetaScheme, optional
-        Default Crank–Nicolson with Rannacher start-up on a graded time grid.
+        Default Crank–Nicolson with Rannacher start-up on a graded time grid. The finite penalty and the
+        softplus are θ-weighted like the generator, so for a large finite κ (``κΔτ ≫ 2``) Crank–Nicolson
+        is not monotone; pass ``ThetaScheme.implicit_euler(grading=2)`` when the discrete comparison
+        principle matters (the tests of the ``C/κ`` bounds and of the exploratory sandwich do).
     tol, max_iter : float, int
         Newton tolerance (``Large = 1/tol`` for the variational inequality) and iteration cap.
 

@@ -106,7 +106,7 @@ def _operator_bounds(model, x, lower_obs, upper_obs):
     return max(np.max(-g_lower), 0.0), max(np.max(g_upper), 0.0)
 
 
-@settings(max_examples=12)
+@settings(max_examples=30)
 @given(model=merton_markets())
 def test_penalty_respects_obstacles_and_converges_like_one_over_kappa(model):
     # implicit Euler: the discrete comparison principle holds exactly (an M-matrix step with the penalty
@@ -131,7 +131,7 @@ def test_penalty_respects_obstacles_and_converges_like_one_over_kappa(model):
     assert 6.0 < ratio < 14.0, f"{model}: error ratio {ratio:.2f} over one decade of κ, errors {errors}"
 
 
-@settings(max_examples=10)
+@settings(max_examples=30)
 @given(model=merton_markets(), temperature=st.sampled_from([1e-3, 1e-2, 0.1]), kappa=st.sampled_from([5.0, 50.0]))
 def test_exploratory_two_sided_sandwich(model, temperature, kappa):
     kw = dict(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0))  # monotone scheme

@@ -26,7 +26,6 @@ def run(ctx: StageContext) -> StageOutput:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from pdecore import MertonCosts, solve_merton_costs
     from validation.backtest_merton import backtest_merton

@@ -145,13 +145,15 @@ def main(argv=None) -> int:
     print(f"\n{'engine':<12} {'grid':<28} {'price':>12} {'abs error':>10} {'warm time':>11}")
     for name, runs in (("QuantLib FD", ql_runs), ("pdecore", pd_runs)):
         for r in runs:
-            print(f"{name:<12} {r['grid']:<28} {r['price']:12.7f} {r['error']:10.2e} {1e3 * r['seconds']:9.2f} ms")
+            print(f"{name:<12} {r['grid']:<28} {r['price']:12.7f} {r['error']:10.2e} "
+                  f"{1e3 * r['seconds']:9.2f} ms")
     print(f"\nCheapest grid with |error| <= {args.target:g}:")
     for name, best in (("QuantLib FD", ql_best), ("pdecore", pd_best)):
         if best is None:
             print(f"  {name:<12} none of the scanned grids reaches the target")
         else:
-            print(f"  {name:<12} {best['grid']:<28} error {best['error']:.2e}  warm {1e3 * best['seconds']:.2f} ms")
+            print(f"  {name:<12} {best['grid']:<28} error {best['error']:.2e}  "
+                  f"warm {1e3 * best['seconds']:.2f} ms")
     if ratio is not None:
         print(f"  speed-up (QuantLib FD time / pdecore time): {ratio:.0f}x  (target >= 100x)")
     print(f"\nCold start of `pderl price american` (Numba cache warm): {cold_best:.2f} s (target < 3 s); "

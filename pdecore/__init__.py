@@ -40,6 +40,7 @@ _EXPORTS = {
     # American engine
     "solve_american": "pdecore.american",
     "AmericanResult": "pdecore.american",
+    "AmericanSettings": "pdecore.american",
     "stopping_oracle": "pdecore.oracle",
     "StoppingOracle": "pdecore.oracle",
     "bermudan_price": "pdecore.oracle",

@@ -136,7 +136,8 @@ class AmericanSettings:
         check_range("tol", self.tol, 1e-14, 1e-2, fix="use e.g. 1e-8")
         check_int("max_iter", self.max_iter, minimum=1, fix="allow e.g. 50 iterations")
 
-    def resolve(self, model: BlackScholes, option: AmericanOption, *, premium: bool = False) -> dict[str, Any]:
+    def resolve(self, model: BlackScholes, option: AmericanOption, *,
+                premium: bool = False) -> dict[str, Any]:
         """Concrete grid parameters for this model: ``n_space, n_time, spot_max_ratio, concentration``.
 
         ``S_max/K = exp(max(r − q, 0) T + width·σ√T)`` (at least 3), so that the far-field truncation
@@ -169,7 +170,8 @@ class _NaturalCubicSpline:
     """Natural cubic spline ``s`` through ``(x_i, y_i)`` with its first two derivatives.
 
     The second derivatives ``M_i = s''(x_i)`` solve the tridiagonal system
-    ``h_{i−1} M_{i−1} + 2(h_{i−1} + h_i) M_i + h_i M_{i+1} = 6(Δ_i − Δ_{i−1})``, ``Δ_i = (y_{i+1} − y_i)/h_i``,
+    ``h_{i−1} M_{i−1} + 2(h_{i−1} + h_i) M_i + h_i M_{i+1} = 6(Δ_i − Δ_{i−1})``,
+    ``Δ_i = (y_{i+1} − y_i)/h_i``,
     with ``M_0 = M_{n−1} = 0`` (de Boor 1978, ch. IV). The natural end conditions are exact for the
     American payoffs: the value is linear at ``S = 0`` (put: exercised; call: worthless) and at
     ``S_max``. Written here on top of the project's Thomas kernel so that the command line does not
@@ -350,7 +352,8 @@ def _exercise_boundary(x, values, payoff, kind, interpolation, threshold):
         ``S*/K`` per level; NaN where no in-the-money node is exercised.
     """
     if kind == "call":  # mirror the grid so that the exercise region lies to the left, as for a put
-        boundary = _exercise_boundary(-x[::-1], values[:, ::-1], payoff[::-1], "put", interpolation, threshold)
+        boundary = _exercise_boundary(-x[::-1], values[:, ::-1], payoff[::-1], "put", interpolation,
+                                      threshold)
         return -boundary
     n_levels, n = values.shape
     gap = values - payoff[None, :]
@@ -454,7 +457,8 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     sigma, rate, dividend = model.volatility, model.rate, model.dividend
 
     # 1. grid (units of the strike, a node on the strike)
-    x = SinhGrid(0.0, grid_spec["spot_max_ratio"], 1.0, grid_spec["n_space"], grid_spec["concentration"]).nodes()
+    x = SinhGrid(0.0, grid_spec["spot_max_ratio"], 1.0, grid_spec["n_space"],
+                 grid_spec["concentration"]).nodes()
     n = x.size
 
     # 2. operator: 𝓛 = ½σ²x² ∂xx + (r − q) x ∂x − r
@@ -524,7 +528,8 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         "max_newton_iterations": int(iterations.max()),
         "mean_newton_iterations": float(iterations.mean()),
         "n_space": n, "n_time": grid_spec["n_time"], "n_substeps": int(dtau.size),
-        "spot_max": grid_spec["spot_max_ratio"] * strike, "concentration": grid_spec["concentration"] * strike,
+        "spot_max": grid_spec["spot_max_ratio"] * strike,
+        "concentration": grid_spec["concentration"] * strike,
         "mode": MODE_NAMES[mode], "premium": bool(premium), "tol": settings.tol,
         "kernel_seconds": kernel_seconds, "wall_seconds": time.perf_counter() - started,
     }

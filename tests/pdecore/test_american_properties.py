@@ -46,7 +46,7 @@ def _quantlib_american(kind, spot, strike, maturity_days, volatility, rate, divi
 
 
 @pytest.mark.quantlib
-@settings(max_examples=25)
+@settings(max_examples=30)
 @given(kind=kinds, volatility=volatilities, maturity=maturities, rate=rates, dividend=dividends,
        ratio=moneyness)
 def test_quantlib_peer_at_default_grid(kind, volatility, maturity, rate, dividend, ratio):
@@ -101,7 +101,8 @@ def test_monotone_in_volatility(kind, volatility, maturity, rate, dividend):
 
 
 @settings(max_examples=15)
-@given(kind=kinds, volatility=volatilities, maturity=maturities, rate=st.floats(0.005, 0.15), dividend=dividends)
+@given(kind=kinds, volatility=volatilities, maturity=maturities, rate=st.floats(0.005, 0.15),
+       dividend=dividends)
 def test_lemma_2_1_penalty_error(kind, volatility, maturity, rate, dividend):
     """Lemma 2.1: 0 ≤ V^VI − V^κ ≤ C/κ, the gap non-increasing in κ.
 

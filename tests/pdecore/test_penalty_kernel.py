@@ -60,7 +60,8 @@ CASES = [
 
 @pytest.mark.parametrize("mode,penalty,temperature", CASES)
 @pytest.mark.parametrize("time_dependent,two_sided,with_source",
-                         [(False, False, False), (True, False, True), (False, True, False), (True, True, True)])
+                         [(False, False, False), (True, False, True), (False, True, False),
+                          (True, True, True)])
 def test_kernel_matches_sparse_twin(mode, penalty, temperature, time_dependent, two_sided, with_source):
     p = _problem(time_dependent=time_dependent, two_sided=two_sided, with_source=with_source)
     status, step, values, iterations, _ = _run_kernel(p, mode, penalty, temperature)

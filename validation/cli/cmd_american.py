@@ -67,9 +67,11 @@ def _price(args) -> int:
         f"{'price':>12}: {payload['price']:.6f}",
         f"{'delta':>12}: {payload['delta']:.6f}",
         f"{'gamma':>12}: {payload['gamma']:.6f}",
-        f"{'boundary_t0':>12}: " + ("none" if payload["boundary_t0"] is None else f"{payload['boundary_t0']:.4f}"),
+        f"{'boundary_t0':>12}: "
+        + ("none" if payload["boundary_t0"] is None else f"{payload['boundary_t0']:.4f}"),
         f"{'solver':>12}: {stats['mode']} penalty, {stats['n_space']} nodes x {stats['n_time']} steps, "
-        f"Newton iterations total {stats['total_newton_iterations']} (max {stats['max_newton_iterations']}/step), "
+        f"Newton iterations total {stats['total_newton_iterations']} "
+        f"(max {stats['max_newton_iterations']}/step), "
         f"{1e3 * stats['wall_seconds']:.1f} ms",
     ])
     emit(payload, as_json=False, text=text)

@@ -228,6 +228,31 @@ class MertonResult:
         """bool[L, n]: nodes in contact with the buy obstacle (computed on first access)."""
         return self._regions[1]
 
+    def _signed_gaps(self, level: int):
+        x, w = self.grid, self.values[level]
+        negative = x < 0.0
+        sell_gap = np.where(negative, w - self.sell_obstacle, self.sell_obstacle - w)
+        buy_gap = np.where(negative, self.buy_obstacle - w, w - self.buy_obstacle)
+        return sell_gap, buy_gap
+
+    def sell_probability(self, level: int = 0) -> np.ndarray:
+        """Probability that the selling player stops (sells) at each node at a stored level (0: t = 0).
+
+        Exploratory problem (SPEC section 4): ``sigmoid(−κ·gap/λ)`` with the signed gap to the sell
+        obstacle, i.e. ``ν* = sigmoid(κ(ℓ − w)/λ)`` on ``x < 0`` (sell = lower obstacle) and
+        ``μ* = sigmoid(κ(w − u)/λ)`` on ``x > 0`` (sell = upper obstacle). Without temperature: the indicator
+        of the sell region.
+        """
+        from pdecore.dynkin import _stop_probability
+
+        return _stop_probability(-self._signed_gaps(level)[0], self.penalty, self.temperature)
+
+    def buy_probability(self, level: int = 0) -> np.ndarray:
+        """Probability that the buying player stops (buys); mirror of :meth:`sell_probability`."""
+        from pdecore.dynkin import _stop_probability
+
+        return _stop_probability(-self._signed_gaps(level)[1], self.penalty, self.temperature)
+
     def value(self, t, x):
         """``w(t, x)`` by linear interpolation in ``x`` and ``t`` (``t ∈ [0, T]``, ``x`` inside the grid)."""
         return _interpolate_value(self.grid, self.times, self.values, t, x)

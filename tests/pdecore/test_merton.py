@@ -48,6 +48,9 @@ def test_boundary_ordering_and_behaviour_near_the_horizon(default_result):
     assert res.sell_boundary[-2] == pytest.approx((1 - theta) * x_m, abs=3e-3)
     # at t = T everything is liquidated: the sell region covers the grid
     assert res.sell_boundary[-1] == np.inf
+    # before vanishing, the buy boundary crosses x = 0 onto the other half-line
+    finite_buy = res.buy_boundary[np.isfinite(res.buy_boundary)]
+    assert finite_buy.max() > 0.0 > finite_buy.min()
     # the boundaries move monotonically towards the horizon (band widens as t -> T on the buy side)
     finite = np.isfinite(res.buy_boundary)
     assert np.all(np.diff(res.buy_boundary[finite]) >= -1e-4)
@@ -159,6 +162,13 @@ def test_exploratory_and_penalized_variants_run(default_result):
         assert sell < buy and math.isfinite(sell) and math.isfinite(buy)
     # κ = 5 is a weak penalty: its band is narrower than the VI band
     assert pen.band(0.0)[0] > default_result.band(0.0)[0]
+    # exploratory probabilities: ≥ ½ exactly on the regions, strictly between 0 and 1
+    p_sell, p_buy = exp.sell_probability(0), exp.buy_probability(0)
+    interior = exp.grid != 0.0
+    assert np.array_equal((p_sell >= 0.5)[interior], exp.sell_region[0][interior])
+    assert np.array_equal((p_buy >= 0.5)[interior], exp.buy_region[0][interior])
+    assert np.all((p_sell >= 0) & (p_sell <= 1)) and np.any((p_sell > 0.01) & (p_sell < 0.99))
+    assert np.array_equal(default_result.sell_probability(0)[interior] == 1.0, default_result.sell_region[0][interior])
 
 
 def test_frictionless_limit_is_the_merton_ratio():

@@ -16,6 +16,12 @@ DEFAULTS = {"drift": 0.168, "rate": 0.008, "volatility": 0.3, "cost": 0.005, "ma
 
 
 def _add_market(parser) -> None:
+    """Market, cost, horizon and grid options shared by ``solve merton`` and ``backtest merton``.
+
+    Every market value defaults to SPEC section 4 so that ``pderl solve merton`` alone reproduces the
+    paper's figure; ``--maturity`` is the horizon of the PDE problem whose ``t = 0`` band is reported (and
+    backtested), not the backtest horizon (``--years``).
+    """
     parser.add_argument("--drift", type=float, default=DEFAULTS["drift"], help="stock drift α (default 0.168)")
     parser.add_argument("--rate", type=float, default=DEFAULTS["rate"], help="bond rate r (default 0.008)")
     parser.add_argument("--volatility", type=float, default=DEFAULTS["volatility"],
@@ -29,6 +35,7 @@ def _add_market(parser) -> None:
 
 
 def register(verbs) -> None:
+    """Add ``solve merton`` and ``backtest merton`` to the verb sub-parsers (CLI framework hook)."""
     p = verbs["solve"].add_parser(
         "merton", help="no-trade band of Merton's problem with proportional costs (Dynkin game PDE)",
         description="Solve Merton's log-utility problem with proportional transaction costs as a Dynkin game "
@@ -58,6 +65,8 @@ def register(verbs) -> None:
 
 
 def _model(args):
+    """The validated :class:`pdecore.MertonCosts` from the parsed options (bad values raise ValueError,
+    which the CLI main turns into a one-line message and exit code 2)."""
     from pdecore import MertonCosts
 
     return MertonCosts(drift=args.drift, rate=args.rate, volatility=args.volatility, cost=args.cost,
@@ -65,11 +74,18 @@ def _model(args):
 
 
 def _fmt(value: float) -> str:
+    """A boundary for the terminal, spelling out the ±inf convention (a region that is absent)."""
     return f"{value:+.6f}" if value == value and abs(value) != float("inf") else (
         "+inf (no buying)" if value > 0 else "-inf (no selling)")
 
 
 def _solve(args) -> int:
+    """Handler of ``pderl solve merton``: solve, print the t = 0 band (text or JSON), optionally plot.
+
+    JSON keys: ``sell_boundary_t0``, ``buy_boundary_t0`` (``±Infinity`` where a region is absent),
+    ``merton_ratio``, ``merton_fraction``, the numerical settings, the insolvency truncation, the Newton
+    solve count and the wall time.
+    """
     import time
 
     from pdecore import solve_merton_costs
@@ -114,6 +130,12 @@ def _solve(args) -> int:
 
 
 def _backtest(args) -> int:
+    """Handler of ``pderl backtest merton``: the PDE band at t = 0 against buy-and-hold (and ``--band``s).
+
+    JSON keys: ``<strategy>_mean``, ``<strategy>_se`` and ``<strategy>_bankrupt_share`` for
+    ``omniscient``, ``buy_and_hold`` and ``leveraged_buy_and_hold`` (mean and s.e. are ``null`` when some
+    path went bankrupt), ``merton_reference``, ``omniscient_band`` and a ``bands`` list for the user's bands.
+    """
     from validation.backtest_merton import backtest_merton
 
     model = _model(args)

@@ -58,7 +58,7 @@ class ThetaScheme:
         """Fully implicit (first order, L-stable)."""
         return cls(1.0, 0, grading)
 
-    def time_steps(self, horizon: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    def time_steps(self, horizon: float, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sub-step sizes and implicit weights for marching ``τ`` from 0 to ``horizon``.
 
         Parameters

@@ -107,3 +107,15 @@ def test_stats_and_plot(american):
     ax = american.plot()
     assert ax.get_xlabel() == "spot S"
     assert american.values.flags.writeable is False
+
+
+@pytest.mark.parametrize("kind,dividend", [("put", 0.03), ("call", 0.05), ("call", 0.0)])
+def test_premium_and_plain_formulations_agree_with_dividends(kind, dividend):
+    """``e = V − V_E`` with obstacle ``g − V_E`` is exact for every problem (SPEC section 1), so both
+    formulations converge to the same price; at the default grid they differ by the FD error only."""
+    model, option = BlackScholes(0.3, 0.04, dividend), AmericanOption(kind, 100.0, 2.0)
+    spots = np.array([60.0, 80.0, 100.0, 120.0, 150.0])
+    plain, premium = solve_american(model, option), solve_american(model, option, premium=True)
+    np.testing.assert_allclose(plain.price(spots), premium.price(spots), rtol=0, atol=5e-6 * option.strike)
+    both_nan = np.isnan(plain.boundary[0]) and np.isnan(premium.boundary[0])
+    assert both_nan or abs(plain.boundary[0] - premium.boundary[0]) < 0.01 * option.strike

@@ -16,17 +16,39 @@ from pdecore._numba import STATUS_MAX_ITER, STATUS_NOT_FINITE, STATUS_OK
 
 
 def _softplus(z):
+    """``log(1 + e^z)`` as ``max(z, 0) + log1p(e^{−|z|})``: no overflow for any finite ``z``."""
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def _sigmoid(z):
+    """Logistic ``1/(1 + e^{−z})`` from ``e^{−|z|}`` only, so that no exponential overflows."""
     # exp of a non-positive argument only: no overflow
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def obstacle_term_reference(v, lower_obs, upper_obs, has_upper, mode, penalty, temperature):
-    """``(f(v), −f'(v))`` as arrays (hard mode: ``f = 0`` and the violated-set indicator)."""
+    """The obstacle term and its Newton weight, as whole arrays.
+
+    Parameters
+    ----------
+    v, lower_obs, upper_obs : float64[n]
+        Iterate and obstacles ``ℓ``, ``u`` at the new time level.
+    has_upper : bool
+    mode : int
+        ``MODE_HARD``, ``MODE_FINITE`` or ``MODE_SOFTPLUS``.
+    penalty, temperature : float
+        κ and λ.
+
+    Returns
+    -------
+    f : float64[n]
+        ``κ(ℓ − v)^+ − κ(v − u)^+`` (finite), ``λ sp(κ(ℓ − v)/λ) − λ sp(κ(v − u)/λ)`` (softplus),
+        0 (hard).
+    slope : float64[n]
+        ``−f'(v) ≥ 0``; in hard mode the indicator of the violated sets (scaled by ``Large`` by the
+        caller).
+    """
     if mode == MODE_SOFTPLUS:
         z = penalty * (lower_obs - v) / temperature
         f = temperature * _softplus(z)
@@ -51,7 +73,32 @@ def obstacle_term_reference(v, lower_obs, upper_obs, has_upper, mode, penalty, t
 def penalty_march_reference(lower, diag, upper, initial, dtau, weights, levels, lower_obstacle,
                             upper_obstacle, has_upper, source, has_source, mode, penalty, temperature,
                             tol, max_iter):
-    """Return ``(status, failing_step, values, iterations, changes)``; arguments as in the kernel."""
+    """The penalty Newton march written with ``scipy.sparse`` and ``spsolve``.
+
+    Every argument has the meaning, shape and convention documented in
+    :func:`pdecore._kernels.penalty.penalty_march`: generator bands, initial data, sub-step sizes and
+    implicit weights, stored levels, obstacles and source per sub-step time point (or ``(1, n)``
+    constants), mode, κ, λ, ``tol`` and ``max_iter``. The iteration is the same one, step for step:
+
+    * hard mode: penalty sets carried from step to step; ``(A + Large(P_ℓ + P_u)) v = b + Large(P_ℓ ℓ +
+      P_u u)``; penalized nodes keep their set while the sign of the force ``A v − b`` says so;
+    * finite and softplus modes: ``(A + w_pΔτD) v_new = b + w_pΔτ(f(v) + D v)`` with ``D = −f'(v)``,
+      and the obstacle term θ-weighted only while ``(1 − w)Δτκ ≤ 1``;
+    * stop when the relative change is at most ``tol`` or (piecewise-linear modes) the sets repeat.
+
+    Returns
+    -------
+    status : int
+        As the kernel's status codes.
+    failing_step : int
+        ``-1`` on success.
+    values : float64[L, n]
+        Solutions at the stored levels.
+    iterations : int64[m]
+        Linear solves per sub-step.
+    changes : float64[m]
+        Last relative change per sub-step.
+    """
     n = len(initial)
     m = len(dtau)
     gen = sparse.diags([lower[1:], diag, upper[:-1]], [-1, 0, 1], shape=(n, n), format="csr")

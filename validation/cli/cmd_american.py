@@ -34,6 +34,11 @@ def _add_contract_arguments(parser, *, spot: bool) -> None:
 
 
 def _solve(args):
+    """Build the validated model and option from the arguments and run :func:`solve_american`.
+
+    Bad values raise ``ValueError`` from the parameter classes, which the CLI's main turns into a
+    one-line message and exit code 2.
+    """
     from pdecore import AmericanOption, BlackScholes, solve_american
 
     model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
@@ -48,6 +53,7 @@ def _summary_stats(stats: dict) -> dict:
 
 
 def _price(args) -> int:
+    """Handler of ``pderl price american``: price, greeks at ``--spot``, ``S*(0)`` and statistics."""
     result = _solve(args)
     boundary_t0 = float(result.boundary[0])
     payload = {
@@ -79,6 +85,11 @@ def _price(args) -> int:
 
 
 def _boundary(args) -> int:
+    """Handler of ``pderl boundary american``: ``S*(t)`` on every time level, as CSV and/or a figure.
+
+    The CSV has a header ``t,boundary`` and one row per stored level (calendar time ascending; the
+    last row is the limit ``S*(T−)``). The text output samples the boundary at six times.
+    """
     import numpy as np
 
     result = _solve(args)

@@ -33,12 +33,14 @@ TOL_PRICE, TOL_VARIANT, TOL_BOUNDARY, TOL_ORACLE = 1e-4, 2e-4, 0.05, 0.002
 
 
 def _row(name, got, expected, tol):
+    """One comparison: value, SPEC reference, signed error, tolerance and the pass flag."""
     error = got - expected
     return {"name": name, "value": float(got), "reference": float(expected), "error": float(error),
             "tolerance": tol, "pass": bool(abs(error) <= tol)}
 
 
 def _table(rows, digits=6):
+    """Markdown table of :func:`_row` records (values printed with ``digits`` decimals)."""
     lines = ["| quantity | pderl | SPEC | error | within tolerance |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['value']:.{digits}f} | {r['reference']} | {r['error']:+.2e} | "

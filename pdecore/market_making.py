@@ -640,7 +640,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     monitor = np.zeros(4)
     if n_substeps is None:
         rate = np.zeros(1)
-        status = hjb_rhs(theta_terminal, coords, strides, qbar, running, intensity, decay, low, high,
+        status = hjb_rhs(theta_terminal, strides, qbar, running, intensity, decay, low, high,
                          exp_low, exp_high, exploratory, *table_args, work[1], work[6], rate)
         terminal_rate = rate[0] if math.isfinite(rate[0]) else 0.0
         substeps = max(1, int(math.ceil(dt_saved * terminal_rate / DEFAULT_RATE_DT)))
@@ -652,7 +652,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     refinements = 0
     while True:
         dt = dt_saved / substeps
-        status = hjb_rk4(theta_terminal, coords, strides, qbar, running, intensity, decay, low, high,
+        status = hjb_rk4(theta_terminal, strides, qbar, running, intensity, decay, low, high,
                          exp_low, exp_high, exploratory, *table_args, n_time, substeps, dt, RK4_DISK_LIMIT,
                          saved, work, monitor)
         if status == STATUS_OK:

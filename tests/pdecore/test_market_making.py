@@ -92,7 +92,7 @@ def test_rhs_kernel_matches_twin_on_random_values(rng):
     intensity = np.stack([model.intensity_bid_array(), model.intensity_ask_array()], axis=1)
     decay = model.decay_array()
     empty = np.zeros((3, 2, 2))
-    status = hjb_rhs(theta, coords, strides, 3, running, intensity, decay, 0.1, 3.0, np.exp(-decay * 0.1),
+    status = hjb_rhs(theta, strides, 3, running, intensity, decay, 0.1, 3.0, np.exp(-decay * 0.1),
                      np.exp(-decay * 3.0), False, 0.0, 1.0, 0.0, 1.0, empty, empty, empty, out, work, rate)
     assert status == 0
     expected = rhs_reference(theta.reshape((7, 7, 7)), model).reshape(-1)

@@ -65,7 +65,7 @@ DEFAULT_N_QUADRATURE = 1024
 #: Refuse grids whose arrays would need more than this (bytes).
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 #: Spacing of the Hamiltonian table in Δ near the active region (the rational map coarsens the tails).
-TABLE_SPACING = 0.0005
+TABLE_SPACING = 0.00025
 MAX_TABLE_POINTS = 200_001
 
 

@@ -112,18 +112,31 @@ class StoppingReference:
         PDE exercise boundary ``S*(t_l)``, ``l = 0..L−1`` (NaN where there is no exercise region).
     european : float or None
         European price at ``S_0``.
+    target_boundary : ndarray of shape (L,) or None
+        Exercise boundary of the discrete oracle (:func:`pdecore.stopping_oracle`) at the run's
+        ``κ, λ, L``: the decisions a perfect learner converges to. Accuracy against it measures
+        learning; accuracy of the oracle itself against ``boundary`` is the floor of the accuracy
+        against the VI boundary (about 95 % at the paper settings, where the κ = 10, λ = 1 boundary
+        lies about 1.5 above the VI boundary at t = 0).
+    target_p_stopping, target_p_control : float or None
+        The oracle's exact ``P_stopping`` and ``P_control``. With them the evaluation also reports
+        common-random-number estimates ``P̂ = P_learned − P_oracle-rule + P_oracle`` (both rules on the
+        same test paths), whose sampling noise comes only from the paths where the two rules differ.
     source : str
     """
 
     price: float
     boundary: np.ndarray | None = None
     european: float | None = None
+    target_boundary: np.ndarray | None = None
+    target_p_stopping: float | None = None
+    target_p_control: float | None = None
     source: str = "given"
 
     @classmethod
     def from_pde(cls, config: StoppingConfig) -> "StoppingReference":
         """Solve the American variational inequality with :func:`pdecore.solve_american`."""
-        from pdecore import bs_price, solve_american
+        from pdecore import bs_price, solve_american, stopping_oracle
 
         model, option = config.model(), config.option()
         result = solve_american(model, option)
@@ -131,8 +144,17 @@ class StoppingReference:
         boundary = np.interp(dates, result.times, result.boundary)
         european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
                             config.rate, config.dividend)
+        target = None
+        if config.algorithm != "dong":
+            oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
+                                     temperature=config.temperature, spot=config.spot)
+            target = np.asarray(oracle.boundary[:config.n_steps], dtype=float)
+            target_prices = {"target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
+        else:
+            target_prices = {}
         return cls(price=float(result.price(config.spot)), boundary=boundary, european=float(european),
-                   source="pdecore.solve_american (variational inequality)")
+                   target_boundary=target, source="pdecore.solve_american (VI) and pdecore.stopping_oracle",
+                   **target_prices)
 
 
 def true_decisions(spots: torch.Tensor, boundary: np.ndarray, kind: str) -> torch.Tensor:
@@ -243,6 +265,8 @@ class StoppingLearner:
         self.optimizer = self._make_optimizer(self.net.parameters(), config.learning_rate)
         self.volatility_optimizer = torch.optim.Adam([self.volatility], lr=config.volatility_learning_rate)
         self._eval_cache: torch.Tensor | None = None
+        self.value_updates = 0  # number of value-network steps taken (for warm-up and output init)
+        self.volatility_updates = 0
         times = torch.arange(config.n_steps, dtype=torch.float64) * config.dt
         self._time_to_maturity = (config.maturity - times).to(self.dtype).to(self.device)  # τ_l > 0, l < L
 
@@ -253,7 +277,7 @@ class StoppingLearner:
 
     # ------------------------------------------------------------------ contract
     def config_dict(self) -> dict:
-        return {"kind": "stopping", **self.config.to_dict()}
+        return {"learner": "stopping", **self.config.to_dict()}
 
     def to(self, device) -> "StoppingLearner":
         self.device = torch.device(device)
@@ -266,6 +290,7 @@ class StoppingLearner:
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "value_updates": self.value_updates, "volatility_updates": self.volatility_updates,
                 "volatility": self.volatility.detach().clone(),
                 "volatility_optimizer": self.volatility_optimizer.state_dict(),
                 "generator": self.generator.get_state()}
@@ -277,6 +302,8 @@ class StoppingLearner:
             self.volatility.copy_(state["volatility"])
         self.volatility_optimizer.load_state_dict(state["volatility_optimizer"])
         self.generator.set_state(state["generator"])
+        self.value_updates = int(state.get("value_updates", 0))
+        self.volatility_updates = int(state.get("volatility_updates", 0))
 
     def sample_batch(self, step: int) -> torch.Tensor:
         """``batch_size`` fresh paths ``(M, L + 1)`` from the training generator."""
@@ -324,6 +351,12 @@ class StoppingLearner:
             with torch.no_grad():
                 self.volatility.clamp_(min=1e-3)  # keep ϕ a volatility
             diagnostics["losses/volatility"] = vol_loss.item()
+            self.volatility_updates += 1
+        diagnostics["charts/volatility"] = float(self.volatility.item())
+        if self.volatility_updates <= c.volatility_warmup and self.learns_volatility:
+            return diagnostics  # warm-up: σ only
+        if self.value_updates == 0 and c.output_init == "european":
+            self._init_output_shift(paths)
 
         self.net.train()
         premium_part = self.net(inputs).T  # w = V − h, shape (B, L)
@@ -345,11 +378,22 @@ class StoppingLearner:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.value_updates += 1
         diagnostics["losses/loss"] = loss.item()
-        diagnostics["charts/volatility"] = float(self.volatility.item())
-        diagnostics["charts/value0"] = float(c.spot and (payoff_torch(c.kind, paths[:1, 0], c.strike)
-                                                        + premium_part[:, 0].mean()).item())
+        diagnostics["charts/value0"] = float((payoff_torch(c.kind, paths[:1, 0], c.strike)
+                                              + premium_part[:, 0].mean()).item())
         return diagnostics
+
+    @torch.no_grad()
+    def _init_output_shift(self, paths: torch.Tensor) -> None:
+        """``output_init="european"``: output batch-norm shift := batch mean of ``V_E^ϕ − g`` per date."""
+        c = self.config
+        if not self.net.batch_norm:
+            return
+        spots = paths[:, :c.n_steps]
+        european = self.european(spots, self.volatility.detach())
+        gains = payoff_torch(c.kind, spots, c.strike)
+        self.net.norms[-1].bias.copy_((european - gains).mean(dim=0).unsqueeze(1))
 
     def _probability(self, premium_part: torch.Tensor) -> torch.Tensor:
         """``π = sigmoid(κ (h − V)/λ) = sigmoid(−κ w/λ)``, detached unless ``detach_policy=False``."""
@@ -441,6 +485,11 @@ class StoppingLearner:
         reference = self.reference
         sums = {key: 0.0 for key in ("s", "s2", "c", "c2", "z", "z2", "sz", "cz")}
         agree = torch.zeros(c.n_steps, dtype=torch.float64)
+        agree_target = torch.zeros(c.n_steps, dtype=torch.float64)
+        agree_floor = torch.zeros(c.n_steps, dtype=torch.float64)
+        differences = {"stopping": 0.0, "control": 0.0, "stopping_sq": 0.0, "control_sq": 0.0}
+        use_crn = reference is not None and reference.target_boundary is not None \
+            and reference.target_p_stopping is not None
         exercised = 0.0
         value0 = math.nan
         discount_T = math.exp(-c.rate * c.maturity)
@@ -455,9 +504,21 @@ class StoppingLearner:
                                ("z", z.sum()), ("z2", z.square().sum()), ("sz", (y * z).sum()), ("cz", (v * z).sum())):
                 sums[key] += value.item()
             exercised += exercise.double().sum().item()
+            if use_crn:
+                target_rule = true_decisions(paths[:, :c.n_steps], reference.target_boundary, c.kind)
+                oracle_prices = stopping_prices(paths, target_rule, kind=c.kind, strike=c.strike, rate=c.rate,
+                                                penalty=c.penalty, dt=c.dt)
+                for name, learned in (("stopping", y), ("control", v)):
+                    gap = learned - oracle_prices[name]
+                    differences[name] += gap.sum().item()
+                    differences[name + "_sq"] += gap.square().sum().item()
             if reference is not None and reference.boundary is not None:
                 truth = true_decisions(paths[:, :c.n_steps], reference.boundary, c.kind)
                 agree += (truth == exercise).double().sum(dim=0).cpu()
+                if reference.target_boundary is not None:
+                    target = true_decisions(paths[:, :c.n_steps], reference.target_boundary, c.kind)
+                    agree_target += (target == exercise).double().sum(dim=0).cpu()
+                    agree_floor += (target == truth).double().sum(dim=0).cpu()
             if index == 0:
                 value0 = float((payoff_torch(c.kind, paths[:, 0], c.strike) + w[:, 0]).mean().item())
         out = {}
@@ -474,9 +535,17 @@ class StoppingLearner:
         out["eval/volatility"] = float(self.volatility.item())
         out["eval/value0"] = value0
         out["eval/exercise_share"] = exercised / (n_paths * c.n_steps)
+        if use_crn:
+            for name, exact in (("stopping", reference.target_p_stopping), ("control", reference.target_p_control)):
+                gap = differences[name] / n_paths
+                out[f"eval/p_{name}_crn"] = exact + gap
+                out[f"eval/p_{name}_crn_stderr"] = math.sqrt(
+                    max(differences[name + "_sq"] / n_paths - gap**2, 0.0) / n_paths)
         if reference is not None:
             for name in ("stopping", "control"):
                 out[f"eval/rel_error_{name}"] = abs(out[f"eval/p_{name}"] - reference.price) / reference.price
+                if f"eval/p_{name}_crn" in out:
+                    out[f"eval/rel_error_{name}_crn"] = abs(out[f"eval/p_{name}_crn"] - reference.price) / reference.price
                 if f"eval/p_{name}_cv" in out:
                     out[f"eval/rel_error_{name}_cv"] = abs(out[f"eval/p_{name}_cv"] - reference.price) / reference.price
             if reference.boundary is not None:
@@ -484,6 +553,9 @@ class StoppingLearner:
                 out["eval/min_accuracy"] = float(accuracy.min())
                 out["eval/mean_accuracy"] = float(accuracy.mean())
                 out["eval/argmin_accuracy"] = int(accuracy.argmin())
+                if reference.target_boundary is not None:
+                    out["eval/min_accuracy_oracle"] = float((agree_target / n_paths).min().item())
+                    out["eval/oracle_min_accuracy"] = float((agree_floor / n_paths).min().item())
         out["eval/test_paths"] = n_paths
         return out
 

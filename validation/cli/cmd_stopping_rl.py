@@ -1,0 +1,196 @@
+"""``pderl train|evaluate|validate stopping``: the RL stopping learners (SPEC section 3).
+
+::
+
+    pderl train stopping --algo ml|td0|dong --steps N --seed S --penalty 10 --temperature 1 --lr 0.01
+                         --batch 1024 --out RUN [--resume] [--force] [--device cpu|cuda]
+    pderl evaluate stopping RUN [--test-paths N] [--json]
+    pderl validate stopping RUN --out DIR
+
+Training writes a run folder (``config.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``;
+see :mod:`rl.trainer`); ``--resume`` continues it from its checkpoint with the run's own
+configuration (only ``--steps`` may grow). Evaluation prints ``p_stopping``, ``p_control``,
+``rel_error_stopping``, ``rel_error_control``, ``min_accuracy``, ``sigma_learned`` (and more with
+``--json``). Validation writes the paper's figures 1–3 and 8 and a comparison table.
+"""
+
+from __future__ import annotations
+
+from validation.cli.common import add_json_flag, emit
+
+EVALUATE_KEYS = ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy",
+                 "sigma_learned")
+
+
+def register(verbs) -> None:
+    p = verbs["train"].add_parser(
+        "stopping", help="train an RL agent to exercise an American option (martingale loss, TD(0), Dong)",
+        description="Train the exploratory stopping learner of Dai, Sun, Xu & Zhou on simulated GBM paths "
+                    "(defaults: the paper's Table 1) into a run folder.")
+    p.add_argument("--algo", default="ml", help="ml (offline martingale loss), td0 (online TD(0)) or dong "
+                                                "(Dong 2024 baseline); default ml")
+    p.add_argument("--formulation", default="premium", help="premium (learn the early-exercise premium, σ "
+                                                            "learned; default) or price")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of paths and initial weights (default 0)")
+    p.add_argument("--penalty", type=float, default=10.0, help="penalty factor κ (default 10; κT/L <= 1)")
+    p.add_argument("--temperature", type=float, default=1.0, help="temperature λ (default 1)")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate of the value networks (default 0.01)")
+    p.add_argument("--batch", type=int, default=1024, help="paths per step (default 1024)")
+    p.add_argument("--n-steps", type=int, default=50, help="number of decision dates L (default 50)")
+    p.add_argument("--sigma-lr", type=float, default=None, help="learning rate of the volatility ϕ")
+    p.add_argument("--initial-sigma", type=float, default=0.8, help="initial volatility guess ϕ (default 0.8)")
+    p.add_argument("--known-sigma", action="store_true", help="give the agent the true σ instead of learning it")
+    p.add_argument("--scheme", default="exact", help="path simulation: exact (default) or euler")
+    p.add_argument("--eval-every", type=int, default=10, help="evaluate every N steps (default 10; 0: end only)")
+    p.add_argument("--eval-paths", type=int, default=2**14, help="test paths of the periodic evaluation")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="checkpoint every N steps (default 100)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_json_flag(p)
+    p.set_defaults(handler=_train)
+
+    p = verbs["evaluate"].add_parser(
+        "stopping", help="evaluate a trained stopping run on fresh test paths against the PDE",
+        description="P_stopping, P_control, relative errors vs the American price, per-date accuracy vs the "
+                    "PDE boundary, value errors vs the discrete oracle and the PDE.")
+    p.add_argument("run", help="run folder written by `pderl train stopping`")
+    p.add_argument("--test-paths", type=int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_flag(p)
+    p.set_defaults(handler=_evaluate)
+
+    p = verbs["validate"].add_parser(
+        "stopping", help="write validation figures (paper figs 1-3, σ curve) and the comparison table",
+        description="Figures reproducing the stopping paper's figures 1, 2, 3 and 8 for a trained run, and a "
+                    "Markdown table against the paper's numbers and the discrete oracle's floors.")
+    p.add_argument("run", help="run folder written by `pderl train stopping`")
+    p.add_argument("--out", required=True, help="output folder for the figures")
+    p.add_argument("--test-paths", type=int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--compare", nargs="*", default=(), metavar="RUN",
+                   help="more runs whose learning curves go on figure 3 (e.g. a TD(0) run)")
+    add_json_flag(p)
+    p.set_defaults(handler=_validate)
+
+
+def _check_positive_int(name: str, value) -> None:
+    if value is not None and (not isinstance(value, int) or value <= 0):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name} 1000")
+
+
+def _train(args) -> int:
+    import json
+    import warnings
+    from pathlib import Path
+
+    _check_positive_int("--steps", args.steps)
+    _check_positive_int("--batch", args.batch)
+    if args.algo not in ("ml", "td0", "dong"):
+        raise ValueError(f"--algo must be one of ml, td0, dong, got {args.algo!r}")
+    import torch
+
+    from rl.config import ExerciseWarning, StoppingConfig
+    from rl.stopping import StoppingLearner
+    from rl.trainer import CONFIG_NAME, Trainer, reduce_allocation_overhead, resolve_device
+
+    resolve_device(args.device)
+    if args.threads is not None:
+        _check_positive_int("--threads", args.threads)
+        torch.set_num_threads(args.threads)
+    reduce_allocation_overhead()
+    run = Path(args.out)
+    if args.resume:
+        if not (run / CONFIG_NAME).exists():
+            raise ValueError(f"--resume given but {str(run / CONFIG_NAME)!r} does not exist; drop --resume")
+        record = json.loads((run / CONFIG_NAME).read_text())
+        learner_config = {k: v for k, v in record["learner"].items() if k != "learner"}
+        config = StoppingConfig.from_dict(learner_config)
+        eval_every = record["trainer"]["eval_every"]
+        checkpoint_every = record["trainer"]["checkpoint_every"]
+        seed = record["seed"]
+    else:
+        extra = {}
+        if args.sigma_lr is not None:
+            extra["volatility_learning_rate"] = args.sigma_lr
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExerciseWarning)
+            config = StoppingConfig(algorithm=args.algo, formulation=args.formulation, penalty=args.penalty,
+                                    temperature=args.temperature, learning_rate=args.lr, batch_size=args.batch,
+                                    n_steps=args.n_steps, seed=args.seed, scheme=args.scheme,
+                                    learn_volatility=not args.known_sigma, initial_volatility=args.initial_sigma,
+                                    eval_paths=args.eval_paths, **extra)
+        for warning in caught:
+            import sys
+
+            print(f"pderl: warning: {warning.message}", file=sys.stderr)
+        eval_every, checkpoint_every, seed = args.eval_every, args.checkpoint_every, args.seed
+    learner = StoppingLearner(config, reference="pde", device=args.device)
+    trainer = Trainer(learner, run, total_steps=args.steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                      seed=seed, device=args.device, progress=not args.no_progress, resume=args.resume,
+                      force=args.force, eval_at_start=True, extra_config={"command": "pderl train stopping"})
+    summary = trainer.fit()
+    evaluation = summary.get("evaluation", {})
+    payload = {"run": str(run), "status": summary["status"], "steps": summary["step"],
+               "seconds": round(summary["seconds"], 3)}
+    for key in ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy"):
+        if f"eval/{key}" in evaluation:
+            payload[key] = evaluation[f"eval/{key}"]
+    payload["sigma_learned"] = evaluation.get("eval/volatility")
+    payload["note"] = (f"periodic evaluation on {config.eval_paths} paths; run `pderl evaluate stopping {run}` "
+                       f"for the {config.test_paths}-path evaluation")
+    emit(payload, as_json=args.json)
+    return 0
+
+
+def _evaluate(args) -> int:
+    _check_positive_int("--test-paths", args.test_paths)
+    from rl.trainer import reduce_allocation_overhead
+    from validation.stopping import evaluate_learner, load_run, public_evaluation
+
+    reduce_allocation_overhead()
+    learner, record = load_run(args.run, device=args.device)
+    evaluation = public_evaluation(evaluate_learner(learner, test_paths=args.test_paths))
+    evaluation["step"] = record["checkpoint_step"]
+    evaluation["algorithm"] = learner.config.algorithm
+    if args.json:
+        emit(evaluation, as_json=True)
+    else:
+        emit({key: evaluation[key] for key in (*EVALUATE_KEYS, "p_stopping_cv", "rel_error_stopping_cv",
+                                               "value0", "oracle_value0", "value0_rel_error_oracle",
+                                               "value_max_abs_error_oracle", "test_paths", "step")},
+             as_json=False)
+    return 0
+
+
+def _validate(args) -> int:
+    _check_positive_int("--test-paths", args.test_paths)
+    from pathlib import Path
+
+    from rl.runs import atomic_write_json, atomic_write_text
+    from rl.trainer import reduce_allocation_overhead
+    from validation.stopping import (PDEReferences, comparison_table, evaluate_learner, load_run, public_evaluation,
+                                     read_metrics, write_figures)
+
+    reduce_allocation_overhead()
+    learner, record = load_run(args.run)
+    references = PDEReferences.compute(learner.config)
+    evaluation = evaluate_learner(learner, test_paths=args.test_paths, references=references)
+    curves = {f"{learner.config.algorithm.upper()} ({Path(args.run).name})": read_metrics(args.run)}
+    for other in args.compare or ():
+        other_learner, _ = load_run(other, reference=None)
+        curves[f"{other_learner.config.algorithm.upper()} ({Path(other).name})"] = read_metrics(other)
+    out = Path(args.out)
+    figures = write_figures(learner, evaluation, references, out, curves=curves)
+    table = comparison_table(evaluation)
+    atomic_write_text(out / "comparison.md", table + "\n")
+    public = public_evaluation(evaluation)
+    atomic_write_json(out / "evaluation.json", public)
+    payload = {"figures": [str(f) for f in figures], "table": str(out / "comparison.md"),
+               **{key: public[key] for key in EVALUATE_KEYS}}
+    emit(payload, as_json=args.json, text=None if args.json else table + "\n\nfigures: " +
+         ", ".join(str(f) for f in figures))
+    return 0

@@ -1,0 +1,454 @@
+"""Validation of the RL stopping learners against the PDE engines (SPEC sections 3 and 6).
+
+Everything here takes the learner and the PDE/oracle results as arguments, so that one oracle solve
+serves many runs:
+
+* :func:`load_run` rebuilds a trained learner from its run folder;
+* :func:`evaluate_learner` computes ``P_stopping``, ``P_control`` (plain Monte Carlo on ``M_test``
+  common test paths, as in the paper, plus control-variate estimates that remove most of the sampling
+  noise), their relative errors against the American price, the per-date classification accuracy
+  against the PDE exercise boundary, and the value-function errors against the discrete oracle
+  (:func:`pdecore.stopping_oracle`) and the continuous exploratory PDE
+  (:func:`pdecore.solve_american` with ``penalty=κ, temperature=λ``) over the region the test paths
+  visit;
+* figures: the paper's figure 1 (learned vs PDE premium at six dates), figure 2 (test points coloured
+  by the learned decision, with the PDE boundary), figure 3 (learning curves of both relative errors)
+  and figure 8 (the volatility learning curve);
+* :func:`comparison_table`: this run next to the paper's numbers and the oracle's floors.
+
+Reference numbers (SPEC sections 1–3, put ``S_0 = K = 40, r = 0.06, σ = 0.4, T = 1``, ``L = 50``,
+``κ = 10, λ = 1``): American 5.318294; oracle ``V_0 ≈ 5.3219``, ``P_stopping ≈ 5.3072``,
+``P_control ≈ 5.2673`` (the floors a perfect learner reaches: 0.21 % and 0.96 % relative error).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Numbers reported by Dai, Sun, Xu & Zhou (section 4, appendix B) at the paper settings.
+PAPER_NUMBERS = {
+    "rel_error_stopping": 0.002,   # "about 0.2%" (ML and TD(0), section 4.4)
+    "rel_error_control": 0.01,     # "about 1%"
+    "min_accuracy": 0.95,          # "higher than 95% for all discretized time points"
+    "sigma_learned": 0.4006,       # appendix B, after 2000 steps
+    "american_price": 5.317,       # the paper's finite-difference "omniscient" price
+}
+
+def figure1_dates(n_steps: int) -> tuple[int, ...]:
+    """Six dates spread like the paper's figure 1: ``1, L/5, 2L/5, 3L/5, 4L/5, L − 1`` (1, 10, …, 49)."""
+    dates = [1] + [round(k * n_steps / 5) for k in range(1, 5)] + [n_steps - 1]
+    return tuple(sorted({min(max(d, 0), n_steps - 1) for d in dates}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# run folders
+# ---------------------------------------------------------------------------------------------------
+def load_run(run_dir, *, reference="pde", device: str = "cpu"):
+    """Rebuild the learner of a run folder from ``config.json`` and ``checkpoint.pt``.
+
+    Returns
+    -------
+    (learner, record) : (rl.stopping.StoppingLearner, dict)
+        ``record`` is the parsed ``config.json``.
+    """
+    import torch
+
+    from rl.config import StoppingConfig
+    from rl.stopping import StoppingLearner
+    from rl.trainer import CHECKPOINT_NAME, CONFIG_NAME
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_NAME
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if not config_path.exists() or not checkpoint_path.exists():
+        raise ValueError(f"{str(run_dir)!r} is not a finished or checkpointed stopping run (missing "
+                         f"{CONFIG_NAME} or {CHECKPOINT_NAME}); train one with `pderl train stopping --out DIR`")
+    record = json.loads(config_path.read_text())
+    learner_config = dict(record.get("learner", {}))
+    if learner_config.pop("learner", None) != "stopping":
+        raise ValueError(f"{str(run_dir)!r} holds a run of another learner, not a stopping run")
+    config = StoppingConfig.from_dict(learner_config)
+    learner = StoppingLearner(config, reference=reference, device=device)
+    state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    learner.load_state_dict(state["learner"])
+    record["checkpoint_step"] = int(state["step"])
+    return learner, record
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The evaluation records of a run (``metrics.jsonl``)."""
+    from rl.runs import read_jsonl
+
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------------
+# PDE side
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PDEReferences:
+    """The PDE results one evaluation needs (compute once, reuse for many runs).
+
+    Attributes
+    ----------
+    american : pdecore.AmericanResult
+        Variational inequality (price, exercise boundary).
+    exploratory : pdecore.AmericanResult
+        Continuous exploratory HJB with the run's ``κ, λ``.
+    oracle : pdecore.StoppingOracle
+        Discrete fixed point of the RL recursion on the run's ``L`` dates.
+    """
+
+    american: Any
+    exploratory: Any
+    oracle: Any
+
+    @classmethod
+    def compute(cls, config) -> "PDEReferences":
+        from pdecore import solve_american, stopping_oracle
+
+        model, option = config.model(), config.option()
+        american = solve_american(model, option)
+        exploratory = solve_american(model, option, penalty=config.penalty, temperature=config.temperature)
+        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
+                                 temperature=config.temperature, spot=config.spot)
+        return cls(american=american, exploratory=exploratory, oracle=oracle)
+
+    def stopping_reference(self, config):
+        """The :class:`rl.stopping.StoppingReference` (price and boundary at the RL dates)."""
+        from pdecore import bs_price
+        from rl.stopping import StoppingReference
+
+        dates = np.arange(config.n_steps) * config.dt
+        boundary = np.interp(dates, self.american.times, self.american.boundary)
+        european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
+                            config.rate, config.dividend)
+        return StoppingReference(price=float(self.american.price(config.spot)), boundary=boundary,
+                                 european=float(european), source="pdecore.solve_american")
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------------
+def evaluate_learner(learner, *, test_paths: int | None = None, references: PDEReferences | None = None,
+                     value_grid: int = 81) -> dict[str, Any]:
+    """Final evaluation of a stopping learner on fresh common test paths.
+
+    Parameters
+    ----------
+    learner : rl.stopping.StoppingLearner
+    test_paths : int, optional
+        Number of test paths (default the config's ``test_paths`` = 2^18).
+    references : PDEReferences, optional
+        PDE/oracle results; computed when omitted.
+    value_grid : int
+        Spot points per date for the value-function errors.
+
+    Returns
+    -------
+    dict
+        ``p_stopping``, ``p_control`` (plain Monte Carlo) and their standard errors; ``p_stopping_cv``,
+        ``p_control_cv`` (control variate: the discounted European payoff at maturity, whose mean is
+        the Black–Scholes price); ``rel_error_stopping``, ``rel_error_control`` (plain) and
+        ``rel_error_stopping_cv``, ``rel_error_control_cv``; ``accuracy`` (per date), ``min_accuracy``;
+        ``sigma_learned``; ``value0`` and the oracle's; value errors (see :func:`value_errors`);
+        ``oracle_*`` floors; ``american_price``.
+    """
+    import torch
+
+    from pdecore import bs_price
+    from rl.stopping import control_variate, payoff_torch, stopping_prices, true_decisions
+
+    config = learner.config
+    references = references or PDEReferences.compute(config)
+    reference = references.stopping_reference(config)
+    learner._reference = reference
+    n_paths = int(test_paths or config.test_paths)
+    if n_paths < 2:
+        raise ValueError(f"test_paths must be >= 2, got {n_paths}; pass e.g. --test-paths 262144")
+    net = learner.evaluation_network()
+    sums = {key: 0.0 for key in ("s", "s2", "c", "c2", "z", "z2", "sz", "cz")}
+    agree = np.zeros(config.n_steps)
+    exercised = np.zeros(config.n_steps)
+    visited_low = np.full(config.n_steps, np.inf)
+    visited_high = np.full(config.n_steps, -np.inf)
+    scatter = None
+    discount_T = math.exp(-config.rate * config.maturity)
+    with torch.no_grad():
+        for paths in learner.test_paths(n_paths):
+            exercise = learner.premium_part(paths, net) <= 0.0
+            prices = stopping_prices(paths, exercise, kind=config.kind, strike=config.strike, rate=config.rate,
+                                     penalty=config.penalty, dt=config.dt)
+            y, c = prices["stopping"], prices["control"]
+            z = discount_T * payoff_torch(config.kind, paths[:, -1].double(), config.strike)
+            for key, value in (("s", y.sum()), ("s2", y.square().sum()), ("c", c.sum()), ("c2", c.square().sum()),
+                               ("z", z.sum()), ("z2", z.square().sum()), ("sz", (y * z).sum()),
+                               ("cz", (c * z).sum())):
+                sums[key] += float(value)
+            truth = true_decisions(paths[:, :config.n_steps], reference.boundary, config.kind)
+            agree += (truth == exercise).double().sum(dim=0).cpu().numpy()
+            exercised += exercise.double().sum(dim=0).cpu().numpy()
+            spots = paths[:, :config.n_steps].double().cpu().numpy()
+            visited_low = np.minimum(visited_low, np.quantile(spots, 0.005, axis=0))
+            visited_high = np.maximum(visited_high, np.quantile(spots, 0.995, axis=0))
+            if scatter is None:
+                scatter = {"paths": paths[:100].double().cpu().numpy(), "exercise": exercise[:100].cpu().numpy()}
+    european_exact = float(bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
+                                    config.rate, config.dividend))
+    n = n_paths
+    out: dict[str, Any] = {}
+    for name, (k, k2, kz) in {"stopping": ("s", "s2", "sz"), "control": ("c", "c2", "cz")}.items():
+        mean = sums[k] / n
+        out[f"p_{name}"] = mean
+        out[f"p_{name}_stderr"] = math.sqrt(max(sums[k2] / n - mean**2, 0.0) / n)
+        cv, cv_se = control_variate(sums[k], sums[k2], sums["z"], sums["z2"], sums[kz], n, european_exact)
+        out[f"p_{name}_cv"] = cv
+        out[f"p_{name}_cv_stderr"] = cv_se
+    price = reference.price
+    for name in ("stopping", "control"):
+        out[f"rel_error_{name}"] = abs(out[f"p_{name}"] - price) / price
+        out[f"rel_error_{name}_cv"] = abs(out[f"p_{name}_cv"] - price) / price
+    accuracy = agree / n
+    out["accuracy"] = accuracy.tolist()
+    out["min_accuracy"] = float(accuracy.min())
+    out["argmin_accuracy"] = int(accuracy.argmin())
+    out["exercise_share"] = (exercised / n).tolist()
+    out["sigma_learned"] = float(learner.volatility.item())
+    out["american_price"] = price
+    out["european_price"] = european_exact
+    oracle = references.oracle
+    out["oracle_value0"] = float(oracle.value0)
+    out["oracle_p_stopping"] = float(oracle.p_stopping)
+    out["oracle_p_control"] = float(oracle.p_control)
+    out["oracle_floor_stopping"] = abs(oracle.p_stopping - price) / price
+    out["oracle_floor_control"] = abs(oracle.p_control - price) / price
+    out.update(value_errors(learner, references, visited_low, visited_high, net=net, n_points=value_grid))
+    out["test_paths"] = n
+    out["visited_region"] = {"low": visited_low.tolist(), "high": visited_high.tolist()}
+    out["_scatter"] = scatter
+    return out
+
+
+def value_errors(learner, references: PDEReferences, low: np.ndarray, high: np.ndarray, *, net=None,
+                 n_points: int = 81) -> dict[str, float]:
+    """Errors of the learned exploratory value ``V_l = g + w_l`` over the visited region.
+
+    The region at date ``l`` is ``[low_l, high_l]`` (0.5 % and 99.5 % quantiles of the test paths);
+    date 0 is the point ``S_0``. Against the discrete oracle ``V_l`` (same dates, same κ, λ: the exact
+    target of the learner) and against the continuous exploratory PDE ``V^Π(t_l, ·)``.
+
+    Returns
+    -------
+    dict
+        ``value0`` (learned ``V_0(S_0)``), ``value0_rel_error_oracle``, ``value0_rel_error_pde``;
+        ``value_max_abs_error_oracle``, ``value_rms_abs_error_oracle``, ``value_max_rel_error_oracle``
+        (relative to ``V_0(S_0)`` of the oracle, a price scale) and the same against the PDE.
+    """
+    config = learner.config
+    oracle, pde = references.oracle, references.exploratory
+    net = net or learner.evaluation_network()
+    value0 = float(learner.value_on_grid([config.spot], net=net)["value"][0, 0])
+    out = {"value0": value0,
+           "value0_rel_error_oracle": abs(value0 - oracle.value0) / oracle.value0,
+           "value0_rel_error_pde": abs(value0 - float(pde.price(config.spot))) / float(pde.price(config.spot))}
+    errors_oracle, errors_pde = [], []
+    for l in range(1, config.n_steps):
+        grid = np.linspace(low[l], high[l], n_points)
+        learned = learner.value_on_grid(grid, net=net)["value"][l]
+        errors_oracle.append(learned - np.asarray(oracle.value(l, grid), dtype=float))
+        errors_pde.append(learned - np.asarray(pde.value(l * config.dt, grid), dtype=float))
+    for name, errors in (("oracle", errors_oracle), ("pde", errors_pde)):
+        stacked = np.concatenate(errors)
+        out[f"value_max_abs_error_{name}"] = float(np.abs(stacked).max())
+        out[f"value_rms_abs_error_{name}"] = float(np.sqrt(np.mean(stacked**2)))
+        out[f"value_max_rel_error_{name}"] = float(np.abs(stacked).max() / oracle.value0)
+    return out
+
+
+def comparison_table(evaluation: dict) -> str:
+    """Markdown table: this run, the paper's numbers, and the discrete oracle's floors."""
+    rows = [
+        ("P_stopping relative error", evaluation["rel_error_stopping"], PAPER_NUMBERS["rel_error_stopping"],
+         evaluation["oracle_floor_stopping"], "%"),
+        ("P_stopping relative error (control variate)", evaluation["rel_error_stopping_cv"], None,
+         evaluation["oracle_floor_stopping"], "%"),
+        ("P_control relative error", evaluation["rel_error_control"], PAPER_NUMBERS["rel_error_control"],
+         evaluation["oracle_floor_control"], "%"),
+        ("P_control relative error (control variate)", evaluation["rel_error_control_cv"], None,
+         evaluation["oracle_floor_control"], "%"),
+        ("minimum per-date accuracy", evaluation["min_accuracy"], PAPER_NUMBERS["min_accuracy"], None, "%"),
+        ("learned σ (true 0.4)", evaluation["sigma_learned"], PAPER_NUMBERS["sigma_learned"], None, ""),
+        ("V_0(S_0)", evaluation["value0"], None, evaluation["oracle_value0"], ""),
+        ("V_0 relative error vs oracle", evaluation["value0_rel_error_oracle"], None, 0.0, "%"),
+    ]
+
+    def fmt(value, unit):
+        if value is None:
+            return "—"
+        return f"{100 * value:.3f} %" if unit == "%" else f"{value:.4f}"
+
+    lines = ["| quantity | this run | paper | discrete oracle (floor) |", "|---|---|---|---|"]
+    for name, ours, paper, floor, unit in rows:
+        paper_text = fmt(paper, unit)
+        if name.startswith("minimum") and paper is not None:
+            paper_text = "> " + paper_text
+        lines.append(f"| {name} | {fmt(ours, unit)} | {paper_text} | {fmt(floor, unit)} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------------
+def plot_premium_curves(learner, references: PDEReferences, *, dates=None, axes=None):
+    """Paper figure 1: learned premium ``e_l = h^ϕ + w_l`` vs the PDE's exploratory premium and the
+    discrete oracle's, at six dates, spot from 0 to 2 S_0; the VI exercise boundary as a dotted line.
+    Returns the array of Axes."""
+    import matplotlib.pyplot as plt
+
+    from pdecore import bs_price
+
+    config = learner.config
+    dates = figure1_dates(config.n_steps) if dates is None else dates
+    if axes is None:
+        _, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
+    axes = np.asarray(axes).ravel()
+    spots = np.linspace(0.5, 2 * config.spot, 200)
+    net = learner.evaluation_network()
+    learned = learner.value_on_grid(spots, net=net)
+    boundary = references.stopping_reference(config).boundary
+    for ax, l in zip(axes, dates):
+        t = l * config.dt
+        european = bs_price(config.kind, spots, config.strike, config.maturity - t, config.volatility, config.rate,
+                            config.dividend)
+        pde_premium = np.asarray(references.exploratory.value(t, spots)) - european
+        oracle_premium = np.asarray(references.oracle.value(l, spots)) - european
+        learned_premium = learned["value"][l] - european
+        ax.plot(spots, pde_premium, color="C3", lw=2, label="PDE (exploratory, continuous)")
+        ax.plot(spots, oracle_premium, color="k", ls="--", lw=1, label="discrete oracle")
+        ax.plot(spots, learned_premium, color="C0", lw=1.5, label=f"learned ({config.algorithm})")
+        if np.isfinite(boundary[l]):
+            ax.axvline(boundary[l], color="C1", ls=":", label="VI boundary S*(t)")
+        ax.set_title(f"l = {l} (t = {t:.2f})")
+        ax.set_xlabel("spot")
+    axes[0].set_ylabel("early-exercise premium")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_decisions(evaluation: dict, learner, references: PDEReferences, *, ax=None):
+    """Paper figure 2: 100 test paths, points coloured by the learned decision, with the PDE boundary."""
+    import matplotlib.pyplot as plt
+
+    config = learner.config
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5))
+    scatter = evaluation["_scatter"]
+    paths, exercise = scatter["paths"][:, :config.n_steps], scatter["exercise"].astype(bool)
+    times = np.broadcast_to(np.arange(config.n_steps) * config.dt, paths.shape)
+    ax.scatter(times[~exercise], paths[~exercise], s=6, marker="o", facecolors="none", edgecolors="C3",
+               lw=0.5, label="continue (π < ½)")
+    ax.scatter(times[exercise], paths[exercise], s=10, marker="^", color="C2", label="exercise (π ≥ ½)")
+    american = references.american
+    ax.plot(american.times, american.boundary, color="C0", lw=2, label="PDE free boundary")
+    ax.axhline(config.strike, color="k", ls=":", lw=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel("spot")
+    ax.set_title(f"learned stopping decisions ({config.algorithm}); min accuracy "
+                 f"{100 * evaluation['min_accuracy']:.2f} %")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: dict | None = None):
+    """Paper figure 3: relative errors of ``P_stopping`` and ``P_control`` vs training step (log scale).
+
+    ``curves`` maps a label (e.g. ``"ML"``) to a run's ``metrics.jsonl`` records.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for index, key in enumerate(("rel_error_stopping", "rel_error_control")):
+        ax = axes[index]
+        for label, records in curves.items():
+            points = [(r["step"], r[f"eval/{key}"]) for r in records if f"eval/{key}" in r]
+            if points:
+                steps, errors = zip(*points)
+                ax.semilogy(steps, np.maximum(errors, 1e-5), label=label)
+        if floors and key in floors:
+            ax.axhline(floors[key], color="k", ls="--", lw=1, label="discrete oracle floor")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("relative error")
+        ax.set_title("P_stopping (eq. 4.5)" if index == 0 else "P_control (eq. 4.7)")
+        ax.legend(fontsize=8)
+    return axes
+
+
+def plot_volatility_curve(records: list[dict], *, true_volatility: float, ax=None):
+    """Paper figure 8: the learned σ (ϕ) against training step."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    points = [(r["step"], r["charts/volatility"]) for r in records if "charts/volatility" in r]
+    if points:
+        steps, values = zip(*points)
+        ax.plot(steps, values, label="learned σ")
+    ax.axhline(true_volatility, color="k", ls="--", lw=1, label=f"true σ = {true_volatility:g}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("σ")
+    ax.set_title("volatility learned by the European martingale loss")
+    ax.legend()
+    return ax
+
+
+def write_figures(learner, evaluation: dict, references: PDEReferences, out_dir, *, curves: dict | None = None,
+                  prefix: str = "") -> list[Path]:
+    """Write the four figures into ``out_dir``; returns their paths."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
+    plot_premium_curves(learner, references, axes=axes)
+    fig.tight_layout()
+    written.append(out_dir / f"{prefix}premium_curves.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    plot_decisions(evaluation, learner, references, ax=ax)
+    fig.tight_layout()
+    written.append(out_dir / f"{prefix}decisions.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    if curves:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        plot_learning_curves(curves, axes=axes, floors={"rel_error_stopping": evaluation["oracle_floor_stopping"],
+                                                        "rel_error_control": evaluation["oracle_floor_control"]})
+        fig.tight_layout()
+        written.append(out_dir / f"{prefix}learning_curves.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+        records = next(iter(curves.values()))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_volatility_curve(records, true_volatility=learner.config.volatility, ax=ax)
+        fig.tight_layout()
+        written.append(out_dir / f"{prefix}volatility.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+def public_evaluation(evaluation: dict) -> dict:
+    """The evaluation without private plotting data (``_scatter``), JSON-ready."""
+    return {key: value for key, value in evaluation.items() if not key.startswith("_")}

@@ -246,8 +246,24 @@ def _tabulate_side(intensity: float, decay: float, temperature: float, bounds: t
                       as_tensor(out["entropy"]), as_tensor(quantiles))
 
 
+_SIDE_CACHE: dict[tuple, _SideTable] = {}
+_Z_MAX = math.asinh(1e4)  # tabulated range |kΔ| <= 1e4
+
+
+def _cached_side(intensity, decay, temperature, bounds, n_delta, n_delta_quantile, n_quadrature, n_levels):
+    """:func:`_tabulate_side` memoized per process (tables are read-only; building one takes seconds)."""
+    key = (intensity, decay, temperature, tuple(bounds), n_delta, n_delta_quantile, n_quadrature, n_levels)
+    if key not in _SIDE_CACHE:
+        if len(_SIDE_CACHE) > 32:
+            _SIDE_CACHE.clear()
+        _SIDE_CACHE[key] = _tabulate_side(intensity, decay, temperature, tuple(bounds),
+                                          np.linspace(-_Z_MAX, _Z_MAX, n_delta),
+                                          np.linspace(-_Z_MAX, _Z_MAX, n_delta_quantile), n_quadrature, n_levels)
+    return _SIDE_CACHE[key]
+
+
 class GibbsSpreadTable:
-    _z_max = math.asinh(1e4)  # tabulated range |kΔ| <= 1e4
+    _z_max = _Z_MAX
 
     """The Gibbs spread policy of every option and side as tabulated functions of Δ.
 
@@ -313,11 +329,9 @@ class GibbsSpreadTable:
             for side in (BID, ASK):
                 key = (float(intensity[i, side]), float(decay[i]))
                 if key not in self._tables:
-                    z_max = self._z_max
-                    self._tables[key] = _tabulate_side(
-                        key[0], key[1], self.temperature, self.spread_bounds,
-                        np.linspace(-z_max, z_max, self.n_delta), np.linspace(-z_max, z_max, self.n_delta_quantile),
-                        self.n_quadrature, self.n_levels)
+                    self._tables[key] = _cached_side(key[0], key[1], self.temperature, self.spread_bounds,
+                                                     self.n_delta, self.n_delta_quantile, self.n_quadrature,
+                                                     self.n_levels)
                 row.append(key)
             self._keys.append(row)
         self._stack()

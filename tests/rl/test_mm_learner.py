@@ -1,0 +1,200 @@
+"""Market-making learner: the TD loss by hand on pinned value functions, the grid θ as a near-zero
+TD residual, value differences, determinism, resume, configuration errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pdecore.market_making_params import MarketMakingModel  # noqa: E402
+from rl.mm_learner import (MarketMakingLearner, MMTrainConfig, continuous_td_loss,  # noqa: E402
+                           graded_times)
+from rl.trainer import Trainer  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = dict(hidden=8, layers=2, total_steps=6, batch_paths=8, paths_every=2, paths_per_step=4, n_steps=10)
+
+
+class QuadraticValue(torch.nn.Module):
+    """Pinned V(t, Q) = α (T − t) − β Σ Q² with the network interface the learner calls."""
+
+    market_inputs = False
+
+    def __init__(self, alpha, beta, horizon):
+        super().__init__()
+        self.alpha, self.beta, self.horizon = alpha, beta, horizon
+
+    def forward(self, t, inventory, prices=None, spot=None, *, reference=None):
+        return self.alpha * (self.horizon - t) - self.beta * (inventory**2).sum(-1)
+
+    def values_and_differences(self, t, inventory, prices=None, spot=None):
+        centre = self.forward(t, inventory)
+        up = -self.beta * (2 * inventory + 1)
+        down = -self.beta * (-2 * inventory + 1)
+        return centre, torch.stack([up, down], dim=-1)
+
+
+def test_td_loss_by_hand():
+    values = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=torch.float64)
+    next_values = torch.tensor([[1.5, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    reward = torch.tensor([[2.0, 0.0], [1.0, 3.0]], dtype=torch.float64)
+    dt = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    # δ = (next − V)/Δt + r: path 0: (1 + 2, −4 + 0) ; path 1: (−1 + 1, 4 + 3)
+    expected = 0.5 * ((3.0**2 * 0.5 + 4.0**2 * 0.25) + (0.0 + 7.0**2 * 0.25))
+    assert continuous_td_loss(values, next_values, reward, dt).item() == pytest.approx(expected)
+    mask = torch.tensor([[True, False], [True, True]])
+    expected_masked = 0.5 * (3.0**2 * 0.5 + 7.0**2 * 0.25)
+    assert continuous_td_loss(values, next_values, reward, dt, mask).item() == pytest.approx(expected_masked)
+    with pytest.raises(ValueError, match="same shape"):
+        continuous_td_loss(values, next_values[:, :1], reward, dt)
+
+
+@pytest.mark.parametrize("scheme", ["explicit", "trapezoid"])
+def test_td_terms_by_hand_on_a_pinned_value_function(scheme):
+    # γ = 0 (argmax quotes), φ > 0, terminal c from the model; one path, three steps
+    model = MarketMakingModel.paper_defaults(max_inventory=5, temperature=0.0, risk_aversion=2.0)
+    cfg = MMTrainConfig(**{**TINY, "n_steps": 3, "time_grading": 1.0, "terminal": "model", "scheme": scheme})
+    learner = MarketMakingLearner(model, cfg)
+    alpha, beta = 40.0, 0.05
+    learner.network = QuadraticValue(alpha, beta, model.horizon)
+    inventory = torch.tensor([[[0.0], [2.0], [5.0], [4.0]]], dtype=torch.float64)
+    batch = {"inventory": inventory, "prices": torch.full((1, 4, 1), 4.0, dtype=torch.float64),
+             "spot": torch.full((1, 4), 100.0, dtype=torch.float64)}
+    values, next_values, reward, dt = learner.td_terms(batch)
+
+    # --- the same numbers by hand ---
+    horizon, k, a = model.horizon, 1.5, 100.0
+    times = np.linspace(0.0, horizon, 4)
+    c = model.terminal_coefficients()[0]
+    cov = model.noise_cov_array()[0, 0]
+
+    def value(t, q):
+        return -c * q * q if t >= horizon else alpha * (horizon - t) - beta * q * q
+
+    def jump_and_reward(t, q):
+        jump = reward_rate = 0.0
+        for sign, active in ((+1, q < 5), (-1, q > -5)):
+            if not active:
+                continue
+            gain = value(t, q + sign) - value(t, q)
+            spread = max(0.0, min(4.0, 1.0 / k - gain))
+            rate = a * math.exp(-k * spread)
+            jump += rate * gain
+            reward_rate += rate * spread
+        return jump, reward_rate
+
+    for j in range(3):
+        q, t0, t1 = float(inventory[0, j, 0]), times[j], times[j + 1]
+        step = t1 - t0
+        jump, rew = jump_and_reward(t1, q)
+        if scheme == "trapezoid":
+            jump0, rew0 = jump_and_reward(t0, q)
+            jump, rew = 0.5 * (jump + jump0), 0.5 * (rew + rew0)
+        rew -= 0.5 * 2.0 * cov * q * q
+        assert values[0, j].item() == pytest.approx(value(t0, q), rel=1e-12)
+        assert next_values[0, j].item() == pytest.approx(value(t1, q) + step * jump, rel=1e-10)
+        assert reward[0, j].item() == pytest.approx(rew, rel=1e-10)
+        assert dt[j].item() == pytest.approx(step)
+
+
+def test_grid_value_has_small_td_residual_away_from_the_horizon():
+    """The grid HJB's θ, pinned as V, is (nearly) a zero of the expected TD error: the loss targets it."""
+    import pdecore
+
+    model = MarketMakingModel.paper_defaults(max_inventory=30)
+    result = pdecore.solve_market_making(model, n_time=1000)
+    learner = MarketMakingLearner(model, MMTrainConfig(**{**TINY, "n_steps": 100, "batch_paths": 16,
+                                                          "paths_per_step": 16, "terminal": "model"}))
+
+    class GridValue(torch.nn.Module):
+        market_inputs = False
+
+        def forward(self, t, inventory, prices=None, spot=None, *, reference=None):
+            q = inventory.numpy().astype(int).clip(-30, 30)
+            tt = t.numpy()
+            out = np.empty(tt.size)
+            for tv in np.unique(tt):
+                sel = tt == tv
+                out[sel] = result.theta(float(tv), q[sel])
+            return torch.as_tensor(out)
+
+        def values_and_differences(self, t, inventory, prices=None, spot=None):
+            centre = self.forward(t, inventory)
+            return centre, torch.stack([self.forward(t, inventory + 1) - centre,
+                                        self.forward(t, inventory - 1) - centre], dim=-1)[:, None, :]
+
+    batch = learner.sample_batch(0)
+    batch["inventory"] = batch["inventory"].clamp(-29, 29)
+    learner.network = GridValue()
+    values, next_values, reward, dt = learner.td_terms(batch)
+    delta = (next_values - values) / dt + reward
+    early = delta[:, : int(0.8 * delta.shape[1])].abs().max().item()
+    # reward rate ≈ 48 per day; the residual of the exact θ is below 1e-3 of it before 0.8 T
+    assert early < 0.05, f"max |δ| before 0.8 T: {early}"
+
+
+def test_values_and_differences_match_forward():
+    model = MarketMakingModel.paper_defaults(2, max_inventory=6)
+    learner = MarketMakingLearner(model, MMTrainConfig(**TINY))
+    net = learner.network
+    t = torch.tensor([0.0, 3.0, 9.5], dtype=torch.float64)
+    q = torch.tensor([[0.0, 1.0], [-3.0, 2.0], [5.0, -5.0]], dtype=torch.float64)
+    centre, diffs = net.values_and_differences(t, q)
+    torch.testing.assert_close(centre, net(t, q))
+    for i in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[i] = 1.0
+        torch.testing.assert_close(diffs[:, i, 0], net(t, q + e) - net(t, q))
+        torch.testing.assert_close(diffs[:, i, 1], net(t, q - e) - net(t, q))
+
+
+def test_same_seed_same_weights_and_resume(tmp_path):
+    model = MarketMakingModel.paper_defaults(max_inventory=10)
+
+    def run(folder, steps, resume=False, seed=3):
+        learner = MarketMakingLearner(model, MMTrainConfig(**{**TINY, "seed": seed}))
+        Trainer(learner, folder, total_steps=steps, eval_every=0, checkpoint_every=2, seed=seed, progress=False,
+                resume=resume).fit()
+        return learner.network.state_dict()
+
+    straight = run(tmp_path / "a", 6)
+    again = run(tmp_path / "b", 6)
+    for key in straight:
+        assert torch.equal(straight[key], again[key]), key
+    run(tmp_path / "c", 3)
+    resumed = run(tmp_path / "c", 6, resume=True)
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), f"resume differs in {key}"
+    other = run(tmp_path / "d", 6, seed=4)
+    assert any(not torch.equal(straight[key], other[key]) for key in straight)
+
+
+def test_bad_configuration_names_the_key():
+    with pytest.raises(ValueError, match="unknown key.*'stepz'"):
+        MMTrainConfig.from_mapping({"stepz": 3})
+    with pytest.raises(ValueError, match="total_steps"):
+        MMTrainConfig(total_steps=-5)
+    with pytest.raises(ValueError, match="paths_per_step"):
+        MMTrainConfig(batch_paths=4, paths_per_step=8)
+    with pytest.raises(ValueError, match="td_target"):
+        MMTrainConfig(td_target="bootstrap")
+
+
+def test_graded_times():
+    times = graded_times(10.0, 50, 2.0)
+    assert times[0] == 0.0 and times[-1] == 10.0
+    steps = np.diff(times)
+    assert np.all(steps > 0) and np.all(np.diff(steps) < 0)  # refined towards T
+    np.testing.assert_allclose(graded_times(10.0, 4, 1.0), [0.0, 2.5, 5.0, 7.5, 10.0])

@@ -171,10 +171,9 @@ def hjb_rhs(theta, strides, max_inventory, running, intensity, decay, spread_low
                         delta_ask = min(max(inverse_k + d, spread_low), spread_high)
                         rate_bid = a_bid * factor_bid
                         rate_ask = a_ask * factor_ask
-                        if rate_bid > 0.0:
-                            out[s] += rate_bid * (delta_bid + d)
-                        if rate_ask > 0.0:
-                            out[t] += rate_ask * (delta_ask - d)
+                        # δ is always finite (a clipped finite number), so a zero rate adds exactly 0
+                        out[s] += rate_bid * (delta_bid + d)
+                        out[t] += rate_ask * (delta_ask - d)
                         if track_rates:
                             rate_work[s] += rate_bid
                             rate_work[t] += rate_ask
@@ -307,6 +306,7 @@ def gibbs_moments_kernel(gains, nodes, rate_nodes, temperature, out_values, out_
     n_nodes = nodes.shape[0]
     step = nodes[1] - nodes[0]
     u = np.empty(n_nodes)
+    e = np.empty(n_nodes)
     status = STATUS_OK
     for g in range(gains.shape[0]):
         top = -np.inf
@@ -314,15 +314,20 @@ def gibbs_moments_kernel(gains, nodes, rate_nodes, temperature, out_values, out_
             u[j] = rate_nodes[j] * (nodes[j] + gains[g]) / temperature
             if u[j] > top:
                 top = u[j]
+        for j in range(n_nodes):
+            # nodes more than 80 below the peak weigh < e^{-80}: treated as 0 (far below rounding)
+            e[j] = math.exp(u[j] - top) if u[j] - top > -80.0 else 0.0
         total = 0.0
         rate_sum = 0.0
         spread_sum = 0.0
-        eb = math.exp(u[0] - top)
         for j in range(n_nodes - 1):
             a = u[j] - top
             b = u[j + 1] - top
-            ea = eb
-            eb = math.exp(b)
+            if a < -40.0 and b < -40.0:
+                # the piece weighs less than e^{-40} of the largest one: below double precision
+                continue
+            ea = e[j]
+            eb = e[j + 1]
             d = b - a
             if abs(d) < 1e-3:
                 whole = ea * (1.0 + d / 2.0 + d * d / 6.0 + d * d * d / 24.0)

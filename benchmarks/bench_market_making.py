@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     from pdecore._reference.market_making import solve_reference
 
     print("== fixed work: 1000 RK4 steps (paper-like order flow, horizon 4 days) ==")
-    print(f"{'case':<28}{'states':>9}{'steps':>7}{'seconds':>10}{'states*steps/s':>16}{'target s':>10}  max dt*R")
+    print(f"{'case':<28}{'states':>9}{'steps':>7}{'seconds':>10}{'states*steps/s':>16}{'target s':>10}"
+          "  max dt*R")
     cases = [(1, 50, 0.0, 0.5), (2, 30, 0.0, 0.5), (3, 15, 0.0, 5.0),
              (1, 50, 0.1, None), (2, 30, 0.1, None), (3, 15, 0.1, None)]
     for n, qbar, temperature, target in cases:
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
     model = MarketMakingModel.paper_defaults(2, max_inventory=10, horizon=0.8, temperature=0.0)
     kernel_seconds, _ = _best_of(lambda: solve_market_making(model, n_time=200, n_substeps=1), args.repeat)
     twin_seconds, _ = _best_of(lambda: solve_reference(model, 200, 1), 1)
-    print(f"numba {kernel_seconds:.4f} s, numpy {twin_seconds:.4f} s, speed-up {twin_seconds / kernel_seconds:.1f}x")
+    print(f"numba {kernel_seconds:.4f} s, numpy {twin_seconds:.4f} s, "
+          f"speed-up {twin_seconds / kernel_seconds:.1f}x")
     return 0
 
 

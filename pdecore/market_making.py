@@ -31,7 +31,8 @@ the kernel monitors it at every stage and the facade refines the step until it h
 ``n_quadrature + 1`` uniform nodes and ``exp(u)`` integrated exactly on each piece (an
 "exponential-linear" rule: exact for the steep boundary layers of clipped modes, second order in
 the node spacing elsewhere), in log-sum-exp form. The time loop reads ``H_γ`` from a cubic Hermite
-table in ``x = z/(1+|z|)``, ``z = (Δ − center)/width``, built once per solve with this rule; its interpolation error
+table in ``x = z/(1+|z|)``, ``z = (Δ − center)/width``, built once per solve with this rule; its
+interpolation error
 is measured and reported in ``diagnostics["hamiltonian_table_error"]``.
 
 References
@@ -145,7 +146,8 @@ def gibbs_moments(gain, intensity: float, decay: float, temperature: float, low:
         integral = whole.sum(axis=1)
         out_h[start:start + chunk] = temperature * (top[:, 0] + np.log(step * integral))
         # d/dΔ of the discrete log-partition: the rate interpolated linearly under the piecewise density
-        out_rate[start:start + chunk] = (second * rate_nodes[:-1] + first * rate_nodes[1:]).sum(axis=1) / integral
+        rate_sum = (second * rate_nodes[:-1] + first * rate_nodes[1:]).sum(axis=1)
+        out_rate[start:start + chunk] = rate_sum / integral
         out_spread[start:start + chunk] = (second * nodes[:-1] + first * nodes[1:]).sum(axis=1) / integral
     shape = gain.shape
     return out_h.reshape(shape), out_rate.reshape(shape), out_spread.reshape(shape)

@@ -22,8 +22,8 @@ treat the inventory as continuous (``θ(q ± e_i) − θ(q) ≈ ±∂_iθ``) and
 The matrix Riccati equation has the closed form ``A = Y X^{-1}`` with
 ``[X; Y](τ) = expm(τ [[0, 2D], [S, 0]]) [I; diag(c)]`` (the standard linearization of a Riccati
 equation; it holds for singular D or S too). B and C solve linear ODEs driven by A and are
-integrated, together with A's own ODE, by an eighth-order Runge–Kutta method (DOP853) (they vanish / are linear in τ when bid and ask are
-symmetric). Quotes are then the model's exact optimal quotes for the *discrete* gains of the
+integrated, together with A's own ODE, by an eighth-order Runge–Kutta method (DOP853); they
+vanish / are linear in τ when bid and ask are symmetric. Quotes are then the model's exact optimal quotes for the *discrete* gains of the
 quadratic θ, ``θ(q ± e_i) − θ(q)``, as BEGV recommend.
 
 With γ > 0 the α are the Taylor coefficients of the exploratory ``H_γ`` (computed with the same
@@ -104,12 +104,14 @@ class QuadraticApproximation:
 
     def quadratic_matrix(self, t) -> np.ndarray:
         """``A(t)`` by the closed form (symmetric n×n)."""
-        return _riccati_closed_form(self._tau(t), self._curvature(), self._risk_matrix(), self.terminal_coeffs)
+        return _riccati_closed_form(self._tau(t), self._curvature(), self._risk_matrix(),
+                                    self.terminal_coeffs)
 
     def linear_vector(self, t) -> np.ndarray:
         """``B(t)`` (zero when bid and ask are symmetric)."""
         tau = self._tau(t)
-        return np.array([np.interp(tau, self._tau_grid, self._linear[:, i]) for i in range(self.model.n_options)])
+        return np.array([np.interp(tau, self._tau_grid, self._linear[:, i])
+                         for i in range(self.model.n_options)])
 
     def constant(self, t) -> float:
         """``C(t)`` (``−θ(t, 0)``)."""
@@ -128,7 +130,8 @@ class QuadraticApproximation:
         if q.ndim == 0 and n == 1:
             q = q.reshape(1)
         if q.shape[-1] != n:
-            raise ValueError(f"inventory must have {n} entries per state (shape (..., {n})), got shape {q.shape}")
+            raise ValueError(f"inventory must have {n} entries per state (shape (..., {n})), got shape "
+                             f"{q.shape}")
         return q
 
     def theta(self, t, inventory):
@@ -179,7 +182,8 @@ class QuadraticApproximation:
         return self._spread(t, inventory, option, "ask")
 
 
-def _riccati_closed_form(tau: float, curvature: np.ndarray, risk: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+def _riccati_closed_form(tau: float, curvature: np.ndarray, risk: np.ndarray,
+                         coeffs: np.ndarray) -> np.ndarray:
     """``A(τ)`` solving ``A' = −2ADA + S``, ``A(0) = diag(c)`` via ``A = Y X^{-1}``."""
     n = coeffs.size
     generator = np.block([[np.zeros((n, n)), 2.0 * curvature], [risk, np.zeros((n, n))]])
@@ -247,7 +251,8 @@ def quadratic_approximation(model: MarketMakingModel, *, terminal_coeffs=None, n
         if not solution.success:  # pragma: no cover - smooth linear ODE
             from pdecore.exceptions import ConvergenceError
 
-            raise ConvergenceError("quadratic approximation: B/C integration failed", message=solution.message)
+            raise ConvergenceError("quadratic approximation: B/C integration failed",
+                                   message=solution.message)
         linear = solution.y[n * n:n * n + n].T
         constant = solution.y[n * n + n]
     return QuadraticApproximation(model=model, terminal_coeffs=coeffs, taylor_bid=taylor_bid,

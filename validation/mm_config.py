@@ -79,7 +79,8 @@ def build_model(table: dict):
     required = ("strikes", "maturities", "max_inventory")
     missing = [key for key in required if key not in fields]
     if missing:
-        raise ValueError(f"[model] is missing required key(s) {', '.join(missing)} (or use preset = \"paper\")")
+        raise ValueError(f"[model] is missing required key(s) {', '.join(missing)} "
+                         '(or use preset = "paper")')
     defaults = dict(spot=100.0, volatility=0.02, horizon=10.0, intensity_bid=100.0, intensity_ask=100.0,
                     decay=1.5)
     return MarketMakingModel(**{**defaults, **fields})

@@ -5,7 +5,8 @@ The value θ(t, q) on ``q ∈ {−Q̄..Q̄}^n`` solves the system of ODEs (one p
 .. math::
 
     θ_t − \\tfrac{φ}{2} q^\\top ΣΣ^\\top q
-      + \\sum_i \\big[ 1_{q_i<Q̄}\\, H^b_i(θ(q+e_i) − θ(q)) + 1_{q_i>−Q̄}\\, H^a_i(θ(q−e_i) − θ(q)) \\big] = 0,
+      + \\sum_i \\big[ 1_{q_i<Q̄}\\, H^b_i(θ(q+e_i) − θ(q))
+                  + 1_{q_i>−Q̄}\\, H^a_i(θ(q−e_i) − θ(q)) \\big] = 0,
     \\qquad θ(T, q) = −\\sum_i c_i q_i^2 .
 
 In time-to-go ``τ = T − t`` this is ``dθ/dτ = F(θ)`` with ``F`` the bracket minus the running penalty,
@@ -21,7 +22,8 @@ Hamiltonians (Δ is the value gain of the fill, ``λ = A e^{−kδ}`` the fill r
   ``q+e_i`` (gain −Δ): ``e^{−kδ^b} = clip(z/e)``, ``e^{−kδ^a} = clip(1/(e z))``.
 * exploratory (γ > 0): ``H_γ(Δ) = γ log ∫ exp(A e^{−kδ}(δ+Δ)/γ) dδ`` over the bounded interval, read
   from a table in the variable ``x = z/(1+|z|)``, ``z = (Δ − center)/width`` (fine near the active
-  region, coarse in the nearly linear/flat tails) with cubic Hermite interpolation of ``H`` and ``dH/dΔ`` (the mean
+  region, coarse in the nearly linear/flat tails) with cubic Hermite interpolation of ``H`` and
+  ``dH/dΔ`` (the mean
   fill rate under the Gibbs policy). The tables are built in NumPy by :mod:`pdecore.market_making`.
 
 Stability: the Jacobian of ``F`` is the generator of the controlled Markov chain, whose Gershgorin

@@ -10,7 +10,8 @@
   .. math::
 
       ω_t − \\tfrac{kφ}{2} q^\\top ΣΣ^\\top q\\, ω
-        + \\sum_i \\big[1_{q_i<Q̄}\\tfrac{A^b_i}{e} ω(q+e_i) + 1_{q_i>−Q̄}\\tfrac{A^a_i}{e} ω(q−e_i)\\big] = 0,
+        + \\sum_i \\big[1_{q_i<Q̄}\\tfrac{A^b_i}{e} ω(q+e_i)
+                   + 1_{q_i>−Q̄}\\tfrac{A^a_i}{e} ω(q−e_i)\\big] = 0,
 
   because ``H(Δ) = (A/(ek)) e^{kΔ}`` when the argmax ``1/k − Δ`` is never clipped, so
   ``ω(T − τ) = expm(Mτ) ω(T)`` (``scipy.sparse.linalg.expm_multiply``) for any n

@@ -11,7 +11,7 @@ import pytest
 from pdecore import ConvergenceError, MarketMakingModel, solve_market_making
 from pdecore._reference.market_making import (closed_form_values, rhs_reference, solve_reference)
 from pdecore.market_making import (_gibbs_moments_fast, _grid_layout, deterministic_quotes,
-                                   gibbs_density, gibbs_moments)
+                                   gibbs_moments)
 
 
 def correlated_model(n, *, risk_aversion=0.5, max_inventory=None, horizon=1.0, **overrides):
@@ -117,7 +117,8 @@ def test_gibbs_rule_against_adaptive_quadrature():
         f = lambda d: math.exp(100.0 * math.exp(-1.5 * d) * (d + gain) / 0.1 - top)  # noqa: E731
         grid = np.linspace(0.0, 4.0, 40001)
         top = float(np.max(100.0 * np.exp(-1.5 * grid) * (grid + gain) / 0.1))
-        integral, _ = quad(f, 0.0, 4.0, points=[max(0.0, min(4.0, 1 / 1.5 - gain)), max(0.0, min(4.0, -gain))],
+        breaks = [max(0.0, min(4.0, 1 / 1.5 - gain)), max(0.0, min(4.0, -gain))]
+        integral, _ = quad(f, 0.0, 4.0, points=breaks,
                            limit=500, epsabs=0, epsrel=1e-12)
         exact = 0.1 * (top + math.log(integral))
         coarse = gibbs_moments(gain, 100.0, 1.5, 0.1, 0.0, 4.0, 1024)[0]
@@ -222,7 +223,8 @@ def test_policy_density_integrates_to_one(exploratory_result):
         step = spreads[1] - spreads[0]
         log_density = np.log(np.maximum(density, 1e-300))
         slope = np.diff(log_density)
-        pieces = np.where(np.abs(slope) > 1e-9, np.diff(density) / np.where(slope == 0, 1, slope), density[:-1])
+        pieces = np.where(np.abs(slope) > 1e-9, np.diff(density) / np.where(slope == 0, 1, slope),
+                          density[:-1])
         assert abs(step * pieces.sum() - 1.0) < 1e-9
         assert abs(np.trapezoid(density, spreads) - 1.0) < 5e-3
         mean = np.trapezoid(spreads * density, spreads)

@@ -83,7 +83,8 @@ def test_paper_defaults_match_spec():
         model = MarketMakingModel.paper_defaults(n)
         assert model.strikes == strikes
         assert (model.spot, model.volatility, model.horizon) == (100.0, 0.02, 10.0)
-        assert (model.terminal_penalty, model.intensity_bid, model.decay, model.temperature) == (0.1, 100.0, 1.5, 0.1)
+        assert (model.terminal_penalty, model.intensity_bid, model.decay, model.temperature) == \
+            (0.1, 100.0, 1.5, 0.1)
         assert all(m > model.horizon for m in model.maturities)
         assert all(map(math.isfinite, model.spread_bounds))
     assert MarketMakingModel.paper_defaults(2, max_inventory=7).max_inventory == 7

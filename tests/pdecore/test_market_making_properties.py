@@ -29,7 +29,8 @@ def _two_option_model(a_bid, a_ask, k, coeffs_scale, upper, risk_aversion=0.0, c
 
 def _single(model, option):
     pick = (lambda v: v[option] if isinstance(v, tuple) else v)
-    return MarketMakingModel(model.spot, model.volatility, (model.strikes[option],), (model.maturities[option],),
+    return MarketMakingModel(model.spot, model.volatility, (model.strikes[option],),
+                             (model.maturities[option],),
                              model.horizon, pick(model.intensity_bid), pick(model.intensity_ask),
                              pick(model.decay), max_inventory=model.max_inventory,
                              spread_bounds=model.spread_bounds, temperature=model.temperature)
@@ -45,7 +46,8 @@ def test_zero_risk_aversion_splits_into_single_option_problems(a_bid, a_ask, k, 
     both = solve_market_making(model, n_time=10, terminal_coeffs=coeffs)
     substeps = both.diagnostics["n_substeps"]
     first = solve_market_making(_single(model, 0), n_time=10, n_substeps=substeps, terminal_coeffs=coeffs[:1])
-    second = solve_market_making(_single(model, 1), n_time=10, n_substeps=substeps, terminal_coeffs=coeffs[1:])
+    second = solve_market_making(_single(model, 1), n_time=10, n_substeps=substeps,
+                                 terminal_coeffs=coeffs[1:])
     summed = first.values[:, :, None] + second.values[:, None, :]
     scale = 1.0 + np.max(np.abs(summed))
     assert np.max(np.abs(both.values - summed)) < 1e-10 * scale

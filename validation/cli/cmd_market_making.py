@@ -75,7 +75,8 @@ def _solve(args) -> int:
         for entry in payload["options"]:
             middle = len(entry["inventory"]) // 2
             lines.append(f"option {entry['option']} (K={entry['strike']:g}, T={entry['maturity']:g}): "
-                         f"at q=0 bid {entry['bid_spread'][middle]:.5f} ask {entry['ask_spread'][middle]:.5f}")
+                         f"at q=0 bid {entry['bid_spread'][middle]:.5f} "
+                         f"ask {entry['ask_spread'][middle]:.5f}")
         if args.plot:
             lines.append("figures: " + ", ".join(payload["figures"]))
         emit(payload, as_json=False, text="\n".join(lines))

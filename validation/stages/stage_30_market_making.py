@@ -129,7 +129,8 @@ def run(ctx: StageContext) -> StageOutput:
     plt.close(fig)
     figures.append("figures/mm_one_option_spreads.png")
     report += [
-        "One ATM call, paper-like defaults in days (S0 = 100, daily σ = 0.02, T = 10, maturity 30, A = 100/day,",
+        "One ATM call, paper-like defaults in days (S0 = 100, daily σ = 0.02, T = 10, maturity 30,",
+        "A = 100/day,",
         f"k = 1.5, ψ0 = 0.1, γ = 0.1, spreads in [0, 4], Q̄ = {one.max_inventory}); c = "
         f"{result.terminal_coeffs[0]:.4f}; θ(0, 0) = {result.theta(0.0, (0,)):.4f}; solve {seconds:.2f} s "
         f"({result.diagnostics['rk4_steps']} RK4 steps).",
@@ -187,7 +188,8 @@ def run(ctx: StageContext) -> StageOutput:
     m0, m1 = metrics["two_options"]["phi0"], metrics["two_options"]["phi_correlated"]
     report += [
         f"Two calls (strikes 100 and 105), Q̄ = {qbar2}. As option 0's inventory sweeps ±Q̄, option 1's bid",
-        f"moves by {m0['option1_bid_range_over_q0']:.2e} with φ = 0 (the problem splits into two single-option",
+        f"moves by {m0['option1_bid_range_over_q0']:.2e} with φ = 0 (the problem splits into two",
+        "single-option",
         f"problems) and by {m1['option1_bid_range_over_q0']:.4f} with φ = 2 and correlated shocks (a long",
         "option 0 widens option 1's bid and narrows its ask: cross hedging through quotes).",
         "",
@@ -200,7 +202,8 @@ def run(ctx: StageContext) -> StageOutput:
     exact_rows = []
     for n, qbar in ((1, 20), (2, 8), (3, 4)):
         cov = 0.04 * (0.6 * np.ones((n, n)) + 0.4 * np.eye(n))
-        model = MarketMakingModel(100.0, 0.02, (100.0, 105.0, 95.0)[:n], (30.0,) * n, 1.0, (10.0, 8.0, 12.0)[:n],
+        model = MarketMakingModel(100.0, 0.02, (100.0, 105.0, 95.0)[:n], (30.0,) * n, 1.0,
+                                  (10.0, 8.0, 12.0)[:n],
                                   (9.0, 11.0, 10.0)[:n], 1.5, noise_cov=cov, risk_aversion=0.5,
                                   max_inventory=qbar, spread_bounds=(-math.inf, math.inf))
         coeffs = [0.05, 0.03, 0.02][:n]

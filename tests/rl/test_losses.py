@@ -187,7 +187,7 @@ def _gradient_at(algorithm, point, **settings):
     return table.grad.numpy()
 
 
-def _train_toy(algorithm, *, steps=400, lr=1.0, **settings):
+def _train_toy(algorithm, *, steps=200, lr=1.0, **settings):
     table = torch.zeros(3, dtype=torch.float64, requires_grad=True)  # V_0(x0), V_1(a), V_1(b)
     optimizer = torch.optim.SGD([table], lr=lr)
     for _ in range(steps):

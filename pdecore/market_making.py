@@ -642,8 +642,13 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     monitor = np.zeros(4)
     if n_substeps is None:
         rate = np.zeros(1)
-        status = hjb_rhs(theta_terminal, strides, qbar, running, intensity, decay, low, high,
-                         exp_low, exp_high, exploratory, *table_args, work[1], work[6], rate)
+        for _ in range(8):
+            status = hjb_rhs(theta_terminal, strides, qbar, running, intensity, decay, low, high,
+                             exp_low, exp_high, exploratory, *table_args, work[1], work[6], rate)
+            if status != STATUS_TABLE_RANGE:
+                break
+            gain_bound *= 4.0  # the terminal gains already leave the table: widen it first
+            tables, table_args = build_tables(gain_bound)
         terminal_rate = rate[0] if math.isfinite(rate[0]) else 0.0
         substeps = max(1, int(math.ceil(dt_saved * terminal_rate / DEFAULT_RATE_DT)))
         automatic = True

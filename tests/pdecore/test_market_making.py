@@ -243,3 +243,16 @@ def test_plots_return_axes(exploratory_result):
     _, other = plt.subplots()
     assert exploratory_result.plot_spreads_vs_time(other, inventory=(3, 0)) is other
     assert len(other.lines) == 2
+
+
+def test_table_range_is_widened_when_gains_leave_it(monkeypatch):
+    """A Hamiltonian table that is too narrow is detected by the kernel and rebuilt wider."""
+    import pdecore.market_making as engine
+
+    model = MarketMakingModel.paper_defaults(1, max_inventory=8, horizon=0.5)
+    reference = solve_market_making(model, n_time=10)
+    monkeypatch.setattr(engine, "_gain_bound", lambda *_: 0.05)
+    narrow = solve_market_making(model, n_time=10)
+    assert narrow.diagnostics["gain_bound"] >= 0.2  # widened at least once
+    assert narrow.diagnostics["n_substeps"] == reference.diagnostics["n_substeps"]
+    np.testing.assert_allclose(narrow.values, reference.values, rtol=1e-8, atol=1e-8)

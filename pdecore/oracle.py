@@ -77,6 +77,7 @@ __all__ = ["StoppingOracle", "stopping_oracle", "bermudan_price"]
 _INV_SQRT_2PI = 0.3989422804014327
 _NEWTON_TOL = 1e-14
 _NEWTON_MAX_ITER = 200
+_BUMP_MAX_EXTENT = 1e6  # in units of λ/κ: longest bump tail handled on its own sub-grid
 
 
 # ============================================================================================ #
@@ -94,6 +95,7 @@ class _LogGrid:
     drift: float  # μ
     scale: float  # s
     discount: float  # e^{−rΔt}
+    derivative_kernels: tuple  # e^{−rΔt} ∂^k_y φ_s(y − m) at the weights' offsets, k = 0..5
 
     @property
     def interior(self) -> slice:
@@ -122,8 +124,15 @@ def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: fl
     k = np.arange(-n_pad, n_pad + 1, dtype=float)
     discount = math.exp(-model.rate * dt)
     standardized = (k * h - drift) / scale
-    weights = discount * (h / scale) * _INV_SQRT_2PI * np.exp(-0.5 * standardized**2)
-    return _LogGrid(y=y, h=h, n_pad=n_pad, weights=weights, drift=drift, scale=scale, discount=discount)
+    density = discount / scale * _INV_SQRT_2PI * np.exp(-0.5 * standardized**2)
+    weights = h * density
+    # ∂^k/∂y^k φ_s(y − m) = (−1/s)^k He_k((y − m)/s) φ_s(y − m), He_k the probabilists' Hermite polynomials.
+    t = standardized
+    hermite = (np.ones_like(t), t, t**2 - 1.0, t**3 - 3.0 * t, t**4 - 6.0 * t**2 + 3.0,
+               t**5 - 10.0 * t**3 + 15.0 * t)
+    derivative_kernels = tuple((-1.0 / scale) ** k * hermite[k] * density for k in range(6))
+    return _LogGrid(y=y, h=h, n_pad=n_pad, weights=weights, drift=drift, scale=scale, discount=discount,
+                    derivative_kernels=derivative_kernels)
 
 
 def _truncated_moments(a: np.ndarray) -> np.ndarray:
@@ -148,6 +157,7 @@ class _Piecewise:
 
     base: np.ndarray
     pieces: list = field(default_factory=list)  # (c, sign, D)
+    bumps: list = field(default_factory=list)  # (nodes, weights·values): a narrow bump on its own sub-grid
 
     def nodal(self, y: np.ndarray) -> np.ndarray:
         """The represented function at the nodes ``y`` (the padded grid)."""
@@ -177,9 +187,74 @@ def _expectation(grid: _LogGrid, function: _Piecewise) -> np.ndarray:
         moments = _truncated_moments((c - targets) / s)
         ratio = s / h
         polynomial_part += sign * grid.discount * sum(coefficients[m] * ratio**m * moments[m] for m in range(4))
+    if function.bumps:
+        # Narrow bumps carried on their own fine sub-grids: the quadrature Σ_q ω_q ρ_q φ(y_q − m_i) is
+        # regrouped by the nearest main-grid node y_j, with φ expanded about y_j in Taylor series
+        # (|y_q − y_j| ≤ h/2 ≪ s: six terms leave a relative error below 1e-11), which turns it into
+        # six correlations of binned moments with the derivative kernels of the density.
+        nodes = np.concatenate([b[0] for b in function.bumps])
+        weighted = np.concatenate([b[1] for b in function.bumps])
+        nearest = np.clip(np.rint((nodes - y[0]) / h).astype(np.int64), 0, y.size - 1)
+        offset = nodes - y[nearest]
+        term = weighted.copy()
+        buffer = np.empty(polynomial_part.size)
+        for k, kernel in enumerate(grid.derivative_kernels):
+            if k:
+                term = term * offset / k
+            discounted_correlate(np.bincount(nearest, weights=term, minlength=y.size), kernel, buffer)
+            polynomial_part += buffer
     out = np.empty(y.size - 2 * grid.n_pad)
     discounted_correlate(integrand, grid.weights, out)
     return out + polynomial_part
+
+
+def _bump_extent(penalty: float, temperature: float, dt: float) -> tuple[float, float]:
+    """Range ``[u_min, u_max]`` of ``u = κd/λ`` outside which the bump ``ρ(d) = v(d) − κΔt d^+`` is negligible.
+
+    ``v(d) = V − C`` is smooth but, for small ``λ/κ``, turns from 0 to ``κΔt d`` within a width ``λ/κ``
+    around ``d = 0``: a near-kink. Its kink part ``κΔt d^+`` is integrated exactly as an exercise-type
+    piece; the remainder ``ρ`` decays like ``|u| e^{u}`` on the left and like ``e^{−(1 − κΔt) u}`` on the
+    right (there ``g − V ≈ (1 − κΔt) d``), so it is localized when ``κΔt < 1``. Its profile depends on
+    ``(κ, λ, Δt)`` only and is scanned once: the extent is where ``|ρ|`` exceeds ``1e-16`` of its maximum.
+    """
+    kdt = min(penalty * dt, 1.0)
+    right = (60.0 + 2.0 * math.log(1.0 / (1.0 - kdt))) / (1.0 - kdt)
+    u = np.concatenate([np.linspace(-60.0, 40.0, 2001), np.geomspace(40.0, max(right, 41.0), 2001)[1:]])
+    d = temperature / penalty * u
+    v, _, _ = _solve_scalar(d, penalty, temperature, dt, -1)
+    rho = np.abs(v - kdt * np.maximum(d, 0.0))
+    significant = np.nonzero(rho > 1e-16 * rho.max())[0]
+    return float(u[significant[0]]) - 1.0, 1.2 * float(u[min(significant[-1] + 1, u.size - 1)])
+
+
+def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, float], grid: _LogGrid):
+    """Sub-grid and trapezoid weights for the bump at ``root`` (its kink on a node).
+
+    Placed by the linearization ``u ≈ slope (y − root)/width``: step ``0.25`` in ``u`` for ``u ≤ 40``
+    (on either side of the kink at ``u = 0``),
+    then, in the slowly decaying right tail, steps of ``0.25/(1 − κΔt)`` in ``u`` capped at half a grid
+    step; clipped to the grid.
+    """
+    u_min, u_max = extent
+    sign = math.copysign(1.0, slope)
+    # Separate trapezoid segments on each side of the kink at u = 0 (a node of both).
+    core_end = min(u_max, 40.0)
+    segments = [np.linspace(u_min, 0.0, max(2, int(math.ceil(-u_min / 0.25)) + 1)),
+                np.linspace(0.0, core_end, max(2, int(math.ceil(core_end / 0.25)) + 1))]
+    if u_max > core_end:
+        tail_step = max(0.25, min(0.25 * u_max / 100.0, 0.5 * grid.h / width))
+        segments.append(np.linspace(core_end, u_max, max(2, int(math.ceil((u_max - core_end) / tail_step)) + 1)))
+    y_parts, w_parts = [], []
+    for u in segments:
+        y = root + sign * width * u
+        weights = np.full(u.size, (u[1] - u[0]) * width)
+        weights[[0, -1]] *= 0.5
+        y_parts.append(y)
+        w_parts.append(weights)
+    nodes = np.concatenate(y_parts)
+    weights = np.concatenate(w_parts)
+    inside = (nodes >= grid.y[0]) & (nodes <= grid.y[-1])
+    return nodes[inside], weights[inside]
 
 
 def _pad(grid: _LogGrid, interior_values: np.ndarray) -> np.ndarray:
@@ -223,8 +298,8 @@ def _interpolate(grid: _LogGrid, padded_values: np.ndarray, log_x: np.ndarray) -
 def _crossings(grid: _LogGrid, excess: np.ndarray):
     """Sign changes of ``excess = g_ext − C − d^*`` over the interior (exercise where ``≥ 0``).
 
-    Returns ``(right_exercise, [(c, sign), ...])`` such that the exercise indicator equals
-    ``right_exercise + Σ sign·1{y ≤ c}``; each root is located by bisection on the cubic through the
+    Returns ``(right_exercise, [(c, sign, slope), ...])`` such that the exercise indicator equals
+    ``right_exercise + Σ sign·1{y ≤ c}`` (``slope`` is ``d(excess)/dy`` at ``c``); each root is located by bisection on the cubic through the
     four nodes around the sign change (the cubic passes through both end values, so a root exists).
     """
     interior = grid.interior
@@ -247,9 +322,12 @@ def _crossings(grid: _LogGrid, excess: np.ndarray):
                 low = middle
             else:
                 high = middle
-        root = grid.y[j] + 0.5 * (low + high) * grid.h
+        t_root = 0.5 * (low + high)
+        root = grid.y[j] + t_root * grid.h
+        # d(excess)/dy at the root, by a central difference of the cubic (exact to rounding).
+        slope = (cubic(t_root + 1e-4) - cubic(t_root - 1e-4)) / (2e-4 * grid.h)
         # Exercise on the left of the root: the indicator drops there (+1{y ≤ c}); else it rises.
-        result.append((root, 1.0 if exercise[j] else -1.0))
+        result.append((root, 1.0 if exercise[j] else -1.0, slope))
     return right_exercise, result
 
 
@@ -544,6 +622,12 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
     boundary = np.full(n_steps + 1, np.nan)
     boundary[-1] = strike
     max_iterations = 0
+    unresolved_steps = 0
+    # Extent of the bump ρ (localized only when κΔt < 1; at κΔt = 1 the smooth treatment is used).
+    bump_extent = (_bump_extent(effective_penalty, temperature, dt)
+                   if temperature > 0.0 and kdt < 1.0 - 1e-9 else None)
+    if bump_extent is not None and bump_extent[1] > _BUMP_MAX_EXTENT:
+        bump_extent = None  # κΔt → 1: the bump's right tail is too long for a sub-grid; smooth treatment
 
     v_next, u_next, w_next = payoff_function(), payoff_function(), payoff_function()
     with np.errstate(under="ignore"):
@@ -557,10 +641,10 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
             # 3. exercise set {V_l ≤ g} = {g_ext − C_l ≥ d*}
             right_exercise, crossings = _crossings(grid, payoff_ext - c - threshold)
             if kind == "put":
-                stops = [root for root, sign in crossings if sign > 0]
+                stops = [root for root, sign, _ in crossings if sign > 0]
                 boundary[l] = math.exp(max(stops)) if stops else np.nan
             else:
-                starts = [root for root, sign in crossings if sign < 0]
+                starts = [root for root, sign, _ in crossings if sign < 0]
                 boundary[l] = math.exp(min(starts)) if starts else np.nan
 
             # 4. V_l = C_l + v(g − C_l)
@@ -569,26 +653,51 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
                 v_otm, _, it_otm = _solve_scalar(-c, effective_penalty, temperature, dt, l)
                 max_iterations = max(max_iterations, it_itm, it_otm)
                 value_itm, value_otm = c + v_itm, c + v_otm
-                # Smooth branches glued at the strike, where g_ext = 0 makes them equal.
-                base = value_otm if kind == "put" else value_itm
-                v_next = _Piecewise(base, [(log_strike, in_the_money_sign, value_itm - value_otm)])
+                nodal_value = np.where(in_the_money_sign * (y - log_strike) <= 0.0, value_itm, value_otm)
+                # Is the turn of v(d) at d = 0 (width λ/κ in d) resolved by the grid?
+                right_zero, zeros = _crossings(grid, payoff_ext - c)
+                widths = [temperature / effective_penalty / max(abs(slope), 1e-300) for _, _, slope in zeros]
+                if bump_extent is not None and widths and min(widths) < grid.h:
+                    # Unresolved: v = κΔt d^+ (exact kink pieces) + ρ(d) (narrow bumps, each on a
+                    # local sub-grid four times finer than its width, with the kink at b on a node).
+                    unresolved_steps += 1
+                    jump = kdt * (payoff_ext - c)
+                    base = (value_otm if kind == "put" else c) + jump * right_zero
+                    bumps = []
+                    for (root, _, slope), width in zip(zeros, widths):
+                        nodes, weights_sub = _bump_nodes(root, slope, width, bump_extent, grid)
+                        c_sub = _interpolate(grid, c, nodes)
+                        spots_sub = np.exp(nodes)
+                        d_sub = (strike - spots_sub if kind == "put" else spots_sub - strike) - c_sub
+                        v_sub, _, _ = _solve_scalar(d_sub, effective_penalty, temperature, dt, l)
+                        rho = (v_sub - kdt * np.maximum(d_sub, 0.0)) * (in_the_money_sign * (nodes - log_strike) <= 0.0)
+                        bumps.append((nodes, weights_sub * rho))
+                    v_next = _Piecewise(base, [(log_strike, in_the_money_sign, c - value_otm)]
+                                        + [(root, sign, jump) for root, sign, _ in zeros], bumps)
+                else:
+                    # Smooth branches glued at the strike, where g_ext = 0 makes them equal.
+                    base = value_otm if kind == "put" else value_itm
+                    v_next = _Piecewise(base, [(log_strike, in_the_money_sign, value_itm - value_otm)])
             else:
                 jump = kdt * (payoff_ext - c)
-                v_next = _Piecewise(c + jump * right_exercise, [(root, sign, jump) for root, sign in crossings])
+                v_next = _Piecewise(c + jump * right_exercise, [(root, sign, jump) for root, sign, _ in crossings])
+                nodal_value = None
 
             # 5. P_stopping (U) and P_control (W) under the rule u_l = 1{V_l ≤ g}
             stop_jump = payoff_ext - cu
-            u_next = _Piecewise(cu + stop_jump * right_exercise, [(root, sign, stop_jump) for root, sign in crossings])
+            u_next = _Piecewise(cu + stop_jump * right_exercise,
+                                [(root, sign, stop_jump) for root, sign, _ in crossings])
             control_jump = kdt * (payoff_ext - cw)
             w_next = _Piecewise(cw + control_jump * right_exercise,
-                                [(root, sign, control_jump) for root, sign in crossings])
+                                [(root, sign, control_jump) for root, sign, _ in crossings])
 
-            values[l] = v_next.nodal(y)[interior]
+            values[l] = (v_next.nodal(y) if nodal_value is None else nodal_value)[interior]
             stopping_values[l] = u_next.nodal(y)[interior]
             control_values[l] = w_next.nodal(y)[interior]
 
     stats = {"wall_time_s": 0.0, "n_nodes": int(n_interior), "n_pad": int(grid.n_pad), "grid_step": grid.h,
              "max_newton_iterations": int(max_iterations), "exercise_threshold": threshold,
+             "bump_steps": int(unresolved_steps),
              "exercise_dates": int(np.count_nonzero(np.isfinite(boundary[:-1])))}
     oracle = StoppingOracle(
         model=model, option=option, n_steps=n_steps, penalty=penalty, temperature=temperature, spot=spot,

@@ -72,6 +72,32 @@ def test_independent_brute_force_twin(n_steps, penalty, temperature, spot):
         assert abs(got - ref) < 3e-5, f"L={n_steps} kappa={penalty} lambda={temperature}: {name} {got:.7f} vs {ref:.7f}"
 
 
+def test_sharp_turn_unresolved_by_the_grid():
+    """lambda/kappa far below the grid step: the turn of v(d) at d = 0 goes on its own sub-grid.
+
+    Checked against the brute-force twin and against the plain smooth treatment on a grid fine
+    enough to resolve the turn (which then does not need the sub-grid).
+    """
+    short = AmericanOption("put", strike=40.0, maturity=0.04)
+    coarse = stopping_oracle(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0)
+    assert coarse.stats["bump_steps"] >= 1
+    resolved = stopping_oracle(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0, nodes_per_std=96)
+    assert resolved.stats["bump_steps"] == 0
+    reference = stopping_oracle_reference(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0,
+                                          nodes_per_std=2048)
+    for name, ref in zip(("value0", "p_stopping", "p_control"), reference):
+        got, fine = getattr(coarse, name), getattr(resolved, name)
+        assert abs(got - fine) < 2e-7, f"{name}: sub-grid {got:.9f} vs resolved grid {fine:.9f}"
+        assert abs(got - ref) < 2e-6, f"{name}: {got:.9f} vs brute force {ref:.9f}"
+    # A long date step with a tiny temperature (lambda/kappa ~ 1e-3, grid step ~ 0.06 in log S).
+    model = BlackScholes(volatility=0.761, rate=0.031, dividend=0.091)
+    option = AmericanOption("put", strike=100.0, maturity=2.242)
+    results = [stopping_oracle(model, option, n_steps=2, penalty=0.89, temperature=0.001, spot=95.5,
+                               nodes_per_std=n) for n in (12, 30)]
+    for name in ("value0", "p_stopping", "p_control"):
+        assert abs(getattr(results[0], name) - getattr(results[1], name)) < 1e-5, name  # measured 1.9e-6
+
+
 def test_one_date_is_closed_form():
     """L = 1: C_0 is the European price, V_0 = C_0 + v(g − C_0) with v from the Brent twin."""
     oracle = stopping_oracle(MODEL, PUT, n_steps=1, penalty=0.5, temperature=0.7, spot=30.0)

@@ -48,7 +48,8 @@ paper's (P, S) (normalized), which can only help a (t, Q, P, S) policy but is th
 
 with ``τ`` time features, ``L`` the value of myopic quoting, ``a_i(t) = c_i/(1 + 4λ_0 k c_i (T − t))``
 the linear–quadratic (small-skew) approximation of the inventory cost (``λ_0 = A e^{−1}``) used as a
-baseline, and ``s(t) = max_i a_i(t) Q̄²/4`` the scale of the learned correction ``h``. Writing the
+baseline, and ``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4`` the scale of the learned
+correction ``h`` (terminal and running inventory costs). Writing the
 inventory part as a difference makes ``Δ`` depend on ``h`` alone, so it is not drowned by the
 ``O(L)`` level. ``baseline="none"`` drops the ``a_i`` term (then ``s`` keeps the scale only).
 """
@@ -69,7 +70,8 @@ from rl.mm_simulator import MarketMakingSimulator
 
 # ====================================================================== loss (pure function)
 def continuous_td_loss(values: torch.Tensor, next_values: torch.Tensor, reward_rate: torch.Tensor,
-                       dt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+                       dt: torch.Tensor, mask: torch.Tensor | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
     """Discretized continuous-time TD loss (Fang & Xu eqs. 20–21): ``E Σ_j δ_j² Δt_j``.
 
     ``δ_j = (next_values_j − values_j)/Δt_j + reward_rate_j``.
@@ -86,6 +88,9 @@ def continuous_td_loss(values: torch.Tensor, next_values: torch.Tensor, reward_r
         Step lengths ``Δt_j > 0``.
     mask : Tensor[..., N] of bool, optional
         Steps to include (others contribute zero).
+    weights : Tensor[N] or Tensor[..., N], optional
+        Positive weights ``w_j`` of the squared errors (``Σ_j w_j δ_j² Δt_j``): a preconditioner that
+        leaves the zero-residual solution unchanged.
 
     Returns
     -------
@@ -97,6 +102,8 @@ def continuous_td_loss(values: torch.Tensor, next_values: torch.Tensor, reward_r
                          f"{tuple(values.shape)}, {tuple(next_values.shape)}, {tuple(reward_rate.shape)}")
     delta = (next_values - values) / dt + reward_rate
     terms = delta**2 * dt
+    if weights is not None:
+        terms = terms * weights
     if mask is not None:
         terms = torch.where(mask, terms, torch.zeros_like(terms))
     return terms.sum(dim=-1).mean()
@@ -149,6 +156,11 @@ class MMTrainConfig:
     scheme : {"trapezoid", "explicit"}
         Time discretization of the TD error: the jump and reward terms averaged over both ends of the
         step (second order; default) or taken at ``t_{j+1}`` only (first order).
+    time_weighting : {"scale", "none"}
+        Weight ``δ_j²`` by ``s(0)/s(t_j)``, the inverse of the inventory part's scale (module docstring),
+        so that the large residuals of the terminal boundary layer (where V is ``O(c Q̄²)``) do not
+        drown the small ones that set the spreads early in the horizon; the exact solution still has
+        zero loss (default), or plain eq. 21.
     market_inputs : bool
         Feed (P, S) to the network besides (t, Q) (the paper's V(t, Q, P, S)).
     baseline : {"riccati", "none"}
@@ -175,6 +187,7 @@ class MMTrainConfig:
     td_target: str = "expected"
     terminal: str = "estimated"
     scheme: str = "trapezoid"
+    time_weighting: str = "scale"
     market_inputs: bool = False
     baseline: str = "riccati"
     eval_every_paths: int = 0
@@ -203,6 +216,7 @@ class MMTrainConfig:
         check_choice("terminal", self.terminal, ("estimated", "sampled", "model"),
                      fix="pass 'estimated', 'sampled' or 'model'")
         check_choice("scheme", self.scheme, ("trapezoid", "explicit"), fix="pass 'trapezoid' or 'explicit'")
+        check_choice("time_weighting", self.time_weighting, ("scale", "none"), fix="pass 'scale' or 'none'")
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
         check_choice("baseline", self.baseline, ("riccati", "none"), fix="pass 'riccati' or 'none'")
         check_int("eval_every_paths", self.eval_every_paths, minimum=0, fix="pass 0 or a number of paths")
@@ -251,6 +265,9 @@ class MarketMakingValueNetwork(nn.Module):
         self.register_buffer("coeffs", torch.as_tensor(coeffs, dtype=DTYPE))
         self.register_buffer("stiffness", torch.as_tensor(4.0 * rate0 * decay * coeffs, dtype=DTYPE))
         stiff_max = float(np.max(4.0 * rate0 * decay * coeffs))
+        # running-risk rate (φ/2) λ_max(ΣΣᵀ): the inventory cost per unit time that the terminal
+        # baseline ignores; it enters the scale of the learned correction
+        self.running_rate = float(0.5 * model.risk_aversion * max(0.0, np.linalg.eigvalsh(model.noise_cov_array()).max()))
         self.log_time_norm = math.log1p(stiff_max * self.horizon)
         self.stiff_max = stiff_max
         spot, sigma = float(model.spot), float(model.volatility)
@@ -277,6 +294,13 @@ class MarketMakingValueNetwork(nn.Module):
         to_go = (self.horizon - t).clamp(min=0.0)[..., None]
         return self.coeffs / (1.0 + self.stiffness * to_go)
 
+    def correction_scale(self, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
+        """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part."""
+        if a is None:
+            a = self.baseline_coefficients(t)
+        to_go = (self.horizon - t).clamp(min=0.0)
+        return (a.max(dim=-1).values + self.running_rate * to_go) * self.max_inventory**2 / 4.0
+
     def _time_features(self, t: torch.Tensor) -> torch.Tensor:
         to_go = (self.horizon - t).clamp(min=0.0)
         return torch.stack([to_go / self.horizon, torch.log1p(self.stiff_max * to_go) / self.log_time_norm], dim=-1)
@@ -302,7 +326,7 @@ class MarketMakingValueNetwork(nn.Module):
         if reference is None:
             reference = self.reference(t, prices, spot)
         a = self.baseline_coefficients(t)
-        scale = a.max(dim=-1).values * self.max_inventory**2 / 4.0
+        scale = self.correction_scale(t, a)
         inventory_part = scale * (h - reference)
         if self.use_baseline:
             inventory_part = inventory_part - (a * inventory**2).sum(-1)
@@ -506,9 +530,18 @@ class MarketMakingLearner:
             next_values = torch.cat([nxt[:, :-1], terminal[:, None]], dim=1)
         return values, next_values, reward, dt
 
+    def _weights(self) -> torch.Tensor | None:
+        """``s(0)/s(t_j)`` at the steps' mid-points (``time_weighting="scale"``), else None."""
+        if self.config.time_weighting == "none":
+            return None
+        times = torch.as_tensor(self.times, dtype=DTYPE)
+        mid = 0.5 * (times[1:] + times[:-1])
+        scale = self.network.correction_scale(mid)
+        return self.network.correction_scale(times[:1]) / scale
+
     def train_step(self, batch: dict) -> dict[str, float]:
         values, next_values, reward, dt = self.td_terms(batch)
-        loss = continuous_td_loss(values, next_values, reward, dt)
+        loss = continuous_td_loss(values, next_values, reward, dt, weights=self._weights())
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

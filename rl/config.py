@@ -61,7 +61,13 @@ class StoppingConfig:
     initial_volatility : float
         ϕ at start (0.8).
     volatility_learning_rate : float
-        Adam step size of ϕ.
+        Adam step size of ϕ for its first ``volatility_coarse_steps`` updates (0.01: from 0.8 to about
+        0.4 in under 100 steps).
+    volatility_fine_learning_rate : float
+        Adam step size of ϕ afterwards (0.001). With 0.01 throughout, Adam's stationary jitter of ϕ
+        on batches of 1024 paths is about ±0.008 (measured), larger than the ±0.005 target.
+    volatility_coarse_steps : int
+        Number of ϕ updates at the coarse step size (100).
     volatility_warmup : int
         Number of initial steps that train only ϕ (the value networks wait for a sensible payoff
         ``h^ϕ``); they count towards the run's steps. Default 100 (only with ``learn_volatility``; 0
@@ -110,6 +116,8 @@ class StoppingConfig:
     learn_volatility: bool = True
     initial_volatility: float = 0.8
     volatility_learning_rate: float = 0.01
+    volatility_fine_learning_rate: float = 0.001
+    volatility_coarse_steps: int = 100
     volatility_warmup: int = 100
     output_init: str = "european"
     scheme: str = "exact"
@@ -126,11 +134,13 @@ class StoppingConfig:
             object.__setattr__(self, "formulation", "price")  # Dong (2024) learns the price
         check_choice("optimizer", self.optimizer, OPTIMIZERS, fix='use "adam" or "sgd"')
         check_choice("scheme", self.scheme, ("exact", "euler"), fix='use "exact" or "euler"')
+        object.__setattr__(self, "volatility_coarse_steps", check_int(
+            "volatility_coarse_steps", self.volatility_coarse_steps, minimum=0, fix="pass 0 or a number of updates"))
         check_choice("output_init", self.output_init, ("zero", "european"), fix='use "zero" or "european"')
         object.__setattr__(self, "volatility_warmup", check_int("volatility_warmup", self.volatility_warmup, minimum=0,
                                                                 fix="pass 0 or a number of steps"))
         for name in ("strike", "maturity", "spot", "volatility", "penalty", "temperature", "learning_rate",
-                     "initial_volatility", "volatility_learning_rate"):
+                     "initial_volatility", "volatility_learning_rate", "volatility_fine_learning_rate"):
             object.__setattr__(self, name, check_positive(name, getattr(self, name),
                                                           fix=f"pass a positive {name.replace('_', ' ')}"))
         for name in ("rate", "dividend"):

@@ -347,6 +347,10 @@ class StoppingLearner:
             vol_loss = volatility_martingale_loss(european, terminal_gain, rate=c.rate, dt=c.dt)
             self.volatility_optimizer.zero_grad(set_to_none=True)
             vol_loss.backward()
+            if self.volatility_updates == c.volatility_coarse_steps:
+                # two step sizes: fast from the initial guess, then small to damp Adam's jitter
+                for group in self.volatility_optimizer.param_groups:
+                    group["lr"] = c.volatility_fine_learning_rate
             self.volatility_optimizer.step()
             with torch.no_grad():
                 self.volatility.clamp_(min=1e-3)  # keep ϕ a volatility

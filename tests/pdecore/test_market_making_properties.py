@@ -167,7 +167,7 @@ def test_riccati_closed_form_solves_the_ode():
     np.testing.assert_allclose(closed, ode.y[:, -1].reshape(3, 3), rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("case", ["paper", "correlated", "asymmetric"])
+@pytest.mark.parametrize("case", ["paper", "correlated", "asymmetric", "exploratory"])
 def test_quadratic_approximation_close_to_grid(case):
     """θ(0, 0) within 2 %, quotes within 0.1/k for |q| ≤ Q̄/2 (two options)."""
     overrides = dict(max_inventory=20, temperature=0.0, horizon=5.0)
@@ -175,6 +175,8 @@ def test_quadratic_approximation_close_to_grid(case):
         overrides.update(risk_aversion=2.0, noise_cov=[[0.01, 0.008], [0.008, 0.01]])
     if case == "asymmetric":
         overrides.update(intensity_bid=(100.0, 60.0), intensity_ask=(80.0, 70.0), decay=(1.5, 2.0))
+    if case == "exploratory":
+        overrides.update(temperature=0.1, risk_aversion=1.0, noise_cov=[[0.01, 0.005], [0.005, 0.01]])
     model = MarketMakingModel.paper_defaults(2, **overrides)
     grid = solve_market_making(model, n_time=20)
     approx = quadratic_approximation(model)

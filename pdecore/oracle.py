@@ -589,6 +589,17 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
     """
     n_steps, penalty, temperature, spot, nodes_per_std, n_std = _validate(
         model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std)
+    return _backward_recursion(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std,
+                               execution_prices=True)
+
+
+def _backward_recursion(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, *,
+                        execution_prices: bool) -> StoppingOracle:
+    """The recursion of :func:`stopping_oracle` on validated inputs.
+
+    With ``execution_prices=False`` only ``V`` is computed (``U``, ``W`` and their prices are NaN):
+    :func:`bermudan_price` uses it, since at ``κΔt = 1``, ``λ = 0`` all three recursions coincide.
+    """
     started = time.perf_counter()
     maturity, strike, kind = option.maturity, option.strike, option.kind
     dt = maturity / n_steps
@@ -634,8 +645,11 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
         for l in range(n_steps - 1, -1, -1):
             # 2. continuation values of the three recursions (smooth, extended onto the pads)
             c = _pad(grid, _expectation(grid, v_next))
-            cu = _pad(grid, _expectation(grid, u_next))
-            cw = _pad(grid, _expectation(grid, w_next))
+            if execution_prices:
+                cu = _pad(grid, _expectation(grid, u_next))
+                cw = _pad(grid, _expectation(grid, w_next))
+            else:
+                cu = cw = np.full(y.size, np.nan)
             continuation[l], stopping_continuation[l], control_continuation[l] = c, cu, cw
 
             # 3. exercise set {V_l ≤ g} = {g_ext − C_l ≥ d*}
@@ -684,6 +698,10 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
                 nodal_value = None
 
             # 5. P_stopping (U) and P_control (W) under the rule u_l = 1{V_l ≤ g}
+            values[l] = (v_next.nodal(y) if nodal_value is None else nodal_value)[interior]
+            if not execution_prices:
+                stopping_values[l] = control_values[l] = np.nan
+                continue
             stop_jump = payoff_ext - cu
             u_next = _Piecewise(cu + stop_jump * right_exercise,
                                 [(root, sign, stop_jump) for root, sign, _ in crossings])
@@ -691,7 +709,6 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
             w_next = _Piecewise(cw + control_jump * right_exercise,
                                 [(root, sign, control_jump) for root, sign, _ in crossings])
 
-            values[l] = (v_next.nodal(y) if nodal_value is None else nodal_value)[interior]
             stopping_values[l] = u_next.nodal(y)[interior]
             control_values[l] = w_next.nodal(y)[interior]
 
@@ -707,8 +724,12 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
         _stopping_continuation=stopping_continuation, _control_continuation=control_continuation)
     # The quoted prices use the smooth continuation values at the spot, never a kinked interpolant.
     object.__setattr__(oracle, "value0", float(oracle.value(0, spot)))
-    object.__setattr__(oracle, "p_stopping", float(oracle.stopping_value(0, spot)))
-    object.__setattr__(oracle, "p_control", float(oracle.control_value(0, spot)))
+    if execution_prices:
+        object.__setattr__(oracle, "p_stopping", float(oracle.stopping_value(0, spot)))
+        object.__setattr__(oracle, "p_control", float(oracle.control_value(0, spot)))
+    else:
+        object.__setattr__(oracle, "p_stopping", math.nan)
+        object.__setattr__(oracle, "p_control", math.nan)
     stats["wall_time_s"] = time.perf_counter() - started
     return oracle
 
@@ -732,6 +753,6 @@ def bermudan_price(model: BlackScholes, option: AmericanOption, *, n_steps: int,
         The Bermudan price at ``spot`` (default: the strike).
     """
     n_steps = check_int("n_steps", n_steps, minimum=1, fix="pass the number of exercise dates, e.g. 50")
-    oracle = stopping_oracle(model, option, n_steps=n_steps, penalty=n_steps / option.maturity, temperature=0.0,
-                             spot=spot, nodes_per_std=nodes_per_std, n_std=n_std)
-    return oracle.value0
+    args = _validate(model, option, n_steps, n_steps / getattr(option, "maturity", 1.0), 0.0, spot,
+                     nodes_per_std, n_std)
+    return _backward_recursion(model, option, *args, execution_prices=False).value0

@@ -182,6 +182,10 @@ def test_quadratic_approximation_close_to_grid(case):
     approx = quadratic_approximation(model)
     grid_value, approx_value = grid.theta(0.0, (0, 0)), approx.theta(0.0, (0, 0))
     assert abs(approx_value - grid_value) < 0.02 * abs(grid_value), (grid_value, approx_value)
+    # keeping the lot-size terms A_ii (default) measured 0.26–0.43 % on these cases, BEGV's continuum
+    # 1.2–1.7 %: check the improvement holds
+    continuum = quadratic_approximation(model, discrete_gains=False).theta(0.0, (0, 0))
+    assert abs(approx_value - grid_value) < 0.5 * abs(continuum - grid_value)
     half = model.max_inventory // 2
     axis = np.arange(-half, half + 1)
     inventories = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)

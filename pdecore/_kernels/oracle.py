@@ -59,8 +59,13 @@ def _residual(z, d, penalty, temperature, dt, kdt):
     pi_c = _sigmoid(-u)  # 1 − π, accurate when π → 1
     denominator = (1.0 - kdt) + kdt * pi_c  # 1 − κΔtπ without cancellation
     softplus = _softplus(u)
+    squared = denominator * denominator
+    if squared == 0.0:
+        # κΔt = 1 and 1 − π below ~1e-154: v overflows. Report +inf explicitly (identical with and
+        # without the JIT, where NumPy scalars would raise on the division) so the caller bisects.
+        return math.inf, math.inf
     value = z + temperature * dt * softplus / denominator - d
-    slope = 1.0 + kdt * pi * (denominator + kdt * softplus * pi_c) / (denominator * denominator)
+    slope = 1.0 + kdt * pi * (denominator + kdt * softplus * pi_c) / squared
     return value, slope
 
 

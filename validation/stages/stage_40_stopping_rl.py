@@ -19,13 +19,13 @@ from validation.reproduce import StageContext, StageOutput
 TITLE = "RL optimal stopping: martingale loss and TD(0) learners vs the PDE oracle"
 
 
-def _train(ctx: StageContext, algorithm: str, steps: int, eval_every: int, eval_paths: int):
+def _train(ctx: StageContext, algorithm: str, steps: int, eval_every: int, eval_paths: int, references):
     from rl.config import StoppingConfig
     from rl.stopping import StoppingLearner
     from rl.trainer import Trainer
 
     config = StoppingConfig(algorithm=algorithm, seed=ctx.seed, eval_paths=eval_paths)
-    learner = StoppingLearner(config, reference="pde")
+    learner = StoppingLearner(config, reference=references.stopping_reference(config))
     run_dir = ctx.out_dir / "runs" / f"stopping_{algorithm}"
     Trainer(learner, run_dir, total_steps=steps, eval_every=eval_every, checkpoint_every=steps, seed=ctx.seed,
             progress=ctx.progress, force=True, eval_at_start=True).fit()
@@ -48,14 +48,15 @@ def run(ctx: StageContext) -> StageOutput:
     eval_paths = 2**13 if ctx.quick else 2**14
     test_paths = 2**16 if ctx.quick else 2**18
 
+    from rl.config import StoppingConfig
+
     learners, curves, evaluations = {}, {}, {}
-    references = None
+    ctx.log("[stopping_rl] PDE references: VI, exploratory HJB, discrete oracle ...")
+    references = PDEReferences.compute(StoppingConfig())
     for algorithm, steps in plan.items():
         ctx.log(f"[stopping_rl] training {algorithm} for {steps} steps ...")
-        learner, run_dir = _train(ctx, algorithm, steps, eval_every=max(steps // 30, 10), eval_paths=eval_paths)
-        if references is None:
-            ctx.log("[stopping_rl] PDE references: VI, exploratory HJB, discrete oracle ...")
-            references = PDEReferences.compute(learner.config)
+        learner, run_dir = _train(ctx, algorithm, steps, eval_every=max(steps // 10 if ctx.quick else steps // 50, 10),
+                                  eval_paths=eval_paths, references=references)
         learners[algorithm] = learner
         curves[f"{algorithm.upper()}"] = read_metrics(run_dir)
         evaluations[algorithm] = evaluate_learner(learner, test_paths=test_paths, references=references)

@@ -64,11 +64,13 @@ def _inputs(kind, spot, strike, maturity, volatility, rate, dividend):
     dividend = check_finite_array("dividend", dividend, fix="pass a finite dividend yield such as 0.0")
     for name, values, strict, fix in (("spot", spot, False, "spot prices must be >= 0"),
                                       ("strike", strike, True, "strikes must be > 0"),
-                                      ("maturity", maturity, False, "maturities must be >= 0 (0 gives the payoff)"),
+                                      ("maturity", maturity, False,
+                                       "maturities must be >= 0 (0 gives the payoff)"),
                                       ("volatility", volatility, False, "volatilities must be >= 0")):
         bad = values <= 0.0 if strict else values < 0.0
         if np.any(bad):
-            raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {values[bad].ravel()[0]!r}; {fix}")
+            first_bad = values[bad].ravel()[0]
+            raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {first_bad!r}; {fix}")
     try:
         spot, strike, maturity, volatility, rate, dividend = np.broadcast_arrays(
             spot, strike, maturity, volatility, rate, dividend)
@@ -216,10 +218,12 @@ def bs_theta(kind, spot, strike, maturity, volatility, rate, dividend=0.0):
     decay = -forward_part * density * p["volatility"] / (2.0 * safe_sqrt_t)
     sign = _moneyness_sign(p)
     if kind == "call":
-        smooth = decay - p["rate"] * strike_part * ndtr(p["d2"]) + p["dividend"] * forward_part * ndtr(p["d1"])
+        smooth = (decay - p["rate"] * strike_part * ndtr(p["d2"])
+                  + p["dividend"] * forward_part * ndtr(p["d1"]))
         limit = np.where(sign > 0.0, p["dividend"] * forward_part - p["rate"] * strike_part, 0.0)
     else:
-        smooth = decay + p["rate"] * strike_part * ndtr(-p["d2"]) - p["dividend"] * forward_part * ndtr(-p["d1"])
+        smooth = (decay + p["rate"] * strike_part * ndtr(-p["d2"])
+                  - p["dividend"] * forward_part * ndtr(-p["d1"]))
         limit = np.where(sign < 0.0, p["rate"] * strike_part - p["dividend"] * forward_part, 0.0)
     return _result(np.where(p["regular"], smooth, limit))
 

@@ -42,7 +42,8 @@ def solve_penalty_step_reference(d, penalty, temperature, dt):
         if residual(0.0, di) >= 0.0:
             root = 0.0
         else:
-            root = brentq(residual, 0.0, upper, args=(di,), xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+            root = brentq(residual, 0.0, upper, args=(di,), xtol=1e-15, rtol=4 * np.finfo(float).eps,
+                          maxiter=500)
         v.flat[i] = root
         pi.flat[i] = expit(penalty * (di - root) / temperature)
     return v, pi
@@ -73,7 +74,7 @@ def _bisect_penalty_step(d, penalty, temperature, dt, n_iter=200):
 
 def stopping_oracle_reference(model, option, *, n_steps, penalty, temperature, spot, nodes_per_std=256,
                               n_std=7.0):
-    """Brute-force twin of :func:`pdecore.oracle.stopping_oracle`: ``(V_0, P_stopping, P_control)`` at ``spot``.
+    """Brute-force twin of :func:`pdecore.oracle.stopping_oracle`: ``(V_0, P_stopping, P_control)``.
 
     Plain trapezoidal rule on a very fine uniform log grid (FFT convolution), no special treatment of
     the payoff kink or of the exercise boundary (so its error is ``O(h)``), the scalar equation by
@@ -96,7 +97,8 @@ def stopping_oracle_reference(model, option, *, n_steps, penalty, temperature, s
     g = option.payoff(x)
     n_kernel = int(np.ceil((abs(drift) + 9.0 * scale) / h))
     k = np.arange(-n_kernel, n_kernel + 1) * h
-    kernel = np.exp(-model.rate * dt) * h * np.exp(-0.5 * ((k - drift) / scale) ** 2) / (scale * np.sqrt(2 * np.pi))
+    density = np.exp(-0.5 * ((k - drift) / scale) ** 2) / (scale * np.sqrt(2 * np.pi))
+    kernel = np.exp(-model.rate * dt) * h * density
 
     def expect(values):
         padded = np.concatenate([np.full(n_kernel, values[0]), values, np.full(n_kernel, values[-1])])

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from pdecore import AmericanOption, BlackScholes, bs_price
 from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
-from pdecore._reference.oracle import (discounted_correlate_reference, neg_entropy, solve_penalty_step_reference,
-                                       stopping_oracle_reference)
+from pdecore._reference.oracle import (discounted_correlate_reference, neg_entropy,
+                                       solve_penalty_step_reference, stopping_oracle_reference)
 from pdecore.oracle import StoppingOracle, bermudan_price, stopping_oracle
 
 MODEL = BlackScholes(volatility=0.4, rate=0.06)
@@ -33,7 +33,7 @@ def spec_oracle() -> StoppingOracle:
 @pytest.mark.parametrize("name,expected", [("value0", 5.3219), ("p_stopping", 5.3072), ("p_control", 5.2673)])
 def test_spec_reference_values(spec_oracle, name, expected):
     got = getattr(spec_oracle, name)
-    assert abs(got - expected) < 3e-4, f"(kappa, lambda) = (10, 1), L = 50: {name} = {got:.6f}, SPEC {expected}"
+    assert abs(got - expected) < 3e-4, f"(kappa, lambda) = (10, 1), L = 50: {name} = {got:.6f} vs {expected}"
 
 
 def test_bermudan_price_matches_spec():
@@ -54,10 +54,11 @@ def test_grid_refinement_changes_nothing_visible():
     """Self-convergence: the default grid agrees with a 3x finer one to 1e-5 (measured ~1e-7)."""
     for penalty, temperature in [(10.0, 1.0), (10.0, 0.01), (50.0, 0.1)]:
         coarse = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=temperature)
-        fine = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=temperature, nodes_per_std=36)
+        fine = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=temperature,
+                               nodes_per_std=36)
         for name in ("value0", "p_stopping", "p_control"):
             gap = abs(getattr(coarse, name) - getattr(fine, name))
-            assert gap < 1e-5, f"kappa={penalty}, lambda={temperature}: {name} moves by {gap:.2e} on refinement"
+            assert gap < 1e-5, f"kappa={penalty}, lambda={temperature}: {name} moves by {gap:.2e}"
 
 
 @pytest.mark.parametrize("n_steps,penalty,temperature,spot", [(4, 3.0, 0.5, 40.0), (4, 4.0, 0.0, 36.0),
@@ -65,11 +66,12 @@ def test_grid_refinement_changes_nothing_visible():
 def test_independent_brute_force_twin(n_steps, penalty, temperature, spot):
     """Plain O(h) trapezoid on a grid 85x finer, bisection in the original variable (measured gap < 8e-6)."""
     oracle = stopping_oracle(MODEL, PUT, n_steps=n_steps, penalty=penalty, temperature=temperature, spot=spot)
-    reference = stopping_oracle_reference(MODEL, PUT, n_steps=n_steps, penalty=penalty, temperature=temperature,
-                                          spot=spot, nodes_per_std=1024)
+    reference = stopping_oracle_reference(MODEL, PUT, n_steps=n_steps, penalty=penalty,
+                                          temperature=temperature, spot=spot, nodes_per_std=1024)
     for name, got, ref in zip(("value0", "p_stopping", "p_control"),
                               (oracle.value0, oracle.p_stopping, oracle.p_control), reference):
-        assert abs(got - ref) < 3e-5, f"L={n_steps} kappa={penalty} lambda={temperature}: {name} {got:.7f} vs {ref:.7f}"
+        assert abs(got - ref) < 3e-5, \
+            f"L={n_steps} kappa={penalty} lambda={temperature}: {name} {got:.7f} vs {ref:.7f}"
 
 
 def test_sharp_turn_unresolved_by_the_grid():
@@ -81,7 +83,8 @@ def test_sharp_turn_unresolved_by_the_grid():
     short = AmericanOption("put", strike=40.0, maturity=0.04)
     coarse = stopping_oracle(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0)
     assert coarse.stats["bump_steps"] >= 1
-    resolved = stopping_oracle(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0, nodes_per_std=96)
+    resolved = stopping_oracle(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0,
+                               nodes_per_std=96)
     assert resolved.stats["bump_steps"] == 0
     reference = stopping_oracle_reference(MODEL, short, n_steps=2, penalty=40.0, temperature=0.1, spot=37.0,
                                           nodes_per_std=2048)
@@ -114,16 +117,23 @@ def test_tiny_penalty_gives_the_european_price():
 
 def test_call_symmetry_and_no_early_exercise_without_dividends():
     """McDonald–Schroder symmetry C(S, K, r, q) = P(K, S, q, r) holds date by date for Bermudans."""
-    call = bermudan_price(BlackScholes(0.25, 0.03, 0.07), AmericanOption("call", 90.0, 2.0), n_steps=20, spot=100.0)
-    put = bermudan_price(BlackScholes(0.25, 0.07, 0.03), AmericanOption("put", 100.0, 2.0), n_steps=20, spot=90.0)
+    call = bermudan_price(BlackScholes(0.25, 0.03, 0.07), AmericanOption("call", 90.0, 2.0), n_steps=20,
+                          spot=100.0)
+    put = bermudan_price(BlackScholes(0.25, 0.07, 0.03), AmericanOption("put", 100.0, 2.0), n_steps=20,
+                         spot=90.0)
     assert call == pytest.approx(put, abs=1e-7)
-    no_dividend = bermudan_price(BlackScholes(0.3, 0.05), AmericanOption("call", 40.0, 1.0), n_steps=20, spot=45.0)
+    no_dividend = bermudan_price(BlackScholes(0.3, 0.05), AmericanOption("call", 40.0, 1.0), n_steps=20,
+                                 spot=45.0)
     assert no_dividend == pytest.approx(bs_price("call", 45.0, 40.0, 1.0, 0.3, 0.05), abs=1e-7)
 
 
 # --- the lambda -> 0 limit and bounds ----------------------------------------------------------- #
 def test_temperature_zero_limit_is_the_penalized_bermudan_recursion():
-    """V^lambda − V^0 lies in [0, lambda T log 2 / (1 − kappa dt)] (per-step gap, recursion 1-Lipschitz) and -> 0."""
+    """V^lambda − V^0 lies in [0, lambda T log 2/(1 − kappa dt)] and -> 0.
+
+    The per-step gap of v is at most lambda dt log 2/(1 − kappa dt) and the recursion is monotone and
+    1-Lipschitz in C, so the gaps add up over the L dates.
+    """
     penalty = 10.0
     bang_bang = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=0.0)
     gaps = []
@@ -131,7 +141,8 @@ def test_temperature_zero_limit_is_the_penalized_bermudan_recursion():
         soft = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=temperature)
         gap = soft.values[0] - bang_bang.values[0]
         bound = temperature * 1.0 * math.log(2.0) / (1.0 - penalty / 50)
-        assert gap.min() > -1e-9 and gap.max() < bound, f"lambda={temperature}: gap in [{gap.min()}, {gap.max()}]"
+        assert gap.min() > -1e-9 and gap.max() < bound, \
+            f"lambda={temperature}: gap in [{gap.min()}, {gap.max()}]"
         gaps.append(soft.value0 - bang_bang.value0)
     assert all(a > b for a, b in zip(gaps, gaps[1:])), f"gaps not decreasing in lambda: {gaps}"
     assert gaps[-1] < 1e-4
@@ -148,9 +159,11 @@ def test_execution_prices_are_ordered(penalty, temperature):
 
 
 def test_monotone_in_temperature_penalty_and_spot(spec_oracle):
-    values = [stopping_oracle(MODEL, PUT, n_steps=50, penalty=10.0, temperature=t).value0 for t in (0.0, 0.5, 1.0, 3.0)]
+    values = [stopping_oracle(MODEL, PUT, n_steps=50, penalty=10.0, temperature=t).value0
+              for t in (0.0, 0.5, 1.0, 3.0)]
     assert np.all(np.diff(values) > 0), f"V0 not increasing in temperature: {values}"
-    values = [stopping_oracle(MODEL, PUT, n_steps=50, penalty=k, temperature=0.0).value0 for k in (1.0, 10.0, 50.0)]
+    values = [stopping_oracle(MODEL, PUT, n_steps=50, penalty=k, temperature=0.0).value0
+              for k in (1.0, 10.0, 50.0)]
     assert np.all(np.diff(values) > 0), f"V0 not increasing in penalty: {values}"
     # The put's value decreases in the spot at every date, and V_l >= C_l (the entropy/penalty gain is >= 0).
     assert np.all(np.diff(spec_oracle.values, axis=1) < 1e-12)
@@ -220,7 +233,8 @@ def test_penalty_times_step_above_one_is_refused():
 
 @pytest.mark.parametrize("bad,name", [
     (dict(n_steps=0), "n_steps"), (dict(penalty=0.0), "penalty"), (dict(penalty=float("nan")), "penalty"),
-    (dict(temperature=-1.0), "temperature"), (dict(spot=-3.0), "spot"), (dict(nodes_per_std=1.0), "nodes_per_std"),
+    (dict(temperature=-1.0), "temperature"), (dict(spot=-3.0), "spot"),
+    (dict(nodes_per_std=1.0), "nodes_per_std"),
 ])
 def test_bad_input_names_the_parameter(bad, name):
     args = dict(n_steps=50, penalty=10.0, temperature=1.0)
@@ -255,7 +269,8 @@ def test_scalar_equation_kernel_matches_brent_twin(penalty, temperature, n_steps
         np.testing.assert_allclose(pi, pi_ref, rtol=1e-7, atol=1e-12)
         # The equation itself: v = dt [kappa pi d − lambda H(pi)].
         kdt = min(penalty * dt, 1.0)
-        np.testing.assert_allclose(v, kdt * pi * d - dt * temperature * neg_entropy(pi), rtol=1e-9, atol=1e-12)
+        equation = kdt * pi * d - dt * temperature * neg_entropy(pi)
+        np.testing.assert_allclose(v, equation, rtol=1e-9, atol=1e-12)
 
 
 def test_plain_fixed_point_would_diverge_where_the_kernel_converges():

@@ -17,9 +17,9 @@ from validation.cli.common import add_json_flag, emit
 def register(verbs) -> None:
     parser = verbs["oracle"].add_parser(
         "stopping", help="fixed point of the RL optimal-stopping scheme: V0, P_stopping, P_control",
-        description="Backward recursion of the exploratory penalized stopping scheme on n dates (SPEC section 2), "
-                    "computed by exact Gaussian quadrature on a fine log-spot grid. Requires "
-                    "penalty*maturity/steps <= 1.")
+        description="Backward recursion of the exploratory penalized stopping scheme on n dates "
+                    "(SPEC section 2), computed by exact Gaussian quadrature on a fine log-spot grid. "
+                    "Requires penalty*maturity/steps <= 1.")
     parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
     parser.add_argument("--spot", type=float, required=True, help="spot price S0")
     parser.add_argument("--strike", type=float, required=True, help="strike K")
@@ -45,7 +45,8 @@ def _stopping(args) -> int:
     option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
     oracle = stopping_oracle(model, option, n_steps=args.steps, penalty=args.penalty,
                              temperature=args.temperature, spot=args.spot, nodes_per_std=args.nodes_per_std)
-    bermudan = bermudan_price(model, option, n_steps=args.steps, spot=args.spot, nodes_per_std=args.nodes_per_std)
+    bermudan = bermudan_price(model, option, n_steps=args.steps, spot=args.spot,
+                              nodes_per_std=args.nodes_per_std)
     boundary_t0 = float(oracle.boundary[0])
     stats = dict(oracle.stats)
     payload = {
@@ -60,9 +61,9 @@ def _stopping(args) -> int:
         emit(payload, as_json=True)
         return 0
     lines = [
-        f"RL stopping oracle, {args.kind} S0={args.spot:g} K={args.strike:g} T={args.maturity:g} r={args.rate:g} "
-        f"q={args.dividend:g} sigma={args.volatility:g}; L={args.steps} dates, penalty={args.penalty:g}, "
-        f"temperature={args.temperature:g}",
+        f"RL stopping oracle, {args.kind} S0={args.spot:g} K={args.strike:g} T={args.maturity:g} "
+        f"r={args.rate:g} q={args.dividend:g} sigma={args.volatility:g}; L={args.steps} dates, "
+        f"penalty={args.penalty:g}, temperature={args.temperature:g}",
         f"{'value0':>12}: {oracle.value0:.6f}   (V_0 at the spot)",
         f"{'p_stopping':>12}: {oracle.p_stopping:.6f}   (stop when V_l <= g)",
         f"{'p_control':>12}: {oracle.p_control:.6f}   (penalized bang-bang value of the same rule)",

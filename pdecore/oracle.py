@@ -361,7 +361,7 @@ def _solve_scalar(d: np.ndarray, penalty: float, temperature: float, dt: float, 
 # Result
 # ============================================================================================ #
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity, not element-wise, equality
 class StoppingOracle:
     """The fixed point of the RL stopping recursion on ``n_steps`` dates (SPEC section 2).
 

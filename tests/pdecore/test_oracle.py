@@ -177,6 +177,12 @@ def test_boundary_is_increasing_towards_maturity(spec_oracle):
     assert np.all(np.isfinite(boundary)) and boundary[-1] == 40.0
     assert np.all(np.diff(boundary) > 0), boundary
     assert 24.0 < boundary[0] < 27.0  # the American boundary at t = 0 is 24.20 (SPEC); penalties lift it
+    # The boundary separates the rule's two regions, where the stopping probability crosses 1/2.
+    for l in (0, 25, 49):
+        around = boundary[l] * np.array([0.9999, 1.0001])
+        np.testing.assert_array_equal(spec_oracle.exercise(l, around), [True, False])
+        pi = spec_oracle.policy(l, around)
+        assert pi[0] > 0.5 > pi[1]
 
 
 def test_rule_never_exercises_when_entropy_threshold_is_too_high():

@@ -268,7 +268,8 @@ class Trainer:
         if not self.checkpoint_path.exists():
             raise ValueError(f"--resume given but {str(self.checkpoint_path)!r} does not exist; start a new run "
                              "with --force instead")
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        # on the CPU first: generator states must stay CPU tensors; load_state_dict moves the rest
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         saved, current = to_json(state["config"]), to_json(self.learner.config_dict())
         if saved != current:
             raise ValueError(f"the learner configuration differs from the checkpoint's in {str(self.run_dir)!r}; "

@@ -75,7 +75,7 @@ def load_run(run_dir, *, reference="pde", device: str = "cpu"):
         raise ValueError(f"{str(run_dir)!r} holds a run of another learner, not a stopping run")
     config = StoppingConfig.from_dict(learner_config)
     learner = StoppingLearner(config, reference=reference, device=device)
-    state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     learner.load_state_dict(state["learner"])
     record["checkpoint_step"] = int(state["step"])
     return learner, record

@@ -18,6 +18,11 @@ from validation.reproduce import StageContext, StageOutput
 
 TITLE = "RL optimal stopping: martingale loss and TD(0) learners vs the PDE oracle"
 
+#: Settings of the two modes (training steps per algorithm, evaluation paths during training, final test
+#: paths). Module-level so that tests can shrink them.
+QUICK = {"plan": {"ml": 300}, "eval_paths": 2**13, "test_paths": 2**16}
+FULL = {"plan": {"ml": 1000, "td0": 5000}, "eval_paths": 2**14, "test_paths": 2**18}
+
 
 def _train(ctx: StageContext, algorithm: str, steps: int, eval_every: int, eval_paths: int, references):
     from rl.config import StoppingConfig
@@ -44,9 +49,8 @@ def run(ctx: StageContext) -> StageOutput:
 
     reduce_allocation_overhead()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    plan = {"ml": 300} if ctx.quick else {"ml": 1000, "td0": 5000}
-    eval_paths = 2**13 if ctx.quick else 2**14
-    test_paths = 2**16 if ctx.quick else 2**18
+    settings = QUICK if ctx.quick else FULL
+    plan, eval_paths, test_paths = settings["plan"], settings["eval_paths"], settings["test_paths"]
 
     from rl.config import StoppingConfig
 
@@ -82,5 +86,5 @@ def run(ctx: StageContext) -> StageOutput:
     lines += [f"![premium curves]({figures[0]})", "", f"![decisions]({figures[1]})", ""]
     lines += [f"![{name}]({name})" for name in figures[2:4]]
     if ctx.quick:
-        lines += ["", "_Quick mode: 300 ML steps only; the paper's accuracy needs the full 1000 steps._"]
+        lines += ["", f"_Quick mode: {plan} steps only; the paper's accuracy needs the full 1000 ML steps._"]
     return StageOutput(title=TITLE, metrics=metrics, report="\n".join(lines), figures=figures)

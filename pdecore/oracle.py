@@ -108,10 +108,12 @@ class _LogGrid:
 
     @property
     def interior(self) -> slice:
+        """Slice of the interior nodes: where conditional expectations are computed."""
         return slice(self.n_pad, self.y.size - self.n_pad)
 
     @property
     def y_interior(self) -> np.ndarray:
+        """Interior log-spots (the targets ``y_i`` of the quadrature)."""
         return self.y[self.interior]
 
 
@@ -422,20 +424,24 @@ class StoppingOracle:
         return self.stats["exercise_threshold"]
 
     def _date(self, l, *, allow_maturity: bool) -> int:
+        """Validated date index (``L`` itself only where the payoff is meant)."""
         top = self.n_steps if allow_maturity else self.n_steps - 1
         return check_int("l", l, minimum=0, maximum=top,
                          fix=f"pass a date index 0 <= l <= {top} (t_l = l*{self.dt:.6g})")
 
     def _spots(self, x) -> np.ndarray:
+        """Validated spots as a float array (any shape)."""
         x = np.asarray(x, dtype=float)
         if not np.all(np.isfinite(x)) or np.any(x <= 0.0):
             raise ValueError(f"x must contain finite spots > 0, got {x!r}; pass positive spot prices")
         return x
 
     def _payoff_ext(self, x):
+        """In-the-money branch ``±(x − K)`` of the payoff (negative out of the money)."""
         return self.option.strike - x if self.option.kind == "put" else x - self.option.strike
 
     def _shape(self, x, value):
+        """A float for scalar ``x``, the array otherwise."""
         return float(value) if np.ndim(x) == 0 else value
 
     def continuation(self, l, x):

@@ -41,6 +41,10 @@ def register(verbs) -> None:
     p.add_argument("--sigma-lr", type=float, default=None, help="learning rate of the volatility ϕ")
     p.add_argument("--initial-sigma", type=float, default=0.8, help="initial volatility guess ϕ (default 0.8)")
     p.add_argument("--known-sigma", action="store_true", help="give the agent the true σ instead of learning it")
+    p.add_argument("--sigma-warmup", type=int, default=100,
+                   help="initial steps that train only σ (default 100; 0 trains everything from the start)")
+    p.add_argument("--output-init", default="european",
+                   help="initial output shift: european (the agent's European price, default) or zero")
     p.add_argument("--scheme", default="exact", help="path simulation: exact (default) or euler")
     p.add_argument("--eval-every", type=int, default=10, help="evaluate every N steps (default 10; 0: end only)")
     p.add_argument("--eval-paths", type=int, default=2**14, help="test paths of the periodic evaluation")
@@ -122,7 +126,8 @@ def _train(args) -> int:
                                     temperature=args.temperature, learning_rate=args.lr, batch_size=args.batch,
                                     n_steps=args.n_steps, seed=args.seed, scheme=args.scheme,
                                     learn_volatility=not args.known_sigma, initial_volatility=args.initial_sigma,
-                                    eval_paths=args.eval_paths, **extra)
+                                    eval_paths=args.eval_paths, volatility_warmup=args.sigma_warmup,
+                                    output_init=args.output_init, **extra)
         for warning in caught:
             import sys
 

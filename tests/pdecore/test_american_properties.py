@@ -138,9 +138,12 @@ def test_theorem_2_5_sandwich(kind, volatility, maturity, rate, dividend, penalt
     penalized = solve_american(model, option, penalty=penalty, **COARSE)
     exploratory = solve_american(model, option, penalty=penalty, temperature=temperature, **COARSE)
     exact = solve_american(model, option, **COARSE)
+    # The theorem is about (0, ∞); the call's far-field row (linearity V_SS = 0 with a downwind drift
+    # difference) is not monotone, so the comparison principle is only asserted away from S_max.
+    keep = exploratory.spots <= 0.5 * exploratory.spots[-1]
     slack = temperature * (maturity - exploratory.times)[:, None] * math.log(2.0)
-    gap = exploratory.values - penalized.values
+    gap = (exploratory.values - penalized.values)[:, keep]
     case = f"{kind} kappa={penalty} lambda={temperature:.3f} T={maturity:.3f} sigma={volatility:.3f}"
     assert gap.min() >= -1e-9, case
     assert np.all(gap <= slack + 1e-9), case
-    assert np.all(exact.values - exploratory.values >= -slack - 1e-7), case
+    assert np.all((exact.values - exploratory.values)[:, keep] >= -slack - 1e-7), case

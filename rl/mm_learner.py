@@ -46,8 +46,9 @@ paper's (P, S) (normalized), which can only help a (t, Q, P, S) policy but is th
     V(t, Q) = L \\frac{T − t}{T}\\,(1 + g(τ)) − \\sum_i a_i(t) Q_i^2
               + s(t)\\,\\big[h(τ, Q/\\bar Q) − h(τ, 0)\\big],
 
-with ``τ`` time features, ``L`` the value of myopic quoting, ``a_i(t) = c_i/(1 + 4λ_0 k c_i (T − t))``
-the linear–quadratic (small-skew) approximation of the inventory cost (``λ_0 = A e^{−1}``) used as a
+with ``τ`` time features, ``L`` the value of myopic quoting, ``a_i(t) ≈ c_i/(1 + 4λ_0 k c_i (T − t))``
+the linear–quadratic (small-skew) approximation of the inventory cost (``λ_0 = A e^{−1}``; with
+φ > 0 the scalar Riccati of :meth:`MarketMakingValueNetwork.baseline_coefficients`) used as a
 baseline, and ``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4`` the scale of the learned
 correction ``h`` (terminal and running inventory costs). Writing the
 inventory part as a difference makes ``Δ`` depend on ``h`` alone, so it is not drowned by the
@@ -264,6 +265,8 @@ class MarketMakingValueNetwork(nn.Module):
         self.level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
         self.register_buffer("coeffs", torch.as_tensor(coeffs, dtype=DTYPE))
         self.register_buffer("stiffness", torch.as_tensor(4.0 * rate0 * decay * coeffs, dtype=DTYPE))
+        self.register_buffer("running_diag", torch.as_tensor(0.5 * model.risk_aversion * np.diag(model.noise_cov_array()),
+                                                             dtype=DTYPE))
         stiff_max = float(np.max(4.0 * rate0 * decay * coeffs))
         # running-risk rate (φ/2) λ_max(ΣΣᵀ): the inventory cost per unit time that the terminal
         # baseline ignores; it enters the scale of the learned correction
@@ -290,9 +293,19 @@ class MarketMakingValueNetwork(nn.Module):
             self.level_net[-1].weight.mul_(0.1)
 
     def baseline_coefficients(self, t: torch.Tensor) -> torch.Tensor:
-        """``a_i(t) = c_i/(1 + 4λ_0 k c_i (T − t))``, shape ``t.shape + (n,)``."""
+        """``a_i(t)``, shape ``t.shape + (n,)``: the scalar Riccati ``da/dτ = r_i − κ_i a²``, ``a(0) = c_i``.
+
+        ``κ_i = 4 λ_0 k_i`` (curvature of the two sides' Hamiltonians at zero gain), ``r_i = (φ/2)(ΣΣᵀ)_ii``
+        (running risk, cross terms ignored), ``τ = T − t``. With ``s = √(r/κ)``, ``w = √(rκ)``:
+        ``a = (c + s² ρ)/(1 + c ρ)``, ``ρ = tanh(wτ)/s`` (→ κτ as r → 0, giving ``c/(1 + κcτ)``).
+        """
         to_go = (self.horizon - t).clamp(min=0.0)[..., None]
-        return self.coeffs / (1.0 + self.stiffness * to_go)
+        kappa = self.stiffness / self.coeffs  # 4 λ0 k
+        s = torch.sqrt(self.running_diag / kappa)
+        w = torch.sqrt(self.running_diag * kappa)
+        safe_s = torch.where(s > 0, s, torch.ones_like(s))
+        ratio = torch.where(s > 0, torch.tanh(w * to_go) / safe_s, kappa * to_go)
+        return (self.coeffs + s**2 * ratio) / (1.0 + self.coeffs * ratio)
 
     def correction_scale(self, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part."""
@@ -365,11 +378,25 @@ class NetworkPolicy(DifferencePolicy):
 
     @torch.no_grad()
     def _differences(self, t: float, state: MarketState) -> torch.Tensor:
-        m = state.inventory.shape[0]
-        tt = torch.full((m,), float(t), dtype=DTYPE, device=state.inventory.device)
-        extra = (state.prices, state.spot) if self.network.market_inputs else (None, None)
-        _, diffs = self.network.values_and_differences(tt, state.inventory, *extra)
-        return diffs
+        inventory = state.inventory
+        if self.network.market_inputs:
+            tt = torch.full((inventory.shape[0],), float(t), dtype=DTYPE, device=inventory.device)
+            return self.network.values_and_differences(tt, inventory, state.prices, state.spot)[1]
+        # a (t, Q) network: evaluate each distinct inventory once (paths share few inventories); the
+        # inventories are encoded as one integer key, as unique over rows is slow
+        n = inventory.shape[1]
+        base = 2 * int(round(self.network.max_inventory)) + 1
+        if n * math.log2(base) > 62:
+            tt = torch.full((inventory.shape[0],), float(t), dtype=DTYPE, device=inventory.device)
+            return self.network.values_and_differences(tt, inventory)[1]
+        weights = torch.tensor([base**i for i in range(n)], dtype=torch.long, device=inventory.device)
+        keys = ((inventory.round().long() + base // 2) * weights).sum(-1)
+        unique_keys, inverse = torch.unique(keys, return_inverse=True)
+        first = torch.zeros(unique_keys.shape[0], dtype=torch.long, device=keys.device)
+        first.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
+        unique = inventory[first]
+        tt = torch.full((unique.shape[0],), float(t), dtype=DTYPE, device=inventory.device)
+        return self.network.values_and_differences(tt, unique)[1][inverse]
 
 
 # ====================================================================== learner

@@ -52,7 +52,7 @@ from typing import Callable, NamedTuple, Protocol
 import numpy as np
 import torch
 
-from pdecore._validate import check_choice, check_int, check_nonnegative, check_positive
+from pdecore._validate import check_choice, check_int, check_nonnegative
 
 BID, ASK = 0, 1
 DTYPE = torch.float64

@@ -60,7 +60,7 @@ def test_train_evaluate_validate_resume(tmp_path, capsys):
     for name in ("mm_spreads_vs_inventory.png", "mm_spreads_over_time.png", "mm_inventory_paths.png",
                  "mm_pnl_table.md"):
         assert (out / name).exists(), name
-    # resume to more steps: a longer [train] would differ in config; the same config at its end refuses
+    # resuming a finished run with its own config is a no-op that completes
     assert main(["train", "mm", "--config", str(config), "--out", str(run), "--resume", "--no-progress"]) == 0
 
 

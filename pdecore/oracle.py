@@ -29,7 +29,7 @@ found by safeguarded Newton (:func:`pdecore._kernels.oracle.solve_penalty_step`)
 equation), so the exercise set is ``{g − C_l ≥ d^*}``, found from the smooth function ``C_l``.
 
 *Quadrature.* ``Y = log X`` moves by ``N(μ, s²)``, ``μ = (r − q − σ²/2)Δt``, ``s = σ√Δt``. On a uniform
-log grid (the strike on a node, spacing ``h = s/nodes_per_std``) the trapezoidal rule for a *smooth*
+log grid (the spot on a node, spacing ``h = s/nodes_per_std``) the trapezoidal rule for a *smooth*
 integrand against the Gaussian density converges faster than any power of ``h``. The functions to
 integrate are smooth except at a few points: the payoff kink at the strike, and the exercise
 boundary, where ``U`` and ``W`` jump and the bang-bang ``V`` (``λ = 0``) has a kink. Every function is
@@ -86,7 +86,6 @@ __all__ = ["StoppingOracle", "stopping_oracle", "bermudan_price"]
 _INV_SQRT_2PI = 0.3989422804014327
 _NEWTON_TOL = 1e-14
 _NEWTON_MAX_ITER = 200
-_BUMP_MAX_EXTENT = 1e6  # in units of λ/κ: longest bump tail handled on its own sub-grid
 
 
 # ============================================================================================ #
@@ -119,19 +118,21 @@ class _LogGrid:
 
 def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
                 nodes_per_std: float, n_std: float) -> _LogGrid:
-    """The padded uniform log grid with the strike on a node and the transition weights."""
+    """The padded uniform log grid with the spot on a node and the transition weights."""
     scale = model.volatility * math.sqrt(dt)
     drift = (model.rate - model.dividend - 0.5 * model.volatility**2) * dt
     h = scale / nodes_per_std
     log_strike = math.log(option.strike)
     log_spot = math.log(spot)
     reach = n_std * model.volatility * math.sqrt(option.maturity) + abs(drift) * (option.maturity / dt)
-    first = math.floor((min(log_spot, log_strike) - reach - log_strike) / h)
-    last = math.ceil((max(log_spot, log_strike) + reach - log_strike) / h)
+    # The spot is a node, so the quoted prices need no interpolation; the strike's kink is an exact
+    # piece wherever it falls.
+    first = math.floor((min(log_spot, log_strike) - reach - log_spot) / h)
+    last = math.ceil((max(log_spot, log_strike) + reach - log_spot) / h)
     # The pad holds the Gaussian kernel's support: |μ| + 9 s leaves a tail mass below 1e-18.
     n_pad = max(4, math.ceil((abs(drift) + 9.0 * scale) / h))
     offsets = np.arange(first - n_pad, last + n_pad + 1, dtype=float)
-    y = log_strike + h * offsets
+    y = log_spot + h * offsets
     k = np.arange(-n_pad, n_pad + 1, dtype=float)
     discount = math.exp(-model.rate * dt)
     standardized = (k * h - drift) / scale
@@ -226,11 +227,15 @@ def _bump_extent(penalty: float, temperature: float, dt: float) -> tuple[float, 
     ``v(d) = V − C`` is smooth but, for small ``λ/κ``, turns from 0 to ``κΔt d`` within a width ``λ/κ``
     around ``d = 0``: a near-kink. Its kink part ``κΔt d^+`` is integrated exactly as an exercise-type
     piece; the remainder ``ρ`` decays like ``|u| e^{u}`` on the left and like ``e^{−(1 − κΔt) u}`` on the
-    right (there ``g − V ≈ (1 − κΔt) d``), so it is localized when ``κΔt < 1``. Its profile depends on
-    ``(κ, λ, Δt)`` only and is scanned once: the extent is where ``|ρ|`` exceeds ``1e-16`` of its maximum.
+    right (there ``g − V ≈ (1 − κΔt) d``), so it is localized when ``κΔt < 1``; at ``κΔt = 1`` it grows
+    like ``−(λ/κ) log u`` there, slowly, so a sub-grid reaching the end of the grid carries it. Its
+    profile depends on ``(κ, λ, Δt)`` only and is scanned once: the extent is where ``|ρ|`` exceeds ``1e-16`` of its maximum.
     """
     kdt = min(penalty * dt, 1.0)
-    right = (60.0 + 2.0 * math.log(1.0 / (1.0 - kdt))) / (1.0 - kdt)
+    # At κΔt = 1 the right tail does not decay (ρ ≈ −(λ/κ) log u): the extent is then the whole
+    # in-the-money side, and _bump_nodes clips it to the grid.
+    gap = max(1.0 - kdt, 1e-12)
+    right = (60.0 + 2.0 * math.log(1.0 / gap)) / gap
     u = np.concatenate([np.linspace(-60.0, 40.0, 2001), np.geomspace(40.0, max(right, 41.0), 2001)[1:]])
     d = temperature / penalty * u
     v, _, _ = _solve_scalar(d, penalty, temperature, dt, -1)
@@ -247,13 +252,16 @@ def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, fl
     then, in the slowly decaying right tail, steps of ``0.25/(1 − κΔt)`` in ``u`` capped at half a grid
     step; clipped to the grid.
     """
-    u_min, u_max = extent
     sign = math.copysign(1.0, slope)
+    # Clip the range in u to the grid before building nodes (the tail may be unbounded at κΔt = 1).
+    ends = sorted(sign * (end - root) / width for end in (grid.y[0], grid.y[-1]))
+    u_min, u_max = max(extent[0], ends[0]), min(extent[1], ends[1])
     # Separate trapezoid segments on each side of the kink at u = 0 (a node of both).
     core_end = min(u_max, 40.0)
-    segments = [np.linspace(u_min, 0.0, max(2, int(math.ceil(-u_min / 0.25)) + 1)),
-                np.linspace(0.0, core_end, max(2, int(math.ceil(core_end / 0.25)) + 1))]
-    if u_max > core_end:
+    segments = [np.linspace(u_min, 0.0, max(2, int(math.ceil(-u_min / 0.25)) + 1))]
+    if core_end > 0.0:
+        segments.append(np.linspace(0.0, core_end, max(2, int(math.ceil(core_end / 0.25)) + 1)))
+    if u_max > core_end > 0.0:
         tail_step = max(0.25, min(0.25 * u_max / 100.0, 0.5 * grid.h / width))
         n_tail = max(2, int(math.ceil((u_max - core_end) / tail_step)) + 1)
         segments.append(np.linspace(core_end, u_max, n_tail))
@@ -266,8 +274,7 @@ def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, fl
         w_parts.append(weights)
     nodes = np.concatenate(y_parts)
     weights = np.concatenate(w_parts)
-    inside = (nodes >= grid.y[0]) & (nodes <= grid.y[-1])
-    return nodes[inside], weights[inside]
+    return nodes, weights
 
 
 def _pad(grid: _LogGrid, interior_values: np.ndarray) -> np.ndarray:
@@ -286,17 +293,21 @@ def _pad(grid: _LogGrid, interior_values: np.ndarray) -> np.ndarray:
 
 
 def _interpolate(grid: _LogGrid, padded_values: np.ndarray, log_x: np.ndarray) -> np.ndarray:
-    """Smooth values at arbitrary log-spots: 4-point Lagrange inside, linear in S outside the grid."""
+    """Smooth values at arbitrary log-spots: 6-point Lagrange (error ``O(h^6)``) inside the grid,
+    linear in S outside it."""
     y, h = grid.y, grid.h
     n = y.size
     position = (log_x - y[0]) / h
-    inside = (position >= 1.0) & (position <= n - 2.0)
-    start = np.clip(np.floor(position).astype(np.int64) - 1, 0, n - 4)
-    t = np.where(inside, position - start, 1.5)
-    # Lagrange basis on nodes 0, 1, 2, 3 evaluated at t.
-    basis = (-(t - 1.0) * (t - 2.0) * (t - 3.0) / 6.0, t * (t - 2.0) * (t - 3.0) / 2.0,
-             -t * (t - 1.0) * (t - 3.0) / 2.0, t * (t - 1.0) * (t - 2.0) / 6.0)
-    value = sum(b * padded_values[start + k] for k, b in enumerate(basis))
+    inside = (position >= 2.0) & (position <= n - 3.0)
+    start = np.clip(np.floor(position).astype(np.int64) - 2, 0, n - 6)
+    t = np.where(inside, position - start, 2.5)
+    value = np.zeros(np.shape(t))
+    for k in range(6):
+        basis = np.ones(np.shape(t))
+        for j in range(6):
+            if j != k:
+                basis = basis * (t - j) / (k - j)
+        value = value + basis * padded_values[start + k]
     if np.all(inside):
         return value
     x = np.exp(log_x)
@@ -305,7 +316,7 @@ def _interpolate(grid: _LogGrid, padded_values: np.ndarray, log_x: np.ndarray) -
     high_slope = (padded_values[-1] - padded_values[-2]) / (spots[-1] - spots[-2])
     low = padded_values[0] + low_slope * (x - spots[0])
     high = padded_values[-1] + high_slope * (x - spots[-1])
-    return np.where(inside, value, np.where(position < 1.0, low, high))
+    return np.where(inside, value, np.where(position < 2.0, low, high))
 
 
 def _crossings(grid: _LogGrid, excess: np.ndarray):
@@ -377,7 +388,7 @@ class StoppingOracle:
     times : ndarray, shape (L + 1,)
         ``t_l = l T/L``.
     spots : ndarray, shape (N,)
-        Interior grid of spots (uniform in ``log S``, the strike on a node).
+        Interior grid of spots (uniform in ``log S``, the quoted spot on a node).
     values : ndarray, shape (L + 1, N)
         ``V_l`` at the grid (``V_L = g``).
     stopping_values, control_values : ndarray, shape (L + 1, N)
@@ -659,11 +670,8 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     boundary[-1] = strike
     max_iterations = 0
     unresolved_steps = 0
-    # Extent of the bump ρ (localized only when κΔt < 1; at κΔt = 1 the smooth treatment is used).
-    bump_extent = (_bump_extent(effective_penalty, temperature, dt)
-                   if temperature > 0.0 and kdt < 1.0 - 1e-9 else None)
-    if bump_extent is not None and bump_extent[1] > _BUMP_MAX_EXTENT:
-        bump_extent = None  # κΔt → 1: the bump's right tail is too long for a sub-grid; smooth treatment
+    # Extent of the bump ρ in units of λ/κ (see _bump_extent).
+    bump_extent = _bump_extent(effective_penalty, temperature, dt) if temperature > 0.0 else None
 
     v_next, u_next, w_next = payoff_function(), payoff_function(), payoff_function()
     with np.errstate(under="ignore"):

@@ -62,7 +62,7 @@ def test_grid_refinement_changes_nothing_visible():
 
 
 @pytest.mark.parametrize("n_steps,penalty,temperature,spot", [(4, 3.0, 0.5, 40.0), (4, 4.0, 0.0, 36.0),
-                                                              (5, 2.0, 1.0, 38.0)])
+                                                              (4, 2.0, 0.0, 37.0), (5, 2.0, 1.0, 38.0)])
 def test_independent_brute_force_twin(n_steps, penalty, temperature, spot):
     """Plain O(h) trapezoid on a grid 85x finer, bisection in the original variable (measured gap < 8e-6)."""
     oracle = stopping_oracle(MODEL, PUT, n_steps=n_steps, penalty=penalty, temperature=temperature, spot=spot)
@@ -129,20 +129,30 @@ def test_call_symmetry_and_no_early_exercise_without_dividends():
 
 # --- the lambda -> 0 limit and bounds ----------------------------------------------------------- #
 def test_temperature_zero_limit_is_the_penalized_bermudan_recursion():
-    """V^lambda − V^0 lies in [0, lambda T log 2/(1 − kappa dt)] and -> 0.
+    """V^lambda − V^0 lies in L·[min rho, max rho] and -> 0 with lambda.
 
-    The per-step gap of v is at most lambda dt log 2/(1 − kappa dt) and the recursion is monotone and
-    1-Lipschitz in C, so the gaps add up over the L dates.
+    Per date, V = C + v(g − C) and v_lambda − v_0 = rho(d) with v_0(d) = kappa dt d^+; the map
+    C -> C + v_0(g − C) is monotone and 1-Lipschitz, so the gaps of the L dates add up. rho scales
+    like lambda dt (max rho <= lambda dt log 2/(1 − kappa dt/2)); it is slightly negative for large d
+    because the entropy-weighted pi is then evaluated at g − V, not at g − C, so V^lambda >= V^0 is
+    not a theorem.
     """
-    penalty = 10.0
-    bang_bang = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=0.0)
+    penalty, n_steps = 10.0, 50
+    dt = PUT.maturity / n_steps
+    bang_bang = stopping_oracle(MODEL, PUT, n_steps=n_steps, penalty=penalty, temperature=0.0)
     gaps = []
     for temperature in (0.5, 0.05, 0.005, 0.0005):
-        soft = stopping_oracle(MODEL, PUT, n_steps=50, penalty=penalty, temperature=temperature)
+        u = np.concatenate([np.linspace(-60.0, 60.0, 20001), np.geomspace(60.0, 1e6, 500)])
+        d = temperature / penalty * u
+        v, pi = np.empty_like(d), np.empty_like(d)
+        assert solve_penalty_step(d, penalty, temperature, dt, 1e-14, 200, v, pi)[0] == 0
+        rho = v - penalty * dt * np.maximum(d, 0.0)
+        assert rho.max() <= temperature * dt * math.log(2.0) / (1.0 - penalty * dt / 2) + 1e-15
+        soft = stopping_oracle(MODEL, PUT, n_steps=n_steps, penalty=penalty, temperature=temperature)
         gap = soft.values[0] - bang_bang.values[0]
-        bound = temperature * 1.0 * math.log(2.0) / (1.0 - penalty / 50)
-        assert gap.min() > -1e-9 and gap.max() < bound, \
-            f"lambda={temperature}: gap in [{gap.min()}, {gap.max()}]"
+        low, high = n_steps * rho.min() - 1e-9, n_steps * rho.max() + 1e-9
+        assert low <= gap.min() and gap.max() <= high, \
+            f"lambda={temperature}: gap in [{gap.min()}, {gap.max()}], bounds [{low}, {high}]"
         gaps.append(soft.value0 - bang_bang.value0)
     assert all(a > b for a, b in zip(gaps, gaps[1:])), f"gaps not decreasing in lambda: {gaps}"
     assert gaps[-1] < 1e-4
@@ -158,7 +168,33 @@ def test_execution_prices_are_ordered(penalty, temperature):
     assert oracle.p_stopping >= bs_price("put", 40.0, 40.0, 1.0, 0.4, 0.06) - 1e-9
 
 
+@given(kind=st.sampled_from(["put", "call"]), volatility=st.floats(0.1, 0.8), maturity=st.floats(0.1, 3.0),
+       rate=st.floats(0.0, 0.12), dividend=st.floats(0.0, 0.08), moneyness=st.floats(0.7, 1.4),
+       n_steps=st.integers(2, 20), penalty_step=st.floats(0.05, 1.0),
+       temperature=st.sampled_from([0.0, 0.05, 0.5]))
+def test_random_contracts_respect_the_bounds(kind, volatility, maturity, rate, dividend, moneyness, n_steps,
+                                             penalty_step, temperature):
+    """European <= P_stopping, P_control <= Bermudan on the same dates, for puts and calls with dividends."""
+    model = BlackScholes(volatility, rate, dividend)
+    option = AmericanOption(kind, strike=100.0, maturity=maturity)
+    spot = 100.0 * moneyness
+    penalty = penalty_step * n_steps / maturity
+    oracle = stopping_oracle(model, option, n_steps=n_steps, penalty=penalty, temperature=temperature,
+                             spot=spot)
+    bermudan = bermudan_price(model, option, n_steps=n_steps, spot=spot)
+    european = bs_price(kind, spot, 100.0, maturity, volatility, rate, dividend)
+    case = oracle.summary()
+    # Theorems (optional stopping: V_l >= the European value, so the rule only stops where g beats it;
+    # any rule on these dates is worth at most the Bermudan); tol covers the quadrature error, also
+    # where g − C is flat (r = 0: the rule exercises where stopping and continuing are worth the same).
+    tol = 1e-6 + 1e-7 * european
+    assert european - tol <= oracle.p_control and european - tol <= oracle.p_stopping, case
+    assert oracle.p_stopping <= bermudan + tol and oracle.p_control <= bermudan + tol, case
+    assert bermudan >= max(european, float(option.payoff(spot))) - tol, case
+
+
 def test_monotone_in_temperature_penalty_and_spot(spec_oracle):
+    """On the SPEC case V0 grows with lambda and kappa (observed here, not a theorem near kappa dt = 1)."""
     values = [stopping_oracle(MODEL, PUT, n_steps=50, penalty=10.0, temperature=t).value0
               for t in (0.0, 0.5, 1.0, 3.0)]
     assert np.all(np.diff(values) > 0), f"V0 not increasing in temperature: {values}"

@@ -229,7 +229,8 @@ def _bump_extent(penalty: float, temperature: float, dt: float) -> tuple[float, 
     piece; the remainder ``ρ`` decays like ``|u| e^{u}`` on the left and like ``e^{−(1 − κΔt) u}`` on the
     right (there ``g − V ≈ (1 − κΔt) d``), so it is localized when ``κΔt < 1``; at ``κΔt = 1`` it grows
     like ``−(λ/κ) log u`` there, slowly, so a sub-grid reaching the end of the grid carries it. Its
-    profile depends on ``(κ, λ, Δt)`` only and is scanned once: the extent is where ``|ρ|`` exceeds ``1e-16`` of its maximum.
+    profile depends on ``(κ, λ, Δt)`` only and is scanned once: the extent is where ``|ρ|`` exceeds
+    ``1e-16`` of its maximum.
     """
     kdt = min(penalty * dt, 1.0)
     # At κΔt = 1 the right tail does not decay (ρ ≈ −(λ/κ) log u): the extent is then the whole

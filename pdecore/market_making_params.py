@@ -46,31 +46,7 @@ import numpy as np
 
 from pdecore._validate import (check_int, check_nonnegative, check_positive, check_real)
 
-__all__ = ["MarketMakingModel", "black_scholes_call"]
-
-
-def black_scholes_call(spot, strike, volatility: float, time_to_maturity):
-    """Black–Scholes call price with zero rate and dividend, vectorized by broadcasting.
-
-    ``C = S N(d1) − K N(d2)``, ``d1,2 = (log(S/K) ± σ²τ/2)/(σ√τ)``; at ``τ = 0`` the payoff
-    ``(S − K)^+``. ``volatility`` and ``time_to_maturity`` must use the same time unit.
-    """
-    from scipy.special import ndtr
-
-    spot = np.asarray(spot, dtype=float)
-    strike = np.asarray(strike, dtype=float)
-    tau = np.asarray(time_to_maturity, dtype=float)
-    payoff = np.maximum(spot - strike, 0.0)
-    alive = tau > 0.0
-    # guard τ = 0 and S = 0 without producing warnings (the test-suite turns warnings into errors)
-    scale = volatility * np.sqrt(np.where(alive, tau, 1.0))
-    with np.errstate(divide="ignore"):
-        log_moneyness = np.log(np.where(spot > 0.0, spot, 1e-300) / strike)
-    d1 = (log_moneyness + 0.5 * scale**2) / scale
-    d2 = d1 - scale
-    price = spot * ndtr(d1) - strike * ndtr(d2)
-    # the formula can dip a few ulps below intrinsic deep in the money: clip at the payoff
-    return np.where(alive, np.maximum(price, payoff), payoff)
+__all__ = ["MarketMakingModel"]
 
 
 def _as_per_option(name: str, value, n_options: int, fix: str):
@@ -298,16 +274,14 @@ class MarketMakingModel:
         t : float or array broadcastable with ``spot_values``
             Calendar time (same unit as ``horizon``); the time to maturity is ``T_i − t``.
 
-        Uses :func:`pdecore.european.bs_price` (falls back to :func:`black_scholes_call`).
+        Uses :func:`pdecore.european.bs_price` (one source of truth for Black–Scholes prices).
         """
         spot = np.asarray(spot_values, dtype=float)[..., None]
         t = np.asarray(t, dtype=float)[..., None]
         strikes = np.asarray(self.strikes)
         tau = np.asarray(self.maturities) - t
-        try:  # the project's European engine when present (one source of truth for BS prices)
-            from pdecore.european import bs_price
-        except ImportError:  # pragma: no cover - only before pdecore.european existed
-            return black_scholes_call(spot, strikes, self.volatility, tau)
+        from pdecore.european import bs_price
+
         return np.asarray(bs_price("call", spot, strikes, tau, self.volatility, 0.0), dtype=float)
 
     def terminal_coefficients(self, *, n_quad: int = 96) -> np.ndarray:

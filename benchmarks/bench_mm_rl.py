@@ -63,7 +63,8 @@ def main(argv=None) -> dict:
     if grid_feasible(model):
         started = time.perf_counter()
         reference = pdecore.solve_market_making(model, n_time=1000 if model.n_options == 1 else 400)
-        print(f"grid HJB: {time.perf_counter() - started:.1f} s, θ(0, 0) = {reference.theta(0.0, (0,) * model.n_options):.3f}")
+        theta = reference.theta(0.0, (0,) * model.n_options)
+        print(f"grid HJB: {time.perf_counter() - started:.1f} s, θ(0, 0) = {theta:.3f}")
     defaults = {"one": 300, "two": 600, "two-phi0": 600, "ten": 300}
     extra = dict(item.split("=") for item in args.extra.split(",") if item)
     extra = {k: type(getattr(MMTrainConfig(), k))(v) for k, v in extra.items()}

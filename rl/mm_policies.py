@@ -236,7 +236,8 @@ def _tabulate_side(intensity: float, decay: float, temperature: float, bounds: t
             safe = np.where(small, 1.0, s)
             # inverse CDF of e^{s x} on [0, 1]: x = log(1 + w (e^s − 1))/s, computed without overflow
             big = safe > 30.0
-            frac_pos = np.where(big, 1.0 + np.log(np.maximum(w, 1e-300) + (1.0 - w) * np.exp(-np.clip(safe, 30.0, 700.0)))
+            tail = np.exp(-np.clip(safe, 30.0, 700.0))
+            frac_pos = np.where(big, 1.0 + np.log(np.maximum(w, 1e-300) + (1.0 - w) * tail)
                                 / np.where(big, safe, 1.0), 0.0)
             frac_reg = np.log1p(w * np.expm1(np.minimum(safe, 30.0))) / safe
             frac = np.where(small, w, np.where(big, frac_pos, frac_reg))
@@ -480,7 +481,8 @@ class GridValuePolicy(DifferencePolicy):
     irrelevant: the simulator suppresses the fill).
     """
 
-    def __init__(self, table: GibbsSpreadTable, times, theta, max_inventory: int, *, execution: str = "sample") -> None:
+    def __init__(self, table: GibbsSpreadTable, times, theta, max_inventory: int, *,
+                 execution: str = "sample") -> None:
         self.times = np.asarray(times, dtype=float)
         theta = torch.as_tensor(np.ascontiguousarray(theta, dtype=float), dtype=DTYPE)
         self.max_inventory = int(max_inventory)

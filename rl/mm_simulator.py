@@ -186,7 +186,8 @@ class MarketMakingSimulator:
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=float), dtype=DTYPE, device=self.device)  # noqa: E731
         self.strikes = as_t(model.strikes)
         self.maturities = as_t(model.maturities)
-        self.intensity = as_t(np.stack([model.intensity_bid_array(), model.intensity_ask_array()], axis=1))  # [n, 2]
+        intensity = np.stack([model.intensity_bid_array(), model.intensity_ask_array()], axis=1)
+        self.intensity = as_t(intensity)  # [n, 2]: bid, ask
         self.decay = as_t(model.decay_array())
         cov = model.noise_cov_array()
         self.noise_cov = as_t(cov)

@@ -204,7 +204,8 @@ def evaluate_run(learner, *, n_paths: int = 4000, n_steps: int | None = None, se
 
 def pnl_table_markdown(table: dict) -> str:
     """The P&L table as Markdown (mean, s.d., objective, mean |Q_T|, paired difference ± s.e.)."""
-    lines = ["| policy | P&L mean | P&L s.d. | objective (P&L + γ·entropy) | mean abs(Q_T) | P&L − reference (± s.e.) |",
+    lines = ["| policy | P&L mean | P&L s.d. | objective (P&L + γ·entropy) | mean abs(Q_T) "
+             "| P&L − reference (± s.e.) |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, row in table.items():
         if name.startswith("_"):
@@ -257,8 +258,10 @@ def plot_spreads_over_time(learner, reference, inventory: int, *, option: int = 
     ax.plot(times, learned[:, 0], "o", ms=3, color="C0", label="learned bid")
     ax.plot(times, learned[:, 1], "s", ms=3, color="C3", label="learned ask")
     if reference is not None:
-        ax.plot(times, [reference.bid_spread(t, q[0], option=option) for t in times], "-", color="C0", label="grid bid")
-        ax.plot(times, [reference.ask_spread(t, q[0], option=option) for t in times], "-", color="C3", label="grid ask")
+        grid_bid = [reference.bid_spread(t, q[0], option=option) for t in times]
+        grid_ask = [reference.ask_spread(t, q[0], option=option) for t in times]
+        ax.plot(times, grid_bid, "-", color="C0", label="grid bid")
+        ax.plot(times, grid_ask, "-", color="C3", label="grid ask")
     ax.set_xlabel("t")
     ax.set_ylabel("mean spread")
     ax.set_title(f"spreads over time at inventory {inventory}")

@@ -83,7 +83,8 @@ def run(ctx: StageContext) -> StageOutput:
     figures.append("figures/mm_rl_inventory_paths.png")
 
     metrics = {key: evaluation[key] for key in (
-        "max_spread_error", "max_spread_error_t0", "max_spread_error_t0.6", "pnl_mean", "pnl_std", "pnl_ratio_vs_grid",
+        "max_spread_error", "max_spread_error_t0", "max_spread_error_t0.6", "pnl_mean", "pnl_std",
+        "pnl_ratio_vs_grid",
         "pnl_diff_vs_reference", "pnl_diff_stderr", "objective_diff_vs_reference", "objective_diff_stderr")}
     metrics["training_seconds"] = summary["seconds"]
     metrics["training_steps"] = config.total_steps
@@ -92,7 +93,8 @@ def run(ctx: StageContext) -> StageOutput:
         f"One option, paper-like defaults (Q̄ = {qbar}, γ = 0.1), {config.total_steps} policy-iteration steps "
         f"({summary['seconds']:.0f} s).",
         "",
-        f"Learned vs grid mean spreads, |q| ≤ Q̄/2: max error {evaluation['max_spread_error_t0']:.4f}/k at t = 0 and "
+        f"Learned vs grid mean spreads, |q| ≤ Q̄/2: max error {evaluation['max_spread_error_t0']:.4f}/k "
+        "at t = 0 and "
         f"{evaluation['max_spread_error_t0.6']:.4f}/k at 0.6 T (acceptance 0.05/k).",
         "",
         f"P&L on common random numbers ({n_paths} paths, {n_steps} steps; reference: grid-optimal policy): "
@@ -111,8 +113,8 @@ def run(ctx: StageContext) -> StageOutput:
             model2 = pdecore.MarketMakingModel.paper_defaults(
                 2, max_inventory=30, risk_aversion=phi, noise_cov=[[0.0025, 0.0015], [0.0015, 0.0025]])
             reference2 = pdecore.solve_market_making(model2, n_time=400)
-            learner2, _ = _train(ctx, f"mm_two_options_{label}", model2, MMTrainConfig(total_steps=600, seed=ctx.seed),
-                                 reference2)
+            config2 = MMTrainConfig(total_steps=600, seed=ctx.seed)
+            learner2, _ = _train(ctx, f"mm_two_options_{label}", model2, config2, reference2)
             fig, ax = plt.subplots(figsize=(6, 4))
             plot_cross_inventory(learner2, reference2, title=f"two options, φ = {phi}", ax=ax)
             fig.tight_layout()

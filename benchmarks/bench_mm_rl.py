@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_mm_rl.py                     # one option (paper-like defaults), acceptance
-    python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6
+    python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6 (quadratic head)
     python benchmarks/bench_mm_rl.py --case two-phi0     # two options, φ = 0 (no cross effect)
     python benchmarks/bench_mm_rl.py --case ten          # ten options vs the quadratic approximation
     python benchmarks/bench_mm_rl.py --baseline none     # without the linear-quadratic baseline
@@ -68,6 +68,8 @@ def main(argv=None) -> dict:
     defaults = {"one": 300, "two": 600, "two-phi0": 600, "ten": 300}
     extra = dict(item.split("=") for item in args.extra.split(",") if item)
     extra = {k: type(getattr(MMTrainConfig(), k))(v) for k, v in extra.items()}
+    if args.case in ("two", "two-phi0"):  # the learned quadratic head carries the cross-inventory term
+        extra = {"quadratic_head": True, **extra}
     if args.case == "ten":
         extra = {"batch_paths": 128, "paths_per_step": 16, "n_steps": 100, "initial_inventory": 0.3, **extra}
     config = MMTrainConfig(total_steps=args.steps or defaults[args.case], baseline=args.baseline, seed=args.seed,

@@ -62,13 +62,15 @@ inventory part as a difference makes ``Δ`` depend on ``h`` alone, so it is not 
 
 Notes
 -----
-Measured behaviour (paper-like defaults; see ``benchmarks/bench_mm_rl.py``): the Riccati baseline
-alone already puts the one-option spreads within 0.002/k of the grid's at t = 0 and 0.6 T, so there
-the learner's job is to keep them; what is left to learn is the nonlinear part — the spread bounds,
-the terminal boundary layer in the last ~0.1 day (where the small-skew approximation is too soft)
-and, with φ > 0, the cross-inventory terms the diagonal baseline ignores. The near-horizon part is
-learned slowly: after a few hundred steps the learned policy's P&L is still ~0.25% below the grid
-policy's (close to the quadratic approximation), see the issue's closing report.
+Measured behaviour (paper-like defaults; ``benchmarks/bench_mm_rl.py``): the Riccati baseline alone
+already puts the one-option spreads within 0.002/k of the grid's at t = 0 and 0.6 T, so there the
+learner's job is to keep them; what is left to learn is the nonlinear part — the spread bounds, the
+terminal boundary layer in the last ~0.1 day (where the small-skew approximation is too soft) and,
+with φ > 0, the cross-inventory terms the diagonal baseline ignores. Without the quadratic head the
+MLP correction learns these slowly (one option: P&L ≈ 0.25% below the grid policy's after 300 steps,
+like the quadratic approximation; two options: no cross effect learned). With ``quadratic_head=True``
+the two-option cross effect and the near-horizon behaviour are learned (P&L within 0.03% of the
+grid's), but for one option with Q̄ = 100 the head degrades the mid-horizon spreads at large |q|.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ def _load() -> str:
         return "load average unavailable"
 
 
-def timing(threads: list[int], steps: int, run_steps: int) -> dict:
+def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile_modes: list[bool]) -> dict:
+    """Milliseconds per training step, min over ``repeats`` blocks of ``steps`` steps (the minimum is
+    the least disturbed by other processes on a shared machine), for eager and compiled learners."""
     import torch
 
     from rl.config import StoppingConfig
@@ -44,25 +46,36 @@ def timing(threads: list[int], steps: int, run_steps: int) -> dict:
     results = {}
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        for algorithm in ("ml", "td0"):
-            learner = StoppingLearner(StoppingConfig(algorithm=algorithm, volatility_warmup=0), reference=None)
-            for step in range(10):  # warm-up (allocator, first-call overheads)
-                learner.train_step(learner.sample_batch(step))
-            start = time.perf_counter()
-            for step in range(steps):
-                learner.train_step(learner.sample_batch(step))
-            per_step = (time.perf_counter() - start) / steps * 1e3
-            results[f"{algorithm}_ms_per_step_{n_threads}t"] = per_step
-            print(f"{algorithm:>4} {n_threads} thread(s): {per_step:7.2f} ms/step  ({_load()})", flush=True)
-        if run_steps:
-            learner = StoppingLearner(StoppingConfig(), reference=None)
-            start = time.perf_counter()
-            for step in range(run_steps):
-                learner.train_step(learner.sample_batch(step))
-            seconds = time.perf_counter() - start
-            results[f"ml_{run_steps}_step_run_s_{n_threads}t"] = seconds
-            print(f"  ML {run_steps}-step run (100 σ warm-up steps included, no evaluation): {seconds:.1f} s "
-                  f"({_load()})", flush=True)
+        for compiled in compile_modes:
+            tag = "compiled" if compiled else "eager"
+            for algorithm in ("ml", "td0"):
+                learner = StoppingLearner(StoppingConfig(algorithm=algorithm, volatility_warmup=0), reference=None,
+                                          compile=compiled)
+                tick = time.perf_counter()
+                for step in range(10):  # warm-up (allocator, first-call overheads, compilation)
+                    learner.train_step(learner.sample_batch(step))
+                warmup = time.perf_counter() - tick
+                blocks = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    for step in range(steps):
+                        learner.train_step(learner.sample_batch(step))
+                    blocks.append((time.perf_counter() - start) / steps * 1e3)
+                per_step = min(blocks)
+                results[f"{algorithm}_{tag}_ms_per_step_{n_threads}t"] = per_step
+                results[f"{algorithm}_{tag}_median_ms_per_step_{n_threads}t"] = sorted(blocks)[len(blocks) // 2]
+                print(f"{algorithm:>4} {tag:>8} {n_threads} thread(s): min {per_step:7.2f} ms/step, median "
+                      f"{sorted(blocks)[len(blocks) // 2]:7.2f} (warm-up incl. compile {warmup:5.1f} s; {_load()})",
+                      flush=True)
+            if run_steps:
+                start = time.perf_counter()
+                learner = StoppingLearner(StoppingConfig(), reference=None, compile=compiled)
+                for step in range(run_steps):
+                    learner.train_step(learner.sample_batch(step))
+                seconds = time.perf_counter() - start
+                results[f"ml_{tag}_{run_steps}_step_run_s_{n_threads}t"] = seconds
+                print(f"  ML {tag} {run_steps}-step run (100 σ warm-up steps and compilation included, no "
+                      f"evaluation): {seconds:.1f} s ({_load()})", flush=True)
     return results
 
 
@@ -161,8 +174,10 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("timing")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    p.add_argument("--repeats", type=int, default=7, help="timed blocks; the minimum is reported")
     p.add_argument("--run-steps", type=int, default=1000)
+    p.add_argument("--mode", choices=["eager", "compiled", "both"], default="both")
     p = sub.add_parser("sigma")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -175,7 +190,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.mode == "timing":
-        timing(args.threads, args.steps, args.run_steps)
+        modes = {"eager": [False], "compiled": [True], "both": [False, True]}[args.mode]
+        timing(args.threads, args.steps, args.run_steps, args.repeats, modes)
     elif args.mode == "sigma":
         sigma_curve(args.steps, args.seed)
     else:

@@ -53,7 +53,11 @@ def register(verbs) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; on a "
+                   "machine shared with other busy processes use 1: multi-threaded kernels then wait for a "
+                   "descheduled thread at every op, measured 20 ms -> 100-900 ms per step)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training loss (about 2x faster "
+                   "steps after a one-off compilation of 10-20 s; see rl.stopping.StoppingLearner)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)
     p.set_defaults(handler=_train)
@@ -133,7 +137,7 @@ def _train(args) -> int:
 
             print(f"pderl: warning: {warning.message}", file=sys.stderr)
         eval_every, checkpoint_every, seed = args.eval_every, args.checkpoint_every, args.seed
-    learner = StoppingLearner(config, reference="pde", device=args.device)
+    learner = StoppingLearner(config, reference="pde", device=args.device, compile=args.compile)
     trainer = Trainer(learner, run, total_steps=args.steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       seed=seed, device=args.device, progress=not args.no_progress, resume=args.resume,
                       force=args.force, eval_at_start=True, extra_config={"command": "pderl train stopping"})

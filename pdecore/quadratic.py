@@ -1,4 +1,4 @@
-"""Closed-form quadratic approximation of the market-making value for many options (SPEC section 5).
+r"""Closed-form quadratic approximation of the market-making value for many options (SPEC section 5).
 
 When ``(2Q̄+1)^n`` states are too many, Bergault, Evangelista, Guéant & Vieira (2021) replace each
 Hamiltonian by its second-order Taylor polynomial at Δ = 0,

@@ -126,12 +126,10 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
                "wall_seconds": time.perf_counter() - start,
                **{k: evaluation[k] for k in ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control",
                                              "rel_error_stopping_cv", "rel_error_control_cv", "min_accuracy",
+                                             "min_accuracy_vi", "oracle_min_accuracy", "argmin_accuracy",
                                              "sigma_learned", "value0", "value0_rel_error_oracle",
                                              "value_max_abs_error_oracle", "value_rms_abs_error_oracle",
                                              "value_max_abs_error_pde")}}
-        accuracy_oracle = _accuracy_against_oracle(learner, references)
-        row["min_accuracy_oracle"] = accuracy_oracle["learner"]
-        row["oracle_min_accuracy"] = accuracy_oracle["floor"]
         rows.append(row)
         print(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     keys = [k for k in rows[0] if k != "seed" and all(isinstance(r[k], (int, float)) for r in rows)]
@@ -144,29 +142,6 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
         with open(out, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
     return result
-
-
-def _accuracy_against_oracle(learner, references, n_paths: int = 2**16) -> dict:
-    """Per-date accuracy of the learner against the discrete oracle's decisions, and of the oracle
-    against the VI boundary (the floor of the VI accuracy)."""
-    import numpy as np
-    import torch
-
-    from rl.stopping import true_decisions
-
-    config = learner.config
-    reference = references.stopping_reference(config)
-    net = learner.evaluation_network()
-    agree, floor = np.zeros(config.n_steps), np.zeros(config.n_steps)
-    with torch.no_grad():
-        for paths in learner.test_paths(n_paths):
-            learned = (learner.premium_part(paths, net) <= 0).numpy()
-            spots = paths[:, :config.n_steps].double().numpy()
-            oracle = np.stack([references.oracle.exercise(l, spots[:, l]) for l in range(config.n_steps)], axis=1)
-            truth = true_decisions(paths[:, :config.n_steps], reference.boundary, config.kind).numpy()
-            agree += (learned == oracle).sum(axis=0)
-            floor += (oracle == truth).sum(axis=0)
-    return {"learner": float((agree / n_paths).min()), "floor": float((floor / n_paths).min())}
 
 
 def main() -> None:

@@ -160,11 +160,21 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
         ``p_stopping``, ``p_control`` (plain Monte Carlo) and their standard errors; ``p_stopping_cv``,
         ``p_control_cv`` (control variate: the discounted European payoff at maturity, whose mean is
         the Black–Scholes price); ``rel_error_stopping``, ``rel_error_control`` (plain) and
-        ``rel_error_stopping_cv``, ``rel_error_control_cv``; ``accuracy`` (per date), ``min_accuracy``
-        against the VI boundary; ``accuracy_oracle``, ``min_accuracy_oracle`` against the discrete
-        oracle's rule (the learner's exact target); ``oracle_accuracy``, ``oracle_min_accuracy``: the
-        oracle's own accuracy against the VI boundary, i.e. the floor of ``min_accuracy`` (about 95 %
-        at the paper settings);
+        ``rel_error_stopping_cv``, ``rel_error_control_cv``; ``accuracy`` (per date), ``min_accuracy``,
+        ``argmin_accuracy``: the share of test points where the learned decision equals the decision of
+        the discrete oracle (:func:`pdecore.stopping_oracle` at the run's ``κ, λ, L``); ``accuracy_vi``,
+        ``min_accuracy_vi``, ``argmin_accuracy_vi``: the same against the continuous variational-
+        inequality boundary; ``oracle_accuracy``, ``oracle_min_accuracy``: the oracle's own accuracy
+        against the VI boundary.
+
+        Why the oracle is the primary reference: the learner minimizes the martingale loss of the
+        exploratory problem on ``L`` dates with penalty ``κ`` and temperature ``λ``; its exact minimizer
+        is the oracle's value, so the oracle's exercise region is what a perfect learner converges to.
+        That region differs from the VI's (at κ = 10, λ = 1 its boundary lies up to about 1.5 above the
+        VI boundary), so even the perfect learner scores only about 95 % against the VI boundary at
+        the worst date (``oracle_min_accuracy``): the paper's "≥ 95 % at every date" against the true
+        boundary is a property of κ, λ, L, not of learning. ``min_accuracy`` measures learning error
+        alone; ``min_accuracy_vi`` is reported for comparison with the paper;
         ``sigma_learned``; ``value0`` and the oracle's; value errors (see :func:`value_errors`);
         ``oracle_*`` floors; ``american_price``.
     """
@@ -227,12 +237,16 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
     for name in ("stopping", "control"):
         out[f"rel_error_{name}"] = abs(out[f"p_{name}"] - price) / price
         out[f"rel_error_{name}_cv"] = abs(out[f"p_{name}_cv"] - price) / price
-    accuracy = agree / n
+    # min_accuracy is against the oracle's decisions (what a perfect learner converges to);
+    # min_accuracy_vi against the continuous VI boundary (the paper's reading), floored by the oracle's own
+    accuracy = agree_oracle / n
     out["accuracy"] = accuracy.tolist()
     out["min_accuracy"] = float(accuracy.min())
     out["argmin_accuracy"] = int(accuracy.argmin())
-    out["accuracy_oracle"] = (agree_oracle / n).tolist()
-    out["min_accuracy_oracle"] = float((agree_oracle / n).min())
+    accuracy_vi = agree / n
+    out["accuracy_vi"] = accuracy_vi.tolist()
+    out["min_accuracy_vi"] = float(accuracy_vi.min())
+    out["argmin_accuracy_vi"] = int(accuracy_vi.argmin())
     out["oracle_accuracy"] = (oracle_vs_vi / n).tolist()
     out["oracle_min_accuracy"] = float((oracle_vs_vi / n).min())
     out["exercise_share"] = (exercised / n).tolist()
@@ -299,9 +313,9 @@ def comparison_table(evaluation: dict) -> str:
          evaluation["oracle_floor_control"], "%"),
         ("P_control relative error (control variate)", evaluation["rel_error_control_cv"], None,
          evaluation["oracle_floor_control"], "%"),
-        ("minimum per-date accuracy vs the VI boundary", evaluation["min_accuracy"], PAPER_NUMBERS["min_accuracy"],
-         evaluation["oracle_min_accuracy"], "%"),
-        ("minimum per-date accuracy vs the oracle's decisions", evaluation["min_accuracy_oracle"], None, 1.0, "%"),
+        ("minimum per-date accuracy vs the VI boundary", evaluation["min_accuracy_vi"],
+         PAPER_NUMBERS["min_accuracy"], evaluation["oracle_min_accuracy"], "%"),
+        ("minimum per-date accuracy vs the oracle's decisions", evaluation["min_accuracy"], None, 1.0, "%"),
         ("learned σ (true 0.4)", evaluation["sigma_learned"], PAPER_NUMBERS["sigma_learned"], None, ""),
         ("V_0(S_0)", evaluation["value0"], None, evaluation["oracle_value0"], ""),
         ("V_0 relative error vs oracle", evaluation["value0_rel_error_oracle"], None, 0.0, "%"),
@@ -379,7 +393,8 @@ def plot_decisions(evaluation: dict, learner, references: PDEReferences, *, ax=N
     ax.set_xlabel("t")
     ax.set_ylabel("spot")
     ax.set_title(f"learned stopping decisions ({config.algorithm}); min accuracy "
-                 f"{100 * evaluation['min_accuracy']:.2f} %")
+                 f"{100 * evaluation['min_accuracy_vi']:.2f} % vs PDE, {100 * evaluation['min_accuracy']:.2f} % "
+                 "vs oracle")
     ax.legend(fontsize=8, loc="upper left")
     return ax
 

@@ -108,7 +108,7 @@ def test_evaluation_does_not_change_training():
         metrics = watched.evaluate()
     assert torch.equal(_weights(plain), _weights(watched))
     for key in ("eval/p_stopping", "eval/p_control", "eval/rel_error_stopping", "eval/min_accuracy",
-                "eval/min_accuracy_oracle", "eval/p_stopping_cv", "eval/volatility"):
+                "eval/min_accuracy_vi", "eval/p_stopping_cv", "eval/volatility"):
         assert key in metrics and math.isfinite(metrics[key]), key
 
 

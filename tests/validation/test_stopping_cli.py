@@ -45,9 +45,10 @@ def test_evaluate_and_validate(trained_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "stopping", str(trained_run), "--test-paths", "512", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    for key in ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy", "sigma_learned"):
+    for key in ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy", "min_accuracy_vi",
+                "sigma_learned"):
         assert key in payload and isinstance(payload[key], float), key
-    assert 0.0 <= payload["min_accuracy"] <= 1.0
+    assert 0.0 <= payload["min_accuracy"] <= 1.0 and 0.0 <= payload["min_accuracy_vi"] <= 1.0
     out = tmp_path / "figures"
     assert main(["validate", "stopping", str(trained_run), "--out", str(out), "--test-paths", "512"]) == 0
     for name in ("premium_curves.png", "decisions.png", "learning_curves.png", "volatility.png", "comparison.md"):

@@ -164,6 +164,10 @@ def test_output_init_european_starts_at_european_price():
     ({"algorithm": "sarsa"}, "algorithm"),
     ({"n_steps": 0}, "n_steps"),
     ({"learning_rate": -0.1}, "learning_rate"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"lr_decay_updates": -1}, "lr_decay_updates"),
+    ({"lr_final_fraction": 0.0}, "lr_final_fraction"),
+    ({"lr_final_fraction": 1.5}, "lr_final_fraction"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -176,6 +180,26 @@ def test_half_rule_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExerciseWarning)
         StoppingConfig(temperature=3.0)  # λ log 2 = 2.08 < rK = 2.4
+
+
+def test_auto_optimizer_is_plain_sgd_for_td0_only():
+    assert StoppingConfig(algorithm="td0").optimizer == "sgd"  # the paper's θ += α δ ∇V
+    assert StoppingConfig(algorithm="ml").optimizer == "adam"
+    assert StoppingConfig(algorithm="dong").optimizer == "adam"
+    assert StoppingConfig(algorithm="td0", optimizer="adam").optimizer == "adam"
+    learner = StoppingLearner(StoppingConfig(algorithm="td0", **SMALL), reference=None)
+    assert type(learner.optimizer) is torch.optim.SGD
+
+
+def test_cosine_learning_rate_decay_is_applied():
+    config = StoppingConfig(seed=1, volatility_warmup=0, lr_decay_updates=4, lr_final_fraction=0.25, **SMALL)
+    learner = StoppingLearner(config, reference=None)
+    assert [learner.learning_rate_at(u) for u in (0, 2, 4, 9)] == pytest.approx([0.01, 0.00625, 0.0025, 0.0025])
+    for step in range(3):
+        learner.train_step(learner.sample_batch(step))
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(learner.learning_rate_at(2))
+    constant = StoppingLearner(StoppingConfig(**SMALL), reference=None)
+    assert constant.learning_rate_at(500) == constant.config.learning_rate
 
 
 def test_config_round_trip():

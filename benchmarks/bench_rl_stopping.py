@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_rl_stopping.py timing [--threads 1 2]        # ms per ML / TD(0) step
+    python benchmarks/bench_rl_stopping.py timing [--threads 1 2] [--variant eager|compiled|both]
+                                                                        # ms per ML / TD(0) step
     python benchmarks/bench_rl_stopping.py sigma [--steps 2000]          # appendix B: σ from 0.8
     python benchmarks/bench_rl_stopping.py acceptance [--seeds 5] [--steps 1000] [--algo ml]
                                                       [--out results.json]
@@ -94,7 +95,8 @@ def sigma_curve(steps: int, seed: int) -> dict:
     return {"sigma_final": last, "sigma_steps_to_within_0.005": within, "sigma_history_every_100": history[::100]}
 
 
-def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, eval_every: int) -> dict:
+def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, eval_every: int,
+               compiled: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -109,7 +111,7 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
     rows = []
     for seed in seeds:
         config = StoppingConfig(algorithm=algorithm, seed=seed)
-        learner = StoppingLearner(config, reference=references.stopping_reference(config))
+        learner = StoppingLearner(config, reference=references.stopping_reference(config), compile=compiled)
         start = time.perf_counter()
         reached = None
         train_seconds = 0.0
@@ -117,7 +119,7 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
             tick = time.perf_counter()
             learner.train_step(learner.sample_batch(step))
             train_seconds += time.perf_counter() - tick
-            if reached is None and (step + 1) % eval_every == 0:
+            if reached is None and eval_every > 0 and (step + 1) % eval_every == 0:
                 metrics = learner.evaluate()
                 if metrics.get("eval/rel_error_stopping_crn", 1.0) <= 0.005:
                     reached = step + 1
@@ -152,7 +154,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=7, help="timed blocks; the minimum is reported")
     p.add_argument("--run-steps", type=int, default=1000)
-    p.add_argument("--mode", choices=["eager", "compiled", "both"], default="both")
+    p.add_argument("--variant", choices=["eager", "compiled", "both"], default="both",
+                   help="time the eager learner, the torch.compile'd one, or both (default)")
     p = sub.add_parser("sigma")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -161,17 +164,19 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--algo", default="ml")
-    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=10,
+                   help="steps between the checks of the 0.5 %% threshold (0 or more than --steps: none)")
     p.add_argument("--out", default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the training loss")
     args = parser.parse_args()
     if args.mode == "timing":
-        modes = {"eager": [False], "compiled": [True], "both": [False, True]}[args.mode]
+        modes = {"eager": [False], "compiled": [True], "both": [False, True]}[args.variant]
         timing(args.threads, args.steps, args.run_steps, args.repeats, modes)
     elif args.mode == "sigma":
         sigma_curve(args.steps, args.seed)
     else:
         acceptance(list(range(args.first_seed, args.first_seed + args.seeds)), args.steps, args.algo, args.out,
-                   args.eval_every)
+                   args.eval_every, args.compile)
 
 
 if __name__ == "__main__":

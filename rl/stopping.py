@@ -358,10 +358,10 @@ class StoppingLearner:
             vol_loss = volatility_martingale_loss(european, terminal_gain, rate=c.rate, dt=c.dt)
             self.volatility_optimizer.zero_grad(set_to_none=True)
             vol_loss.backward()
-            if self.volatility_updates == c.volatility_coarse_steps:
-                # two step sizes: fast from the initial guess, then small to damp Adam's jitter
+            if self.volatility_updates >= c.volatility_coarse_steps:
+                # fast from the initial guess, then small (and decaying) to damp Adam's jitter
                 for group in self.volatility_optimizer.param_groups:
-                    group["lr"] = c.volatility_fine_learning_rate
+                    group["lr"] = self.volatility_learning_rate_at(self.volatility_updates)
             self.volatility_optimizer.step()
             with torch.no_grad():
                 self.volatility.clamp_(min=1e-3)  # keep ϕ a volatility
@@ -386,6 +386,17 @@ class StoppingLearner:
         diagnostics["charts/value0"] = float((payoff_torch(c.kind, paths[:1, 0], c.strike)
                                               + premium_part[:, 0].mean()).item())
         return diagnostics
+
+    def volatility_learning_rate_at(self, update: int) -> float:
+        """Adam step size of ϕ at its update number ``update`` (0-based; see
+        :class:`rl.config.StoppingConfig`, ``volatility_fine_decay``)."""
+        c = self.config
+        if update < c.volatility_coarse_steps:
+            return c.volatility_learning_rate
+        if c.volatility_fine_decay == "none":
+            return c.volatility_fine_learning_rate
+        fine_updates = update - c.volatility_coarse_steps
+        return c.volatility_fine_learning_rate / math.sqrt(1.0 + fine_updates / max(c.volatility_coarse_steps, 1))
 
     def learning_rate_at(self, update: int) -> float:
         """Step size of value update number ``update`` (0-based): cosine decay from ``learning_rate``

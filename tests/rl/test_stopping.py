@@ -168,6 +168,7 @@ def test_output_init_european_starts_at_european_price():
     ({"lr_decay_updates": -1}, "lr_decay_updates"),
     ({"lr_final_fraction": 0.0}, "lr_final_fraction"),
     ({"lr_final_fraction": 1.5}, "lr_final_fraction"),
+    ({"volatility_fine_decay": "exp"}, "volatility_fine_decay"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -200,6 +201,17 @@ def test_cosine_learning_rate_decay_is_applied():
     assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(learner.learning_rate_at(2))
     constant = StoppingLearner(StoppingConfig(**SMALL), reference=None)
     assert constant.learning_rate_at(500) == constant.config.learning_rate
+
+
+def test_volatility_step_size_schedule():
+    learner = StoppingLearner(StoppingConfig(volatility_coarse_steps=100, **SMALL), reference=None)
+    assert [learner.volatility_learning_rate_at(u) for u in (0, 99, 100, 400)] == pytest.approx(
+        [0.01, 0.01, 0.001, 0.0005])
+    flat = StoppingLearner(StoppingConfig(volatility_fine_decay="none", **SMALL), reference=None)
+    assert flat.volatility_learning_rate_at(5000) == pytest.approx(0.001)
+    for step in range(3):
+        flat.train_step(flat.sample_batch(step))
+    assert flat.volatility_optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
 
 
 def test_config_round_trip():

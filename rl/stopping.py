@@ -268,6 +268,8 @@ class StoppingLearner:
         self.compiled = bool(compile)
         # compiled: the networks, the policy and the loss become one graph (fewer, fused loops)
         self._value_loss = torch.compile(self._value_loss_eager) if self.compiled else self._value_loss_eager
+        self._train_features = (torch.compile(self._train_features_eager) if self.compiled
+                                else self._train_features_eager)
         self.premium = config.formulation == "premium"
         self.learns_volatility = self.premium and config.learn_volatility
         start_vol = config.initial_volatility if self.learns_volatility else config.volatility
@@ -352,10 +354,9 @@ class StoppingLearner:
     # ------------------------------------------------------------------ training
     def train_step(self, paths: torch.Tensor) -> dict[str, float]:
         c = self.config
-        payoffs, terminal, inputs, european, terminal_gain = self.features(paths)
+        payoffs, terminal, inputs, vol_loss = self._train_features(paths)
         diagnostics: dict[str, float] = {}
         if self.learns_volatility:
-            vol_loss = volatility_martingale_loss(european, terminal_gain, rate=c.rate, dt=c.dt)
             self.volatility_optimizer.zero_grad(set_to_none=True)
             vol_loss.backward()
             if self.volatility_updates >= c.volatility_coarse_steps:
@@ -408,6 +409,15 @@ class StoppingLearner:
         progress = min(update / c.lr_decay_updates, 1.0)
         fraction = c.lr_final_fraction + (1.0 - c.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
         return c.learning_rate * fraction
+
+    def _train_features_eager(self, paths: torch.Tensor):
+        """Training inputs of one batch and the European martingale loss of ϕ (None if ϕ is known)."""
+        c = self.config
+        payoffs, terminal, inputs, european, terminal_gain = self.features(paths)
+        vol_loss = None
+        if self.learns_volatility:
+            vol_loss = volatility_martingale_loss(european, terminal_gain, rate=c.rate, dt=c.dt)
+        return payoffs, terminal, inputs, vol_loss
 
     def _value_loss_eager(self, inputs: torch.Tensor, payoffs: torch.Tensor, terminal: torch.Tensor):
         """The value networks' loss on one batch and their outputs ``w`` (B, L) (training mode)."""

@@ -214,6 +214,7 @@ class MMTrainConfig:
     market_inputs: bool = False
     baseline: str = "riccati"
     quadratic_head: bool = False
+    exploring_states: float = 0.0
     eval_every_paths: int = 0
     eval_n_steps: int = 1000
     seed: int = 0
@@ -243,8 +244,14 @@ class MMTrainConfig:
         check_choice("time_weighting", self.time_weighting, ("scale", "balanced", "none"),
                      fix="pass 'scale', 'balanced' or 'none'")
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
-        check_choice("baseline", self.baseline, ("riccati", "none"), fix="pass 'riccati' or 'none'")
+        check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
+                     fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         check_choice("quadratic_head", self.quadratic_head, (True, False), fix="pass true or false")
+        check_range("exploring_states", self.exploring_states, 0.0, 1.0,
+                    fix="pass a fraction of the mini-batch in [0, 1], e.g. exploring_states = 0.5")
+        if self.exploring_states > 0.0 and self.td_target != "expected":
+            raise ValueError(f"exploring_states={self.exploring_states!r} needs td_target = 'expected' (the "
+                             "redrawn states have no sampled transitions); pass exploring_states = 0")
         check_int("eval_every_paths", self.eval_every_paths, minimum=0, fix="pass 0 or a number of paths")
         check_int("eval_n_steps", self.eval_n_steps, minimum=1, fix="pass a positive number of steps")
         check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
@@ -279,7 +286,10 @@ class MarketMakingValueNetwork(nn.Module):
         self.horizon = float(model.horizon)
         self.max_inventory = float(model.max_inventory)
         self.market_inputs = bool(market_inputs)
+        check_choice("baseline", baseline, ("learned", "riccati", "none"),
+                     fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         self.use_baseline = baseline == "riccati"
+        self.model_free = baseline == "learned"
         self.use_quadratic_head = bool(quadratic_head)
         decay = model.decay_array()
         intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
@@ -288,7 +298,15 @@ class MarketMakingValueNetwork(nn.Module):
         rate0 = intensity * np.exp(-decay * myopic)
         coeffs = np.maximum(model.terminal_coefficients(), 1e-12)
         # level: value of myopic quoting over the horizon (both sides, every option)
-        self.level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
+        level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
+        if self.model_free:
+            # nothing from the dynamics: the level scale is set from the first simulated rewards
+            # (MarketMakingLearner), the terminal coefficients start at ψ0 P_i(0)² (observed prices)
+            # and are replaced by ψ0 × the simulated mean of P_iT²
+            level = 0.0
+            coeffs = np.maximum(float(model.terminal_penalty) * np.asarray(model.mid_prices(model.spot, 0.0))**2,
+                                1e-12)
+        self.register_buffer("level", torch.tensor(level, dtype=DTYPE))
         self.register_buffer("coeffs", torch.as_tensor(coeffs, dtype=DTYPE))
         self.register_buffer("stiffness", torch.as_tensor(4.0 * rate0 * decay * coeffs, dtype=DTYPE))
         running_diag = 0.5 * model.risk_aversion * np.diag(model.noise_cov_array())
@@ -298,6 +316,8 @@ class MarketMakingValueNetwork(nn.Module):
         # baseline ignores; it enters the scale of the learned correction
         top_eigenvalue = max(0.0, float(np.linalg.eigvalsh(model.noise_cov_array()).max()))
         self.running_rate = 0.5 * float(model.risk_aversion) * top_eigenvalue
+        if self.model_free:  # generic time resolution: a thousandth of the horizon
+            stiff_max = 1000.0 / self.horizon
         self.log_time_norm = math.log1p(stiff_max * self.horizon)
         self.stiff_max = stiff_max
         spot, sigma = float(model.spot), float(model.volatility)
@@ -321,11 +341,16 @@ class MarketMakingValueNetwork(nn.Module):
         self.register_buffer("tri_cols", torch.triu_indices(n, n)[1])
         self.quadratic_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
                                            nn.Linear(16, n * (n + 1) // 2, dtype=DTYPE))
+        # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
+        self.aversion_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
+                                          nn.Linear(16, n, dtype=DTYPE))
         with torch.no_grad():  # start from the baseline: corrections begin small
-            self.inventory_net[-1].weight.mul_(0.1)
+            self.inventory_net[-1].weight.mul_(0.0 if self.model_free else 0.1)
             self.level_net[-1].weight.mul_(0.1)
             self.quadratic_net[-1].weight.zero_()
             self.quadratic_net[-1].bias.zero_()
+            self.aversion_net[-1].weight.zero_()
+            self.aversion_net[-1].bias.zero_()
 
     def baseline_coefficients(self, t: torch.Tensor) -> torch.Tensor:
         """``a_i(t)``, shape ``t.shape + (n,)``: the scalar Riccati ``da/dτ = r_i − κ_i a²``, ``a(0) = c_i``.
@@ -342,8 +367,28 @@ class MarketMakingValueNetwork(nn.Module):
         ratio = torch.where(s > 0, torch.tanh(w * to_go) / safe_s, kappa * to_go)
         return (self.coeffs + s**2 * ratio) / (1.0 + self.coeffs * ratio)
 
+    #: gain of the aversion network's output: lets ``u`` cover the orders of magnitude between the
+    #: terminal penalty and the mid-horizon inventory aversion in a few dozen Adam steps
+    AVERSION_GAIN = 30.0
+
+    def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        """Model-free ``b_i(t) = ĉ_i ρ_i(τ)``, ``ρ_i = 1/(1 + (τ/T) e^{u_i(τ)})`` (shape ``t.shape + (n,)``).
+
+        Any coefficient in ``(0, ĉ_i]`` has this form (``ρ(0) = 1`` matches the terminal reward, which
+        is the objective, not the model); ``u`` is a small network of the time features that starts at
+        zero, so the initial value is half to all of the terminal penalty at every date (spreads at
+        the bounds: a neutral, deliberately bad start)."""
+        to_go = (self.horizon - t).clamp(min=0.0)[..., None]
+        u = self.AVERSION_GAIN * self.aversion_net(self._time_features(t))
+        return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
+
     def correction_scale(self, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
-        """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part."""
+        """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part
+        (model-free network: ``max_i b_i(t) Q̄²/4`` with the learned ``b`` held fixed)."""
+        if self.model_free:
+            with torch.no_grad():
+                b = self.learned_coefficients(t) if a is None else a
+                return b.max(dim=-1).values * self.max_inventory**2 / 4.0
         if a is None:
             a = self.baseline_coefficients(t)
         to_go = (self.horizon - t).clamp(min=0.0)
@@ -373,8 +418,8 @@ class MarketMakingValueNetwork(nn.Module):
         h = self.inventory_net(torch.cat(parts, dim=-1)).squeeze(-1)
         if reference is None:
             reference = self.reference(t, prices, spot)
-        a = self.baseline_coefficients(t)
-        scale = self.correction_scale(t, a)
+        a = self.learned_coefficients(t) if self.model_free else self.baseline_coefficients(t)
+        scale = self.correction_scale(t, a.detach())
         inventory_part = scale * (h - reference)
         if self.use_quadratic_head:  # learned quadratic form, in units of scale·4/Q̄² per lot²
             upper = self.quadratic_net(time_feat)  # [B, n(n+1)/2]
@@ -384,7 +429,7 @@ class MarketMakingValueNetwork(nn.Module):
             matrix = 0.5 * (matrix + matrix.transpose(-1, -2))
             quad = torch.einsum("...i,...ij,...j->...", inventory, matrix, inventory)
             inventory_part = inventory_part - scale * (4.0 / self.max_inventory**2) * quad
-        if self.use_baseline:
+        if self.use_baseline or self.model_free:
             inventory_part = inventory_part - (a * inventory**2).sum(-1)
         level = self.level * (to_go / self.horizon) * (1.0 + self.level_net(time_feat).squeeze(-1))
         return level + inventory_part
@@ -489,6 +534,7 @@ class MarketMakingLearner:
         self._terminal_sum = torch.zeros(self.n_options, dtype=DTYPE)
         self._terminal_count = 0
         self._residual_ema: torch.Tensor | None = None  # time_weighting="balanced"
+        self._refit_level = False
 
     # ------------------------------------------------------------------ trainer contract
     def config_dict(self) -> dict:
@@ -518,6 +564,10 @@ class MarketMakingLearner:
         self.path_steps += m * (len(self.times) - 1)
         self._terminal_sum += (result.prices[-1] ** 2).sum(0)
         self._terminal_count += m
+        self._refit_level = True
+        if self.network.model_free:  # the learned value's terminal coefficients: ĉ from the data
+            with torch.no_grad():
+                self.network.coeffs.copy_(self.terminal_coefficients().clamp(min=1e-12))
         return PathBatch(inventory=result.inventory.permute(1, 0, 2).contiguous(),
                          prices=result.prices.permute(1, 0, 2).contiguous(),
                          spot=result.spot.T.contiguous())
@@ -528,7 +578,19 @@ class MarketMakingLearner:
         if self._paths is None or step % cfg.paths_every == 0:
             self._paths = self._simulate_paths()
         chosen = torch.randperm(cfg.batch_paths, generator=self.generator)[:cfg.paths_per_step]
-        return {key: value[chosen] for key, value in self._paths.items()}
+        batch = {key: value[chosen] for key, value in self._paths.items()}
+        redrawn = int(round(cfg.exploring_states * cfg.paths_per_step))
+        if redrawn > 0:
+            # exploring states: with the step's fills integrated out, the TD error at a date needs only
+            # (t_j, Q_j), so part of the mini-batch gets inventories drawn uniformly at every date; the
+            # network then sees every inventory at every date, also near T where the paths have
+            # mean-reverted to a flat book
+            width = max(1, int(math.floor(cfg.initial_inventory * self.qbar)))
+            inventory = batch["inventory"].clone()
+            inventory[:redrawn] = torch.randint(-width, width + 1, inventory[:redrawn].shape,
+                                                generator=self.generator).to(DTYPE)
+            batch["inventory"] = inventory
+        return batch
 
     def terminal_coefficients(self) -> torch.Tensor:
         """``ĉ_i`` of the terminal value: estimated from the simulated ``P_T`` or the model's (``[n]``)."""
@@ -621,6 +683,13 @@ class MarketMakingLearner:
 
     def train_step(self, batch: dict) -> dict[str, float]:
         values, next_values, reward, dt = self.td_terms(batch)
+        if self.network.model_free and self._refit_level:
+            # output scale of the model-free network's level: the mean reward collected over the
+            # horizon on the latest paths (re-estimated every round, as the policy changes)
+            self._refit_level = False
+            with torch.no_grad():
+                self.network.level.fill_(float((reward * dt).sum(-1).mean()))
+            values, next_values, reward, dt = self.td_terms(batch)
         if self.config.time_weighting == "balanced":
             with torch.no_grad():  # running mean of each date's δ² Δt (a diagonal preconditioner)
                 per_date = (((next_values - values) / dt + reward) ** 2 * dt).mean(0)

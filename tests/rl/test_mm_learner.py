@@ -198,3 +198,25 @@ def test_graded_times():
     steps = np.diff(times)
     assert np.all(steps > 0) and np.all(np.diff(steps) < 0)  # refined towards T
     np.testing.assert_allclose(graded_times(10.0, 4, 1.0), [0.0, 2.5, 5.0, 7.5, 10.0])
+
+
+def test_model_free_network_starts_neutral_and_learns_the_spreads():
+    """``baseline = "learned"``: no model-derived term in the value, so before training the value is
+    the terminal penalty at every date (spreads at the bounds, far from the grid's); a short
+    training from simulated paths must bring the spreads much closer to the grid HJB's."""
+    import pdecore
+    from rl.mm_learner import spread_errors
+
+    model = MarketMakingModel.paper_defaults(max_inventory=20)
+    reference = pdecore.solve_market_making(model, n_time=200)
+    config = MMTrainConfig(baseline="learned", time_weighting="balanced", hidden=16, layers=2,
+                           total_steps=40, batch_paths=64, paths_every=5, paths_per_step=16, n_steps=60,
+                           seed=3)
+    learner = MarketMakingLearner(model, config, reference=reference)
+    assert learner.network.model_free and not learner.network.use_baseline
+    before = spread_errors(learner, reference)["max_spread_error"]
+    for step in range(config.total_steps):
+        learner.train_step(learner.sample_batch(step))
+    after = spread_errors(learner, reference)["max_spread_error"]
+    assert before > 1.0  # units of 1/k: a neutral start, not a model-informed one
+    assert after < 0.25 * before, (before, after)

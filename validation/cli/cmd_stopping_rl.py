@@ -15,7 +15,8 @@ configuration (only ``--steps`` may grow). Evaluation prints ``p_stopping``, ``p
 share of test points where the learned decision equals the discrete oracle's, i.e. what a perfect
 learner at the run's κ, λ, L would decide), ``min_accuracy_vi`` (the same against the continuous VI
 boundary, the paper's reading, floored at about 95 % by the oracle itself at κ = 10, λ = 1; see
-:func:`validation.stopping.evaluate_learner`), ``sigma_learned`` (and more with ``--json``). Validation writes the paper's figures 1–3 and 8 and a comparison table.
+:func:`validation.stopping.evaluate_learner`), ``sigma_learned`` (and more with ``--json``).
+Validation writes the paper's figures 1–3 and 8 and a comparison table.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Usage::
     python benchmarks/bench_mm_rl.py --case two-phi0     # two options, φ = 0 (no cross effect)
     python benchmarks/bench_mm_rl.py --case ten          # ten options vs the quadratic approximation
     python benchmarks/bench_mm_rl.py --baseline none     # without the linear-quadratic baseline
+    python benchmarks/bench_mm_rl.py --baseline learned --extra time_weighting=balanced   # model-free
 
 Prints the training time, the spread errors (units of 1/k, |q| ≤ Q̄/2, t = 0 and 0.6 T) against the
 grid, the P&L of the learned, grid, quadratic and constant-1/k policies on common random numbers
@@ -42,7 +43,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="one", choices=("one", "two", "two-phi0", "ten"))
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default per case)")
-    parser.add_argument("--baseline", default="riccati", choices=("riccati", "none"))
+    parser.add_argument("--baseline", default="riccati", choices=("riccati", "learned", "none"),
+                        help="riccati: model-informed warm start; learned: model-free value network")
     parser.add_argument("--paths", type=int, default=4000, help="evaluation paths per policy")
     parser.add_argument("--eval-steps", type=int, default=2000, help="evaluation time steps")
     parser.add_argument("--seed", type=int, default=0)

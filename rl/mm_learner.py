@@ -66,8 +66,8 @@ is the model-free network: nothing in it is derived from the dynamics,
 
 .. math::
 
-    V(t, Q) = L\,\frac{T − t}{T}(1 + g(τ)) − \sum_i ĉ_i ρ_i(τ) Q_i^2 + s(t)\,[h(τ, Q/\bar Q) − h(τ, 0)],
-    \qquad ρ_i = \frac{1}{1 + (τ/T)\, e^{u_i(τ)}},
+    V(t, Q) = L\\,\\frac{T − t}{T}(1 + g(τ)) − \\sum_i ĉ_i ρ_i(τ) Q_i^2 + s(t)\\,[h(τ, Q/\\bar Q) − h(τ, 0)],
+    \\qquad ρ_i = \\frac{1}{1 + (τ/T)\\, e^{u_i(τ)}},
 
 with ``u`` a small network of generic time features (``τ/T`` and ``log(1 + 1000 τ/T)``) that starts at
 zero, ``ĉ_i`` the terminal coefficients estimated from the simulated ``P_T`` (the reward, not the

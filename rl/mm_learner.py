@@ -92,8 +92,10 @@ grid's), but for one option with Q̄ = 100 the head degrades the mid-horizon spr
 Model-free network (``baseline="learned"``, ``time_weighting="balanced"``, one option, Q̄ = 100;
 measured on a shared 2-core machine): from ≈ 4.95/k before training, the max spread error over
 |q| ≤ 50 falls to 0.06/k (t = 0) and 0.01–0.05/k (0.6 T) in 50–500 steps (batch 256/32), or to
-0.01/k (t = 0) and 0.27–0.45/k (0.6 T) with 512/64 paths — not yet the 0.05/k of the acceptance at
-both dates: the learned aversion ``ρ`` stays too large in the last ~0.1 day (the terminal boundary
+0.01/k (t = 0) and 0.27–0.45/k (0.6 T) with 512/64 paths. Best so far, 300 steps of 256/32 paths
+(lr 3e-3 decayed to 3e-4, 96 s): 0.054/k at t = 0, 0.016/k at 0.6 T, P&L 0.9897 × the grid policy's
+(−5.0 ± 0.18 on 1500 common paths; 100 steps of 512/64: 0.978) — just short of the acceptance
+(0.05/k, 1%): the learned aversion ``ρ`` stays too large in the last ~0.1 day (the terminal boundary
 layer, width ``≈ 1/(4 A e^{−1} k ĉ)`` ≈ 0.0015 day, is finer than the training grid's last step) and
 this error leaks into mid-horizon. ``time_weighting="scale"`` is slower, ``"none"`` worse; redrawn
 exploring states (``exploring_states``) made ``ρ`` collapse to zero at these settings. Hence the

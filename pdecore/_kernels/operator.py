@@ -25,7 +25,7 @@ Boundary rows (index 0 and n−1) are chosen by a code:
 
 from __future__ import annotations
 
-from pdecore._numba import STATUS_OK, njit_kernel
+from pdecore._numba import njit_kernel
 
 BOUNDARY_DEGENERATE = 0
 BOUNDARY_DIRICHLET = 1

@@ -48,7 +48,6 @@ def build_generator_reference(x, a, b, c, left_kind, right_kind):
     central_diag = -(diff_lo + diff_up) + bi * (hp**2 - hm**2) / denom + ci
     central = (central_lo >= 0) & (central_up >= 0)
     forward = ~central & (bi > 0)
-    backward = ~central & ~(bi > 0)
     lower[1:-1] = np.where(central, central_lo, np.where(forward, diff_lo, diff_lo - bi / hm))
     upper[1:-1] = np.where(central, central_up, np.where(forward, diff_up + bi / hp, diff_up))
     diag[1:-1] = np.where(central, central_diag,

@@ -23,7 +23,6 @@ def _problem(n=41, n_time=12, *, time_dependent=False, two_sided=False, with_sou
     build_generator(x, 0.5 * sigma**2 * x**2, (r - q) * x, np.full(n, -r), BOUNDARY_DEGENERATE,
                     BOUNDARY_DIRICHLET, lower, diag, upper)
     dtau, weights, levels = ThetaScheme.crank_nicolson(rannacher_steps=2).time_steps(1.0, n_time)
-    m = len(dtau)
     payoff = np.maximum(1.0 - x, 0.0)
     tau = np.concatenate([[0.0], np.cumsum(dtau)])
     if time_dependent:

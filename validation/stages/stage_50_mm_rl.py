@@ -87,11 +87,14 @@ def run(ctx: StageContext) -> StageOutput:
         "pnl_ratio_vs_grid",
         "pnl_diff_vs_reference", "pnl_diff_stderr", "objective_diff_vs_reference", "objective_diff_stderr")}
     metrics["training_seconds"] = summary["seconds"]
+    metrics["value_baseline"] = config.baseline
     metrics["training_steps"] = config.total_steps
     metrics["bound_step_share_learned"] = evaluation["table"]["learned"]["bound_step_share"]
     lines = [
         f"One option, paper-like defaults (Q̄ = {qbar}, γ = 0.1), {config.total_steps} policy-iteration steps "
         f"({summary['seconds']:.0f} s).",
+        "",
+        _value_network_note(config),
         "",
         f"Learned vs grid mean spreads, |q| ≤ Q̄/2: max error {evaluation['max_spread_error_t0']:.4f}/k "
         "at t = 0 and "
@@ -130,3 +133,16 @@ def run(ctx: StageContext) -> StageOutput:
     else:
         lines += ["", "_Quick mode: the two-option cross-inventory runs are part of the full mode._"]
     return StageOutput(title=TITLE, metrics=metrics, report="\n".join(lines), figures=figures)
+
+
+def _value_network_note(config) -> str:
+    """Say where the value network starts from: a model-based warm start is disclosed, not hidden."""
+    if config.baseline == "riccati":
+        return ("Value network: the closed-form small-skew Riccati value (it uses the model's A, k, ψ0, φ, Σ) "
+                "as a warm start, plus a learned correction; with it the spreads are already close before "
+                "training, so this run shows the policy iteration keeps them there and measures the P&L. The "
+                "model-free network (`baseline = \"learned\"`, neutral start) is an option of "
+                "`rl.mm_learner`; its measured accuracy is in that module's docstring.")
+    if config.baseline == "learned":
+        return "Value network: model-free, from a neutral start (`baseline = \"learned\"`)."
+    return "Value network: no inventory baseline (`baseline = \"none\"`)."

@@ -35,23 +35,10 @@ import numpy as np
 import torch
 
 from pdecore._validate import check_int
+from rl.black_scholes import bs_price_delta_torch
 from rl.mm_policies import ASK, BID, DTYPE, MarketState, SpreadPolicy
 
 _MAX_POISSON_TERMS = 64
-
-
-def black_scholes_call_torch(spot: torch.Tensor, strikes: torch.Tensor, volatility: float,
-                             time_to_maturity: torch.Tensor):
-    """Black–Scholes call price and delta with zero rates, by broadcasting (``τ > 0`` assumed).
-
-    ``C = S N(d1) − K N(d2)``, ``∂C/∂S = N(d1)``; the torch twin of
-    :func:`pdecore.market_making_params.black_scholes_call`.
-    """
-    scale = volatility * torch.sqrt(time_to_maturity)
-    d1 = (torch.log(spot / strikes) + 0.5 * scale**2) / scale
-    n1 = torch.special.ndtr(d1)
-    price = spot * n1 - strikes * torch.special.ndtr(d1 - scale)
-    return torch.maximum(price, (spot - strikes).clamp(min=0.0)), n1
 
 
 def poisson_inverse_cdf(mean: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -198,7 +185,9 @@ class MarketMakingSimulator:
     def mid_prices(self, spot: torch.Tensor, t: float):
         """Black–Scholes mids ``p_i(S, t)`` ``[M, n]`` and deltas ``∂p_i/∂S`` ``[M, n]``."""
         tau = self.maturities - t
-        return black_scholes_call_torch(spot[:, None], self.strikes, self.model.volatility, tau)
+        price, delta = bs_price_delta_torch("call", spot[:, None], self.strikes, tau, self.model.volatility)
+        # the formula can dip a few ulps below intrinsic deep in the money: clip at the payoff
+        return torch.maximum(price, (spot[:, None] - self.strikes).clamp(min=0.0)), delta
 
     def initial_state(self, n_paths: int, initial_inventory=None) -> MarketState:
         """State at t = 0: ``S_0``, ``ξ = 0`` and the given inventory (zeros by default)."""
@@ -303,4 +292,4 @@ class MarketMakingSimulator:
         return result
 
 
-__all__ = ["MarketMakingSimulator", "SimulationResult", "black_scholes_call_torch", "poisson_inverse_cdf"]
+__all__ = ["MarketMakingSimulator", "SimulationResult", "poisson_inverse_cdf"]

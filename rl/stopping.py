@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rl.black_scholes import bs_price_torch
 from rl.config import StoppingConfig
 from rl.losses import (dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss)
 from rl.networks import BatchedValueNetwork
@@ -58,40 +59,8 @@ EVAL_CHUNK = 2**15  # paths per forward pass in evaluation (bounds memory at ~L�
 
 
 # ---------------------------------------------------------------------------------------------------
-# differentiable Black–Scholes (the agent's parameterized European price V_E^ϕ)
+# payoffs (the agent's parameterized European price V_E^ϕ is rl.black_scholes.bs_price_torch)
 # ---------------------------------------------------------------------------------------------------
-def bs_price_torch(kind: str, spot: torch.Tensor, strike: float, time_to_maturity: torch.Tensor,
-                   volatility: torch.Tensor | float, rate: float, dividend: float = 0.0) -> torch.Tensor:
-    """European Black–Scholes price in torch, differentiable in ``volatility`` (and ``spot``).
-
-    ``P = K e^{−rτ} N(−d_2) − S e^{−qτ} N(−d_1)``, ``C = S e^{−qτ} N(d_1) − K e^{−rτ} N(d_2)``,
-    ``d_{1,2} = (log(S/K) + (r − q ± σ²/2)τ)/(σ√τ)`` (Black & Scholes 1973). Used for ``V_E^ϕ`` in the
-    premium formulation (paper eq. B.1, B.7) where σ is the learned parameter ϕ. The closed form
-    with the fixed σ lives in :func:`pdecore.bs_price` (NumPy); this twin is tested against it.
-
-    Parameters
-    ----------
-    spot : tensor
-        ``S > 0``; broadcasts with ``time_to_maturity``.
-    time_to_maturity : tensor
-        ``τ > 0`` (the caller handles ``τ = 0``, where the price is the payoff).
-    volatility : tensor or float
-        σ > 0 (a 0-dim tensor with ``requires_grad`` to learn it).
-    """
-    sqrt_tau = torch.sqrt(time_to_maturity)
-    sig_sqrt = volatility * sqrt_tau
-    log_moneyness = torch.log(spot / strike)
-    d1 = (log_moneyness + (rate - dividend) * time_to_maturity) / sig_sqrt + 0.5 * sig_sqrt
-    d2 = d1 - sig_sqrt
-    strike_part = strike * torch.exp(-rate * time_to_maturity)
-    spot_part = spot * torch.exp(-dividend * time_to_maturity)
-    if kind == "put":
-        return strike_part * torch.special.ndtr(-d2) - spot_part * torch.special.ndtr(-d1)
-    if kind == "call":
-        return spot_part * torch.special.ndtr(d1) - strike_part * torch.special.ndtr(d2)
-    raise ValueError(f"kind must be 'put' or 'call', got {kind!r}")
-
-
 def payoff_torch(kind: str, spot: torch.Tensor, strike: float) -> torch.Tensor:
     """``g = (K − S)^+`` (put) or ``(S − K)^+`` (call)."""
     return torch.clamp(strike - spot, min=0.0) if kind == "put" else torch.clamp(spot - strike, min=0.0)

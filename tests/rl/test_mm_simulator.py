@@ -21,7 +21,7 @@ def _one_thread():
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
 from rl.mm_policies import ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy  # noqa: E402
-from rl.mm_simulator import MarketMakingSimulator, black_scholes_call_torch, poisson_inverse_cdf  # noqa: E402
+from rl.mm_simulator import MarketMakingSimulator, poisson_inverse_cdf  # noqa: E402
 
 
 def _model(**overrides):
@@ -41,8 +41,8 @@ def test_poisson_inversion_matches_scipy():
 def test_black_scholes_twin_matches_model():
     model = MarketMakingModel.paper_defaults(2)
     spot = torch.tensor([80.0, 100.0, 123.0], dtype=torch.float64)
-    price, delta = black_scholes_call_torch(spot[:, None], torch.tensor(model.strikes, dtype=torch.float64),
-                                            model.volatility, torch.tensor([25.0, 25.0], dtype=torch.float64))
+    simulator = MarketMakingSimulator(model, n_steps=10)
+    price, delta = simulator.mid_prices(spot, 5.0)
     np.testing.assert_allclose(price.numpy(), model.mid_prices(spot.numpy(), 5.0), rtol=1e-12, atol=1e-12)
     bumped = model.mid_prices(spot.numpy() + 1e-4, 5.0) - model.mid_prices(spot.numpy() - 1e-4, 5.0)
     np.testing.assert_allclose(delta.numpy(), bumped / 2e-4, atol=1e-7)

@@ -11,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rl.config import ExerciseWarning, StoppingConfig  # noqa: E402
-from rl.stopping import (StoppingLearner, StoppingReference, bs_price_torch, control_variate,  # noqa: E402
+from rl.black_scholes import bs_price_delta_torch, bs_price_torch  # noqa: E402
+from rl.stopping import (StoppingLearner, StoppingReference, control_variate,  # noqa: E402
                          stopping_prices)
 from rl.trainer import Trainer  # noqa: E402
 
@@ -30,6 +31,16 @@ def test_bs_price_torch_matches_pdecore(kind):
                          torch.tensor(0.4, dtype=torch.float64), 0.06, 0.01)
     expected = bs_price(kind, spots, 40.0, taus, 0.4, 0.06, 0.01)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["put", "call"])
+def test_bs_delta_torch_matches_pdecore(kind):
+    from pdecore import bs_delta
+
+    spots = np.array([20.0, 35.0, 40.0, 47.0, 80.0])
+    _, got = bs_price_delta_torch(kind, torch.tensor(spots, dtype=torch.float64), 40.0,
+                                  torch.tensor(0.5, dtype=torch.float64), 0.4, 0.06, 0.01)
+    np.testing.assert_allclose(got.numpy(), bs_delta(kind, spots, 40.0, 0.5, 0.4, 0.06, 0.01), rtol=1e-12, atol=1e-12)
 
 
 def test_bs_price_torch_vega_by_autograd():

@@ -49,3 +49,15 @@ def torch_seed():
 
     torch.manual_seed(20261122)
     return 20261122
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module: CI has two cores shared by the xdist workers, and
+    oversubscribed multi-threaded kernels wait for descheduled threads at every op."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,12 +16,7 @@ from rl.mm_learner import (MarketMakingLearner, MMTrainConfig, continuous_td_los
 from rl.trainer import Trainer  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 TINY = dict(hidden=8, layers=2, total_steps=6, batch_paths=8, paths_every=2, paths_per_step=4, n_steps=10)

@@ -11,13 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the CI machine has two cores shared by several jobs (oversubscription is slow)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
 from rl.mm_policies import ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy  # noqa: E402

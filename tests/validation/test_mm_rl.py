@@ -12,12 +12,7 @@ from rl.mm_policies import ConstantSpreadPolicy, GibbsSpreadTable, MarketState  
 from validation.market_making_rl import compare_policies, pnl_table_markdown, quadratic_policy  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_common_random_numbers_make_paired_differences_exact():

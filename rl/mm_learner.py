@@ -98,7 +98,13 @@ measured on a shared 2-core machine): from ≈ 4.95/k before training, the max s
 (0.05/k, 1%): the learned aversion ``ρ`` stays too large in the last ~0.1 day (the terminal boundary
 layer, width ``≈ 1/(4 A e^{−1} k ĉ)`` ≈ 0.0015 day, is finer than the training grid's last step) and
 this error leaks into mid-horizon. ``time_weighting="scale"`` is slower, ``"none"`` worse; redrawn
-exploring states (``exploring_states``) made ``ρ`` collapse to zero at these settings. Hence the
+exploring states (``exploring_states``) made ``ρ`` collapse to zero at these settings. A training
+grid that resolves the terminal layer (300 steps of 256/32 paths, evaluation on 2000–4000 common
+paths) fixes the P&L on most seeds but not the spreads robustly: ``time_grading=2.5`` (200 steps,
+seed 0) 0.058/k at t = 0, 0.10/k at 0.6 T, P&L 0.9987; ``3.0``: 0.057/k, 0.12/k, 0.9985;
+``2.0`` with ``n_steps=350``: 0.057/k, 0.075/k, 0.9972; ``2.5`` with ``n_steps=400`` (≈ 180 s):
+seed 0 0.004/k, 0.003/k, 0.9980 ± 0.0003 (passes), but seed 1 0.069/k, 0.17/k and a P&L blow-up
+(ratio −3.5: the policy lost inventory control), seed 2 0.064/k, 0.14/k, 0.9991 ± 0.0002. Hence the
 Riccati warm start remains the default.
 """
 

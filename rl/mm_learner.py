@@ -104,8 +104,11 @@ paths) fixes the P&L on most seeds but not the spreads robustly: ``time_grading=
 seed 0) 0.058/k at t = 0, 0.10/k at 0.6 T, P&L 0.9987; ``3.0``: 0.057/k, 0.12/k, 0.9985;
 ``2.0`` with ``n_steps=350``: 0.057/k, 0.075/k, 0.9972; ``2.5`` with ``n_steps=400`` (≈ 180 s):
 seed 0 0.004/k, 0.003/k, 0.9980 ± 0.0003 (passes), but seed 1 0.069/k, 0.17/k and a P&L blow-up
-(ratio −3.5: the policy lost inventory control), seed 2 0.064/k, 0.14/k, 0.9991 ± 0.0002. Hence the
-Riccati warm start remains the default.
+(ratio −3.5: the policy lost inventory control), seed 2 0.064/k, 0.14/k, 0.9991 ± 0.0002;
+``time_grading=2.25``, ``n_steps=400``: seeds 1 and 2 both end in that same collapsed state (errors
+0.069/k and 0.17/k to the digit, P&L ratios −3.5 and −3.9, like constant spreads: the learned
+aversion ``ρ`` collapses, as with redrawn exploring states); ``lr=1e-3`` does not leave the neutral
+start in 200 steps (errors ≈ 4/k). Hence the Riccati warm start remains the default.
 """
 
 from __future__ import annotations

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import math
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option, emit
 
 
 def _add_contract_arguments(parser, *, spot: bool) -> None:
     """Model, contract and numerical options shared by both commands."""
-    parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
-    if spot:
-        parser.add_argument("--spot", type=float, required=True, help="spot price S0")
-    parser.add_argument("--strike", type=float, required=True, help="strike K")
-    parser.add_argument("--rate", type=float, required=True, help="risk-free rate r (continuous)")
-    parser.add_argument("--volatility", type=float, required=True, help="volatility σ (annualized)")
-    parser.add_argument("--maturity", type=float, required=True, help="maturity T in years")
-    parser.add_argument("--dividend", type=float, default=0.0, help="dividend yield q (default 0)")
+    add_black_scholes_arguments(parser, spot=spot)
     parser.add_argument("--penalty", type=float, default=None,
                         help="finite penalty factor κ (default: none, i.e. the variational inequality)")
     parser.add_argument("--temperature", type=float, default=0.0,
@@ -39,10 +32,9 @@ def _solve(args):
     Bad values raise ``ValueError`` from the parameter classes, which the CLI's main turns into a
     one-line message and exit code 2.
     """
-    from pdecore import AmericanOption, BlackScholes, solve_american
+    from pdecore import solve_american
 
-    model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
-    option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
+    model, option = black_scholes_model_and_option(args)
     return solve_american(model, option, n_space=args.n_space, n_time=args.n_time, penalty=args.penalty,
                           temperature=args.temperature, premium=args.premium)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option, emit
 
 
 def register(verbs) -> None:
@@ -20,13 +20,7 @@ def register(verbs) -> None:
         description="Backward recursion of the exploratory penalized stopping scheme on n dates "
                     "(SPEC section 2), computed by exact Gaussian quadrature on a fine log-spot grid. "
                     "Requires penalty*maturity/steps <= 1.")
-    parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
-    parser.add_argument("--spot", type=float, required=True, help="spot price S0")
-    parser.add_argument("--strike", type=float, required=True, help="strike K")
-    parser.add_argument("--rate", type=float, required=True, help="risk-free rate r (continuous)")
-    parser.add_argument("--volatility", type=float, required=True, help="volatility σ (annualized)")
-    parser.add_argument("--maturity", type=float, required=True, help="maturity T in years")
-    parser.add_argument("--dividend", type=float, default=0.0, help="dividend yield q (default 0)")
+    add_black_scholes_arguments(parser, spot=True)
     parser.add_argument("--steps", type=int, required=True, help="number L of RL dates (Δt = T/L)")
     parser.add_argument("--penalty", type=float, required=True, help="penalty factor κ (κT/L <= 1)")
     parser.add_argument("--temperature", type=float, required=True,
@@ -38,11 +32,9 @@ def register(verbs) -> None:
 
 
 def _stopping(args) -> int:
-    from pdecore import AmericanOption, BlackScholes
     from pdecore.oracle import bermudan_price, stopping_oracle
 
-    model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
-    option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
+    model, option = black_scholes_model_and_option(args)
     oracle = stopping_oracle(model, option, n_steps=args.steps, penalty=args.penalty,
                              temperature=args.temperature, spot=args.spot, nodes_per_std=args.nodes_per_std)
     bermudan = bermudan_price(model, option, n_steps=args.steps, spot=args.spot,

@@ -28,3 +28,25 @@ def emit(payload: dict[str, Any], *, as_json: bool, text: str | None = None, str
 def add_json_flag(parser) -> None:
     """The ``--json`` switch every result-printing command has."""
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+
+
+def add_black_scholes_arguments(parser, *, spot: bool) -> None:
+    """The market and contract of a Black–Scholes American option (``--kind ... --dividend``)."""
+    parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
+    if spot:
+        parser.add_argument("--spot", type=float, required=True, help="spot price S0")
+    parser.add_argument("--strike", type=float, required=True, help="strike K")
+    parser.add_argument("--rate", type=float, required=True, help="risk-free rate r (continuous)")
+    parser.add_argument("--volatility", type=float, required=True, help="volatility σ (annualized)")
+    parser.add_argument("--maturity", type=float, required=True, help="maturity T in years")
+    parser.add_argument("--dividend", type=float, default=0.0, help="dividend yield q (default 0)")
+
+
+def black_scholes_model_and_option(args):
+    """Validated ``(BlackScholes, AmericanOption)`` from :func:`add_black_scholes_arguments`'s flags;
+    bad values raise ``ValueError`` naming the parameter (exit code 2 from the CLI's main)."""
+    from pdecore import AmericanOption, BlackScholes
+
+    model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
+    option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
+    return model, option

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from validation.cli.common import add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option, emit
+from validation.cli.common import (add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option,
+                                   emit)
 
 
 def register(verbs) -> None:

@@ -3,11 +3,10 @@
 Usage::
 
     python benchmarks/bench_mm_rl.py                     # one option (paper-like defaults), acceptance
-    python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6 (quadratic head)
+    python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6
     python benchmarks/bench_mm_rl.py --case two-phi0     # two options, φ = 0 (no cross effect)
     python benchmarks/bench_mm_rl.py --case ten          # ten options vs the quadratic approximation
-    python benchmarks/bench_mm_rl.py --baseline none     # without the linear-quadratic baseline
-    python benchmarks/bench_mm_rl.py --baseline learned --extra time_weighting=balanced   # model-free
+    python benchmarks/bench_mm_rl.py --baseline riccati  # model-informed warm start, for comparison
 
 Prints the training time, the spread errors (units of 1/k, |q| ≤ Q̄/2, t = 0 and 0.6 T) against the
 grid, the P&L of the learned, grid, quadratic and constant-1/k policies on common random numbers
@@ -43,8 +42,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="one", choices=("one", "two", "two-phi0", "ten"))
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default per case)")
-    parser.add_argument("--baseline", default="riccati", choices=("riccati", "learned", "none"),
-                        help="riccati: model-informed warm start; learned: model-free value network")
+    parser.add_argument("--baseline", default="learned", choices=("learned", "riccati", "none"),
+                        help="learned: model-free value network (default); riccati: model-informed warm start")
     parser.add_argument("--paths", type=int, default=4000, help="evaluation paths per policy")
     parser.add_argument("--eval-steps", type=int, default=2000, help="evaluation time steps")
     parser.add_argument("--seed", type=int, default=0)
@@ -67,11 +66,9 @@ def main(argv=None) -> dict:
         reference = pdecore.solve_market_making(model, n_time=1000 if model.n_options == 1 else 400)
         theta = reference.theta(0.0, (0,) * model.n_options)
         print(f"grid HJB: {time.perf_counter() - started:.1f} s, θ(0, 0) = {theta:.3f}")
-    defaults = {"one": 300, "two": 600, "two-phi0": 600, "ten": 300}
+    defaults = {"one": 150, "two": 100, "two-phi0": 100, "ten": 100}
     extra = dict(item.split("=") for item in args.extra.split(",") if item)
     extra = {k: type(getattr(MMTrainConfig(), k))(v) for k, v in extra.items()}
-    if args.case in ("two", "two-phi0"):  # the learned quadratic head carries the cross-inventory term
-        extra = {"quadratic_head": True, **extra}
     if args.case == "ten":
         extra = {"batch_paths": 128, "paths_per_step": 16, "n_steps": 100, "initial_inventory": 0.3, **extra}
     config = MMTrainConfig(total_steps=args.steps or defaults[args.case], baseline=args.baseline, seed=args.seed,

@@ -67,51 +67,47 @@ is the model-free network: nothing in it is derived from the dynamics,
 .. math::
 
     V(t, Q) = L\\,\\frac{T − t}{T}(1 + g(τ)) − \\sum_i ĉ_i ρ_i(τ) Q_i^2 + s(t)\\,[h(τ, Q/\\bar Q) − h(τ, 0)],
-    \\qquad ρ_i = \\frac{1}{1 + (τ/T)\\, e^{u_i(τ)}},
+    \\qquad ρ_i = \\frac{1}{1 + (τ/T)\\, e^{u_i(τ)}}, \\qquad u_i(τ) = 300\\, r_i + g_u\\, w_i(τ),
 
-with ``u`` a small network of generic time features (``τ/T`` and ``log(1 + 1000 τ/T)``) that starts at
-zero, ``ĉ_i`` the terminal coefficients estimated from the simulated ``P_T`` (the reward, not the
-dynamics), ``L`` the mean reward of the latest simulated paths and ``s(t) = max_i ĉ_i ρ_i Q̄²/4``
-(held fixed in the gradient). Any coefficient in ``(0, ĉ_i]`` has the form ``ĉ_i ρ_i``; at the start
+with ``r_i`` a learned scalar (the rate of the hyperbolic decay of the aversion with time to go, the
+leading-order shape of any linear–quadratic inventory cost) and ``w`` a small network of generic time
+features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero; the small gain ``g_u``
+(``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit.
+With a running risk penalty (φ > 0) the network adds ``−τ Qᵀ(R ∘ Z(τ))Q``, ``R = (φ/2)ΣΣᵀ`` the
+reward's running-risk matrix and ``Z_ij = 1/(1 + (τ/T) e^{100 z_ij})`` a learned saturation per entry
+(``z`` from zero): the running cost accumulated over the time to go, which inventory control caps; it
+carries the cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated
+``P_T`` (the reward, not the dynamics), ``L`` the mean reward of the latest simulated paths and
+``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). Any coefficient in ``(0, ĉ_i]`` has the form ``ĉ_i ρ_i``; at the start
 the value is half to all of the terminal penalty at every date, so the initial spreads sit at the
 bounds (about 5/k from the grid's): whatever the agent gets right afterwards it learned from the
 simulated data.
 
 Notes
 -----
-Measured behaviour (paper-like defaults; ``benchmarks/bench_mm_rl.py``): the Riccati baseline alone
-already puts the one-option spreads within 0.002/k of the grid's at t = 0 and 0.6 T, so there the
-learner's job is to keep them; what is left to learn is the nonlinear part — the spread bounds, the
-terminal boundary layer in the last ~0.1 day (where the small-skew approximation is too soft) and,
-with φ > 0, the cross-inventory terms the diagonal baseline ignores. Without the quadratic head the
-MLP correction learns these slowly (one option: P&L ≈ 0.25% below the grid policy's after 300 steps,
-like the quadratic approximation; two options: no cross effect learned). With ``quadratic_head=True``
-the two-option cross effect and the near-horizon behaviour are learned (P&L within 0.03% of the
-grid's), but for one option with Q̄ = 100 the head degrades the mid-horizon spreads at large |q|.
+Measured behaviour of the model-free default (one option, paper-like defaults, Q̄ = 100, γ = 0.1;
+``benchmarks/bench_mm_rl.py``; shared 2-core machine, 1 thread per run). From ≈ 4.95/k before training,
+150 steps of 256/32 paths on a 400-date grid graded 2.25 towards T (≈ 100 s) give max spread errors
+over |q| ≤ 50 of 0.006–0.013/k at t = 0 and 0.010–0.022/k at 0.6 T on seeds 0–3 (acceptance 0.05/k),
+and P&L ratios to the grid-optimal policy of 0.9984 and 0.9982 on 4000 common paths (seeds 1, 2:
+−0.78 ± 0.14 and −0.85 ± 0.15 below the grid policy; the quadratic approximation is −1.17 and −1.04
+below it). The learned aversion is within 3–20% of the grid's at 1–10 days to go.
 
-Model-free network (``baseline="learned"``, ``time_weighting="balanced"``, one option, Q̄ = 100;
-measured on a shared 2-core machine): from ≈ 4.95/k before training, the max spread error over
-|q| ≤ 50 falls to 0.06/k (t = 0) and 0.01–0.05/k (0.6 T) in 50–500 steps (batch 256/32), or to
-0.01/k (t = 0) and 0.27–0.45/k (0.6 T) with 512/64 paths. Best so far, 300 steps of 256/32 paths
-(lr 3e-3 decayed to 3e-4, 96 s): 0.054/k at t = 0, 0.016/k at 0.6 T, P&L 0.9897 × the grid policy's
-(−5.0 ± 0.18 on 1500 common paths; 100 steps of 512/64: 0.978) — just short of the acceptance
-(0.05/k, 1%): the learned aversion ``ρ`` stays too large in the last ~0.1 day (the terminal boundary
-layer, width ``≈ 1/(4 A e^{−1} k ĉ)`` ≈ 0.0015 day, is finer than the training grid's last step) and
-this error leaks into mid-horizon. ``time_weighting="scale"`` is slower, ``"none"`` worse; redrawn
-exploring states (``exploring_states``) made ``ρ`` collapse to zero at these settings. A training
-grid that resolves the terminal layer (300 steps of 256/32 paths, evaluation on 2000–4000 common
-paths) fixes the P&L on most seeds but not the spreads robustly: ``time_grading=2.5`` (200 steps,
-seed 0) 0.058/k at t = 0, 0.10/k at 0.6 T, P&L 0.9987; ``3.0``: 0.057/k, 0.12/k, 0.9985;
-``2.0`` with ``n_steps=350``: 0.057/k, 0.075/k, 0.9972; ``2.5`` with ``n_steps=400`` (≈ 180 s):
-seed 0 0.004/k, 0.003/k, 0.9980 ± 0.0003 (passes), but seed 1 0.069/k, 0.17/k and a P&L blow-up
-(ratio −3.5: the policy lost inventory control), seed 2 0.064/k, 0.14/k, 0.9991 ± 0.0002;
-``time_grading=2.25``, ``n_steps=400``: seeds 1 and 2 both end in that same collapsed state (errors
-0.069/k and 0.17/k to the digit, P&L ratios −3.5 and −3.9, like constant spreads: the learned
-aversion ``ρ`` collapses, as with redrawn exploring states); ``lr=1e-3`` does not leave the neutral
-start in 200 steps (errors ≈ 4/k); ``lr=2e-3`` (grading 2.5, 400 steps) avoids the collapse and
-passes the P&L target on seeds 1 and 2 (0.9993 ± 0.0003, 0.9994 ± 0.0002) but not the spreads
-(0.061/k and 0.045/k at t = 0, 0.13/k and 0.065/k at 0.6 T; the error drifts up after ~50 steps,
-where it was ≈ 0.04/k). Hence the Riccati warm start remains the default.
+What it took (each measured on the same settings): the earlier weighting, every date by the inverse
+of its own residual (``balance_exponent = 1``), minimizes ``Σ_j log m_j`` at its fixed point, which
+rewards exact zeros; the zero-aversion value (constant spreads) solves the mid-horizon equation
+exactly, so the learned aversion drifted to zero on two seeds out of three (spread errors 0.069/k and
+0.17/k, the size of the whole skew, and P&L ratios −3.5). Capping the weights stopped the collapse but
+left the aversion 10–25× too small at 4–10 days; ``α = 1/2`` made it 40% too large, ``α = 3/4`` was
+within 20% but the shape of ``u(τ)``, free at gain 30, still varied from seed to seed (0.045–0.06/k at
+t = 0). Making the hyperbolic rate one learned scalar (gain 300) with the time-dependent shape at gain 3
+fixed both: the rate is pinned by the dates where the data are strong (near T) and carried to the
+long horizon by the hyperbola. Plain eq. 21 (``time_weighting = "none"``) leaves the mid-horizon
+unfitted (aversion 10× too large at 4 days, 1.8/k at 0.6 T).
+
+The Riccati warm start (``baseline = "riccati"``) puts the one-option spreads within 0.002/k before any
+training; it stays available as a model-based comparison. With ``quadratic_head = True`` the
+two-option cross-inventory effect is learned.
 """
 
 from __future__ import annotations
@@ -216,21 +212,36 @@ class MMTrainConfig:
     scheme : {"trapezoid", "explicit"}
         Time discretization of the TD error: the jump and reward terms averaged over both ends of the
         step (second order; default) or taken at ``t_{j+1}`` only (first order).
-    time_weighting : {"scale", "balanced", "none"}
-        A preconditioner of eq. 21 that leaves its zero-residual solution unchanged: ``"scale"`` weighs
-        ``δ_j²`` by ``s(0)/s(t_j)``, the inverse of the inventory part's scale (module docstring), so that
-        the large residuals of the terminal boundary layer (where V is ``O(c Q̄²)``) do not drown the
-        small ones that set the spreads early in the horizon; ``"balanced"`` weighs each date by the
-        inverse of a running mean of its own ``δ_j² Δt_j`` (every date then matters equally, the
-        boundary layer included, which sets the P&L); ``"none"`` is plain eq. 21.
+    time_weighting : {"balanced", "scale", "none"}
+        A preconditioner of eq. 21 that leaves its zero-residual solution unchanged: ``"balanced"``
+        (default) weighs each date by ``(median_k m_k / m_j)^α``, ``m_j`` a running mean of the date's own
+        ``δ_j² Δt_j`` (``α = balance_exponent``, clipped to ``[1/weight_limit, weight_limit]``), so that
+        the boundary layer of the terminal penalty, whose residuals are orders of magnitude larger, does
+        not drown the mid-horizon dates that set the spreads; ``"scale"`` weighs ``δ_j²`` by ``s(0)/s(t_j)``,
+        the inverse of the inventory part's scale (module docstring); ``"none"`` is plain eq. 21.
+    balance_exponent : float
+        ``α`` of ``"balanced"``, in (0, 1]. At a fixed point the weights are ``∝ m_j^{−α}``, so the
+        training minimizes ``Σ_j m_j^{1−α}``: ``α = 1/2`` is the L1 norm of the residual over dates (the
+        norm that bounds the value error, ``V − V^π = −E∫δ``), ``α = 1`` is ``Σ_j log m_j``, which any
+        solution with exactly zero residual on most dates minimizes, and the zero-aversion value
+        (constant spreads) is such a solution away from T: with ``α = 1`` the learned aversion collapses.
+        ``α = 3/4`` (default) gave the best mid-horizon aversion (``1/2``: 40% too large; module docstring).
+    weight_limit : float
+        Largest ratio of a date's weight to the median date's (``"balanced"``): a date whose residual
+        runs away cannot buy itself out of the loss.
     market_inputs : bool
         Feed (P, S) to the network besides (t, Q) (the paper's V(t, Q, P, S)).
-    baseline : {"riccati", "learned", "none"}
-        ``"riccati"`` (default): the linear–quadratic inventory baseline of the module docstring, a warm
-        start that uses model knowledge (A, k, ψ0, φ, Σ); ``"learned"``: the model-free network (a
-        learned quadratic aversion ``ĉ ρ(τ) Q²`` from a neutral start, level and terminal coefficients
-        from the simulated data); ``"none"``: no quadratic term (the correction's scale still comes
+    baseline : {"learned", "riccati", "none"}
+        ``"learned"`` (default): the model-free network (a learned quadratic aversion ``ĉ ρ(τ) Q²`` from a
+        neutral start, level and terminal coefficients from the simulated data); ``"riccati"``: the
+        linear–quadratic inventory baseline of the module docstring, a warm start that uses model
+        knowledge (A, k, ψ0, φ, Σ); ``"none"``: no quadratic term (the correction's scale still comes
         from the model).
+    aversion_shape_gain : float
+        Model-free network: gain of the time-dependent part of ``u(τ)`` (the aversion's exponent is
+        ``300 u_0 + g·net(τ)``, ``u_0`` a learned scalar per option). A small gain makes the
+        hyperbolic decay ``ρ ≈ 1/(1 + e^{u_0} τ/T)`` the fast direction of the fit, its deviations
+        the slow one (module docstring).
     quadratic_head : bool
         Add the learned quadratic form ``−qᵀM(τ)q`` of the module docstring to the network.
     exploring_states : float
@@ -249,21 +260,24 @@ class MMTrainConfig:
     layers: int = 3
     lr: float = 3e-3
     lr_decay: float = 0.1
-    total_steps: int = 600
+    total_steps: int = 150
     batch_paths: int = 256
     paths_every: int = 10
     paths_per_step: int = 32
-    n_steps: int = 200
-    time_grading: float = 1.5
+    n_steps: int = 400
+    time_grading: float = 2.25
     initial_inventory: float = 0.5
     td_target: str = "expected"
     terminal: str = "estimated"
     scheme: str = "trapezoid"
-    time_weighting: str = "scale"
+    time_weighting: str = "balanced"
     market_inputs: bool = False
-    baseline: str = "riccati"
+    baseline: str = "learned"
     quadratic_head: bool = False
     exploring_states: float = 0.0
+    weight_limit: float = 100.0
+    balance_exponent: float = 0.75
+    aversion_shape_gain: float = 3.0
     eval_every_paths: int = 0
     eval_n_steps: int = 1000
     seed: int = 0
@@ -290,8 +304,13 @@ class MMTrainConfig:
         check_choice("terminal", self.terminal, ("estimated", "sampled", "model"),
                      fix="pass 'estimated', 'sampled' or 'model'")
         check_choice("scheme", self.scheme, ("trapezoid", "explicit"), fix="pass 'trapezoid' or 'explicit'")
-        check_choice("time_weighting", self.time_weighting, ("scale", "balanced", "none"),
-                     fix="pass 'scale', 'balanced' or 'none'")
+        check_choice("time_weighting", self.time_weighting, ("balanced", "scale", "none"),
+                     fix="pass 'balanced', 'scale' or 'none'")
+        check_range("balance_exponent", self.balance_exponent, 0.0, 1.0, closed_low=False,
+                    fix="pass an exponent in (0, 1], e.g. balance_exponent = 0.75")
+        check_range("weight_limit", self.weight_limit, 1.0, 1e12, fix="pass a ratio >= 1, e.g. weight_limit = 100")
+        check_positive("aversion_shape_gain", self.aversion_shape_gain,
+                       fix="pass a positive gain, e.g. aversion_shape_gain = 3")
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
@@ -328,7 +347,7 @@ class MarketMakingValueNetwork(nn.Module):
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
-                 baseline: str = "riccati", quadratic_head: bool = False) -> None:
+                 baseline: str = "riccati", quadratic_head: bool = False, aversion_shape_gain: float = 30.0) -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -391,6 +410,14 @@ class MarketMakingValueNetwork(nn.Module):
         self.quadratic_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
                                            nn.Linear(16, n * (n + 1) // 2, dtype=DTYPE))
         # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
+        self.aversion_rate = nn.Parameter(torch.zeros(n, dtype=DTYPE))
+        # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
+        # matrix, Z_ij = 1/(1 + (τ/T) e^{300 z_ij}) a learned saturation per entry (symmetric), starting at
+        # z = 0: the running cost accumulated with time to go, which inventory control caps
+        self.register_buffer("running_matrix", torch.as_tensor(0.5 * model.risk_aversion * model.noise_cov_array(),
+                                                               dtype=DTYPE))
+        self.running_saturation = nn.Parameter(torch.zeros(n * (n + 1) // 2, dtype=DTYPE))
+        self.aversion_shape_gain = float(aversion_shape_gain)
         self.aversion_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
                                           nn.Linear(16, n, dtype=DTYPE))
         with torch.no_grad():  # start from the baseline: corrections begin small
@@ -419,6 +446,8 @@ class MarketMakingValueNetwork(nn.Module):
     #: gain of the aversion network's output: lets ``u`` cover the orders of magnitude between the
     #: terminal penalty and the mid-horizon inventory aversion in a few dozen Adam steps
     AVERSION_GAIN = 30.0
+    AVERSION_RATE_GAIN = 300.0
+    RUNNING_RATE_GAIN = 100.0
 
     def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
         """Model-free ``b_i(t) = ĉ_i ρ_i(τ)``, ``ρ_i = 1/(1 + (τ/T) e^{u_i(τ)})`` (shape ``t.shape + (n,)``).
@@ -428,19 +457,32 @@ class MarketMakingValueNetwork(nn.Module):
         zero, so the initial value is half to all of the terminal penalty at every date (spreads at
         the bounds: a neutral, deliberately bad start)."""
         to_go = (self.horizon - t).clamp(min=0.0)[..., None]
-        u = self.AVERSION_GAIN * self.aversion_net(self._time_features(t))
+        u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * self.aversion_net(self._time_features(t))
         return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
+
+    def running_part(self, t: torch.Tensor) -> torch.Tensor:
+        """Model-free running-risk matrix ``τ (R ∘ Z(τ))``, shape ``t.shape + (n, n)`` (zero when φ = 0)."""
+        n = self.n_options
+        to_go = (self.horizon - t).clamp(min=0.0)[..., None, None]
+        z = torch.zeros((n, n), dtype=self.running_saturation.dtype, device=self.running_saturation.device)
+        z = z.index_put((self.tri_rows, self.tri_cols), self.running_saturation)
+        z = z + z.T - torch.diag(torch.diagonal(z))
+        rate = torch.exp((self.RUNNING_RATE_GAIN * z).clamp(max=30.0))
+        return to_go * self.running_matrix / (1.0 + to_go / self.horizon * rate)
 
     def correction_scale(self, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part
-        (model-free network: ``max_i b_i(t) Q̄²/4`` with the learned ``b`` held fixed)."""
+        (model-free network: the learned ``b_i`` in place of ``a_i``, held fixed; ``(φ/2)ΣΣᵀ`` is the
+        running-risk coefficient of the reward, which the agent is given like the terminal penalty)."""
+        to_go = (self.horizon - t).clamp(min=0.0)
         if self.model_free:
+            # the running-risk rate is a coefficient of the reward (like ĉ), not of the dynamics: it sets
+            # the scale of the cross-inventory terms, which grow with the time to go while b decays
             with torch.no_grad():
                 b = self.learned_coefficients(t) if a is None else a
-                return b.max(dim=-1).values * self.max_inventory**2 / 4.0
+                return (b.max(dim=-1).values + self.running_rate * to_go) * self.max_inventory**2 / 4.0
         if a is None:
             a = self.baseline_coefficients(t)
-        to_go = (self.horizon - t).clamp(min=0.0)
         return (a.max(dim=-1).values + self.running_rate * to_go) * self.max_inventory**2 / 4.0
 
     def _time_features(self, t: torch.Tensor) -> torch.Tensor:
@@ -480,6 +522,9 @@ class MarketMakingValueNetwork(nn.Module):
             inventory_part = inventory_part - scale * (4.0 / self.max_inventory**2) * quad
         if self.use_baseline or self.model_free:
             inventory_part = inventory_part - (a * inventory**2).sum(-1)
+        if self.model_free and self.running_rate > 0.0:
+            inventory_part = inventory_part - torch.einsum("...i,...ij,...j->...", inventory,
+                                                           self.running_part(t), inventory)
         level = self.level * (to_go / self.horizon) * (1.0 + self.level_net(time_feat).squeeze(-1))
         return level + inventory_part
 
@@ -565,7 +610,8 @@ class MarketMakingLearner:
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init)))
         self.network = MarketMakingValueNetwork(model, hidden=cfg.hidden, layers=cfg.layers,
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
-                                                quadratic_head=cfg.quadratic_head)
+                                                quadratic_head=cfg.quadratic_head,
+                                                aversion_shape_gain=cfg.aversion_shape_gain)
         torch.set_rng_state(torch_state)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
         gamma = cfg.lr_decay ** (1.0 / max(1, cfg.total_steps))
@@ -724,7 +770,13 @@ class MarketMakingLearner:
         if self.config.time_weighting == "balanced":
             if self._residual_ema is None:
                 return None
-            return self._residual_ema.mean() / self._residual_ema
+            # median, not mean: a runaway date must not move the reference of every other date; the
+            # clip keeps a date whose residual grows from buying itself out of the loss (without it the
+            # terminal date's weight fell as 1/its residual and the learned aversion collapsed to zero,
+            # the degenerate zero-aversion solution of the mid-horizon equation)
+            limit = self.config.weight_limit
+            ratio = (self._residual_ema.median() / self._residual_ema) ** self.config.balance_exponent
+            return ratio.clamp(1.0 / limit, limit)
         times = torch.as_tensor(self.times, dtype=DTYPE)
         mid = 0.5 * (times[1:] + times[:-1])
         scale = self.network.correction_scale(mid)

@@ -185,6 +185,63 @@ def test_bad_configuration_names_the_key():
         MMTrainConfig(batch_paths=4, paths_per_step=8)
     with pytest.raises(ValueError, match="td_target"):
         MMTrainConfig(td_target="bootstrap")
+    with pytest.raises(ValueError, match="balance_exponent"):
+        MMTrainConfig(balance_exponent=0.0)
+    with pytest.raises(ValueError, match="balance_exponent"):
+        MMTrainConfig(balance_exponent=1.5)
+    with pytest.raises(ValueError, match="weight_limit"):
+        MMTrainConfig(weight_limit=0.5)
+    with pytest.raises(ValueError, match="aversion_shape_gain"):
+        MMTrainConfig(aversion_shape_gain=-1.0)
+
+
+def test_the_default_value_network_is_model_free():
+    config = MMTrainConfig()
+    assert config.baseline == "learned" and config.time_weighting == "balanced"
+    learner = MarketMakingLearner(MarketMakingModel.paper_defaults(max_inventory=10), MMTrainConfig(**TINY))
+    assert learner.network.model_free and not learner.network.use_baseline
+
+
+@pytest.mark.parametrize("exponent, limit", [(1.0, 1e12), (0.75, 100.0), (0.5, 2.0)])
+def test_balanced_weights_by_hand(exponent, limit):
+    """w_j = clip((median m / m_j)^α, 1/limit, limit): the median, not the mean, so that one runaway date
+    does not move every weight, and the clip so that it cannot weigh itself out of the loss."""
+    model = MarketMakingModel.paper_defaults(max_inventory=10)
+    learner = MarketMakingLearner(model, MMTrainConfig(**{**TINY, "balance_exponent": exponent,
+                                                         "weight_limit": limit}))
+    ema = torch.tensor([1.0, 4.0, 2.0, 1e6, 1e-6], dtype=torch.float64)
+    learner._residual_ema = ema
+    median = 2.0
+    expected = np.clip((median / ema.numpy()) ** exponent, 1.0 / limit, limit)
+    np.testing.assert_allclose(learner._weights().numpy(), expected, rtol=1e-12)
+
+
+def test_model_free_aversion_starts_neutral_and_the_cross_scale_grows_with_time_to_go():
+    """ρ(τ) = 1/(1 + τ/T) at the start (u = 0); with φ > 0 the correction scale adds the reward's
+    running-risk rate × time to go (the cross-inventory terms grow with it), with φ = 0 it is max b Q̄²/4."""
+    cov = [[0.0025, 0.0015], [0.0015, 0.0025]]
+    t = torch.tensor([0.0, 5.0, 9.9], dtype=torch.float64)
+    for phi in (0.0, 0.5):
+        model = MarketMakingModel.paper_defaults(2, max_inventory=10, risk_aversion=phi, noise_cov=cov)
+        net = MarketMakingLearner(model, MMTrainConfig(**TINY)).network
+        b = net.learned_coefficients(t)
+        to_go = (model.horizon - t)[:, None]
+        torch.testing.assert_close(b, net.coeffs / (1.0 + to_go / model.horizon))
+        running = 0.5 * phi * float(np.linalg.eigvalsh(np.array(cov)).max())
+        expected = (b.max(-1).values + running * (model.horizon - t)) * 10**2 / 4.0
+        torch.testing.assert_close(net.correction_scale(t), expected)
+        # the running-risk part starts at τ R/(1 + τ/T) and is absent without a running penalty
+        part = net.running_part(t)
+        matrix = 0.5 * phi * torch.tensor(cov, dtype=torch.float64)
+        torch.testing.assert_close(part, (model.horizon - t)[:, None, None] * matrix
+                                   / (1.0 + (model.horizon - t)[:, None, None] / model.horizon))
+        q = torch.tensor([[3.0, -2.0]], dtype=torch.float64).expand(3, 2)
+        with torch.no_grad():
+            net.running_saturation.fill_(0.05)  # stronger saturation: less running cost, a higher value
+            higher = net(t, q)
+            net.running_saturation.zero_()
+            base = net(t, q)
+        assert bool(torch.all(higher[:2] > base[:2])) if phi > 0 else torch.equal(higher, base)
 
 
 def test_graded_times():

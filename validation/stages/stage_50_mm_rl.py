@@ -52,7 +52,7 @@ def run(ctx: StageContext) -> StageOutput:
     model = pdecore.MarketMakingModel.paper_defaults(max_inventory=qbar)
     ctx.log("[mm_rl] grid reference ...")
     reference = pdecore.solve_market_making(model, n_time=1000)
-    config = MMTrainConfig(total_steps=60 if quick else 300, seed=ctx.seed)
+    config = MMTrainConfig(total_steps=60 if quick else 150, seed=ctx.seed)
     ctx.log(f"[mm_rl] training one option for {config.total_steps} steps ...")
     learner, summary = _train(ctx, "mm_one_option", model, config, reference)
     n_paths, n_steps = (1000, 1000) if quick else (4000, 2000)
@@ -116,7 +116,7 @@ def run(ctx: StageContext) -> StageOutput:
             model2 = pdecore.MarketMakingModel.paper_defaults(
                 2, max_inventory=30, risk_aversion=phi, noise_cov=[[0.0025, 0.0015], [0.0015, 0.0025]])
             reference2 = pdecore.solve_market_making(model2, n_time=400)
-            config2 = MMTrainConfig(total_steps=600, seed=ctx.seed, quadratic_head=True)
+            config2 = MMTrainConfig(total_steps=100, seed=ctx.seed)
             learner2, _ = _train(ctx, f"mm_two_options_{label}", model2, config2, reference2)
             fig, ax = plt.subplots(figsize=(6, 4))
             plot_cross_inventory(learner2, reference2, title=f"two options, φ = {phi}", ax=ax)
@@ -144,5 +144,7 @@ def _value_network_note(config) -> str:
                 "model-free network (`baseline = \"learned\"`, neutral start) is an option of "
                 "`rl.mm_learner`; its measured accuracy is in that module's docstring.")
     if config.baseline == "learned":
-        return "Value network: model-free, from a neutral start (`baseline = \"learned\"`)."
+        return ("Value network: model-free, from a neutral start (`baseline = \"learned\"`): the spreads start "
+                "at the bounds, about 5/k from the grid's, and everything after that is learned from simulated "
+                "paths (the reward's terminal and running-risk coefficients are the only inputs besides them).")
     return "Value network: no inventory baseline (`baseline = \"none\"`)."

@@ -48,11 +48,11 @@ def run(ctx: StageContext) -> StageOutput:
 
     torch.set_num_threads(1)
     quick = ctx.quick
-    qbar = 60 if quick else 100
+    qbar = 100
     model = pdecore.MarketMakingModel.paper_defaults(max_inventory=qbar)
     ctx.log("[mm_rl] grid reference ...")
     reference = pdecore.solve_market_making(model, n_time=1000)
-    config = MMTrainConfig(total_steps=60 if quick else 150, seed=ctx.seed)
+    config = MMTrainConfig(total_steps=150, seed=ctx.seed)
     ctx.log(f"[mm_rl] training one option for {config.total_steps} steps ...")
     learner, summary = _train(ctx, "mm_one_option", model, config, reference)
     n_paths, n_steps = (1000, 1000) if quick else (4000, 2000)

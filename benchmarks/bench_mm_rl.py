@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_mm_rl.py                     # one option (paper-like defaults), acceptance
     python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6
     python benchmarks/bench_mm_rl.py --case two-phi0     # two options, φ = 0 (no cross effect)
-    python benchmarks/bench_mm_rl.py --case ten          # ten options vs the quadratic approximation
+    python benchmarks/bench_mm_rl.py --case ten --baseline riccati   # ten options vs the quadratic approximation
     python benchmarks/bench_mm_rl.py --baseline riccati  # model-informed warm start, for comparison
 
 Prints the training time, the spread errors (units of 1/k, |q| ≤ Q̄/2, t = 0 and 0.6 T) against the
@@ -69,8 +69,10 @@ def main(argv=None) -> dict:
     defaults = {"one": 150, "two": 100, "two-phi0": 100, "ten": 100}
     extra = dict(item.split("=") for item in args.extra.split(",") if item)
     extra = {k: type(getattr(MMTrainConfig(), k))(v) for k, v in extra.items()}
-    if args.case == "ten":
+    if args.case == "ten":  # the settings of examples/mm_train_ten_options.toml (Riccati warm start: see there)
         extra = {"batch_paths": 128, "paths_per_step": 16, "n_steps": 100, "initial_inventory": 0.3, **extra}
+        if args.baseline == "riccati":
+            extra = {"time_weighting": "scale", "time_grading": 1.5, **extra}
     config = MMTrainConfig(total_steps=args.steps or defaults[args.case], baseline=args.baseline, seed=args.seed,
                            **extra)
     learner = MarketMakingLearner(model, config, reference=reference)

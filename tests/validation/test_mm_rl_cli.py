@@ -86,3 +86,21 @@ def test_negative_seed_and_missing_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "mm", str(tmp_path / "nothing")]) == 2
     assert "pderl train mm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, baseline", [("mm_train_one_option.toml", "learned"),
+                                            ("mm_train_two_options.toml", "learned"),
+                                            ("mm_train_ten_options.toml", "riccati")])
+def test_shipped_training_configs_load(name, baseline):
+    """The example TOMLs are the documented entry points: they must parse into valid settings, and
+    the one model-based warm start (ten options) must say so in its [train] table."""
+    from pathlib import Path
+
+    from validation.cli.cmd_mm_rl import load_train_config
+
+    path = Path(__file__).resolve().parents[2] / "examples" / name
+    model, _, train, trainer = load_train_config(path)
+    assert train.baseline == baseline
+    assert set(trainer) == {"eval_every", "checkpoint_every"}
+    assert model.n_options == {"mm_train_one_option.toml": 1, "mm_train_two_options.toml": 2,
+                               "mm_train_ten_options.toml": 10}[name]

@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
         reference = pdecore.solve_market_making(model, n_time=1000 if model.n_options == 1 else 400)
         theta = reference.theta(0.0, (0,) * model.n_options)
         print(f"grid HJB: {time.perf_counter() - started:.1f} s, θ(0, 0) = {theta:.3f}")
-    defaults = {"one": 150, "two": 100, "two-phi0": 100, "ten": 100}
+    defaults = {"one": 150, "two": 200, "two-phi0": 200, "ten": 100}
     extra = dict(item.split("=") for item in args.extra.split(",") if item)
     extra = {k: type(getattr(MMTrainConfig(), k))(v) for k, v in extra.items()}
     if args.case == "ten":  # the settings of examples/mm_train_ten_options.toml (Riccati warm start: see there)

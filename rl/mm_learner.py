@@ -105,10 +105,12 @@ fixed both: the rate is pinned by the dates where the data are strong (near T) a
 long horizon by the hyperbola. Plain eq. 21 (``time_weighting = "none"``) leaves the mid-horizon
 unfitted (aversion 10× too large at 4 days, 1.8/k at 0.6 T).
 
-Two options (strikes 100 and 105, Q̄ = 30, correlation 0.6), 100 steps (≈ 110 s): with φ = 0.5 the
-spreads are within 0.037/k of the grid's, the P&L is 0.9998 of the grid policy's (−0.16 ± 0.12 on 2000
-common paths) and the slope of option 1's bid in option 0's inventory is 6.8e-4 (grid 9.5e-4); with
-φ = 0, 0.024/k and a slope of −1e-7 (grid 4e-18). The running-risk part ``τ R ∘ Z`` carries the cross
+Two options (strikes 100 and 105, Q̄ = 30, correlation 0.6), φ = 0.5, 200 steps (220–280 s), seeds
+0/1/2: spreads within 0.057/0.074/0.069 /k of the grid's at t = 0 (0.032–0.049/k at 0.6 T), P&L
+0.9975–0.9984 of the grid policy's (500 common paths), slope of option 1's bid in option 0's inventory
+5.7e-4/1.8e-3/1.5e-3 (grid 9.5e-4: the sign is learned, the size within a factor of 2). 100 steps were
+enough on seed 0 (0.037/k, P&L 0.9998, −0.16 ± 0.12 on 2000 paths, slope 6.8e-4) but not on seeds 1
+and 2 (0.147/k, 0.102/k). With φ = 0: 0.024–0.036/k and slopes below 1e-7 (grid 4e-18). The running-risk part ``τ R ∘ Z`` carries the cross
 effect: without it the learned slope was 9e-6 (the MLP ``h`` does not find it in 200 steps), with the
 quadratic head instead of it the spreads were 0.12–0.15/k off; its rate gain matters (300: ``Z``
 saturates to ≈ 0 within 20 steps, slope 3e-5; 30: ``Z`` stays at its start, slope 2.4e-3; 100 is used).

@@ -116,7 +116,7 @@ def run(ctx: StageContext) -> StageOutput:
             model2 = pdecore.MarketMakingModel.paper_defaults(
                 2, max_inventory=30, risk_aversion=phi, noise_cov=[[0.0025, 0.0015], [0.0015, 0.0025]])
             reference2 = pdecore.solve_market_making(model2, n_time=400)
-            config2 = MMTrainConfig(total_steps=100, seed=ctx.seed)
+            config2 = MMTrainConfig(total_steps=200, seed=ctx.seed)
             learner2, _ = _train(ctx, f"mm_two_options_{label}", model2, config2, reference2)
             fig, ax = plt.subplots(figsize=(6, 4))
             plot_cross_inventory(learner2, reference2, title=f"two options, φ = {phi}", ax=ax)

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_mm_rl.py                     # one option (paper-like defaults), acceptance
     python benchmarks/bench_mm_rl.py --case two          # two options, φ > 0, correlation 0.6
     python benchmarks/bench_mm_rl.py --case two-phi0     # two options, φ = 0 (no cross effect)
-    python benchmarks/bench_mm_rl.py --case ten --baseline riccati   # ten options vs the quadratic approximation
+    python benchmarks/bench_mm_rl.py --case ten --baseline riccati  # ten options vs the quadratic approx.
     python benchmarks/bench_mm_rl.py --baseline riccati  # model-informed warm start, for comparison
 
 Prints the training time, the spread errors (units of 1/k, |q| ≤ Q̄/2, t = 0 and 0.6 T) against the

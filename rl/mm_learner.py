@@ -72,16 +72,16 @@ is the model-free network: nothing in it is derived from the dynamics,
 with ``r_i`` a learned scalar (the rate of the hyperbolic decay of the aversion with time to go, the
 leading-order shape of any linear–quadratic inventory cost) and ``w`` a small network of generic time
 features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero; the small gain ``g_u``
-(``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit.
-With a running risk penalty (φ > 0) the network adds ``−τ Qᵀ(R ∘ Z(τ))Q``, ``R = (φ/2)ΣΣᵀ`` the
-reward's running-risk matrix and ``Z_ij = 1/(1 + (τ/T) e^{100 z_ij})`` a learned saturation per entry
-(``z`` from zero): the running cost accumulated over the time to go, which inventory control caps; it
-carries the cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated
-``P_T`` (the reward, not the dynamics), ``L`` the mean reward of the latest simulated paths and
-``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). Any coefficient in ``(0, ĉ_i]`` has the form ``ĉ_i ρ_i``; at the start
-the value is half to all of the terminal penalty at every date, so the initial spreads sit at the
-bounds (about 5/k from the grid's): whatever the agent gets right afterwards it learned from the
-simulated data.
+(``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit. With a
+running risk penalty (φ > 0) the network adds ``−τ Qᵀ(R ∘ Z(τ))Q``, ``R = (φ/2)ΣΣᵀ`` the reward's
+running-risk matrix and ``Z_ij = 1/(1 + (τ/T) e^{100 z_ij})`` a learned saturation per entry (``z`` from
+zero): the running cost accumulated over the time to go, which inventory control caps; it carries the
+cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated ``P_T`` (the
+reward, not the dynamics), ``L`` the mean reward of the latest simulated paths and
+``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). Any coefficient in ``(0, ĉ_i]`` has the form
+``ĉ_i ρ_i``; at the start the value is half to all of the terminal penalty at every date, so the initial
+spreads sit at the bounds (about 5/k from the grid's): whatever the agent gets right afterwards it
+learned from the simulated data.
 
 Notes
 -----
@@ -109,11 +109,12 @@ Two options (strikes 100 and 105, Q̄ = 30, correlation 0.6), φ = 0.5, 200 step
 0/1/2: spreads within 0.057/0.074/0.069 /k of the grid's at t = 0 (0.032–0.049/k at 0.6 T), P&L
 0.9975–0.9984 of the grid policy's (500 common paths), slope of option 1's bid in option 0's inventory
 5.7e-4/1.8e-3/1.5e-3 (grid 9.5e-4: the sign is learned, the size within a factor of 2). 100 steps were
-enough on seed 0 (0.037/k, P&L 0.9998, −0.16 ± 0.12 on 2000 paths, slope 6.8e-4) but not on seeds 1
-and 2 (0.147/k, 0.102/k). With φ = 0: 0.024–0.036/k and slopes below 1e-7 (grid 4e-18). The running-risk part ``τ R ∘ Z`` carries the cross
-effect: without it the learned slope was 9e-6 (the MLP ``h`` does not find it in 200 steps), with the
-quadratic head instead of it the spreads were 0.12–0.15/k off; its rate gain matters (300: ``Z``
-saturates to ≈ 0 within 20 steps, slope 3e-5; 30: ``Z`` stays at its start, slope 2.4e-3; 100 is used).
+enough on seed 0 (0.037/k, P&L 0.9998, −0.16 ± 0.12 on 2000 paths, slope 6.8e-4) but not on seeds 1 and
+2 (0.147/k, 0.102/k). With φ = 0: 0.024–0.036/k and slopes below 1e-7 (grid 4e-18). The running-risk
+part ``τ R ∘ Z`` carries the cross effect: without it the learned slope was 9e-6 (the MLP ``h`` does not
+find it in 200 steps), with the quadratic head instead of it the spreads were 0.12–0.15/k off; its rate
+gain matters (300: ``Z`` saturates to ≈ 0 within 20 steps, slope 3e-5; 30: ``Z`` stays at its start,
+slope 2.4e-3; 100 is used).
 
 Ten options (``examples/mm_train_ten_options.toml``, φ = 1, γ = 0, no grid): the model-free network
 reaches only 0.88–0.94 of the quadratic approximation's P&L (300 paths × 500 steps, 100 steps of
@@ -323,7 +324,8 @@ class MMTrainConfig:
                      fix="pass 'balanced', 'scale' or 'none'")
         check_range("balance_exponent", self.balance_exponent, 0.0, 1.0, closed_low=False,
                     fix="pass an exponent in (0, 1], e.g. balance_exponent = 0.75")
-        check_range("weight_limit", self.weight_limit, 1.0, 1e12, fix="pass a ratio >= 1, e.g. weight_limit = 100")
+        check_range("weight_limit", self.weight_limit, 1.0, 1e12,
+                    fix="pass a ratio >= 1, e.g. weight_limit = 100")
         check_positive("aversion_shape_gain", self.aversion_shape_gain,
                        fix="pass a positive gain, e.g. aversion_shape_gain = 3")
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
@@ -362,7 +364,8 @@ class MarketMakingValueNetwork(nn.Module):
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
-                 baseline: str = "riccati", quadratic_head: bool = False, aversion_shape_gain: float = 30.0) -> None:
+                 baseline: str = "riccati", quadratic_head: bool = False,
+                 aversion_shape_gain: float = 3.0) -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -427,10 +430,10 @@ class MarketMakingValueNetwork(nn.Module):
         # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
         self.aversion_rate = nn.Parameter(torch.zeros(n, dtype=DTYPE))
         # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
-        # matrix, Z_ij = 1/(1 + (τ/T) e^{300 z_ij}) a learned saturation per entry (symmetric), starting at
+        # matrix, Z_ij = 1/(1 + (τ/T) e^{100 z_ij}) a learned saturation per entry (symmetric), starting at
         # z = 0: the running cost accumulated with time to go, which inventory control caps
-        self.register_buffer("running_matrix", torch.as_tensor(0.5 * model.risk_aversion * model.noise_cov_array(),
-                                                               dtype=DTYPE))
+        running_matrix = 0.5 * model.risk_aversion * model.noise_cov_array()
+        self.register_buffer("running_matrix", torch.as_tensor(running_matrix, dtype=DTYPE))
         self.running_saturation = nn.Parameter(torch.zeros(n * (n + 1) // 2, dtype=DTYPE))
         self.aversion_shape_gain = float(aversion_shape_gain)
         self.aversion_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
@@ -458,21 +461,23 @@ class MarketMakingValueNetwork(nn.Module):
         ratio = torch.where(s > 0, torch.tanh(w * to_go) / safe_s, kappa * to_go)
         return (self.coeffs + s**2 * ratio) / (1.0 + self.coeffs * ratio)
 
-    #: gain of the aversion network's output: lets ``u`` cover the orders of magnitude between the
+    #: gain of the aversion's decay rate ``r_i``: lets ``u`` cover the orders of magnitude between the
     #: terminal penalty and the mid-horizon inventory aversion in a few dozen Adam steps
-    AVERSION_GAIN = 30.0
     AVERSION_RATE_GAIN = 300.0
+    #: gain of the running-risk saturations ``z_ij`` (300 saturated them to zero within 20 steps, 30 left
+    #: them at their start; module docstring)
     RUNNING_RATE_GAIN = 100.0
 
     def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
         """Model-free ``b_i(t) = ĉ_i ρ_i(τ)``, ``ρ_i = 1/(1 + (τ/T) e^{u_i(τ)})`` (shape ``t.shape + (n,)``).
 
         Any coefficient in ``(0, ĉ_i]`` has this form (``ρ(0) = 1`` matches the terminal reward, which
-        is the objective, not the model); ``u`` is a small network of the time features that starts at
+        is the objective, not the model); ``u_i = 300 r_i + g_u w_i(τ)`` (module docstring) starts at
         zero, so the initial value is half to all of the terminal penalty at every date (spreads at
         the bounds: a neutral, deliberately bad start)."""
         to_go = (self.horizon - t).clamp(min=0.0)[..., None]
-        u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * self.aversion_net(self._time_features(t))
+        shape = self.aversion_net(self._time_features(t))
+        u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
         return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
 
     def running_part(self, t: torch.Tensor) -> torch.Tensor:

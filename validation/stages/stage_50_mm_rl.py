@@ -144,7 +144,8 @@ def _value_network_note(config) -> str:
                 "model-free network (`baseline = \"learned\"`, neutral start) is an option of "
                 "`rl.mm_learner`; its measured accuracy is in that module's docstring.")
     if config.baseline == "learned":
-        return ("Value network: model-free, from a neutral start (`baseline = \"learned\"`): the spreads start "
-                "at the bounds, about 5/k from the grid's, and everything after that is learned from simulated "
-                "paths (the reward's terminal and running-risk coefficients are the only inputs besides them).")
+        return ("Value network: model-free, from a neutral start (`baseline = \"learned\"`): the spreads "
+                "start at the bounds, about 5/k from the grid's, and everything after that is learned from "
+                "simulated paths (the reward's terminal and running-risk coefficients are the only other "
+                "inputs).")
     return "Value network: no inventory baseline (`baseline = \"none\"`)."

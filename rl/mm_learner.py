@@ -88,7 +88,7 @@ Notes
 Measured behaviour of the model-free default (one option, paper-like defaults, Q̄ = 100, γ = 0.1;
 ``benchmarks/bench_mm_rl.py``; shared 2-core machine, 1 thread per run). From ≈ 4.95/k before training,
 150 steps of 256/32 paths on a 400-date grid graded 2.25 towards T (≈ 100 s) give max spread errors
-over |q| ≤ 50 of 0.006–0.013/k at t = 0 and 0.010–0.022/k at 0.6 T on seeds 0–3 (acceptance 0.05/k),
+over |q| ≤ 50 of 0.006–0.020/k at t = 0 and 0.001–0.040/k at 0.6 T on seeds 0–5 (acceptance 0.05/k),
 and P&L ratios to the grid-optimal policy of 0.9984 and 0.9982 on 4000 common paths (seeds 1, 2:
 −0.78 ± 0.14 and −0.85 ± 0.15 below the grid policy; the quadratic approximation is −1.17 and −1.04
 below it). The learned aversion is within 3–20% of the grid's at 1–10 days to go.

@@ -15,7 +15,7 @@ Unknown keys are refused by name. ``--seed`` overrides ``train.seed``.
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
 
 TRAINER_KEYS = ("eval_every", "checkpoint_every")
 
@@ -127,6 +127,14 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _add_simulation_arguments(p, *, paths: int) -> None:
+    """The common-random-number simulation flags of ``evaluate mm`` and ``validate mm``."""
+    p.add_argument("--paths", type=_positive_int, default=paths, help=f"simulated paths per policy (default {paths})")
+    p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
+    p.add_argument("--seed", type=_nonnegative_int, default=12345, help="seed of the common random numbers")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+
+
 def register(verbs) -> None:
     """Add the ``mm`` noun to ``train``, ``evaluate`` and ``validate``."""
     p = verbs["train"].add_parser(
@@ -134,9 +142,7 @@ def register(verbs) -> None:
         description="Train a value network by the continuous-time TD loss and its Gibbs spread policy on "
                     "simulated option market making; the config is the `pderl solve mm` TOML plus [train].")
     p.add_argument("--config", required=True, help="TOML file ([model], [numerics], [train])")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    add_run_folder_arguments(p)
     p.add_argument("--seed", type=_nonnegative_int, default=None, help="override [train] seed")
     p.add_argument("--device", default="cpu", help="cpu (the learner is CPU-only for now)")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
@@ -150,10 +156,7 @@ def register(verbs) -> None:
         description="Spread errors (units of 1/k) against the grid policy and P&L of the learned, grid, "
                     "quadratic-approximation and constant-1/k policies on common random numbers.")
     p.add_argument("run", help="run folder of `pderl train mm`")
-    p.add_argument("--paths", type=_positive_int, default=4000, help="simulated paths per policy (default 4000)")
-    p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
-    p.add_argument("--seed", type=_nonnegative_int, default=12345, help="seed of the common random numbers")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    _add_simulation_arguments(p, paths=4000)
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
 
@@ -163,9 +166,6 @@ def register(verbs) -> None:
                     "inventory paths, the cross-inventory figure (n >= 2) and the P&L table.")
     p.add_argument("run", help="run folder of `pderl train mm`")
     p.add_argument("--out", required=True, help="output folder for figures and tables")
-    p.add_argument("--paths", type=_positive_int, default=2000, help="simulated paths per policy (default 2000)")
-    p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
-    p.add_argument("--seed", type=_nonnegative_int, default=12345, help="seed of the common random numbers")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    _add_simulation_arguments(p, paths=2000)
     add_json_flag(p)
     p.set_defaults(handler=_validate)

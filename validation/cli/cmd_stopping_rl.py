@@ -21,7 +21,7 @@ Validation writes the paper's figures 1–3 and 8 and a comparison table.
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
 
 EVALUATE_KEYS = ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy",
                  "min_accuracy_vi", "sigma_learned")
@@ -57,9 +57,7 @@ def register(verbs) -> None:
     p.add_argument("--eval-every", type=int, default=10, help="evaluate every N steps (default 10; 0: end only)")
     p.add_argument("--eval-paths", type=int, default=2**14, help="test paths of the periodic evaluation")
     p.add_argument("--checkpoint-every", type=int, default=100, help="checkpoint every N steps (default 100)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    add_run_folder_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; on a "
                    "machine shared with other busy processes use 1: multi-threaded kernels then wait for a "

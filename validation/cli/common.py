@@ -30,6 +30,13 @@ def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
 
 
+def add_run_folder_arguments(parser) -> None:
+    """``--out/--resume/--force`` of the training commands (the run-folder policy of ``rl.runs``)."""
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+
+
 def add_black_scholes_arguments(parser, *, spot: bool) -> None:
     """The market and contract of a Black–Scholes American option (``--kind ... --dividend``)."""
     parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")

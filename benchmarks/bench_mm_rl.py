@@ -32,7 +32,7 @@ def build(case: str):
         return pdecore.MarketMakingModel.paper_defaults(2, max_inventory=30, risk_aversion=phi,
                                                         noise_cov=[[0.0025, 0.0015], [0.0015, 0.0025]])
     if case == "ten":
-        from validation.mm_config import load_mm_config
+        from validation.configs import load_mm_config
 
         return load_mm_config("examples/mm_train_ten_options.toml", extra_tables=("train",)).model
     raise ValueError(f"unknown case {case!r}; choose one, two, two-phi0 or ten")
@@ -55,8 +55,10 @@ def main(argv=None) -> dict:
     import torch
 
     import pdecore
-    from rl.mm_learner import MarketMakingLearner, MMTrainConfig, spread_errors
-    from validation.market_making_rl import compare_policies, evaluate_run, grid_feasible, grid_policy
+    from rl.market_making.config import MMTrainConfig
+    from rl.market_making.evaluation import spread_errors
+    from rl.market_making.learner import MarketMakingLearner
+    from validation.market_making import compare_policies, evaluate_run, grid_feasible, grid_policy
 
     torch.set_num_threads(args.threads)
     model = build(args.case)
@@ -114,11 +116,11 @@ def main(argv=None) -> dict:
     print(f"  learned − {evaluation['reference']}: P&L {evaluation['pnl_diff_vs_reference']:+.3f} ± "
           f"{evaluation['pnl_diff_stderr']:.3f}, objective {evaluation['objective_diff_vs_reference']:+.3f} ± "
           f"{evaluation['objective_diff_stderr']:.3f}")
-    from validation.market_making_rl import pnl_table_markdown
+    from validation.market_making import pnl_table_markdown
 
     print(pnl_table_markdown(evaluation["table"]))
     if model.n_options >= 2 and reference is not None:
-        from validation.market_making_rl import cross_effect
+        from validation.market_making import cross_effect
 
         out["cross_effect"] = cross_effect(learner, reference)
         print("cross effect (slope of option 1's bid in option 0's inventory, t = 0):", out["cross_effect"])

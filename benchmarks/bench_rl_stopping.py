@@ -76,8 +76,8 @@ def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile
     the least disturbed by other processes on a shared machine), for eager and compiled learners."""
     import torch
 
-    from rl.config import StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
     from rl.trainer import reduce_allocation_overhead
 
     reduce_allocation_overhead()
@@ -119,8 +119,8 @@ def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile
 
 def sigma_curve(steps: int, seed: int) -> dict:
     """Appendix B: learn σ alone by the European martingale loss from ϕ = 0.8."""
-    from rl.config import StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
 
     learner = StoppingLearner(StoppingConfig(seed=seed, volatility_warmup=steps), reference=None)
     history = []
@@ -137,8 +137,8 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
     import numpy as np
     import torch
 
-    from rl.config import StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
     from rl.trainer import reduce_allocation_overhead
     from validation.stopping import PDEReferences, evaluate_learner, public_evaluation
 

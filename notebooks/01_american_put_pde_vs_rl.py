@@ -63,8 +63,8 @@ ax.figure.savefig("oracle_boundary.png", dpi=120)
 # premium networks of the 50 dates as one batched module. The quick setting trains 200 steps.
 
 # %%
-from rl.config import StoppingConfig  # noqa: E402
-from rl.stopping import StoppingLearner  # noqa: E402
+from rl.stopping.config import StoppingConfig  # noqa: E402
+from rl.stopping.learner import StoppingLearner  # noqa: E402
 from rl.trainer import Trainer  # noqa: E402
 from validation.stopping import PDEReferences, evaluate_learner, plot_premium_curves  # noqa: E402
 

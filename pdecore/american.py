@@ -66,7 +66,7 @@ import numpy as np
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
 from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_NAMES, MODE_SOFTPLUS, penalty_march
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
-from pdecore._validate import check_finite_array, check_int, check_nonnegative, check_positive, check_range
+from pdecore.checks import check_finite_array, check_int, check_nonnegative, check_positive, check_range
 from pdecore.exceptions import ConvergenceError
 from pdecore.grids import SinhGrid
 from pdecore.params import AmericanOption, BlackScholes

@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdecore._validate import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+from pdecore.checks import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
 from pdecore.exceptions import ConvergenceError
 from pdecore.schemes import ThetaScheme
 

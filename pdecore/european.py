@@ -42,7 +42,7 @@ import functools
 import numpy as np
 from scipy.special import ndtr
 
-from pdecore._validate import check_choice, check_finite_array
+from pdecore.checks import check_choice, check_finite_array
 
 __all__ = ["bs_price", "bs_delta", "bs_gamma", "bs_vega", "bs_theta", "bs_greeks"]
 

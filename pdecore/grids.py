@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdecore._validate import check_int, check_positive, check_real
+from pdecore.checks import check_int, check_positive, check_real
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
-from pdecore._validate import check_finite_array, check_int, check_positive
+from pdecore.checks import check_finite_array, check_int, check_positive
 from pdecore.exceptions import ConvergenceError
 from pdecore.market_making_params import MarketMakingModel
 

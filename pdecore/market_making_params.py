@@ -44,7 +44,7 @@ from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 
-from pdecore._validate import (check_int, check_nonnegative, check_positive, check_real)
+from pdecore.checks import (check_int, check_nonnegative, check_positive, check_real)
 
 __all__ = ["MarketMakingModel"]
 

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdecore._validate import check_int, check_nonnegative, check_range
+from pdecore.checks import check_int, check_nonnegative, check_range
 from pdecore.dynkin import (DynkinResult, _interpolate_value, _plot_boundaries, contact_boundary, contact_tolerance,
                             solve_dynkin)
 from pdecore.grids import SinhGrid

@@ -77,7 +77,7 @@ from scipy.special import ndtr
 
 from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
-from pdecore._validate import check_int, check_nonnegative, check_positive, check_range
+from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
 from pdecore.exceptions import ConvergenceError
 from pdecore.params import AmericanOption, BlackScholes
 

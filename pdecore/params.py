@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pdecore._validate import check_choice, check_positive, check_range, check_real
+from pdecore.checks import check_choice, check_positive, check_range, check_real
 
 
 @dataclass(frozen=True, slots=True)

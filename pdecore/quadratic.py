@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import expm
 
-from pdecore._validate import check_int
+from pdecore.checks import check_int
 from pdecore.market_making import (DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes,
                                    gibbs_moments)
 from pdecore.market_making_params import MarketMakingModel

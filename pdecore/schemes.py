@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdecore._validate import check_int, check_range
+from pdecore.checks import check_int, check_range
 
 
 @dataclass(frozen=True, slots=True)

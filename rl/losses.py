@@ -179,3 +179,44 @@ def dong_loss(values: torch.Tensor, next_values: torch.Tensor, payoffs: torch.Te
     errors = dong_td_errors(values, next_values, payoffs, intensity, temperature=temperature, rate=rate, dt=dt)
     target = (errors + values).detach()
     return 0.5 * (target - values).square().sum(dim=1).mean()
+
+
+# ---------------------------------------------------------------- market making (Fang & Xu)
+def continuous_td_loss(values: torch.Tensor, next_values: torch.Tensor, reward_rate: torch.Tensor,
+                       dt: torch.Tensor, mask: torch.Tensor | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Discretized continuous-time TD loss (Fang & Xu eqs. 20–21): ``E Σ_j δ_j² Δt_j``.
+
+    ``δ_j = (next_values_j − values_j)/Δt_j + reward_rate_j``.
+
+    Parameters
+    ----------
+    values : Tensor[..., N]
+        ``V(t_j, Y_j)``, j = 0..N−1 (trailing axis: time steps; leading axes: paths).
+    next_values : Tensor[..., N]
+        ``V(t_{j+1}, ·)``, or its conditional expectation over the step's fills.
+    reward_rate : Tensor[..., N]
+        Reward per unit time over the step (expected spread income + γ·entropy − running risk).
+    dt : Tensor[N] or Tensor[..., N]
+        Step lengths ``Δt_j > 0``.
+    mask : Tensor[..., N] of bool, optional
+        Steps to include (others contribute zero).
+    weights : Tensor[N] or Tensor[..., N], optional
+        Positive weights ``w_j`` of the squared errors (``Σ_j w_j δ_j² Δt_j``): a preconditioner that
+        leaves the zero-residual solution unchanged.
+
+    Returns
+    -------
+    Tensor[]
+        ``mean over leading axes of Σ_j δ_j² Δt_j``.
+    """
+    if values.shape != next_values.shape or values.shape != reward_rate.shape:
+        raise ValueError(f"values, next_values and reward_rate must have the same shape [..., N], got "
+                         f"{tuple(values.shape)}, {tuple(next_values.shape)}, {tuple(reward_rate.shape)}")
+    delta = (next_values - values) / dt + reward_rate
+    terms = delta**2 * dt
+    if weights is not None:
+        terms = terms * weights
+    if mask is not None:
+        terms = torch.where(mask, terms, torch.zeros_like(terms))
+    return terms.sum(dim=-1).mean()

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdecore._validate import check_int
+from pdecore.checks import check_int
 
 
 SMALL_FAN_IN = 2  # inner dimensions up to this are computed elementwise instead of by a batched matmul

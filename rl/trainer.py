@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pdecore._validate import check_choice, check_int
+from pdecore.checks import check_choice, check_int
 from rl.runs import (append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, environment_record,
                      prepare_run_dir, read_jsonl, to_json)
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdecore._validate import check_int, check_positive, check_range, check_real
+from pdecore.checks import check_int, check_positive, check_range, check_real
 
 __all__ = ["BandStrategy", "StrategyOutcome", "BacktestReport", "rebalance", "run_strategies", "backtest_merton"]
 

@@ -54,13 +54,13 @@ def load_run(run_dir, *, reference="pde", device: str = "cpu"):
 
     Returns
     -------
-    (learner, record) : (rl.stopping.StoppingLearner, dict)
+    (learner, record) : (rl.stopping.learner.StoppingLearner, dict)
         ``record`` is the parsed ``config.json``.
     """
     import torch
 
-    from rl.config import StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
     from rl.trainer import CHECKPOINT_NAME, CONFIG_NAME
 
     run_dir = Path(run_dir)
@@ -121,9 +121,9 @@ class PDEReferences:
         return cls(american=american, exploratory=exploratory, oracle=oracle)
 
     def stopping_reference(self, config):
-        """The :class:`rl.stopping.StoppingReference` (price and boundary at the RL dates)."""
+        """The :class:`rl.stopping.learner.StoppingReference` (price and boundary at the RL dates)."""
         from pdecore import bs_price
-        from rl.stopping import StoppingReference
+        from rl.stopping.learner import StoppingReference
 
         dates = np.arange(config.n_steps) * config.dt
         boundary = np.interp(dates, self.american.times, self.american.boundary)
@@ -146,7 +146,7 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
 
     Parameters
     ----------
-    learner : rl.stopping.StoppingLearner
+    learner : rl.stopping.learner.StoppingLearner
     test_paths : int, optional
         Number of test paths (default the config's ``test_paths`` = 2^18).
     references : PDEReferences, optional
@@ -181,7 +181,7 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
     import torch
 
     from pdecore import bs_price
-    from rl.stopping import control_variate, payoff_torch, stopping_prices, true_decisions
+    from rl.stopping.learner import control_variate, payoff_torch, stopping_prices, true_decisions
 
     config = learner.config
     references = references or PDEReferences.compute(config)

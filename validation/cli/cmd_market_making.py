@@ -1,6 +1,6 @@
 """``pderl solve mm --config FILE.toml [--json] [--plot DIR]``: optimal option market-making quotes.
 
-Reads the TOML schema of :mod:`validation.mm_config` (documented in ``docs/market_making.md``),
+Reads the TOML schema of :mod:`validation.configs` (documented in ``docs/market_making.md``),
 solves the inventory-grid HJB (``method = "grid"``) or builds the closed-form quadratic
 approximation (``method = "quadratic"``, for many options), and prints θ(0, 0) and, for each option,
 the bid and ask spreads at t = 0 over its own inventory axis ``−Q̄..Q̄`` (other inventories at 0).
@@ -35,7 +35,7 @@ def _clean(values):
 def _solve(args) -> int:
     import numpy as np
 
-    from validation.mm_config import load_mm_config
+    from validation.configs import load_mm_config
 
     model, numerics, _ = load_mm_config(args.config)
     method = numerics.get("method", "grid")

@@ -1,7 +1,7 @@
 """``pderl train mm``, ``pderl evaluate mm`` and ``pderl validate mm``: the market-making learner.
 
-The configuration is the TOML schema of ``pderl solve mm`` (:mod:`validation.mm_config`) plus a
-``[train]`` table whose keys are the fields of :class:`rl.mm_learner.MMTrainConfig` and three
+The configuration is the TOML schema of ``pderl solve mm`` (:mod:`validation.configs`) plus a
+``[train]`` table whose keys are the fields of :class:`rl.market_making.config.MMTrainConfig` and three
 trainer keys::
 
     [train]
@@ -22,8 +22,8 @@ TRAINER_KEYS = ("eval_every", "checkpoint_every")
 
 def load_train_config(path, *, seed: int | None = None):
     """``(model, numerics, MMTrainConfig, trainer_settings)`` from a TOML file (errors name the key)."""
-    from rl.mm_learner import MMTrainConfig
-    from validation.mm_config import load_mm_config
+    from rl.market_making.config import MMTrainConfig
+    from validation.configs import load_mm_config
 
     config = load_mm_config(path, extra_tables=("train",))
     table = dict(config.extras.get("train", {}))
@@ -47,9 +47,9 @@ def load_train_config(path, *, seed: int | None = None):
 def _train(args) -> int:
     import torch
 
-    from rl.mm_learner import MarketMakingLearner
+    from rl.market_making.learner import MarketMakingLearner
     from rl.trainer import Trainer
-    from validation.market_making_rl import grid_feasible
+    from validation.market_making import grid_feasible
 
     model, numerics, train, trainer_settings = load_train_config(args.config, seed=args.seed)
     torch.set_num_threads(max(1, args.threads))
@@ -74,7 +74,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import torch
 
-    from validation.market_making_rl import evaluate_run, load_run
+    from validation.market_making import evaluate_run, load_run
 
     torch.set_num_threads(max(1, args.threads))
     learner = load_run(args.run)
@@ -83,7 +83,7 @@ def _evaluate(args) -> int:
     if args.json:
         emit({**result, "table": table}, as_json=True)
     else:
-        from validation.market_making_rl import pnl_table_markdown
+        from validation.market_making import pnl_table_markdown
 
         emit({k: v for k, v in result.items()}, as_json=False)
         print(pnl_table_markdown(table))
@@ -93,7 +93,7 @@ def _evaluate(args) -> int:
 def _validate(args) -> int:
     import torch
 
-    from validation.market_making_rl import load_run, validate_run
+    from validation.market_making import load_run, validate_run
 
     torch.set_num_threads(max(1, args.threads))
     learner = load_run(args.run)

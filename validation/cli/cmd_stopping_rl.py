@@ -63,7 +63,7 @@ def register(verbs) -> None:
                    "machine shared with other busy processes use 1: multi-threaded kernels then wait for a "
                    "descheduled thread at every op, measured 20 ms -> 100-900 ms per step)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training loss (about 2x faster "
-                   "steps after a one-off compilation of 10-20 s; see rl.stopping.StoppingLearner)")
+                   "steps after a one-off compilation of 10-20 s; see rl.stopping.learner.StoppingLearner)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)
     p.set_defaults(handler=_train)
@@ -107,8 +107,8 @@ def _train(args) -> int:
         raise ValueError(f"--algo must be one of ml, td0, dong, got {args.algo!r}")
     import torch
 
-    from rl.config import ExerciseWarning, StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import ExerciseWarning, StoppingConfig
+    from rl.stopping.learner import StoppingLearner
     from rl.trainer import CONFIG_NAME, Trainer, reduce_allocation_overhead, resolve_device
 
     resolve_device(args.device)

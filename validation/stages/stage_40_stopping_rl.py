@@ -21,15 +21,15 @@ TITLE = "RL optimal stopping: martingale loss and TD(0) learners vs the PDE orac
 #: Settings of the two modes (training steps per algorithm, evaluation paths during training, final test
 #: paths). Module-level so that tests can shrink them.
 #: Both at the paper's step size 0.01; TD(0) with the paper's plain SGD update (the config's "auto"
-#: optimizer; see rl.config.StoppingConfig.optimizer for why not Adam).
+#: optimizer; see rl.stopping.config.StoppingConfig.optimizer for why not Adam).
 QUICK = {"plan": {"ml": 300}, "eval_paths": 2**13, "test_paths": 2**16, "learning_rates": {}}
 FULL = {"plan": {"ml": 1000, "td0": 5000}, "eval_paths": 2**14, "test_paths": 2**18, "learning_rates": {}}
 
 
 def _train(ctx: StageContext, algorithm: str, steps: int, eval_every: int, eval_paths: int, references,
            learning_rate: float):
-    from rl.config import StoppingConfig
-    from rl.stopping import StoppingLearner
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
     from rl.trainer import Trainer
 
     config = StoppingConfig(algorithm=algorithm, seed=ctx.seed, eval_paths=eval_paths, learning_rate=learning_rate)
@@ -55,7 +55,7 @@ def run(ctx: StageContext) -> StageOutput:
     settings = QUICK if ctx.quick else FULL
     plan, eval_paths, test_paths = settings["plan"], settings["eval_paths"], settings["test_paths"]
 
-    from rl.config import StoppingConfig
+    from rl.stopping.config import StoppingConfig
 
     learners, curves, evaluations = {}, {}, {}
     ctx.log("[stopping_rl] PDE references: VI, exploratory HJB, discrete oracle ...")

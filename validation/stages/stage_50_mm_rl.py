@@ -1,7 +1,7 @@
 """Reproduce stage: RL market making (policy iteration, Fang & Xu Algorithm 1) vs the grid HJB (SPEC 5).
 
 A market maker in one at-the-money call (SPEC's paper-like defaults, γ = 0.1) learns its quotes by
-entropy-regularized policy iteration with a value network (:mod:`rl.mm_learner`); the inventory-grid
+entropy-regularized policy iteration with a value network (:mod:`rl.market_making.learner`); the inventory-grid
 HJB (:func:`pdecore.solve_market_making`) is the reference. The stage reports the learned spreads'
 errors in units of 1/k at t = 0 and 0.6 T for ``|q| ≤ Q̄/2``, and the P&L of the learned, grid-optimal,
 quadratic-approximation and constant-1/k policies on common random numbers, and draws the paper's
@@ -22,7 +22,7 @@ TITLE = "RL market making: policy iteration with a value network vs the inventor
 
 
 def _train(ctx: StageContext, name: str, model, config, reference):
-    from rl.mm_learner import MarketMakingLearner
+    from rl.market_making.learner import MarketMakingLearner
     from rl.trainer import Trainer
 
     learner = MarketMakingLearner(model, config, reference=reference)
@@ -41,8 +41,8 @@ def run(ctx: StageContext) -> StageOutput:
     import torch
 
     import pdecore
-    from rl.mm_learner import MMTrainConfig
-    from validation.market_making_rl import (compare_policies, cross_effect, evaluate_run, plot_cross_inventory,
+    from rl.market_making.config import MMTrainConfig
+    from validation.market_making import (compare_policies, cross_effect, evaluate_run, plot_cross_inventory,
                                              plot_inventory_paths, plot_spreads_over_time,
                                              plot_spreads_vs_inventory, pnl_table_markdown)
 
@@ -142,7 +142,7 @@ def _value_network_note(config) -> str:
                 "as a warm start, plus a learned correction; with it the spreads are already close before "
                 "training, so this run shows the policy iteration keeps them there and measures the P&L. The "
                 "model-free network (`baseline = \"learned\"`, neutral start) is an option of "
-                "`rl.mm_learner`; its measured accuracy is in that module's docstring.")
+                "`rl.market_making.learner`; its measured accuracy is in that module's docstring.")
     if config.baseline == "learned":
         return ("Value network: model-free, from a neutral start (`baseline = \"learned\"`): the spreads "
                 "start at the bounds, about 5/k from the grid's, and everything after that is learned from "

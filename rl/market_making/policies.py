@@ -30,7 +30,7 @@ deterministic Hamiltonian of the grid HJB), evaluated in closed form.
 
 Policy protocol
 ---------------
-A policy plugs into :class:`rl.mm_simulator.MarketMakingSimulator` through one method::
+A policy plugs into :class:`rl.market_making.simulator.MarketMakingSimulator` through one method::
 
     quote(t: float, state: MarketState, uniforms: Tensor[M, n, 2]) -> Quotes
 
@@ -52,7 +52,7 @@ from typing import Callable, NamedTuple, Protocol
 import numpy as np
 import torch
 
-from pdecore._validate import check_choice, check_int, check_nonnegative
+from pdecore.checks import check_choice, check_int, check_nonnegative
 
 BID, ASK = 0, 1
 DTYPE = torch.float64

@@ -12,7 +12,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass, fields
 
-from pdecore._validate import (check_choice, check_int, check_nonnegative, check_positive, check_range,
+from pdecore.checks import (check_choice, check_int, check_nonnegative, check_positive, check_range,
                                check_real)
 from pdecore.params import AmericanOption, BlackScholes
 

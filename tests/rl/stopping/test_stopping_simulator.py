@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pdecore.params import AmericanOption, BlackScholes  # noqa: E402
-from rl.simulators import GBMSimulator  # noqa: E402
+from rl.stopping.simulator import GBMSimulator  # noqa: E402
 
 MODEL = BlackScholes(volatility=0.4, rate=0.06, dividend=0.01)
 OPTION = AmericanOption("put", 40.0, 1.0)

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pdecore._validate import check_int
+from pdecore.checks import check_int
 from rl.black_scholes import bs_price_delta_torch
-from rl.mm_policies import ASK, BID, DTYPE, MarketState, SpreadPolicy
+from rl.market_making.policies import ASK, BID, DTYPE, MarketState, SpreadPolicy
 
 _MAX_POISSON_TERMS = 64
 
@@ -293,3 +293,12 @@ class MarketMakingSimulator:
 
 
 __all__ = ["MarketMakingSimulator", "SimulationResult", "poisson_inverse_cdf"]
+
+
+def graded_times(horizon: float, n_steps: int, grading: float = 1.0) -> np.ndarray:
+    """``t_j = T (1 − (1 − j/N)^p)``: uniform for p = 1, refined towards T for p > 1 (the boundary
+    layer of the terminal penalty), with the first step ``≈ pT/N``."""
+    s = np.linspace(0.0, 1.0, n_steps + 1)
+    times = horizon * (1.0 - (1.0 - s) ** grading)
+    times[0], times[-1] = 0.0, horizon
+    return times

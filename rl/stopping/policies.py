@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pdecore._validate import check_positive
+from pdecore.checks import check_positive
 from rl.losses import neg_entropy
 
 

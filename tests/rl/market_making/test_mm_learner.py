@@ -11,8 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
-from rl.mm_learner import (MarketMakingLearner, MMTrainConfig, continuous_td_loss,  # noqa: E402
-                           graded_times)
+from rl.losses import continuous_td_loss  # noqa: E402
+from rl.market_making.config import MMTrainConfig  # noqa: E402
+from rl.market_making.learner import MarketMakingLearner  # noqa: E402
+from rl.market_making.simulator import graded_times  # noqa: E402
 from rl.trainer import Trainer  # noqa: E402
 
 
@@ -257,7 +259,7 @@ def test_model_free_network_starts_neutral_and_learns_the_spreads():
     the terminal penalty at every date (spreads at the bounds, far from the grid's); a short
     training from simulated paths must bring the spreads much closer to the grid HJB's."""
     import pdecore
-    from rl.mm_learner import spread_errors
+    from rl.market_making.evaluation import spread_errors
 
     model = MarketMakingModel.paper_defaults(max_inventory=20)
     reference = pdecore.solve_market_making(model, n_time=200)

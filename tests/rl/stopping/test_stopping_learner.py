@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rl.config import ExerciseWarning, StoppingConfig  # noqa: E402
+from rl.stopping.config import ExerciseWarning, StoppingConfig  # noqa: E402
 from rl.black_scholes import bs_price_delta_torch, bs_price_torch  # noqa: E402
-from rl.stopping import (StoppingLearner, StoppingReference, control_variate,  # noqa: E402
+from rl.stopping.learner import (StoppingLearner, StoppingReference, control_variate,  # noqa: E402
                          stopping_prices)
 from rl.trainer import Trainer  # noqa: E402
 

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rl.policies import BernoulliStoppingPolicy  # noqa: E402
+from rl.stopping.policies import BernoulliStoppingPolicy  # noqa: E402
 
 
 def test_probability_entropy_and_execution():

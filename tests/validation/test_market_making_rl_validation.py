@@ -1,4 +1,4 @@
-"""validation.market_making_rl: common random numbers, the quadratic-approximation adapter, cross effects."""
+"""validation.market_making: common random numbers, the quadratic-approximation adapter, cross effects."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import pdecore  # noqa: E402
-from rl.mm_policies import ConstantSpreadPolicy, GibbsSpreadTable, MarketState  # noqa: E402
-from validation.market_making_rl import compare_policies, pnl_table_markdown, quadratic_policy  # noqa: E402
+from rl.market_making.policies import ConstantSpreadPolicy, GibbsSpreadTable, MarketState  # noqa: E402
+from validation.market_making import compare_policies, pnl_table_markdown, quadratic_policy  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

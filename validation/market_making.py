@@ -3,9 +3,9 @@
 What is compared, and how
 -------------------------
 * **Spreads**: the learned policy's mean spreads ``E_π[δ]`` against the grid's, per option, side,
-  date and inventory, in units of ``1/k`` (:func:`rl.mm_learner.spread_errors`).
+  date and inventory, in units of ``1/k`` (:func:`rl.market_making.evaluation.spread_errors`).
 * **P&L on common random numbers**: every policy is simulated by
-  :class:`rl.mm_simulator.MarketMakingSimulator` from generators with the same seed, so all see the
+  :class:`rl.market_making.simulator.MarketMakingSimulator` from generators with the same seed, so all see the
   same underlying, the same price shocks and the same order-flow uniforms. Reported per policy: mean
   and s.d. of the P&L ``X_T − ψ0 Σ(P_iT Q_iT)² − (φ/2)∫QᵀΣΣᵀQ``, the exploratory objective (P&L +
   γ·entropy, what the grid's θ(0, 0) is), mean ``|Q_T|``; and for every policy the paired
@@ -42,7 +42,8 @@ def load_run(run_dir):
     import torch
 
     from pdecore.market_making_params import MarketMakingModel
-    from rl.mm_learner import MarketMakingLearner, MMTrainConfig
+    from rl.market_making.learner import MarketMakingLearner
+    from rl.market_making.config import MMTrainConfig
 
     run_dir = Path(run_dir)
     config_path, checkpoint_path = run_dir / "config.json", run_dir / "checkpoint.pt"
@@ -81,7 +82,7 @@ def grid_reference(model, *, n_time: int | None = None):
 
 def grid_policy(model, result, table, *, execution: str = "sample"):
     """The grid-optimal Gibbs policy from a :class:`pdecore.MarketMakingResult`."""
-    from rl.mm_policies import GridValuePolicy
+    from rl.market_making.policies import GridValuePolicy
 
     return GridValuePolicy(table, result.times, result.values, model.max_inventory, execution=execution)
 
@@ -91,7 +92,7 @@ def quadratic_policy(model, table, *, execution: str = "sample"):
     import torch
 
     import pdecore
-    from rl.mm_policies import DTYPE, DifferencePolicy
+    from rl.market_making.policies import DTYPE, DifferencePolicy
 
     approx = pdecore.quadratic_approximation(model)
     cache: dict[float, tuple] = {}
@@ -135,7 +136,7 @@ def compare_policies(model, policies: dict, *, n_paths: int = 4000, n_steps: int
     """
     import torch
 
-    from rl.mm_simulator import MarketMakingSimulator
+    from rl.market_making.simulator import MarketMakingSimulator
 
     sim = MarketMakingSimulator(model, n_steps=n_steps)
     results = {}
@@ -173,8 +174,8 @@ def evaluate_run(learner, *, n_paths: int = 4000, n_steps: int | None = None, se
     ``pnl_std``, ``pnl_stderr``, ``pnl_ratio_vs_grid`` (vs the reference policy; key kept for the CLI
     contract), ``pnl_diff_vs_reference`` ± ``pnl_diff_stderr``, ``reference`` and the full ``table``.
     """
-    from rl.mm_learner import spread_errors
-    from rl.mm_policies import ConstantSpreadPolicy
+    from rl.market_making.evaluation import spread_errors
+    from rl.market_making.policies import ConstantSpreadPolicy
 
     model = learner.model
     if reference is None:

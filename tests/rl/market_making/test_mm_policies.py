@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
-from rl.mm_policies import (ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy, MarketState,  # noqa: E402
+from rl.market_making.policies import (ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy, MarketState,  # noqa: E402
                             gibbs_density_reference)
 
 A, K, GAMMA, BOUNDS = 100.0, 1.5, 0.1, (0.0, 4.0)

@@ -1,4 +1,4 @@
-"""Market-making TOML configs (validation.mm_config) and ``pderl solve mm``."""
+"""Market-making TOML configs (validation.configs) and ``pderl solve mm``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from validation.mm_config import load_mm_config
+from validation.configs import load_mm_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
-from rl.mm_policies import ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy  # noqa: E402
-from rl.mm_simulator import MarketMakingSimulator, poisson_inverse_cdf  # noqa: E402
+from rl.market_making.policies import ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy  # noqa: E402
+from rl.market_making.simulator import MarketMakingSimulator, poisson_inverse_cdf  # noqa: E402
 
 
 def _model(**overrides):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pdecore._validate import check_choice, check_int, check_positive
+from pdecore.checks import check_choice, check_int, check_positive
 from pdecore.params import AmericanOption, BlackScholes
 
 SCHEMES = ("exact", "euler")

@@ -50,10 +50,10 @@ import numpy as np
 import torch
 
 from rl.black_scholes import bs_price_torch
-from rl.config import StoppingConfig
+from rl.stopping.config import StoppingConfig
 from rl.losses import (dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss)
 from rl.networks import BatchedValueNetwork
-from rl.simulators import GBMSimulator
+from rl.stopping.simulator import GBMSimulator
 
 EVAL_CHUNK = 2**15  # paths per forward pass in evaluation (bounds memory at ~L·21·chunk floats)
 
@@ -359,7 +359,7 @@ class StoppingLearner:
 
     def volatility_learning_rate_at(self, update: int) -> float:
         """Adam step size of ϕ at its update number ``update`` (0-based; see
-        :class:`rl.config.StoppingConfig`, ``volatility_fine_decay``)."""
+        :class:`rl.stopping.config.StoppingConfig`, ``volatility_fine_decay``)."""
         c = self.config
         if update < c.volatility_coarse_steps:
             return c.volatility_learning_rate

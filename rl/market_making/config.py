@@ -1,0 +1,174 @@
+"""Settings of the market-making learner: the ``[train]`` table of an experiment spec (SPEC section 5).
+
+Every field is validated when the frozen dataclass is built, so a bad value is refused by name before
+any simulation or network is allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from pdecore.checks import check_choice, check_int, check_positive, check_range
+
+
+@dataclass(frozen=True)
+class MMTrainConfig:
+    """Settings of the market-making learner (the ``[train]`` table of ``pderl train mm``).
+
+    Attributes
+    ----------
+    hidden, layers : int
+        Width and depth of the MLP ``h`` (tanh activations, smooth in t and Q).
+    lr : float
+        Adam learning rate; decayed by ``lr_decay`` over the run (geometric, to ``lr·lr_decay``).
+    lr_decay : float
+        Final/initial learning-rate ratio.
+    total_steps : int
+        Gradient steps (the trainer's ``total_steps``).
+    batch_paths : int
+        Paths simulated per policy-iteration round.
+    paths_every : int
+        Gradient steps per round (1 = Algorithm 1 literally: new paths at every step).
+    paths_per_step : int
+        Paths of the stored batch whose whole trajectories form one gradient step's mini-batch.
+    n_steps : int
+        Time steps of the training paths.
+    time_grading : float
+        ``p`` of :func:`graded_times` (≥ 1): refine the training grid towards T.
+    initial_inventory : float
+        Training paths start from ``Q_0`` uniform on the integers of ``[−f Q̄, f Q̄]`` (exploring
+        starts), ``f`` = this fraction (0 = start flat, as in the evaluation).
+    td_target : {"expected", "sampled"}
+        Fills integrated out of the TD error (default, unbiased) or the literal sampled transition.
+    terminal : {"estimated", "sampled", "model"}
+        Terminal value ``V(T, Q) = −Σ_i ĉ_i Q_i²`` with ``ĉ_i = ψ0 × (running mean of P_iT² over every
+        path simulated so far)`` (default: learned from data, noise-free within a step), the path's
+        own ``−ψ0 Σ P_iT² Q_i²`` (unbiased but noisy: the noise, divided by the last Δt, dominates
+        the loss), or the model's exact ``c_i = ψ0 E[P_iT²]``.
+    scheme : {"trapezoid", "explicit"}
+        Time discretization of the TD error: the jump and reward terms averaged over both ends of the
+        step (second order; default) or taken at ``t_{j+1}`` only (first order).
+    time_weighting : {"balanced", "scale", "none"}
+        A preconditioner of eq. 21 that leaves its zero-residual solution unchanged: ``"balanced"``
+        (default) weighs each date by ``(median_k m_k / m_j)^α``, ``m_j`` a running mean of the date's own
+        ``δ_j² Δt_j`` (``α = balance_exponent``, clipped to ``[1/weight_limit, weight_limit]``), so that
+        the boundary layer of the terminal penalty, whose residuals are orders of magnitude larger, does
+        not drown the mid-horizon dates that set the spreads; ``"scale"`` weighs ``δ_j²`` by ``s(0)/s(t_j)``,
+        the inverse of the inventory part's scale (module docstring); ``"none"`` is plain eq. 21.
+    balance_exponent : float
+        ``α`` of ``"balanced"``, in (0, 1]. At a fixed point the weights are ``∝ m_j^{−α}``, so the
+        training minimizes ``Σ_j m_j^{1−α}``: ``α = 1/2`` is the L1 norm of the residual over dates (the
+        norm that bounds the value error, ``V − V^π = −E∫δ``), ``α = 1`` is ``Σ_j log m_j``, which any
+        solution with exactly zero residual on most dates minimizes, and the zero-aversion value
+        (constant spreads) is such a solution away from T: with ``α = 1`` the learned aversion collapses.
+        ``α = 3/4`` (default) gave the best mid-horizon aversion (``1/2``: 40% too large; module docstring).
+    weight_limit : float
+        Largest ratio of a date's weight to the median date's (``"balanced"``): a date whose residual
+        runs away cannot buy itself out of the loss.
+    market_inputs : bool
+        Feed (P, S) to the network besides (t, Q) (the paper's V(t, Q, P, S)).
+    baseline : {"learned", "riccati", "none"}
+        ``"learned"`` (default): the model-free network (a learned quadratic aversion ``ĉ ρ(τ) Q²`` from a
+        neutral start, level and terminal coefficients from the simulated data); ``"riccati"``: the
+        linear–quadratic inventory baseline of the module docstring, a warm start that uses model
+        knowledge (A, k, ψ0, φ, Σ); ``"none"``: no quadratic term (the correction's scale still comes
+        from the model).
+    aversion_shape_gain : float
+        Model-free network: gain of the time-dependent part of ``u(τ)`` (the aversion's exponent is
+        ``300 u_0 + g·net(τ)``, ``u_0`` a learned scalar per option). A small gain makes the
+        hyperbolic decay ``ρ ≈ 1/(1 + e^{u_0} τ/T)`` the fast direction of the fit, its deviations
+        the slow one (module docstring).
+    quadratic_head : bool
+        Add the learned quadratic form ``−qᵀM(τ)q`` of the module docstring to the network.
+    exploring_states : float
+        Fraction of each mini-batch whose inventories are redrawn uniformly on ``[−f Q̄, f Q̄]`` at every
+        date (``f = initial_inventory``); possible because the TD error with the fills integrated out
+        needs only ``(t_j, Q_j)``. Requires ``td_target = "expected"``. 0 (default) = path states only.
+    eval_every_paths : int
+        Paths of the P&L check in :meth:`MarketMakingLearner.evaluate` (0 = spreads only).
+    eval_n_steps : int
+        Time steps of evaluation simulations.
+    seed : int
+        Seed of the learner's generators (initialization, paths, mini-batches).
+    """
+
+    hidden: int = 64
+    layers: int = 3
+    lr: float = 3e-3
+    lr_decay: float = 0.1
+    total_steps: int = 150
+    batch_paths: int = 256
+    paths_every: int = 10
+    paths_per_step: int = 32
+    n_steps: int = 400
+    time_grading: float = 2.25
+    initial_inventory: float = 0.5
+    td_target: str = "expected"
+    terminal: str = "estimated"
+    scheme: str = "trapezoid"
+    time_weighting: str = "balanced"
+    market_inputs: bool = False
+    baseline: str = "learned"
+    quadratic_head: bool = False
+    exploring_states: float = 0.0
+    weight_limit: float = 100.0
+    balance_exponent: float = 0.75
+    aversion_shape_gain: float = 3.0
+    eval_every_paths: int = 0
+    eval_n_steps: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("hidden", self.hidden, minimum=1, fix="pass a positive width, e.g. hidden = 64")
+        check_int("layers", self.layers, minimum=1, fix="pass a positive depth, e.g. layers = 3")
+        check_positive("lr", self.lr, fix="pass a positive learning rate, e.g. lr = 0.003")
+        check_range("lr_decay", self.lr_decay, 0.0, 1.0, fix="pass a ratio in (0, 1], e.g. lr_decay = 0.1")
+        if not self.lr_decay > 0.0:
+            raise ValueError(f"lr_decay must be > 0, got {self.lr_decay!r}; pass e.g. lr_decay = 0.1")
+        check_int("total_steps", self.total_steps, minimum=1, fix="pass a positive number of steps, e.g. 600")
+        check_int("batch_paths", self.batch_paths, minimum=1, fix="pass a positive number of paths, e.g. 256")
+        check_int("paths_every", self.paths_every, minimum=1, fix="pass a positive period, e.g. 10")
+        check_int("paths_per_step", self.paths_per_step, minimum=1, fix="pass a positive number, e.g. 32")
+        if self.paths_per_step > self.batch_paths:
+            raise ValueError(f"paths_per_step={self.paths_per_step} exceeds batch_paths={self.batch_paths}; "
+                             "pass paths_per_step <= batch_paths")
+        check_int("n_steps", self.n_steps, minimum=2, fix="pass the number of time steps, e.g. n_steps = 200")
+        check_range("time_grading", self.time_grading, 1.0, 4.0, fix="pass a grading exponent in [1, 4]")
+        check_range("initial_inventory", self.initial_inventory, 0.0, 1.0,
+                    fix="pass a fraction of max_inventory in [0, 1]")
+        check_choice("td_target", self.td_target, ("expected", "sampled"), fix="pass 'expected' or 'sampled'")
+        check_choice("terminal", self.terminal, ("estimated", "sampled", "model"),
+                     fix="pass 'estimated', 'sampled' or 'model'")
+        check_choice("scheme", self.scheme, ("trapezoid", "explicit"), fix="pass 'trapezoid' or 'explicit'")
+        check_choice("time_weighting", self.time_weighting, ("balanced", "scale", "none"),
+                     fix="pass 'balanced', 'scale' or 'none'")
+        check_range("balance_exponent", self.balance_exponent, 0.0, 1.0, closed_low=False,
+                    fix="pass an exponent in (0, 1], e.g. balance_exponent = 0.75")
+        check_range("weight_limit", self.weight_limit, 1.0, 1e12,
+                    fix="pass a ratio >= 1, e.g. weight_limit = 100")
+        check_positive("aversion_shape_gain", self.aversion_shape_gain,
+                       fix="pass a positive gain, e.g. aversion_shape_gain = 3")
+        check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
+        check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
+                     fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
+        check_choice("quadratic_head", self.quadratic_head, (True, False), fix="pass true or false")
+        check_range("exploring_states", self.exploring_states, 0.0, 1.0,
+                    fix="pass a fraction of the mini-batch in [0, 1], e.g. exploring_states = 0.5")
+        if self.exploring_states > 0.0 and self.td_target != "expected":
+            raise ValueError(f"exploring_states={self.exploring_states!r} needs td_target = 'expected' (the "
+                             "redrawn states have no sampled transitions); pass exploring_states = 0")
+        check_int("eval_every_paths", self.eval_every_paths, minimum=0, fix="pass 0 or a number of paths")
+        check_int("eval_n_steps", self.eval_n_steps, minimum=1, fix="pass a positive number of steps")
+        check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
+
+    @classmethod
+    def from_mapping(cls, table: dict) -> "MMTrainConfig":
+        """Build from a TOML ``[train]`` table, rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in [train]; valid keys are {sorted(known)}")
+        return cls(**table)
+
+
+__all__ = ["MMTrainConfig"]

@@ -1,0 +1,241 @@
+"""The market-making value network ``V(t, Q[, P, S]; θ)`` of Fang & Xu's policy iteration (SPEC section 5).
+
+The level/inventory split, the model-free aversion and the (model-based, opt-in) Riccati warm start
+are documented in :mod:`rl.market_making.learner`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdecore.checks import check_choice
+from rl.market_making.policies import DTYPE
+
+
+class MarketMakingValueNetwork(nn.Module):
+    """``V(t, Q[, P, S])`` with the level/inventory split of the module docstring.
+
+    Parameters
+    ----------
+    model : pdecore.MarketMakingModel
+    hidden, layers : int
+    market_inputs : bool
+    baseline : {"riccati", "none"}
+    """
+
+    def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
+                 baseline: str = "riccati", quadratic_head: bool = False,
+                 aversion_shape_gain: float = 3.0) -> None:
+        super().__init__()
+        n = model.n_options
+        self.n_options = n
+        self.horizon = float(model.horizon)
+        self.max_inventory = float(model.max_inventory)
+        self.market_inputs = bool(market_inputs)
+        check_choice("baseline", baseline, ("learned", "riccati", "none"),
+                     fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
+        self.use_baseline = baseline == "riccati"
+        self.model_free = baseline == "learned"
+        self.use_quadratic_head = bool(quadratic_head)
+        decay = model.decay_array()
+        intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
+        low, high = model.spread_bounds
+        myopic = np.clip(1.0 / decay, low, high)
+        rate0 = intensity * np.exp(-decay * myopic)
+        coeffs = np.maximum(model.terminal_coefficients(), 1e-12)
+        # level: value of myopic quoting over the horizon (both sides, every option)
+        level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
+        if self.model_free:
+            # nothing from the dynamics: the level scale is set from the first simulated rewards
+            # (MarketMakingLearner), the terminal coefficients start at ψ0 P_i(0)² (observed prices)
+            # and are replaced by ψ0 × the simulated mean of P_iT²
+            level = 0.0
+            coeffs = np.maximum(float(model.terminal_penalty) * np.asarray(model.mid_prices(model.spot, 0.0))**2,
+                                1e-12)
+        self.register_buffer("level", torch.tensor(level, dtype=DTYPE))
+        self.register_buffer("coeffs", torch.as_tensor(coeffs, dtype=DTYPE))
+        self.register_buffer("stiffness", torch.as_tensor(4.0 * rate0 * decay * coeffs, dtype=DTYPE))
+        running_diag = 0.5 * model.risk_aversion * np.diag(model.noise_cov_array())
+        self.register_buffer("running_diag", torch.as_tensor(running_diag, dtype=DTYPE))
+        stiff_max = float(np.max(4.0 * rate0 * decay * coeffs))
+        # running-risk rate (φ/2) λ_max(ΣΣᵀ): the inventory cost per unit time that the terminal
+        # baseline ignores; it enters the scale of the learned correction
+        top_eigenvalue = max(0.0, float(np.linalg.eigvalsh(model.noise_cov_array()).max()))
+        self.running_rate = 0.5 * float(model.risk_aversion) * top_eigenvalue
+        if self.model_free:  # generic time resolution: a thousandth of the horizon
+            stiff_max = 1000.0 / self.horizon
+        self.log_time_norm = math.log1p(stiff_max * self.horizon)
+        self.stiff_max = stiff_max
+        spot, sigma = float(model.spot), float(model.volatility)
+        self.register_buffer("spot0", torch.tensor(spot, dtype=DTYPE))
+        self.spot_scale = sigma * math.sqrt(self.horizon)
+        self.register_buffer("price0", torch.as_tensor(model.mid_prices(spot, 0.0), dtype=DTYPE))
+        self.price_scale = max(1e-8, sigma * spot * math.sqrt(self.horizon))
+        n_time = 2
+        n_in = n_time + n + (n + 1 if self.market_inputs else 0)
+        blocks: list[nn.Module] = []
+        width = n_in
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden, dtype=DTYPE), nn.Tanh()]
+            width = hidden
+        blocks.append(nn.Linear(width, 1, dtype=DTYPE))
+        self.inventory_net = nn.Sequential(*blocks)
+        self.level_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(), nn.Linear(16, 1, dtype=DTYPE))
+        # learned quadratic form −qᵀ M(t) q (M symmetric, n(n+1)/2 entries from the time features): a
+        # well-conditioned direction for the cross-inventory terms (φ > 0) that the diagonal baseline lacks
+        self.register_buffer("tri_rows", torch.triu_indices(n, n)[0])
+        self.register_buffer("tri_cols", torch.triu_indices(n, n)[1])
+        self.quadratic_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
+                                           nn.Linear(16, n * (n + 1) // 2, dtype=DTYPE))
+        # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
+        self.aversion_rate = nn.Parameter(torch.zeros(n, dtype=DTYPE))
+        # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
+        # matrix, Z_ij = 1/(1 + (τ/T) e^{100 z_ij}) a learned saturation per entry (symmetric), starting at
+        # z = 0: the running cost accumulated with time to go, which inventory control caps
+        running_matrix = 0.5 * model.risk_aversion * model.noise_cov_array()
+        self.register_buffer("running_matrix", torch.as_tensor(running_matrix, dtype=DTYPE))
+        self.running_saturation = nn.Parameter(torch.zeros(n * (n + 1) // 2, dtype=DTYPE))
+        self.aversion_shape_gain = float(aversion_shape_gain)
+        self.aversion_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
+                                          nn.Linear(16, n, dtype=DTYPE))
+        with torch.no_grad():  # start from the baseline: corrections begin small
+            self.inventory_net[-1].weight.mul_(0.0 if self.model_free else 0.1)
+            self.level_net[-1].weight.mul_(0.1)
+            self.quadratic_net[-1].weight.zero_()
+            self.quadratic_net[-1].bias.zero_()
+            self.aversion_net[-1].weight.zero_()
+            self.aversion_net[-1].bias.zero_()
+
+    def baseline_coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        """``a_i(t)``, shape ``t.shape + (n,)``: the scalar Riccati ``da/dτ = r_i − κ_i a²``, ``a(0) = c_i``.
+
+        ``κ_i = 4 λ_0 k_i`` (curvature of the two sides' Hamiltonians at zero gain), ``r_i = (φ/2)(ΣΣᵀ)_ii``
+        (running risk, cross terms ignored), ``τ = T − t``. With ``s = √(r/κ)``, ``w = √(rκ)``:
+        ``a = (c + s² ρ)/(1 + c ρ)``, ``ρ = tanh(wτ)/s`` (→ κτ as r → 0, giving ``c/(1 + κcτ)``).
+        """
+        to_go = (self.horizon - t).clamp(min=0.0)[..., None]
+        kappa = self.stiffness / self.coeffs  # 4 λ0 k
+        s = torch.sqrt(self.running_diag / kappa)
+        w = torch.sqrt(self.running_diag * kappa)
+        safe_s = torch.where(s > 0, s, torch.ones_like(s))
+        ratio = torch.where(s > 0, torch.tanh(w * to_go) / safe_s, kappa * to_go)
+        return (self.coeffs + s**2 * ratio) / (1.0 + self.coeffs * ratio)
+
+    #: gain of the aversion's decay rate ``r_i``: lets ``u`` cover the orders of magnitude between the
+    #: terminal penalty and the mid-horizon inventory aversion in a few dozen Adam steps
+    AVERSION_RATE_GAIN = 300.0
+    #: gain of the running-risk saturations ``z_ij`` (300 saturated them to zero within 20 steps, 30 left
+    #: them at their start; module docstring)
+    RUNNING_RATE_GAIN = 100.0
+
+    def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        """Model-free ``b_i(t) = ĉ_i ρ_i(τ)``, ``ρ_i = 1/(1 + (τ/T) e^{u_i(τ)})`` (shape ``t.shape + (n,)``).
+
+        Any coefficient in ``(0, ĉ_i]`` has this form (``ρ(0) = 1`` matches the terminal reward, which
+        is the objective, not the model); ``u_i = 300 r_i + g_u w_i(τ)`` (module docstring) starts at
+        zero, so the initial value is half to all of the terminal penalty at every date (spreads at
+        the bounds: a neutral, deliberately bad start)."""
+        to_go = (self.horizon - t).clamp(min=0.0)[..., None]
+        shape = self.aversion_net(self._time_features(t))
+        u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
+        return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
+
+    def running_part(self, t: torch.Tensor) -> torch.Tensor:
+        """Model-free running-risk matrix ``τ (R ∘ Z(τ))``, shape ``t.shape + (n, n)`` (zero when φ = 0)."""
+        n = self.n_options
+        to_go = (self.horizon - t).clamp(min=0.0)[..., None, None]
+        z = torch.zeros((n, n), dtype=self.running_saturation.dtype, device=self.running_saturation.device)
+        z = z.index_put((self.tri_rows, self.tri_cols), self.running_saturation)
+        z = z + z.T - torch.diag(torch.diagonal(z))
+        rate = torch.exp((self.RUNNING_RATE_GAIN * z).clamp(max=30.0))
+        return to_go * self.running_matrix / (1.0 + to_go / self.horizon * rate)
+
+    def correction_scale(self, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
+        """``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4``: the size of the inventory part
+        (model-free network: the learned ``b_i`` in place of ``a_i``, held fixed; ``(φ/2)ΣΣᵀ`` is the
+        running-risk coefficient of the reward, which the agent is given like the terminal penalty)."""
+        to_go = (self.horizon - t).clamp(min=0.0)
+        if self.model_free:
+            # the running-risk rate is a coefficient of the reward (like ĉ), not of the dynamics: it sets
+            # the scale of the cross-inventory terms, which grow with the time to go while b decays
+            with torch.no_grad():
+                b = self.learned_coefficients(t) if a is None else a
+                return (b.max(dim=-1).values + self.running_rate * to_go) * self.max_inventory**2 / 4.0
+        if a is None:
+            a = self.baseline_coefficients(t)
+        return (a.max(dim=-1).values + self.running_rate * to_go) * self.max_inventory**2 / 4.0
+
+    def _time_features(self, t: torch.Tensor) -> torch.Tensor:
+        to_go = (self.horizon - t).clamp(min=0.0)
+        return torch.stack([to_go / self.horizon, torch.log1p(self.stiff_max * to_go) / self.log_time_norm], dim=-1)
+
+    def _market_features(self, prices, spot):
+        return torch.cat([(prices - self.price0) / self.price_scale,
+                          (torch.log(spot / self.spot0) / self.spot_scale)[..., None]], dim=-1)
+
+    def forward(self, t: torch.Tensor, inventory: torch.Tensor, prices: torch.Tensor | None = None,
+                spot: torch.Tensor | None = None, *, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """V at ``t[B]``, ``inventory[B, n]`` (and ``prices[B, n]``, ``spot[B]`` with market inputs).
+
+        ``reference`` (optional ``[B]``) is ``h(τ, 0)`` precomputed, to save a pass when the same
+        (t, P, S) is evaluated at several inventories.
+        """
+        time_feat = self._time_features(t)
+        to_go = (self.horizon - t).clamp(min=0.0)
+        scaled_q = inventory / self.max_inventory
+        parts = [time_feat, scaled_q]
+        if self.market_inputs:
+            parts.append(self._market_features(prices, spot))
+        h = self.inventory_net(torch.cat(parts, dim=-1)).squeeze(-1)
+        if reference is None:
+            reference = self.reference(t, prices, spot)
+        a = self.learned_coefficients(t) if self.model_free else self.baseline_coefficients(t)
+        scale = self.correction_scale(t, a.detach())
+        inventory_part = scale * (h - reference)
+        if self.use_quadratic_head:  # learned quadratic form, in units of scale·4/Q̄² per lot²
+            upper = self.quadratic_net(time_feat)  # [B, n(n+1)/2]
+            n = self.n_options
+            matrix = inventory.new_zeros(inventory.shape[:-1] + (n, n))
+            matrix[..., self.tri_rows, self.tri_cols] = upper
+            matrix = 0.5 * (matrix + matrix.transpose(-1, -2))
+            quad = torch.einsum("...i,...ij,...j->...", inventory, matrix, inventory)
+            inventory_part = inventory_part - scale * (4.0 / self.max_inventory**2) * quad
+        if self.use_baseline or self.model_free:
+            inventory_part = inventory_part - (a * inventory**2).sum(-1)
+        if self.model_free and self.running_rate > 0.0:
+            inventory_part = inventory_part - torch.einsum("...i,...ij,...j->...", inventory,
+                                                           self.running_part(t), inventory)
+        level = self.level * (to_go / self.horizon) * (1.0 + self.level_net(time_feat).squeeze(-1))
+        return level + inventory_part
+
+    def reference(self, t, prices=None, spot=None) -> torch.Tensor:
+        """``h(τ, 0[, P, S])``: the network at zero inventory."""
+        time_feat = self._time_features(t)
+        parts = [time_feat, torch.zeros(t.shape + (self.n_options,), dtype=t.dtype, device=t.device)]
+        if self.market_inputs:
+            parts.append(self._market_features(prices, spot))
+        return self.inventory_net(torch.cat(parts, dim=-1)).squeeze(-1)
+
+    def values_and_differences(self, t: torch.Tensor, inventory: torch.Tensor, prices=None, spot=None):
+        """``V(t, Q)`` ``[B]`` and ``Δ[B, n, 2]`` (column 0: ``V(Q+e_i) − V(Q)``, 1: ``V(Q−e_i) − V(Q)``)
+        in one batched pass over the 2n + 1 inventories."""
+        b, n = inventory.shape
+        eye = torch.eye(n, dtype=inventory.dtype, device=inventory.device)
+        shifted = torch.cat([inventory[None], inventory[None] + eye[:, None, :], inventory[None] - eye[:, None, :]])
+
+        def rep(x):
+            return None if x is None else x.expand((2 * n + 1,) + x.shape).reshape((-1,) + x.shape[1:])
+
+        reference = self.reference(t, prices, spot)
+        values = self.forward(rep(t), shifted.reshape(-1, n), rep(prices), rep(spot),
+                              reference=rep(reference)).reshape(2 * n + 1, b)
+        centre = values[0]
+        diffs = torch.stack([values[1:n + 1] - centre, values[n + 1:] - centre], dim=-1)  # [n, B, 2]
+        return centre, diffs.permute(1, 0, 2)
+
+
+__all__ = ["MarketMakingValueNetwork"]

@@ -33,39 +33,25 @@ from __future__ import annotations
 
 import math
 
+from pdecore._kernels.functions import sigmoid, softplus
 from pdecore._numba import STATUS_MAX_ITER, STATUS_NOT_FINITE, STATUS_OK, njit_kernel
-
-
-@njit_kernel
-def _sigmoid(u):
-    """``1/(1 + e^{−u})`` without overflow for either sign of ``u``."""
-    if u >= 0.0:
-        return 1.0 / (1.0 + math.exp(-u))
-    e = math.exp(u)
-    return e / (1.0 + e)
-
-
-@njit_kernel
-def _softplus(u):
-    """``log(1 + e^u)`` without overflow or cancellation."""
-    return max(u, 0.0) + math.log1p(math.exp(-abs(u)))
 
 
 @njit_kernel
 def _residual(z, d, penalty, temperature, dt, kdt):
     """``F(z)`` and ``F'(z)`` of the module docstring (``kdt = min(κΔt, 1)``)."""
     u = penalty * z / temperature
-    pi = _sigmoid(u)
-    pi_c = _sigmoid(-u)  # 1 − π, accurate when π → 1
+    pi = sigmoid(u)
+    pi_c = sigmoid(-u)  # 1 − π, accurate when π → 1
     denominator = (1.0 - kdt) + kdt * pi_c  # 1 − κΔtπ without cancellation
-    softplus = _softplus(u)
+    softplus_u = softplus(u)
     squared = denominator * denominator
     if squared == 0.0:
         # κΔt = 1 and 1 − π below ~1e-154: v overflows. Report +inf explicitly (identical with and
         # without the JIT, where NumPy scalars would raise on the division) so the caller bisects.
         return math.inf, math.inf
-    value = z + temperature * dt * softplus / denominator - d
-    slope = 1.0 + kdt * pi * (denominator + kdt * softplus * pi_c) / squared
+    value = z + temperature * dt * softplus_u / denominator - d
+    slope = 1.0 + kdt * pi * (denominator + kdt * softplus_u * pi_c) / squared
     return value, slope
 
 
@@ -160,7 +146,7 @@ def solve_penalty_step(d, penalty, temperature, dt, tol, max_iter, v_out, pi_out
         if not converged:
             return STATUS_MAX_ITER, max_iter
         v_out[i] = di - z
-        pi_out[i] = _sigmoid(penalty * z / temperature)
+        pi_out[i] = sigmoid(penalty * z / temperature)
     return STATUS_OK, worst
 
 

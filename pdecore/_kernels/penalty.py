@@ -66,6 +66,7 @@ import math
 
 import numpy as np
 
+from pdecore._kernels.functions import sigmoid, softplus
 from pdecore._kernels.tridiagonal import thomas_solve
 from pdecore._numba import STATUS_MAX_ITER, STATUS_NOT_FINITE, STATUS_OK, njit_kernel
 
@@ -77,21 +78,6 @@ MODE_SOFTPLUS = 2
 """Exploratory softplus HJB with factor κ = ``penalty`` and temperature λ = ``temperature`` > 0."""
 
 MODE_NAMES = {MODE_HARD: "hard", MODE_FINITE: "finite", MODE_SOFTPLUS: "softplus"}
-
-
-@njit_kernel
-def softplus(z):
-    """``log(1 + e^z)`` without overflow: ``max(z, 0) + log1p(e^{−|z|})``."""
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-
-
-@njit_kernel
-def sigmoid(z):
-    """``1 / (1 + e^{−z})`` without overflow."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    ez = math.exp(z)
-    return ez / (1.0 + ez)
 
 
 @njit_kernel

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
-from pdecore._kernels.penalty import (MODE_FINITE, MODE_HARD, MODE_SOFTPLUS, obstacle_term, penalty_march,
-                                      sigmoid, softplus)
+from pdecore._kernels.functions import sigmoid, softplus
+from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_SOFTPLUS, obstacle_term, penalty_march
 from pdecore._numba import STATUS_MAX_ITER, STATUS_OK
 from pdecore._reference.penalty import obstacle_term_reference, penalty_march_reference
 from pdecore.grids import SinhGrid

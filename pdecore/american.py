@@ -67,6 +67,7 @@ from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, b
 from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_NAMES, MODE_SOFTPLUS, penalty_march
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.checks import check_finite_array, check_int, check_nonnegative, check_positive, check_range
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.grids import SinhGrid
 from pdecore.params import AmericanOption, BlackScholes
@@ -233,6 +234,9 @@ class AmericanResult:
         sizes, the penalty mode and the resolved settings.
     penalty, temperature : float or None, float
     premium : bool
+    diagnostics : SolverDiagnostics
+        Status, Newton counters, grid used and wall time, in the shape shared by every pdecore result
+        (``stats`` keeps the per-step counts and the resolved settings).
     """
 
     model: BlackScholes
@@ -245,7 +249,11 @@ class AmericanResult:
     penalty: float | None = None
     temperature: float = 0.0
     premium: bool = False
+    diagnostics: SolverDiagnostics | None = field(default=None, compare=False)
     _splines: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)  # a write into values would silently change the cached splines
 
     def _spline(self, level: int) -> "_NaturalCubicSpline":
         """Natural cubic spline through level ``level``; built once and cached."""
@@ -533,6 +541,9 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         "mode": MODE_NAMES[mode], "premium": bool(premium), "tol": settings.tol,
         "kernel_seconds": kernel_seconds, "wall_seconds": time.perf_counter() - started,
     }
+    diagnostics = SolverDiagnostics.from_iterations(iterations, status=status, n_time=grid_spec["n_time"],
+                                                    n_space=n, wall_seconds=stats["wall_seconds"])
     return AmericanResult(model=model, option=option, spots=_frozen(x * strike), times=_frozen(times),
                           values=_frozen(values * strike), boundary=_frozen(boundary), stats=stats,
-                          penalty=penalty, temperature=temperature, premium=bool(premium))
+                          penalty=penalty, temperature=temperature, premium=bool(premium),
+                          diagnostics=diagnostics)

@@ -41,14 +41,17 @@ _EXPORTS = {
     "solve_american": "pdecore.american",
     "AmericanResult": "pdecore.american",
     "AmericanSettings": "pdecore.american",
+    "SolverDiagnostics": "pdecore.diagnostics",
     "stopping_oracle": "pdecore.oracle",
     "StoppingOracle": "pdecore.oracle",
     "bermudan_price": "pdecore.oracle",
     # Dynkin / Merton engine
     "solve_dynkin": "pdecore.dynkin",
     "DynkinResult": "pdecore.dynkin",
+    "DynkinSettings": "pdecore.dynkin",
     "solve_merton_costs": "pdecore.merton",
     "MertonResult": "pdecore.merton",
+    "MertonSettings": "pdecore.merton",
     # market making engine
     "solve_market_making": "pdecore.market_making",
     "MarketMakingResult": "pdecore.market_making",

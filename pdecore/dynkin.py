@@ -70,20 +70,62 @@ crosses zero transversally and is linearly interpolated.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pdecore.checks import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.schemes import ThetaScheme
 
-__all__ = ["DynkinResult", "solve_dynkin", "contact_boundary", "contact_tolerance"]
+__all__ = ["DynkinSettings", "DynkinResult", "solve_dynkin", "contact_boundary", "contact_tolerance"]
 
 _BOUNDARY_CODES = {"degenerate": 0, "dirichlet": 1}
 # Obstacle value that switches the obstacle terms off at a Dirichlet node in every mode
 # (softplus(κ·(−1e100)/λ) = 0 without overflow for any κ ≤ 1e150·λ).
 _INACTIVE = 1e100
+
+
+@dataclass(frozen=True, slots=True)
+class DynkinSettings:
+    """Numerical settings of :func:`solve_dynkin` (kept apart from the problem, like
+    :class:`pdecore.AmericanSettings` and QuantLib's ``FdmSchemeDesc``).
+
+    The spatial grid is part of the problem (the caller places the nodes), so only the time
+    discretization and the Newton iteration are settings. The penalty factor κ and the temperature λ
+    are *not* settings: they choose which problem is solved (variational inequality, penalized PDE or
+    exploratory HJB), so they stay keywords of the facade, as in :func:`pdecore.solve_american`.
+
+    Parameters
+    ----------
+    n_time : int
+        Number of graded time levels (≥ 1), default 100.
+    scheme : ThetaScheme
+        Default: Crank–Nicolson with 2 Rannacher steps on a grid graded with exponent 2. The finite
+        penalty and the softplus are θ-weighted like the generator, so for a large finite κ
+        (``κΔτ ≫ 2``) Crank–Nicolson is not monotone; ``ThetaScheme.implicit_euler(grading=2)`` keeps
+        the discrete comparison principle.
+    tol : float
+        Newton tolerance on the relative change (> 0); ``Large = 1/tol`` in the variational inequality
+        (Forsyth & Vetzal 2002).
+    max_iter : int
+        Newton iterations allowed per time sub-step (≥ 1) before :class:`ConvergenceError`.
+    """
+
+    n_time: int = 100
+    scheme: ThetaScheme = ThetaScheme()
+    tol: float = 1e-8
+    max_iter: int = 100
+
+    def __post_init__(self) -> None:
+        check_int("n_time", self.n_time, minimum=1, fix="use at least 1 time level (default 100)")
+        if not isinstance(self.scheme, ThetaScheme):
+            raise ValueError(f"scheme must be a ThetaScheme, got {self.scheme!r}; "
+                             "pass e.g. ThetaScheme.crank_nicolson()")
+        check_positive("tol", self.tol, fix="pass e.g. 1e-8")
+        check_int("max_iter", self.max_iter, minimum=1, fix="allow e.g. 100 iterations")
 
 
 @dataclass(frozen=True)
@@ -118,6 +160,8 @@ class DynkinResult:
         Linear solves of each time sub-step.
     n_upwind : int
         Interior rows where the drift had to be upwinded to keep the M-matrix property.
+    diagnostics : SolverDiagnostics
+        Status, Newton counters, grid used and wall time (the shape shared by every pdecore result).
     """
 
     grid: np.ndarray
@@ -133,6 +177,10 @@ class DynkinResult:
     newton_iterations: np.ndarray = field(repr=False)
     n_upwind: int = 0
     tol: float = 1e-8
+    diagnostics: SolverDiagnostics | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
     # --- regions and boundaries: derived on first use (cached), so that callers who post-process the
     # values themselves (the Merton facade) do not pay for them ---
@@ -211,6 +259,7 @@ class DynkinResult:
 
 
 def _frozen(array):
+    """Read-only view for the lazily derived arrays (the fields are frozen by :func:`freeze_arrays`)."""
     array.setflags(write=False)
     return array
 
@@ -363,10 +412,9 @@ def _plot_boundaries(ax, times, curves, *, xlabel, ylabel, title, reference=None
 
 
 def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, terminal, maturity,
-                 reaction=None, n_time: int = 100, penalty: float | None = None, temperature: float = 0.0,
-                 scheme: ThetaScheme | None = None, left_boundary: str = "degenerate",
-                 right_boundary: str = "degenerate", lower_side: str = "left", upper_side: str = "right",
-                 tol: float = 1e-8, max_iter: int = 100) -> DynkinResult:
+                 reaction=None, penalty: float | None = None, temperature: float = 0.0,
+                 left_boundary: str = "degenerate", right_boundary: str = "degenerate", lower_side: str = "left",
+                 upper_side: str = "right", settings: DynkinSettings | None = None) -> DynkinResult:
     """Solve the double-obstacle problem ``w_t + 𝓖w + κ(ℓ − w)^+ − κ(w − u)^+ = 0`` (or its variational
     inequality / exploratory version) backwards from ``w(T) = terminal``.
 
@@ -385,24 +433,19 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
         ``T > 0``.
     reaction : array_like, float[n], optional
         ``c(x) ≤ 0``-type reaction term (default 0).
-    n_time : int
-        Number of graded time levels.
     penalty : float, optional
-        κ. ``None`` solves the variational inequality (penalty Newton with ``Large = 1/tol``).
+        κ. ``None`` solves the variational inequality (penalty Newton with ``Large = 1/settings.tol``).
     temperature : float
         λ ≥ 0; ``λ > 0`` solves the exploratory (softplus) problem and needs a finite ``penalty``.
-    scheme : ThetaScheme, optional
-        Default: Crank–Nicolson with 2 Rannacher steps on a grid graded with exponent 2.
     left_boundary, right_boundary : {"degenerate", "dirichlet"}
         End rows: the PDE without diffusion and with the drift taken into the domain (exact where the
         diffusion vanishes), or a Dirichlet row holding ``terminal`` at that node for all times
         (obstacle terms switched off there).
     lower_side, upper_side : {"left", "right"}
         Where each contact region lies relative to the continuation region (for the boundaries).
-    tol : float
-        Newton tolerance (relative change); ``Large = 1/tol`` in the variational inequality.
-    max_iter : int
-        Newton iterations allowed per time sub-step.
+    settings : DynkinSettings, optional
+        Time levels, time scheme and Newton tolerance/cap (default ``DynkinSettings()``: 100 levels,
+        Crank–Nicolson with Rannacher start-up, ``tol = 1e-8``, 100 iterations).
 
     Returns
     -------
@@ -413,7 +456,7 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     ValueError
         On malformed input (lengths, NaN, ``ℓ > u``, ``a < 0``, ``λ > 0`` without κ, ...).
     ConvergenceError
-        If a Newton iteration does not converge within ``max_iter``.
+        If a Newton iteration does not converge within ``settings.max_iter``.
 
     References
     ----------
@@ -425,6 +468,7 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_SOFTPLUS, penalty_march
     from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 
+    started = time.perf_counter()
     # === 0. validation === #
     x = check_finite_array("grid", grid, ndim=1, fix="pass a 1-D array of finite nodes").copy()
     n = x.size
@@ -455,22 +499,21 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
         raise ValueError(f"lower_obstacle must not exceed upper_obstacle, got {lo_obs[i]!r} > {up_obs[i]!r} at "
                          f"x={x[i]!r}; swap the obstacles or fix their formulas")
     maturity = check_positive("maturity", maturity, fix="pass a positive horizon")
-    n_time = check_int("n_time", n_time, minimum=1, fix="use at least 1 time level")
+    settings = DynkinSettings() if settings is None else settings
+    if not isinstance(settings, DynkinSettings):
+        raise ValueError(f"settings must be a pdecore.DynkinSettings, got {settings!r}; "
+                         "pass e.g. DynkinSettings(n_time=200)")
+    n_time, scheme, tol, max_iter = settings.n_time, settings.scheme, settings.tol, settings.max_iter
     temperature = check_nonnegative("temperature", temperature, fix="pass 0 (no exploration) or λ > 0")
     if penalty is not None:
         penalty = check_positive("penalty", penalty, fix="pass κ > 0, or None for the variational inequality")
     if temperature > 0.0 and penalty is None:
         raise ValueError(f"temperature={temperature!r} > 0 needs a finite penalty (the exploratory problem is "
                          "defined for a finite κ); pass e.g. penalty=5")
-    tol = check_positive("tol", tol, fix="pass e.g. 1e-8")
-    max_iter = check_int("max_iter", max_iter, minimum=1)
     check_choice("left_boundary", left_boundary, tuple(_BOUNDARY_CODES))
     check_choice("right_boundary", right_boundary, tuple(_BOUNDARY_CODES))
     check_choice("lower_side", lower_side, ("left", "right"))
     check_choice("upper_side", upper_side, ("left", "right"))
-    scheme = ThetaScheme() if scheme is None else scheme
-    if not isinstance(scheme, ThetaScheme):
-        raise ValueError(f"scheme must be a ThetaScheme, got {scheme!r}; pass e.g. ThetaScheme.crank_nicolson()")
 
     if penalty is None:
         mode_code, mode_name = MODE_HARD, "variational inequality"
@@ -515,9 +558,9 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     times = maturity - tau_levels[::-1]
     times[0] = 0.0
     values = values_tau[::-1].copy()
-    for arr in (x, times, values, lo_obs, up_obs, iterations):
-        arr.setflags(write=False)
+    diagnostics = SolverDiagnostics.from_iterations(iterations, status=status, n_time=n_time, n_space=n,
+                                                    wall_seconds=time.perf_counter() - started)
     return DynkinResult(grid=x, times=times, values=values, lower_obstacle=lo_obs, upper_obstacle=up_obs,
                         lower_side=lower_side, upper_side=upper_side,
                         mode=mode_name, penalty=penalty, temperature=temperature, newton_iterations=iterations,
-                        n_upwind=int(n_upwind), tol=tol)
+                        n_upwind=int(n_upwind), tol=tol, diagnostics=diagnostics)

@@ -63,23 +63,67 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdecore.checks import check_int, check_nonnegative, check_range
-from pdecore.dynkin import (DynkinResult, _interpolate_value, _plot_boundaries, contact_boundary, contact_tolerance,
-                            solve_dynkin)
+from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
+from pdecore.dynkin import (DynkinResult, DynkinSettings, _interpolate_value, _plot_boundaries, contact_boundary,
+                            contact_tolerance, solve_dynkin)
 from pdecore.grids import SinhGrid
 from pdecore.params import MertonCosts
 from pdecore.schemes import ThetaScheme
 
-__all__ = ["MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
+__all__ = ["MertonSettings", "MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
            "asymptotic_band_halfwidth"]
 
 DEFAULT_N_SPACE = 600
 DEFAULT_N_TIME = 100
 DEFAULT_INSOLVENCY_MARGIN = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class MertonSettings:
+    """Numerical settings of :func:`solve_merton_costs` (kept apart from the market, like
+    :class:`pdecore.AmericanSettings`).
+
+    Parameters
+    ----------
+    n_space : int
+        Grid nodes (≥ 21), default 600 (:func:`merton_grid`).
+    n_time : int
+        Graded time levels (≥ 1), default 100.
+    insolvency_margin : float
+        ``m ∈ (0, 1)`` of the truncation ``x_min = −(1−θ) + m·min(x_M + 1 − θ, 1 − θ)`` before insolvency
+        (module docstring), default 0.05.
+    scheme : ThetaScheme
+        Default Crank–Nicolson with Rannacher start-up on a graded time grid. The finite penalty and the
+        softplus are θ-weighted like the generator, so for a large finite κ (``κΔτ ≫ 2``) Crank–Nicolson
+        is not monotone; pass ``ThetaScheme.implicit_euler(grading=2)`` when the discrete comparison
+        principle matters (the tests of the ``C/κ`` bounds and of the exploratory sandwich do).
+    tol, max_iter : float, int
+        Newton tolerance (``Large = 1/tol`` for the variational inequality) and iteration cap per sub-step.
+    """
+
+    n_space: int = DEFAULT_N_SPACE
+    n_time: int = DEFAULT_N_TIME
+    insolvency_margin: float = DEFAULT_INSOLVENCY_MARGIN
+    scheme: ThetaScheme = ThetaScheme()
+    tol: float = 1e-8
+    max_iter: int = 100
+
+    def __post_init__(self) -> None:
+        check_int("n_space", self.n_space, minimum=21, fix="use at least 21 nodes (default 600)")
+        check_int("n_time", self.n_time, minimum=1, fix="use at least 1 time level (default 100)")
+        check_range("insolvency_margin", self.insolvency_margin, 0.0, 1.0, closed_low=False, closed_high=False,
+                    fix="pass a fraction such as 0.05")
+        if not isinstance(self.scheme, ThetaScheme):
+            raise ValueError(f"scheme must be a ThetaScheme, got {self.scheme!r}; "
+                             "pass e.g. ThetaScheme.implicit_euler(grading=2)")
+        check_positive("tol", self.tol, fix="pass e.g. 1e-8")
+        check_int("max_iter", self.max_iter, minimum=1, fix="allow e.g. 100 iterations")
 
 
 def merton_obstacles(x, cost: float):
@@ -193,7 +237,10 @@ class MertonResult:
     insolvency_truncation : float
         ``x_min``, where the grid stops before insolvency ``−(1−θ)``.
     dynkin : DynkinResult
-        The underlying generic solution (diagnostics, Newton iterations).
+        The underlying generic solution (Newton iterations per sub-step).
+    diagnostics : SolverDiagnostics
+        Status, Newton counters, grid used and wall time of the whole solve (the shape shared by every
+        pdecore result).
     """
 
     model: MertonCosts
@@ -209,6 +256,10 @@ class MertonResult:
     temperature: float = 0.0
     insolvency_truncation: float = float("nan")
     dynkin: DynkinResult | None = field(default=None, repr=False)
+    diagnostics: SolverDiagnostics | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
     @functools.cached_property
     def _regions(self):
@@ -287,31 +338,21 @@ class MertonResult:
 
 def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time: int | None = None,
                        penalty: float | None = None, temperature: float = 0.0,
-                       insolvency_margin: float = DEFAULT_INSOLVENCY_MARGIN, scheme: ThetaScheme | None = None,
-                       tol: float = 1e-8, max_iter: int = 100) -> MertonResult:
+                       settings: MertonSettings | None = None) -> MertonResult:
     """Solve Merton's problem with proportional costs through its Dynkin game (module docstring).
 
     Parameters
     ----------
     model : MertonCosts
         Market and cost (``drift, rate, volatility, cost, maturity``).
-    n_space : int, optional
-        Grid nodes (default 600).
-    n_time : int, optional
-        Graded time levels (default 100).
+    n_space, n_time : int, optional
+        Grid nodes and graded time levels; they override ``settings`` (defaults 600 and 100).
     penalty : float, optional
         κ; ``None`` solves the variational inequality.
     temperature : float
         λ ≥ 0 (exploratory problem; needs ``penalty``).
-    insolvency_margin : float
-        Truncation before insolvency (module docstring), default 0.05.
-    scheme : ThetaScheme, optional
-        Default Crank–Nicolson with Rannacher start-up on a graded time grid. The finite penalty and the
-        softplus are θ-weighted like the generator, so for a large finite κ (``κΔτ ≫ 2``) Crank–Nicolson
-        is not monotone; pass ``ThetaScheme.implicit_euler(grading=2)`` when the discrete comparison
-        principle matters (the tests of the ``C/κ`` bounds and of the exploratory sandwich do).
-    tol, max_iter : float, int
-        Newton tolerance (``Large = 1/tol`` for the variational inequality) and iteration cap.
+    settings : MertonSettings, optional
+        Insolvency margin, time scheme, Newton tolerance and cap (:class:`MertonSettings`).
 
     Returns
     -------
@@ -333,10 +374,15 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
     if not isinstance(model, MertonCosts):
         raise ValueError(f"model must be a pdecore.MertonCosts, got {type(model).__name__}; "
                          "build it with MertonCosts(drift, rate, volatility, cost, maturity)")
-    n_space = DEFAULT_N_SPACE if n_space is None else check_int("n_space", n_space, minimum=21,
-                                                                 fix="use at least 21 nodes (default 600)")
-    n_time = DEFAULT_N_TIME if n_time is None else check_int("n_time", n_time, minimum=1,
-                                                              fix="use at least 1 time level (default 100)")
+    started = time.perf_counter()
+    settings = MertonSettings() if settings is None else settings
+    if not isinstance(settings, MertonSettings):
+        raise ValueError(f"settings must be a pdecore.MertonSettings, got {settings!r}; "
+                         "pass e.g. MertonSettings(n_space=1200)")
+    n_space = settings.n_space if n_space is None else check_int("n_space", n_space, minimum=21,
+                                                                  fix="use at least 21 nodes (default 600)")
+    n_time = settings.n_time if n_time is None else check_int("n_time", n_time, minimum=1,
+                                                               fix="use at least 1 time level (default 100)")
     temperature = check_nonnegative("temperature", temperature, fix="pass 0 or a temperature λ > 0")
     solvent = 1.0 - model.cost
     x_m = model.merton_ratio
@@ -346,7 +392,7 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
                          "(a smaller drift or a larger volatility) or the cost")
 
     # 1. grid
-    x = merton_grid(model, n_space, insolvency_margin=insolvency_margin)
+    x = merton_grid(model, n_space, insolvency_margin=settings.insolvency_margin)
     # 2. operator: 𝓖 = ½σ²x²∂xx + (r − α + σ²)x∂x
     sigma2 = model.volatility**2
     diffusion = 0.5 * sigma2 * x**2
@@ -363,9 +409,10 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
         terminal[-1] = buy[-1]
     # 5. time stepping
     dynkin = solve_dynkin(x, diffusion=diffusion, drift=drift, lower_obstacle=lower_obs, upper_obstacle=upper_obs,
-                          terminal=terminal, maturity=model.maturity, n_time=n_time, penalty=penalty,
-                          temperature=temperature, scheme=scheme, left_boundary="dirichlet",
-                          right_boundary=right, lower_side="left", upper_side="right", tol=tol, max_iter=max_iter)
+                          terminal=terminal, maturity=model.maturity, penalty=penalty, temperature=temperature,
+                          left_boundary="dirichlet", right_boundary=right, lower_side="left", upper_side="right",
+                          settings=DynkinSettings(n_time=n_time, scheme=settings.scheme, tol=settings.tol,
+                                                  max_iter=settings.max_iter))
 
     values = dynkin.values
     sell_boundary, buy_boundary, _, _ = merton_boundaries(x, values, model.cost, hard=penalty is None,
@@ -374,10 +421,10 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
         # frictionless: the obstacles coincide, w = x/(x+1); continuous rebalancing at x_M
         sell_boundary = np.full(values.shape[0], x_m)
         buy_boundary = np.full(values.shape[0], x_m)
-    for arr in (sell_boundary, buy_boundary, sell, buy):
-        arr.setflags(write=False)
+    diagnostics = SolverDiagnostics.from_iterations(dynkin.newton_iterations, n_time=n_time, n_space=x.size,
+                                                    wall_seconds=time.perf_counter() - started)
     return MertonResult(model=model, grid=dynkin.grid, times=dynkin.times, values=values,
                         sell_boundary=sell_boundary, buy_boundary=buy_boundary, merton_ratio=x_m,
                         sell_obstacle=sell, buy_obstacle=buy,
                         penalty=dynkin.penalty, temperature=dynkin.temperature, insolvency_truncation=float(x[0]),
-                        dynkin=dynkin)
+                        dynkin=dynkin, diagnostics=diagnostics)

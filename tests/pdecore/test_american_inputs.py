@@ -88,3 +88,15 @@ def test_non_convergence_raises_with_diagnostics():
     assert diagnostics["iterations"] == 1 and diagnostics["mode"] == "hard"
     assert diagnostics["step"] >= 0 and diagnostics["tau"] > 0 and diagnostics["relative_change"] > 0
     assert "step=" in str(info.value) and "relative_change=" in str(info.value)
+
+
+def test_result_carries_diagnostics_and_read_only_arrays():
+    result = solve_american(BlackScholes(volatility=0.4, rate=0.06), AmericanOption("put", strike=40, maturity=1),
+                            n_space=81, n_time=20)
+    diag = result.diagnostics
+    assert diag.success and diag.status == 0 and diag.n_space == 81 and diag.n_time == 20
+    assert diag.total_iterations == result.stats["total_newton_iterations"]
+    assert diag.max_iterations == result.stats["max_newton_iterations"] and diag.wall_seconds > 0
+    for name in ("spots", "times", "values", "boundary"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(result, name)[0] = 0.0

@@ -127,3 +127,32 @@ def test_scheme_rejects_bad_settings():
         ThetaScheme(implicit_weight=0.2)
     with pytest.raises(ValueError, match="n_time"):
         ThetaScheme().time_steps(1.0, 0)
+
+
+# === the diagnostics shape shared by every result === #
+
+def test_solver_diagnostics_from_iterations_and_record():
+    from pdecore.diagnostics import SolverDiagnostics
+
+    diag = SolverDiagnostics.from_iterations(np.array([2, 3, 1]), n_time=3, n_space=11, wall_seconds=0.5)
+    assert (diag.status, diag.status_name, diag.success, diag.message) == (0, "converged", True, "converged")
+    assert (diag.total_iterations, diag.max_iterations, diag.n_steps) == (6, 3, 3)
+    record = diag.as_dict()
+    assert record["success"] is True and record["n_space"] == 11 and record["wall_seconds"] == 0.5
+    failed = SolverDiagnostics.from_iterations([50], status=-1, n_time=1, n_space=5, wall_seconds=0.0)
+    assert not failed.success and failed.status_name == "max_iter" and "maximum" in failed.message
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(total_iterations=-1), "total_iterations must be >= 0"),
+    (dict(max_iterations=9), "max_iterations=9 exceeds total_iterations"),
+    (dict(n_space=2.5), "n_space must be an integer"),
+    (dict(wall_seconds=float("nan")), "wall_seconds must be finite"),
+])
+def test_solver_diagnostics_rejects_inconsistent_counters(kwargs, match):
+    from pdecore.diagnostics import SolverDiagnostics
+
+    base = dict(status=0, message="converged", total_iterations=4, max_iterations=2, n_steps=2, n_time=2,
+                n_space=5, wall_seconds=0.1)
+    with pytest.raises(ValueError, match=match):
+        SolverDiagnostics(**{**base, **kwargs})

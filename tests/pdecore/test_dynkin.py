@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdecore import MertonCosts, solve_dynkin, solve_merton_costs
+from pdecore import DynkinSettings, MertonCosts, MertonSettings, solve_dynkin, solve_merton_costs
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET
 from pdecore._reference.dynkin import solve_dynkin_reference
 from pdecore._reference.operators import build_generator_reference
@@ -111,7 +111,7 @@ def _operator_bounds(model, x, lower_obs, upper_obs):
 def test_penalty_respects_obstacles_and_converges_like_one_over_kappa(model):
     # implicit Euler: the discrete comparison principle holds exactly (an M-matrix step with the penalty
     # implicit); Crank–Nicolson weights the stiff term κΔτ/2 ≫ 1 explicitly and is not monotone
-    kw = dict(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0))
+    kw = dict(settings=MertonSettings(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0)))
     vi = solve_merton_costs(model, **kw)
     lower_obs, upper_obs = vi.dynkin.lower_obstacle, vi.dynkin.upper_obstacle
     c_low, c_up = _operator_bounds(model, vi.grid, lower_obs, upper_obs)
@@ -134,7 +134,8 @@ def test_penalty_respects_obstacles_and_converges_like_one_over_kappa(model):
 @settings(max_examples=30)
 @given(model=merton_markets(), temperature=st.sampled_from([1e-3, 1e-2, 0.1]), kappa=st.sampled_from([5.0, 50.0]))
 def test_exploratory_two_sided_sandwich(model, temperature, kappa):
-    kw = dict(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0))  # monotone scheme
+    # monotone scheme
+    kw = dict(settings=MertonSettings(n_space=200, n_time=40, scheme=ThetaScheme.implicit_euler(grading=2.0)))
     penalized = solve_merton_costs(model, penalty=kappa, **kw)
     exploratory = solve_merton_costs(model, penalty=kappa, temperature=temperature, **kw)
     bound = temperature * (model.maturity - penalized.times)[:, None] * math.log(2.0)
@@ -150,7 +151,8 @@ def test_generic_solver_on_a_game_with_constant_obstacles():
     # w_t + ½ w_xx = 0 on [-1, 1] with ℓ = -0.2, u = 0.2 and terminal x: contact regions at both ends
     x = np.linspace(-1.0, 1.0, 101)
     res = solve_dynkin(x, diffusion=np.full(101, 0.5), drift=np.zeros(101), lower_obstacle=np.full(101, -0.2),
-                       upper_obstacle=np.full(101, 0.2), terminal=np.clip(x, -0.2, 0.2), maturity=1.0, n_time=50,
+                       upper_obstacle=np.full(101, 0.2), terminal=np.clip(x, -0.2, 0.2), maturity=1.0,
+                       settings=DynkinSettings(n_time=50),
                        left_boundary="dirichlet", right_boundary="dirichlet")
     assert res.mode == "variational inequality"
     assert np.all(res.values >= -0.2 - 1e-7) and np.all(res.values <= 0.2 + 1e-7)
@@ -199,3 +201,36 @@ def test_merton_grid_has_nodes_at_zero_and_at_the_merton_ratio():
     assert x.size == 400 and np.all(np.diff(x) > 0)
     assert 0.0 in x and DEFAULT.merton_ratio in x
     assert x[0] > -(1 - DEFAULT.cost)
+
+
+def test_result_carries_diagnostics_and_read_only_arrays():
+    x = np.linspace(-1.0, 1.0, 41)
+    res = solve_dynkin(x, diffusion=np.full(41, 0.5), drift=np.zeros(41), lower_obstacle=np.full(41, -0.2),
+                       upper_obstacle=np.full(41, 0.2), terminal=np.clip(x, -0.2, 0.2), maturity=1.0,
+                       settings=DynkinSettings(n_time=10))
+    diag = res.diagnostics
+    assert diag.success and diag.n_space == 41 and diag.n_time == 10
+    assert diag.total_iterations == res.total_newton_iterations == int(res.newton_iterations.sum())
+    assert diag.n_steps == res.newton_iterations.size and diag.max_iterations == res.newton_iterations.max()
+    for name in ("grid", "times", "values", "lower_obstacle", "upper_obstacle", "newton_iterations",
+                 "lower_boundary", "upper_region"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(res, name)[0] = 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_time=0), "n_time must be >= 1"),
+    (dict(tol=0.0), "tol must be > 0"),
+    (dict(max_iter=0), "max_iter must be >= 1"),
+    (dict(scheme="cn"), "scheme must be a ThetaScheme"),
+])
+def test_dynkin_settings_reject_bad_numerics(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DynkinSettings(**kwargs)
+
+
+def test_solve_dynkin_rejects_a_settings_object_of_the_wrong_type():
+    x = np.linspace(-1.0, 1.0, 11)
+    with pytest.raises(ValueError, match="settings must be a pdecore.DynkinSettings"):
+        solve_dynkin(x, diffusion=np.ones(11), drift=np.zeros(11), lower_obstacle=-np.ones(11),
+                     upper_obstacle=np.ones(11), terminal=np.zeros(11), maturity=1.0, settings={"n_time": 5})

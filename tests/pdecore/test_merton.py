@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from pdecore import MertonCosts, MertonResult, solve_dynkin, solve_merton_costs
+from pdecore import DynkinSettings, MertonCosts, MertonResult, MertonSettings, solve_dynkin, solve_merton_costs
 from pdecore.merton import merton_boundaries, merton_grid, merton_obstacles
 
 DEFAULT = MertonCosts(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
@@ -107,7 +107,8 @@ def _truncated_solve(model, x, penalty):
     sigma2 = model.volatility**2
     res = solve_dynkin(x, diffusion=0.5 * sigma2 * x**2, drift=(model.rate - model.drift + sigma2) * x,
                        lower_obstacle=np.minimum(sell, buy), upper_obstacle=np.maximum(sell, buy), terminal=sell,
-                       maturity=model.maturity, n_time=100, penalty=penalty, left_boundary="dirichlet")
+                       maturity=model.maturity, penalty=penalty, left_boundary="dirichlet",
+                       settings=DynkinSettings(n_time=100))
     sell_b, buy_b, _, _ = merton_boundaries(x, res.values[:1], model.cost, hard=penalty is None)
     return res.values[0], sell_b[0], buy_b[0]
 
@@ -129,10 +130,12 @@ def test_insolvency_truncation(penalty, independent):
 
 
 def test_default_solver_margins_agree_for_the_variational_inequality():
-    bands = [solve_merton_costs(DEFAULT, insolvency_margin=m).band(0.0) for m in (0.02, 0.05, 0.2)]
+    bands = [solve_merton_costs(DEFAULT, settings=MertonSettings(insolvency_margin=m)).band(0.0)
+             for m in (0.02, 0.05, 0.2)]
     spread = np.ptp(np.array(bands), axis=0)
     assert np.all(spread < 1e-3), f"VI band depends on the insolvency margin: {bands}"
-    kappa5 = [solve_merton_costs(DEFAULT, penalty=5.0, insolvency_margin=m).band(0.0)[0] for m in (0.02, 0.2)]
+    kappa5 = [solve_merton_costs(DEFAULT, penalty=5.0, settings=MertonSettings(insolvency_margin=m)).band(0.0)[0]
+              for m in (0.02, 0.2)]
     assert abs(kappa5[0] - kappa5[1]) > 1e-2
 
 
@@ -209,8 +212,10 @@ def test_merton_costs_rejects_bad_input(kwargs, match):
     (dict(insolvency_margin=1.5), "insolvency_margin must lie in"),
 ])
 def test_solve_merton_costs_rejects_bad_numerics(kwargs, match):
+    # numerics other than the grid sizes live in MertonSettings, which validates them on construction
+    numerics = {key: kwargs.pop(key) for key in list(kwargs) if key == "insolvency_margin"}
     with pytest.raises(ValueError, match=match):
-        solve_merton_costs(DEFAULT, **kwargs)
+        solve_merton_costs(DEFAULT, settings=MertonSettings(**numerics) if numerics else None, **kwargs)
 
 
 def test_solve_merton_costs_rejects_insolvent_merton_ratio_and_wrong_model():
@@ -219,3 +224,25 @@ def test_solve_merton_costs_rejects_insolvent_merton_ratio_and_wrong_model():
         solve_merton_costs(MertonCosts(drift=0.008 + 400 * 0.09, rate=0.008, volatility=0.3, cost=0.005, maturity=1))
     with pytest.raises(ValueError, match="MertonCosts"):
         solve_merton_costs({"drift": 0.168})
+
+
+def test_result_carries_diagnostics_and_read_only_arrays():
+    res = solve_merton_costs(DEFAULT, n_space=101, n_time=10)
+    diag = res.diagnostics
+    assert diag.success and diag.n_space == 101 == res.grid.size and diag.n_time == 10
+    assert diag.total_iterations == res.dynkin.total_newton_iterations and diag.wall_seconds > 0
+    for name in ("grid", "times", "values", "sell_boundary", "buy_boundary", "sell_obstacle", "buy_obstacle",
+                 "sell_region"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(res, name)[0] = 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_space=10), "n_space must be >= 21"),
+    (dict(tol=-1.0), "tol must be > 0"),
+    (dict(max_iter=0), "max_iter must be >= 1"),
+    (dict(scheme=None), "scheme must be a ThetaScheme"),
+])
+def test_merton_settings_reject_bad_numerics(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MertonSettings(**kwargs)

@@ -143,8 +143,113 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def prepare_run_dir(path: str | os.PathLike, *, force: bool = False, resume: bool = False) -> Path:
-    """Create (or re-open) a run folder following the never-overwrite policy.
+#: Marker file pderl writes into every folder it creates (run folders, reproduce folders): JSON
+#: ``{"kind", "created", "pderl"}``. ``--force`` deletes only folders that hold it (or, for folders
+#: written before the marker existed, only pderl's own record files); see :func:`check_replaceable`.
+MARKER_NAME = ".pderl-run"
+
+# Names an unmarked folder written by older pderl versions may hold (run folders of rl.trainer and
+# reproduce folders of validation.reproduce); anything else in it means a user's file is there.
+_PDERL_NAMES = frozenset({"config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "run.json", "report.md",
+                          "metrics.json", "stages", "figures", "data", "runs", MARKER_NAME, ".pderl-lock"})
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        marker = json.loads((path / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("kind"), str) else None
+
+
+def _legacy_record(path: Path) -> str | None:
+    """The name of the pderl record of an unmarked folder (``config.json`` of a trainer run with its
+    ``learner`` and ``environment`` entries, ``run.json`` of a reproduce folder), or None."""
+    for name, keys in (("config.json", ("learner", "environment")), ("run.json", ("config", "versions"))):
+        try:
+            record = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict) and all(key in record for key in keys):
+            return name
+    return None
+
+
+def _protected_folders() -> set[Path]:
+    """Folders ``--force`` never deletes: ``/``, the home folder and its parents, the working
+    directory and its parents (``.``, ``..``)."""
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    return {Path("/"), home, *home.parents, cwd, *cwd.parents}
+
+
+def check_replaceable(path: str | os.PathLike) -> Path:
+    """Refuse to delete ``path`` with ``--force`` unless pderl wrote it.
+
+    A folder is pderl's when it holds :data:`MARKER_NAME` (written by :func:`claim_run_dir` into every
+    folder it creates) or, for folders of older versions, when it holds pderl's ``config.json`` /
+    ``run.json`` record and nothing but the names pderl writes. ``/``, the home folder, the working
+    directory and any of their parents are refused whatever they hold, and so is a symbolic link (the
+    deletion would act on its target).
+
+    Returns
+    -------
+    Path
+        ``path``, resolved.
+
+    Raises
+    ------
+    ValueError
+        One line naming the folder and the fix.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"--force refuses to replace {str(path)!r}: it is a symbolic link; "
+                         "pass the folder itself or choose a new --out")
+    resolved = path.resolve()
+    if resolved in _protected_folders():
+        raise ValueError(f"--force refuses to replace {str(path)!r} ({resolved}): it is the root, the home folder, "
+                         "the working directory or one of their parents; choose a new folder for --out")
+    if _read_marker(resolved) is not None:
+        return resolved
+    if _legacy_record(resolved) is not None:
+        foreign = sorted(entry.name for entry in resolved.iterdir()
+                         if entry.name not in _PDERL_NAMES and not (entry.name.startswith(".")
+                                                                    and entry.name.endswith(".tmp")))
+        if not foreign:
+            return resolved
+        raise ValueError(f"--force refuses to replace {str(path)!r}: it holds files pderl did not write "
+                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); move them away or "
+                         "choose a new --out")
+    raise ValueError(f"--force refuses to replace {str(path)!r}: pderl did not write it (no {MARKER_NAME} marker); "
+                     "choose a new --out, or delete the folder yourself if you are sure")
+
+
+def _has_content(path: Path) -> bool:
+    """Whether a folder holds anything besides pderl's own marker and lock files."""
+    return any(entry.name not in (MARKER_NAME, LOCK_NAME) for entry in path.iterdir())
+
+
+def _clear_folder(path: Path) -> None:
+    """Delete everything in ``path`` except its lock file (held by the caller during the deletion)."""
+    for entry in path.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def claim_run_dir(path: str | os.PathLike, *, force: bool = False, resume: bool = False,
+                  kind: str = "run") -> "RunDirLock":
+    """Create, replace or re-open a run folder and hold its lock.
+
+    The never-overwrite policy of every long-running command: a folder that holds anything is
+    refused unless ``force`` (start over: only a folder pderl wrote, see :func:`check_replaceable`)
+    or ``resume`` (continue it: it must be a pderl folder of the same ``kind``). A new or replaced
+    folder gets the :data:`MARKER_NAME` marker. The folder is locked (:class:`RunDirLock`) before
+    anything in it is deleted or read, so a second process on the same folder is refused instead of
+    interleaving its files.
 
     Parameters
     ----------
@@ -154,29 +259,111 @@ def prepare_run_dir(path: str | os.PathLike, *, force: bool = False, resume: boo
         Delete an existing folder's contents and start over.
     resume : bool
         Re-open an existing folder to continue it (the caller restores its checkpoint).
+    kind : str, default "run"
+        What the folder holds (``"run"`` for :class:`rl.trainer.Trainer`, ``"reproduce"`` for
+        :func:`validation.reproduce.reproduce`); recorded in the marker, checked on ``resume``.
+
+    Returns
+    -------
+    RunDirLock
+        The held lock (``.path`` is the folder); release it with ``release()`` or a ``with`` block.
 
     Raises
     ------
     ValueError
-        If the folder exists and is not empty and neither ``force`` nor ``resume`` is given, if both
-        are given, or if ``resume`` is asked for a folder that does not exist.
+        One line naming the folder: exists without ``force``/``resume``, both given, ``resume`` of a
+        missing or foreign folder, ``force`` on a folder pderl did not write, folder in use.
     """
     path = Path(path)
     if force and resume:
         raise ValueError("force and resume are exclusive: --force starts over, --resume continues; "
                          "pass only one of them")
-    exists = path.exists() and any(path.iterdir()) if path.is_dir() else path.exists()
     if path.exists() and not path.is_dir():
         raise ValueError(f"run folder {str(path)!r} exists and is not a folder; choose another --out")
+    has_content = path.is_dir() and _has_content(path)
     if resume:
-        if not exists:
+        if not has_content:
             raise ValueError(f"--resume given but run folder {str(path)!r} does not exist or is empty; "
                              "drop --resume to start a new run")
-        return path
-    if exists:
-        if not force:
-            raise ValueError(f"run folder {str(path)!r} already exists and is not empty; pass --force to "
-                             "overwrite it or --resume to continue it")
-        shutil.rmtree(path)
+        marker = _read_marker(path)
+        if marker is None and _legacy_record(path) is None:
+            raise ValueError(f"--resume given but {str(path)!r} is not a pderl folder (no {MARKER_NAME} marker, "
+                             "no pderl config.json or run.json); check --out")
+        if marker is not None and marker["kind"] != kind:
+            raise ValueError(f"--resume given but {str(path)!r} holds a pderl {marker['kind']!r} folder, not a "
+                             f"{kind!r} one; check --out")
+        return RunDirLock(path).acquire()
+    if has_content and not force:
+        raise ValueError(f"run folder {str(path)!r} already exists and is not empty; pass --force to "
+                         "overwrite it or --resume to continue it")
+    if has_content:
+        check_replaceable(path)
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    lock = RunDirLock(path).acquire()
+    try:
+        if has_content:
+            _clear_folder(path)
+        from pdecore import __version__
+
+        atomic_write_json(path / MARKER_NAME, {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "pderl": __version__})
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def prepare_run_dir(path: str | os.PathLike, *, force: bool = False, resume: bool = False,
+                    kind: str = "run") -> Path:
+    """:func:`claim_run_dir` without keeping the lock (for callers that only need the folder ready).
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    with claim_run_dir(path, force=force, resume=resume, kind=kind) as lock:
+        return lock.path
+
+
+LOCK_NAME = ".pderl-lock"
+
+
+class RunDirLock:
+    """An exclusive, non-blocking ``fcntl.flock`` on ``<folder>/.pderl-lock``.
+
+    ``flock`` locks belong to an open file and vanish when the process ends (also on ``kill -9``), so a
+    crashed run never leaves a stale lock. Where ``fcntl`` is absent (Windows) the lock is a no-op.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._handle = None
+
+    def acquire(self) -> "RunDirLock":
+        """Take the lock or raise ``ValueError`` naming the folder when another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        handle = open(self.path / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ValueError(f"run folder {str(self.path)!r} is in use by another pderl process (it holds "
+                             f"{LOCK_NAME}); wait for it to finish or choose another --out") from None
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._handle is not None:
+            self._handle.close()  # closing the file releases the flock
+            self._handle = None
+
+    def __enter__(self) -> "RunDirLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()

@@ -109,7 +109,7 @@ def reproduce(out_dir: str | Path = "results", *, quick: bool = True, seed: int 
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose among {short_names}")
         stages = [name for name in stages if _short(name) in only]
-    out_dir = prepare_run_dir(out_dir, force=force, resume=resume)
+    out_dir = prepare_run_dir(out_dir, force=force, resume=resume, kind="reproduce")
     config = {"quick": quick, "seed": seed, "stages": [_short(s) for s in stages]}
     atomic_write_json(out_dir / "run.json", {"config": config, **environment_record()})
     ctx = StageContext(out_dir=out_dir, quick=quick, seed=seed, progress=progress, log=log)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from rl.runs import (append_jsonl, atomic_write_json, package_versions, prepare_run_dir, read_jsonl,
-                     to_json)
+from rl.runs import (MARKER_NAME, append_jsonl, atomic_write_json, check_replaceable, package_versions,
+                     prepare_run_dir, read_jsonl, to_json)
 
 
 def test_prepare_run_dir_refuses_existing_non_empty_folder(tmp_path):
@@ -50,3 +50,60 @@ def test_versions_and_json_of_dataclass():
     versions = package_versions()
     assert versions["numpy"] == np.__version__
     assert json.loads(to_json(BlackScholes(0.2, 0.05))) == {"volatility": 0.2, "rate": 0.05, "dividend": 0.0}
+
+
+# ---------------------------------------------------------------------------------------- --force safety
+def test_force_refuses_a_folder_pderl_did_not_write(tmp_path):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match=r"thesis.*did not write.*--out"):
+        prepare_run_dir(thesis, force=True)
+    assert (thesis / "thesis.tex").read_text() == "years of work"
+
+
+def test_force_refuses_working_directory_its_parents_and_home(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    prepare_run_dir(work)  # even a folder with pderl's marker
+    (work / "notes.txt").write_text("keep")
+    inner = work / "inner"
+    inner.mkdir()
+    (inner / "draft.txt").write_text("keep")
+    monkeypatch.chdir(inner)
+    for target in (".", "..", str(work)):
+        with pytest.raises(ValueError, match="working directory"):
+            prepare_run_dir(target, force=True)
+    monkeypatch.setenv("HOME", str(work))
+    with pytest.raises(ValueError, match="home folder"):
+        check_replaceable(work)
+    assert (work / "notes.txt").exists() and (inner / "draft.txt").exists()
+
+
+def test_force_replaces_marked_and_old_unmarked_pderl_folders(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    marker = json.loads((run / MARKER_NAME).read_text())
+    assert marker["kind"] == "run" and "created" in marker
+    (run / "anything.bin").write_bytes(b"x")
+    assert not (prepare_run_dir(run, force=True) / "anything.bin").exists()
+    assert (run / MARKER_NAME).exists()
+    # a run folder of an older pderl (no marker): its config.json is pderl's record
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"learner": {}, "environment": {}}))
+    (old / "metrics.jsonl").write_text("")
+    assert not (prepare_run_dir(old, force=True) / "config.json").exists()
+    # ... but not when a file pderl never writes sits next to it
+    (old / "config.json").write_text(json.dumps({"learner": {}, "environment": {}}))
+    (old / "thesis.tex").write_text("x")
+    (old / MARKER_NAME).unlink()
+    with pytest.raises(ValueError, match="thesis.tex"):
+        prepare_run_dir(old, force=True)
+
+
+def test_force_refuses_a_symbolic_link(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.json").write_text("{}")
+    (tmp_path / "link").symlink_to(run)
+    with pytest.raises(ValueError, match="symbolic link"):
+        prepare_run_dir(tmp_path / "link", force=True)
+    assert (run / "config.json").exists()

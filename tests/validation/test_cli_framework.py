@@ -58,3 +58,16 @@ def test_reproduce_refuses_unknown_stage_and_existing_folder(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path / "full")]) == 2
     assert "--force" in capsys.readouterr().err
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("target", [".", ".."])
+def test_reproduce_force_never_empties_the_working_directory_or_its_parent(tmp_path, monkeypatch, capsys, target):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "paper.tex").write_text("keep me")
+    (tmp_path / "other.txt").write_text("keep me too")
+    monkeypatch.chdir(work)
+    assert main(["reproduce", "--out", target, "--force", "--only", "merton"]) == 2
+    err = capsys.readouterr().err
+    assert "--force refuses" in err and err.count("\n") == 1
+    assert (work / "paper.tex").exists() and (tmp_path / "other.txt").exists()

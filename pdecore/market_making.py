@@ -27,7 +27,8 @@ Discretization
 ``n_substeps`` RK4 steps each. RK4 is stable while ``Δτ · R ≤ 1.39`` where ``R`` is the largest
 total fill rate out of a state (Gershgorin disk of the linearized generator inside the RK4 region);
 the kernel monitors it at every stage and the facade refines the step until it holds.
-*γ > 0 integrals*: the exponent ``u(δ) = A e^{−kδ}(δ+Δ)/γ`` is interpolated linearly between
+*γ > 0 integrals* (:mod:`pdecore.gibbs`, shared with the quadratic approximation and the RL
+policy): the exponent ``u(δ) = A e^{−kδ}(δ+Δ)/γ`` is interpolated linearly between
 ``n_quadrature + 1`` uniform nodes and ``exp(u)`` integrated exactly on each piece (an
 "exponential-linear" rule: exact for the steep boundary layers of clipped modes, second order in
 the node spacing elsewhere), in log-sum-exp form. The time loop reads ``H_γ`` from a cubic Hermite
@@ -52,6 +53,10 @@ import numpy as np
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.checks import check_finite_array, check_int, check_positive
 from pdecore.exceptions import ConvergenceError
+# the Gibbs density lives in pdecore.gibbs; gibbs_moments and deterministic_quotes stay importable
+# from here for the callers written against this module (validation's stage 30)
+from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes, gibbs_density,
+                           gibbs_moments)
 from pdecore.market_making_params import MarketMakingModel
 
 __all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_moments",
@@ -61,214 +66,8 @@ __all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_mo
 DEFAULT_N_TIME = 200
 #: Target ``Δτ·R`` when the solver picks the number of RK4 substeps (accuracy, well inside stability).
 DEFAULT_RATE_DT = 1.0
-#: Intervals of the exponential-linear rule for the γ > 0 integrals.
-DEFAULT_N_QUADRATURE = 1024
 #: Refuse grids whose arrays would need more than this (bytes).
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
-#: Spacing of the Hamiltonian table in Δ near the active region (the rational map coarsens the tails).
-TABLE_SPACING = 0.00025
-MAX_TABLE_POINTS = 200_001
-
-
-# ============================================================================ Hamiltonians (NumPy)
-def deterministic_quotes(gain, intensity, decay, low, high):
-    """Closed-form argmax of ``A e^{−kδ}(δ + Δ)`` over ``[low, high]`` (γ = 0).
-
-    Returns ``(spread, rate, hamiltonian)`` broadcast over ``gain``: ``δ* = clip(1/k − Δ)``,
-    ``λ = A e^{−kδ*}`` and ``H = λ(δ* + Δ)``. Concavity of ``log`` of the objective on the
-    half-line where it is positive makes the clipped stationary point the constrained maximizer.
-    """
-    gain = np.asarray(gain, dtype=float)
-    spread = np.clip(1.0 / decay - gain, low, high)
-    with np.errstate(over="ignore"):
-        rate = intensity * np.exp(-decay * spread)
-    hamiltonian = np.where(rate > 0.0, rate * (spread + gain), 0.0)
-    return spread, rate, hamiltonian
-
-
-def _spread_nodes(low: float, high: float, n_quadrature: int) -> np.ndarray:
-    return np.linspace(low, high, n_quadrature + 1)
-
-
-def _exp_linear_pieces(a, b):
-    """For each piece, ``∫_0^1 e^{a(1−s)+bs} ds`` and ``∫_0^1 s e^{a(1−s)+bs} ds`` (a, b ≤ 0).
-
-    Small ``|b − a|`` uses Taylor series to avoid cancellation.
-    """
-    d = b - a
-    ea = np.exp(a)
-    eb = np.exp(b)
-    small = np.abs(d) < 1e-3
-    safe = np.where(small, 1.0, d)
-    whole = np.where(small, ea * (1.0 + d / 2.0 + d * d / 6.0 + d**3 / 24.0), (eb - ea) / safe)
-    first = np.where(small, ea * (0.5 + d / 3.0 + d * d / 8.0 + d**3 / 30.0),
-                     (eb * (safe - 1.0) + ea) / (safe * safe))
-    return whole, first
-
-
-def gibbs_moments(gain, intensity: float, decay: float, temperature: float, low: float, high: float,
-                  n_quadrature: int = DEFAULT_N_QUADRATURE, *, chunk: int = 4096):
-    """``H_γ(Δ)``, its derivative (mean fill rate) and the mean spread of the Gibbs policy.
-
-    Computed with the exponential-linear rule (module docstring) on ``n_quadrature`` intervals of
-    ``[low, high]``, in log-sum-exp form so that ``u/γ`` of several hundreds is harmless.
-
-    Parameters
-    ----------
-    gain : array_like
-        Value gains Δ (any shape).
-    intensity, decay, temperature : float
-        ``A``, ``k`` and γ > 0.
-    low, high : float
-        Finite spread bounds.
-
-    Returns
-    -------
-    (hamiltonian, mean_rate, mean_spread) : arrays shaped like ``gain``
-        ``mean_rate`` is the exact derivative of the discrete ``hamiltonian`` in Δ.
-    """
-    gain = np.asarray(gain, dtype=float)
-    flat = gain.reshape(-1)
-    nodes = _spread_nodes(low, high, n_quadrature)
-    step = (high - low) / n_quadrature
-    rate_nodes = intensity * np.exp(-decay * nodes)
-    out_h = np.empty_like(flat)
-    out_rate = np.empty_like(flat)
-    out_spread = np.empty_like(flat)
-    for start in range(0, flat.size, chunk):
-        g = flat[start:start + chunk, None]
-        u = rate_nodes * (nodes + g) / temperature
-        top = u.max(axis=1, keepdims=True)
-        a = u[:, :-1] - top
-        b = u[:, 1:] - top
-        whole, first = _exp_linear_pieces(a, b)
-        second = whole - first  # ∫ (1 − s) e^{...}
-        integral = whole.sum(axis=1)
-        out_h[start:start + chunk] = temperature * (top[:, 0] + np.log(step * integral))
-        # d/dΔ of the discrete log-partition: the rate interpolated linearly under the piecewise density
-        rate_sum = (second * rate_nodes[:-1] + first * rate_nodes[1:]).sum(axis=1)
-        out_rate[start:start + chunk] = rate_sum / integral
-        out_spread[start:start + chunk] = (second * nodes[:-1] + first * nodes[1:]).sum(axis=1) / integral
-    shape = gain.shape
-    return out_h.reshape(shape), out_rate.reshape(shape), out_spread.reshape(shape)
-
-
-def _gibbs_moments_fast(gains, intensity, decay, temperature, low, high, n_quadrature):
-    """:func:`gibbs_moments` for a 1-D array of gains through the Numba kernel (same rule)."""
-    from pdecore._kernels.hjb import gibbs_moments_kernel
-
-    gains = np.ascontiguousarray(gains, dtype=float)
-    nodes = _spread_nodes(low, high, n_quadrature)
-    rate_nodes = intensity * np.exp(-decay * nodes)
-    values, rates, spreads = (np.empty_like(gains) for _ in range(3))
-    status = gibbs_moments_kernel(gains, nodes, rate_nodes, temperature, values, rates, spreads)
-    if status != STATUS_OK:
-        raise ConvergenceError("exploratory Hamiltonian table is not finite", temperature=temperature,
-                               intensity=intensity, decay=decay)
-    return values, rates, spreads
-
-
-def gibbs_density(gain: float, intensity: float, decay: float, temperature: float, low: float,
-                  high: float, n_quadrature: int = DEFAULT_N_QUADRATURE):
-    """Gibbs policy density ``π(δ) ∝ exp(A e^{−kδ}(δ+Δ)/γ)`` on the quadrature nodes.
-
-    Returns ``(spreads, density)``; the density is normalized so that the exponential-linear rule
-    (piecewise exponential between nodes) integrates it to exactly one.
-    """
-    nodes = _spread_nodes(low, high, n_quadrature)
-    step = (high - low) / n_quadrature
-    u = intensity * np.exp(-decay * nodes) * (nodes + float(gain)) / temperature
-    top = u.max()
-    whole, _ = _exp_linear_pieces(u[:-1] - top, u[1:] - top)
-    log_norm = top + math.log(step * whole.sum())
-    return nodes, np.exp(u - log_norm)
-
-
-# ============================================================================ the γ > 0 table
-@dataclass(frozen=True)
-class _GibbsTable:
-    """``H_γ``, mean rate and mean spread on ``Δ = center + width·x/(1 − |x|)``, x uniform in (−1, 1).
-
-    The NumPy side of the kernel's ``hermite_table`` (same map, same Hermite formula).
-    """
-
-    center: float
-    width: float
-    x_start: float
-    x_step: float
-    values: np.ndarray
-    slopes: np.ndarray
-    spreads: np.ndarray
-    params: tuple  # (A, k, γ, low, high, n_quadrature)
-
-    @staticmethod
-    def _to_gain(center, width, x):
-        return center + width * x / (1.0 - np.abs(x))
-
-    @property
-    def nodes(self) -> np.ndarray:
-        """The x nodes."""
-        return self.x_start + self.x_step * np.arange(self.values.size)
-
-    @property
-    def scaled_slopes(self) -> np.ndarray:
-        """``dH/dx · x_step`` at the nodes, the Hermite tangents the kernel reads."""
-        return self.slopes * self.width / (1.0 - np.abs(self.nodes)) ** 2 * self.x_step
-
-    @classmethod
-    def build(cls, intensity, decay, temperature, low, high, n_quadrature, center, width, gain_bound):
-        z_max = (gain_bound + abs(center)) / width + 1.0
-        x_max = z_max / (1.0 + z_max)
-        x_step = TABLE_SPACING / width
-        n_points = int(math.ceil(2 * x_max / x_step)) + 1
-        if n_points > MAX_TABLE_POINTS:
-            n_points = MAX_TABLE_POINTS
-        x_step = 2 * x_max / (n_points - 1)
-        x = -x_max + x_step * np.arange(n_points)
-        gains = cls._to_gain(center, width, x)
-        values, slopes, spreads = _gibbs_moments_fast(gains, intensity, decay, temperature, low, high,
-                                                      n_quadrature)
-        return cls(center, width, -x_max, x_step, values, slopes, spreads,
-                   (intensity, decay, temperature, low, high, n_quadrature))
-
-    @property
-    def gain_range(self):
-        x_end = self.x_start + self.x_step * (self.values.size - 1)
-        return (float(self._to_gain(self.center, self.width, self.x_start)),
-                float(self._to_gain(self.center, self.width, x_end)))
-
-    def _position(self, gain):
-        z = (np.asarray(gain, dtype=float) - self.center) / self.width
-        return (z / (1.0 + np.abs(z)) - self.x_start) / self.x_step
-
-    def hamiltonian(self, gain):
-        """Cubic Hermite interpolation, the NumPy twin of the kernel's ``hermite_table``."""
-        position = self._position(gain)
-        j = np.clip(np.floor(position).astype(int), 0, self.values.size - 2)
-        s = position - j
-        tangents = self.scaled_slopes
-        return ((2 * s**3 - 3 * s**2 + 1) * self.values[j] + (s**3 - 2 * s**2 + s) * tangents[j]
-                + (3 * s**2 - 2 * s**3) * self.values[j + 1] + (s**3 - s**2) * tangents[j + 1])
-
-    def mean_spread(self, gain):
-        """Mean Gibbs spread: linear interpolation in x inside the table, direct rule outside."""
-        gain = np.asarray(gain, dtype=float)
-        position = self._position(gain)
-        inside = (position >= 0) & (position <= self.values.size - 1)
-        result = np.interp(position, np.arange(self.values.size), self.spreads)
-        if not np.all(inside | np.isnan(gain)):
-            outside = ~inside & ~np.isnan(gain)
-            result = np.array(result, dtype=float)
-            result[outside] = gibbs_moments(gain[outside], *self.params)[2]
-        return result
-
-    def interpolation_error(self, every: int = 97) -> float:
-        """Largest ``|Hermite − direct rule| / (1 + |H|)`` at interval midpoints (every ``every``-th)."""
-        index = np.arange(0, self.values.size - 1, every)
-        x_mid = self.x_start + (index + 0.5) * self.x_step
-        gains = self._to_gain(self.center, self.width, x_mid)
-        exact = gibbs_moments(gains, *self.params)[0]
-        return float(np.max(np.abs(self.hamiltonian(gains) - exact) / (1.0 + np.abs(exact))))
 
 
 # ============================================================================ grid helpers

@@ -45,6 +45,7 @@ from dataclasses import KW_ONLY, dataclass
 import numpy as np
 
 from pdecore.checks import (check_int, check_nonnegative, check_positive, check_real)
+from pdecore.gibbs import check_spread_bounds
 
 __all__ = ["MarketMakingModel"]
 
@@ -176,7 +177,7 @@ class MarketMakingModel:
                                        fix="pass the inventory bound Q̄ >= 1, e.g. max_inventory=30"))
         put("temperature", check_nonnegative("temperature", self.temperature,
                                              fix="pass γ >= 0 (0 gives the deterministic optimal quotes)"))
-        put("spread_bounds", self._check_bounds(self.spread_bounds, self.temperature))
+        put("spread_bounds", check_spread_bounds(self.spread_bounds, self.temperature))
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -215,27 +216,6 @@ class MarketMakingModel:
         matrix = 0.5 * (matrix + matrix.T)
         return tuple(tuple(float(x) for x in row) for row in matrix)
 
-    @staticmethod
-    def _check_bounds(value, temperature):
-        fix = "pass spread_bounds=(low, high) with low < high, e.g. (0.0, 4.0)"
-        try:
-            low, high = value
-            low, high = float(low), float(high)
-        except (TypeError, ValueError):
-            raise ValueError(f"spread_bounds must be a pair (low, high) of numbers, got {value!r}; "
-                             f"{fix}") from None
-        if math.isnan(low) or math.isnan(high) or low == math.inf or high == -math.inf:
-            raise ValueError(f"spread_bounds must be (low, high) with low < inf and high > -inf, got "
-                             f"{value!r}; {fix}")
-        if not low < high:
-            raise ValueError(f"spread_bounds is empty or inverted: low={low!r} must be < high={high!r}; "
-                             f"{fix}")
-        if temperature > 0.0 and not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(f"spread_bounds must be finite when temperature > 0 (the Gibbs density "
-                             f"exp(A e^(-kδ)(δ+Δ)/γ) is not normalizable on an unbounded interval), got "
-                             f"{value!r} with temperature={temperature!r}; pass e.g. spread_bounds=(0.0, "
-                             "4.0) or temperature=0")
-        return (low, high)
 
     # ------------------------------------------------------------------ derived quantities
     @property

@@ -34,7 +34,7 @@ exact optimal quotes for the discrete gains of the quadratic θ, ``θ(q ± e_i) 
 recommend.
 
 With γ > 0 the α are the Taylor coefficients of the exploratory ``H_γ`` (computed with the same
-quadrature as the grid solver), and the quoted spread is the Gibbs policy's mean.
+quadrature as the grid solver, :mod:`pdecore.gibbs`), and the quoted spread is the Gibbs policy's mean.
 
 References
 ----------
@@ -51,8 +51,7 @@ import numpy as np
 from scipy.linalg import expm
 
 from pdecore.checks import check_int
-from pdecore.market_making import (DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes,
-                                   gibbs_moments)
+from pdecore.gibbs import DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes, gibbs_moments
 from pdecore.market_making_params import MarketMakingModel
 
 __all__ = ["QuadraticApproximation", "quadratic_approximation", "hamiltonian_taylor"]
@@ -65,7 +64,7 @@ def hamiltonian_taylor(intensity: float, decay: float, temperature: float, low: 
     γ = 0: if ``1/k`` lies inside the bounds, ``H(p) = (A/(ek)) e^{kp}`` near 0, so
     ``(A/(ek), A/e, kA/e)``; otherwise the quote is pinned at the bound ``δ_c`` and
     ``H(p) = A e^{−kδ_c}(δ_c + p)`` (zero curvature). γ > 0: the discrete ``H_γ`` and its exact
-    derivative (mean rate) from :func:`~pdecore.market_making.gibbs_moments`, the curvature by a
+    derivative (mean rate) from :func:`~pdecore.gibbs.gibbs_moments`, the curvature by a
     central difference of the derivative.
     """
     if temperature > 0.0:

@@ -1,5 +1,8 @@
 """Slow NumPy/SciPy twins of the market-making HJB kernels, and the linear closed form (SPEC section 5).
 
+* :func:`gibbs_density_reference` — every moment of the Gibbs spread density at one Δ by a
+  brute-force trapezoidal rule on a fine grid (twin of :mod:`pdecore.gibbs`: a different rule, so
+  agreement checks the exponential-linear rule itself, not a copy of it).
 * :func:`hamiltonian_reference` — the Hamiltonians written without the edge trick: the γ = 0 argmax
   by its closed form, the γ > 0 log-partition by the direct exponential-linear rule (no table).
 * :func:`rhs_reference` — ``F(θ)`` on the n-dimensional array with NumPy slicing along each axis.
@@ -26,8 +29,36 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
-from pdecore.market_making import deterministic_quotes, gibbs_moments
+from pdecore.gibbs import deterministic_quotes, gibbs_moments
 from pdecore.market_making_params import MarketMakingModel
+
+
+def gibbs_density_reference(delta: float, intensity: float, decay: float, temperature: float,
+                            bounds: tuple[float, float], *, n_quadrature: int = 20001) -> dict[str, float]:
+    """Moments of the Gibbs density at one Δ by brute-force trapezoidal quadrature (slow twin).
+
+    Computes ``π ∝ exp(A e^{−kδ}(δ + Δ)/γ)`` on ``[δ_min, δ_max]`` with ``n_quadrature`` nodes and the
+    log-sum-exp trick, and returns ``mean_spread``, ``rate`` (``E λ``), ``income`` (``E λδ``),
+    ``entropy`` (``−∫π log π``) and ``hamiltonian`` (``γ log ∫ exp(f/γ)``). Used by the tests to check
+    :func:`pdecore.gibbs.gibbs_moments`, :func:`pdecore.gibbs.gibbs_policy_moments` and the RL table.
+    """
+    low, high = bounds
+    spreads = np.linspace(low, high, n_quadrature)
+    rate = intensity * np.exp(-decay * spreads)
+    log_density = rate * (spreads + delta) / temperature
+    shift = log_density.max()
+    weights = np.full(n_quadrature, (high - low) / (n_quadrature - 1))
+    weights[[0, -1]] *= 0.5
+    unnormalized = np.exp(log_density - shift)
+    mass = float(np.sum(weights * unnormalized))
+    density = unnormalized / mass
+    log_norm = math.log(mass) + shift
+    mean = float(np.sum(weights * density * spreads))
+    expected_rate = float(np.sum(weights * density * rate))
+    income = float(np.sum(weights * density * rate * spreads))
+    entropy = float(-np.sum(weights * density * (log_density - log_norm)))
+    return {"mean_spread": mean, "rate": expected_rate, "income": income, "entropy": entropy,
+            "hamiltonian": temperature * log_norm}
 
 
 def hamiltonian_reference(gain, intensity, decay, temperature, low, high, n_quadrature=1024):

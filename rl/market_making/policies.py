@@ -21,12 +21,12 @@ and the exploratory Hamiltonian is
 * the quantile function ``F^{-1}(u; Δ)`` (sampling a quote by inversion, coupled across policies by
   common uniforms).
 
-:class:`GibbsSpreadTable` therefore tabulates these functions once, on a grid in
-``z = asinh(kΔ)`` (dense where the policy moves, sparse in the tails where the density is pinned at a
-bound), by quadrature over the spread interval with the log-density taken piecewise linear in each
-quadrature cell (so that the cell masses are exact for exponential tails at the bounds), and
-interpolates linearly. The γ → 0 limit is the argmax ``δ* = clip(1/k − Δ, δ_min, δ_max)`` (the
-deterministic Hamiltonian of the grid HJB), evaluated in closed form.
+:class:`GibbsSpreadTable` therefore reads these functions, tabulated once in NumPy by
+:func:`pdecore.gibbs.gibbs_policy_table` (the one implementation of the density, shared with the grid
+HJB and the quadratic approximation) on a grid in ``z = asinh(kΔ)`` (dense where the policy moves,
+sparse in the tails where the density is pinned at a bound), and interpolates them linearly in torch.
+The γ → 0 limit is the argmax ``δ* = clip(1/k − Δ, δ_min, δ_max)`` (the deterministic Hamiltonian of
+the grid HJB), evaluated in closed form.
 
 Policy protocol
 ---------------
@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from pdecore.checks import check_choice, check_int, check_nonnegative
+from pdecore.gibbs import SCORE_MAX, Z_MAX, check_spread_bounds, gibbs_policy_table
 
 BID, ASK = 0, 1
 DTYPE = torch.float64
@@ -106,38 +107,9 @@ class GibbsStats(NamedTuple):
     entropy: torch.Tensor
 
 
-# ====================================================================== reference quadrature (NumPy)
-def gibbs_density_reference(delta: float, intensity: float, decay: float, temperature: float,
-                            bounds: tuple[float, float], *, n_quadrature: int = 20001) -> dict[str, float]:
-    """Moments of the Gibbs density at one Δ by brute-force trapezoidal quadrature (slow twin).
-
-    Computes ``π ∝ exp(A e^{−kδ}(δ + Δ)/γ)`` on ``[δ_min, δ_max]`` with ``n_quadrature`` nodes and the
-    log-sum-exp trick, and returns ``mean_spread``, ``rate`` (``E λ``), ``income`` (``E λδ``),
-    ``entropy`` (``−∫π log π``) and ``hamiltonian`` (``γ log ∫ exp(f/γ)``). Used by the tests to check
-    :class:`GibbsSpreadTable` and, through the same formulas, the grid engine's quadrature.
-    """
-    low, high = bounds
-    spreads = np.linspace(low, high, n_quadrature)
-    rate = intensity * np.exp(-decay * spreads)
-    log_density = rate * (spreads + delta) / temperature
-    shift = log_density.max()
-    weights = np.full(n_quadrature, (high - low) / (n_quadrature - 1))
-    weights[[0, -1]] *= 0.5
-    unnormalized = np.exp(log_density - shift)
-    mass = float(np.sum(weights * unnormalized))
-    density = unnormalized / mass
-    log_norm = math.log(mass) + shift
-    mean = float(np.sum(weights * density * spreads))
-    expected_rate = float(np.sum(weights * density * rate))
-    income = float(np.sum(weights * density * rate * spreads))
-    entropy = float(-np.sum(weights * density * (log_density - log_norm)))
-    return {"mean_spread": mean, "rate": expected_rate, "income": income, "entropy": entropy,
-            "hamiltonian": temperature * log_norm}
-
-
 # ====================================================================== tabulated Gibbs policy (torch)
 class _SideTable(NamedTuple):
-    """Tables of one (A, k) pair, on the ``z = asinh(kΔ)`` grid."""
+    """Tables of one (A, k) pair, on the ``z = asinh(kΔ)`` grid, as torch tensors."""
 
     mean_spread: torch.Tensor  # [n_delta]
     rate: torch.Tensor
@@ -146,126 +118,18 @@ class _SideTable(NamedTuple):
     quantiles: torch.Tensor  # [n_delta_quantile, n_levels]
 
 
-_SCORE_MAX = 8.0  # normal-score range of the quantile table (tail mass beyond: 1e-15)
+def _side_table(intensity, decay, temperature, bounds, n_delta, n_delta_quantile, n_quadrature,
+                n_levels) -> _SideTable:
+    """The NumPy tables of :func:`pdecore.gibbs.gibbs_policy_table` (memoized there) as tensors.
 
-
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return ndtr(x)
-
-
-def _log_expm1_ratio(slope: np.ndarray) -> np.ndarray:
-    """``log((e^s − 1)/s)``, stable for every s (→ 0 as s → 0)."""
-    mag = np.abs(slope)
-    small = mag < 1e-6
-    safe = np.where(small, 1.0, mag)
-    return np.where(small, 0.5 * slope, np.maximum(slope, 0.0) + np.log(-np.expm1(-safe) / safe))
-
-
-def _cell_mean_offset(slope: np.ndarray) -> np.ndarray:
-    """Mean of x/h for the density ∝ e^{s x/h} on [0, h]: ``1/(1 − e^{−s}) − 1/s`` (→ ½ + s/12)."""
-    small = np.abs(slope) < 1e-4
-    safe = np.where(small, 1.0, slope)
-    with np.errstate(over="ignore"):  # expm1(−s) = inf for s ≪ 0 gives the right limit −1/s
-        return np.where(small, 0.5 + slope / 12.0, -1.0 / np.expm1(-safe) - 1.0 / safe)
-
-
-def _tabulate_side(intensity: float, decay: float, temperature: float, bounds: tuple[float, float],
-                   z_nodes: np.ndarray, zq_nodes: np.ndarray, n_quadrature: int, n_levels: int) -> _SideTable:
-    """Moments and quantiles of the Gibbs density of one (A, k) at every tabulated Δ.
-
-    The log-density ``ℓ(δ) = A e^{−kδ}(δ + Δ)/γ`` is evaluated at ``n_quadrature`` equispaced nodes
-    and taken linear inside each cell; the density is then exponential in each cell, and its cell
-    masses, cell means, entropy and quantiles are computed exactly for that piecewise-exponential
-    density. This stays accurate when Δ pins the density against a bound with a decay length far
-    below the cell width (where a mid-point rule fails). The fill rate ``e^{−kδ}`` is evaluated at
-    each cell's conditional mean (second-order accurate).
+    ``n_quadrature`` counts nodes here (intervals in :mod:`pdecore.gibbs`).
     """
-    low, high = bounds
-    nodes = np.linspace(low, high, n_quadrature)
-    width = nodes[1] - nodes[0]
-    rate_nodes = intensity * np.exp(-decay * nodes)
-
-    def cells(deltas: np.ndarray):
-        ell = rate_nodes[None, :] * (nodes[None, :] + deltas[:, None]) / temperature  # [D, G]
-        left = ell[:, :-1]
-        slope = ell[:, 1:] - left
-        shift = np.max(ell, axis=1, keepdims=True)
-        log_mass = left - shift + math.log(width) + _log_expm1_ratio(slope)  # log ∫_cell e^{ℓ − shift}
-        top = np.max(log_mass, axis=1, keepdims=True)
-        log_total = top + np.log(np.sum(np.exp(log_mass - top), axis=1, keepdims=True))
-        prob = np.exp(log_mass - log_total)  # [D, G-1], sums to one
-        return prob, log_mass - log_total, slope
-
-    # --- moments on the fine Δ grid (processed in chunks to bound memory) ---
-    deltas = np.sinh(z_nodes) / decay
-    out = {key: np.empty(deltas.size) for key in ("mean_spread", "rate", "income", "entropy")}
-    chunk = max(1, 4_000_000 // n_quadrature)
-    for start in range(0, deltas.size, chunk):
-        part = slice(start, start + chunk)
-        prob, log_prob, slope = cells(deltas[part])
-        offset = _cell_mean_offset(slope)
-        means = nodes[None, :-1] + width * offset  # conditional mean of δ in each cell
-        rates = intensity * np.exp(-decay * means)
-        out["mean_spread"][part] = np.sum(prob * means, axis=1)
-        out["rate"][part] = np.sum(prob * rates, axis=1)
-        out["income"][part] = np.sum(prob * rates * means, axis=1)
-        # −∫π log π; in a cell π = (p_c/h) e^{s x/h}/((e^s − 1)/s), so E[log π | cell] is exact:
-        cell_log = log_prob - math.log(width) - _log_expm1_ratio(slope) + slope * offset
-        out["entropy"][part] = -np.sum(prob * cell_log, axis=1)
-    # --- quantiles on the coarser Δ grid: exact inverse of the piecewise-exponential CDF ---
-    q_deltas = np.sinh(zq_nodes) / decay
-    # levels equispaced in the normal score x = Φ^{-1}(u): the quantile is then nearly linear in x
-    # for the bell-shaped Gibbs density, and the tails (u near 0 or 1) are resolved
-    levels = _normal_cdf(np.linspace(-_SCORE_MAX, _SCORE_MAX, n_levels))
-    levels[0], levels[-1] = 0.0, 1.0
-    quantiles = np.empty((q_deltas.size, n_levels))
-    chunk = max(1, 2_000_000 // n_quadrature)
-    for start in range(0, q_deltas.size, chunk):
-        part = slice(start, start + chunk)
-        prob, _, slope = cells(q_deltas[part])
-        cdf = np.concatenate([np.zeros((prob.shape[0], 1)), np.cumsum(prob, axis=1)], axis=1)
-        cdf /= cdf[:, -1:]
-        for row in range(prob.shape[0]):
-            cell = np.clip(np.searchsorted(cdf[row], levels, side="right") - 1, 0, prob.shape[1] - 1)
-            mass = prob[row, cell]
-            w = np.clip((levels - cdf[row, cell]) / np.where(mass > 0.0, mass, 1.0), 0.0, 1.0)
-            s = slope[row, cell]
-            small = np.abs(s) < 1e-6
-            safe = np.where(small, 1.0, s)
-            # inverse CDF of e^{s x} on [0, 1]: x = log(1 + w (e^s − 1))/s, computed without overflow
-            big = safe > 30.0
-            tail = np.exp(-np.clip(safe, 30.0, 700.0))
-            frac_pos = np.where(big, 1.0 + np.log(np.maximum(w, 1e-300) + (1.0 - w) * tail)
-                                / np.where(big, safe, 1.0), 0.0)
-            frac_reg = np.log1p(w * np.expm1(np.minimum(safe, 30.0))) / safe
-            frac = np.where(small, w, np.where(big, frac_pos, frac_reg))
-            quantiles[start + row] = nodes[cell] + width * np.clip(frac, 0.0, 1.0)
-    as_tensor = lambda a: torch.as_tensor(a, dtype=DTYPE)  # noqa: E731
-    return _SideTable(as_tensor(out["mean_spread"]), as_tensor(out["rate"]), as_tensor(out["income"]),
-                      as_tensor(out["entropy"]), as_tensor(quantiles))
-
-
-_SIDE_CACHE: dict[tuple, _SideTable] = {}
-_Z_MAX = math.asinh(1e4)  # tabulated range |kΔ| <= 1e4
-
-
-def _cached_side(intensity, decay, temperature, bounds, n_delta, n_delta_quantile, n_quadrature, n_levels):
-    """:func:`_tabulate_side` memoized per process (tables are read-only; building one takes seconds)."""
-    key = (intensity, decay, temperature, tuple(bounds), n_delta, n_delta_quantile, n_quadrature, n_levels)
-    if key not in _SIDE_CACHE:
-        if len(_SIDE_CACHE) > 32:
-            _SIDE_CACHE.clear()
-        _SIDE_CACHE[key] = _tabulate_side(intensity, decay, temperature, tuple(bounds),
-                                          np.linspace(-_Z_MAX, _Z_MAX, n_delta),
-                                          np.linspace(-_Z_MAX, _Z_MAX, n_delta_quantile), n_quadrature, n_levels)
-    return _SIDE_CACHE[key]
+    arrays = gibbs_policy_table(intensity, decay, temperature, bounds[0], bounds[1], n_quadrature - 1,
+                                n_delta, n_delta_quantile, n_levels)
+    return _SideTable(*(torch.tensor(array, dtype=DTYPE) for array in arrays))
 
 
 class GibbsSpreadTable:
-    _z_max = _Z_MAX
-
     """The Gibbs spread policy of every option and side as tabulated functions of Δ.
 
     Parameters
@@ -307,13 +171,7 @@ class GibbsSpreadTable:
         if np.any(intensity <= 0.0) or np.any(decay <= 0.0):
             raise ValueError("intensity and decay must be positive; pass the model's A and k")
         self.temperature = check_nonnegative("temperature", temperature, fix="pass γ >= 0")
-        low, high = float(spread_bounds[0]), float(spread_bounds[1])
-        if not low < high:
-            raise ValueError(f"spread_bounds must satisfy low < high, got {spread_bounds!r}; pass e.g. (0, 4)")
-        if self.temperature > 0.0 and not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(f"spread_bounds must be finite when temperature > 0, got {spread_bounds!r}; pass "
-                             "e.g. (0, 4)")
-        self.spread_bounds = (low, high)
+        self.spread_bounds = check_spread_bounds(spread_bounds, self.temperature)
         self.n_options = decay.size
         self.intensity = torch.as_tensor(intensity, dtype=DTYPE)
         self.decay = torch.as_tensor(decay, dtype=DTYPE)
@@ -330,9 +188,9 @@ class GibbsSpreadTable:
             for side in (BID, ASK):
                 key = (float(intensity[i, side]), float(decay[i]))
                 if key not in self._tables:
-                    self._tables[key] = _cached_side(key[0], key[1], self.temperature, self.spread_bounds,
-                                                     self.n_delta, self.n_delta_quantile, self.n_quadrature,
-                                                     self.n_levels)
+                    self._tables[key] = _side_table(key[0], key[1], self.temperature, self.spread_bounds,
+                                                    self.n_delta, self.n_delta_quantile, self.n_quadrature,
+                                                    self.n_levels)
                 row.append(key)
             self._keys.append(row)
         self._stack()
@@ -363,7 +221,7 @@ class GibbsSpreadTable:
     def _position(self, delta: torch.Tensor, n_nodes: int):
         """Fractional node index of Δ ``[..., n, 2]`` on a z-grid with ``n_nodes`` nodes (clamped)."""
         z = torch.asinh(delta * self.decay[:, None])
-        z_max = self._z_max
+        z_max = Z_MAX
         pos = (z.clamp(-z_max, z_max) + z_max) / (2.0 * z_max) * (n_nodes - 1)
         index = pos.floor().clamp(0, n_nodes - 2)
         return index.long(), pos - index
@@ -407,8 +265,8 @@ class GibbsSpreadTable:
         index, frac = self._position(delta, self.n_delta_quantile)
         rows = self._rows(delta.shape)
         n_levels = self.n_levels
-        score = torch.special.ndtri(uniforms.clamp(1e-300, 1.0 - 1e-16)).clamp(-_SCORE_MAX, _SCORE_MAX)
-        upos = (score + _SCORE_MAX) / (2.0 * _SCORE_MAX) * (n_levels - 1)
+        score = torch.special.ndtri(uniforms.clamp(1e-300, 1.0 - 1e-16)).clamp(-SCORE_MAX, SCORE_MAX)
+        upos = (score + SCORE_MAX) / (2.0 * SCORE_MAX) * (n_levels - 1)
         uindex = upos.floor().clamp(0, n_levels - 2).long()
         ufrac = upos - uindex
         table = self._quantile.reshape(-1)
@@ -566,5 +424,5 @@ class ConstantSpreadPolicy:
 
 
 __all__ = ["BID", "ASK", "MarketState", "Quotes", "SpreadPolicy", "GibbsStats", "GibbsSpreadTable",
-           "gibbs_density_reference", "DifferencePolicy", "GridValuePolicy", "SpreadFunctionPolicy",
+           "DifferencePolicy", "GridValuePolicy", "SpreadFunctionPolicy",
            "ConstantSpreadPolicy"]

@@ -10,8 +10,8 @@ import pytest
 
 from pdecore import ConvergenceError, MarketMakingModel, solve_market_making
 from pdecore._reference.market_making import (closed_form_values, rhs_reference, solve_reference)
-from pdecore.market_making import (_gibbs_moments_fast, _grid_layout, deterministic_quotes,
-                                   gibbs_moments)
+from pdecore.gibbs import _gibbs_moments_fast, deterministic_quotes, gibbs_moments
+from pdecore.market_making import _grid_layout
 
 
 def correlated_model(n, *, risk_aversion=0.5, max_inventory=None, horizon=1.0, **overrides):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdecore import MarketMakingModel, quadratic_approximation, solve_market_making
-from pdecore.market_making import deterministic_quotes, gibbs_density, gibbs_moments
+from pdecore.gibbs import deterministic_quotes, gibbs_density, gibbs_moments
 from pdecore.quadratic import _riccati_closed_form
 
 intensities = st.floats(2.0, 20.0)

@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 from pdecore.market_making_params import MarketMakingModel  # noqa: E402
-from rl.market_making.policies import (ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy, MarketState,  # noqa: E402
-                            gibbs_density_reference)
+from pdecore._reference.market_making import gibbs_density_reference  # noqa: E402
+from rl.market_making.policies import (ConstantSpreadPolicy, GibbsSpreadTable, GridValuePolicy,  # noqa: E402
+                                       MarketState)
 
 A, K, GAMMA, BOUNDS = 100.0, 1.5, 0.1, (0.0, 4.0)
 DELTAS = (-20.0, -2.0, -0.5, -0.1, 0.0, 0.2, 0.5, 0.8, 3.0)
@@ -46,7 +47,7 @@ def test_table_matches_brute_force_quadrature(table, delta):
 
 
 def test_table_matches_grid_engine_mean_spread(table):
-    from pdecore.market_making import gibbs_moments
+    from pdecore.gibbs import gibbs_moments
 
     gains = np.array(DELTAS)
     _, rate, spread = gibbs_moments(gains, A, K, GAMMA, *BOUNDS, 4096)

@@ -44,6 +44,7 @@ _EXPORTS = {
     "SolverDiagnostics": "pdecore.diagnostics",
     "stopping_oracle": "pdecore.oracle",
     "StoppingOracle": "pdecore.oracle",
+    "OracleSettings": "pdecore.oracle",
     "bermudan_price": "pdecore.oracle",
     # Dynkin / Merton engine
     "solve_dynkin": "pdecore.dynkin",

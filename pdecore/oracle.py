@@ -78,14 +78,44 @@ from scipy.special import ndtr
 from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.params import AmericanOption, BlackScholes
 
-__all__ = ["StoppingOracle", "stopping_oracle", "bermudan_price"]
+__all__ = ["OracleSettings", "StoppingOracle", "stopping_oracle", "bermudan_price"]
 
 _INV_SQRT_2PI = 0.3989422804014327
 _NEWTON_TOL = 1e-14
 _NEWTON_MAX_ITER = 200
+
+
+@dataclass(frozen=True, slots=True)
+class OracleSettings:
+    """Numerical settings of :func:`stopping_oracle` and :func:`bermudan_price` (kept apart from the
+    problem, like :class:`pdecore.AmericanSettings`).
+
+    ``n_steps``, ``penalty`` and ``temperature`` are not settings: they define the discrete-time RL
+    recursion whose fixed point is computed (SPEC section 2). The scalar Newton iteration is solved to
+    round-off (tolerance 1e-14, at most 200 safeguarded steps) and is not a setting either: its error
+    does not depend on a trade-off the caller could make.
+
+    Parameters
+    ----------
+    nodes_per_std : float
+        Grid nodes per one-step standard deviation ``σ√Δt`` of ``log S``, in [2, 200]; default 12
+        (the quadrature of the module docstring is exact for the piecewise pieces, so the error is that
+        of the smooth parts, fourth order in the step).
+    n_std : float
+        Half-width of the log-spot grid in standard deviations of ``log S_T``, in [3, 20]; default 7.
+    """
+
+    nodes_per_std: float = 12.0
+    n_std: float = 7.0
+
+    def __post_init__(self) -> None:
+        check_range("nodes_per_std", self.nodes_per_std, 2.0, 200.0,
+                    fix="pass between 2 and 200 grid nodes per one-step standard deviation, e.g. 12")
+        check_range("n_std", self.n_std, 3.0, 20.0, fix="pass a grid half-width of 3 to 20 standard deviations")
 
 
 # ============================================================================================ #
@@ -401,6 +431,11 @@ class StoppingOracle:
         ``V_0``, ``P_stopping`` and ``P_control`` at ``spot``.
     stats : dict
         ``wall_time_s``, ``n_nodes``, ``max_newton_iterations``, ``exercise_threshold`` (``d^*``).
+    diagnostics : SolverDiagnostics
+        The shape shared by every pdecore result: ``n_steps``/``n_time`` are the dates ``L``,
+        ``n_space`` the interior nodes, ``max_iterations`` the largest scalar-Newton count at one date
+        (over all nodes) and ``total_iterations`` the sum of these per-date maxima (0 when ``λ = 0``:
+        the bang-bang recursion is explicit).
     """
 
     model: BlackScholes
@@ -423,6 +458,10 @@ class StoppingOracle:
     _continuation: np.ndarray = field(repr=False)  # (L, M) padded C_l of V
     _stopping_continuation: np.ndarray = field(repr=False)  # (L, M) padded e^{−rΔt}E[U_{l+1}]
     _control_continuation: np.ndarray = field(repr=False)  # (L, M) padded e^{−rΔt}E[W_{l+1}]
+    diagnostics: SolverDiagnostics | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
     # ---------------------------------------------------------------------------------------- #
     @property
@@ -551,7 +590,7 @@ class StoppingOracle:
 # Facade
 # ============================================================================================ #
 
-def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std):
+def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, settings=None):
     if not isinstance(model, BlackScholes):
         raise ValueError(f"model must be a pdecore.BlackScholes, got {type(model).__name__}; "
                          "pass BlackScholes(volatility=..., rate=..., dividend=...)")
@@ -566,11 +605,14 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
         spot = option.strike
     else:
         spot = check_positive("spot", spot, fix="pass a positive spot such as 40")
-    nodes_per_std = check_range("nodes_per_std", nodes_per_std, 2.0, 200.0,
-                                fix="pass between 2 and 200 grid nodes per one-step standard deviation, "
-                                    "e.g. 12")
-    n_std = check_range("n_std", n_std, 3.0, 20.0,
-                        fix="pass a grid half-width of 3 to 20 standard deviations")
+    settings = OracleSettings() if settings is None else settings
+    if not isinstance(settings, OracleSettings):
+        raise ValueError(f"settings must be a pdecore.OracleSettings, got {settings!r}; "
+                         "pass e.g. OracleSettings(nodes_per_std=24)")
+    # the keywords override the settings (validated by the settings' own checks)
+    settings = OracleSettings(nodes_per_std=settings.nodes_per_std if nodes_per_std is None else nodes_per_std,
+                              n_std=settings.n_std if n_std is None else n_std)
+    nodes_per_std, n_std = float(settings.nodes_per_std), float(settings.n_std)
     ratio = penalty * option.maturity / n_steps
     if ratio > 1.0 + 1e-12:
         raise ValueError(
@@ -582,8 +624,8 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
 
 
 def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int, penalty: float,
-                    temperature: float, spot: float | None = None, nodes_per_std: float = 12.0,
-                    n_std: float = 7.0) -> StoppingOracle:
+                    temperature: float, spot: float | None = None, nodes_per_std: float | None = None,
+                    n_std: float | None = None, settings: OracleSettings | None = None) -> StoppingOracle:
     """Compute the discrete-time fixed point of the RL stopping scheme and its two execution prices.
 
     Parameters
@@ -600,10 +642,11 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
         ``λ ≥ 0``; 0 is the bang-bang (penalized Bermudan-type) limit ``V_l = C_l + κΔt (g − C_l)^+``.
     spot : float, optional
         Spot at which ``value0``, ``p_stopping`` and ``p_control`` are quoted (default: the strike).
-    nodes_per_std : float, default 12
-        Grid nodes per one-step standard deviation ``σ√Δt`` of ``log S``.
-    n_std : float, default 7
-        Half-width of the grid in standard deviations of ``log S_T``.
+    nodes_per_std, n_std : float, optional
+        Override the fields of ``settings`` (defaults 12 nodes per one-step standard deviation, a
+        half-width of 7 standard deviations of ``log S_T``).
+    settings : OracleSettings, optional
+        The grid numerics (:class:`OracleSettings`).
 
     Returns
     -------
@@ -624,7 +667,7 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
     ``P_stopping ≈ 5.3072``, ``P_control ≈ 5.2673``.
     """
     n_steps, penalty, temperature, spot, nodes_per_std, n_std = _validate(
-        model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std)
+        model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, settings)
     return _backward_recursion(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std,
                                execution_prices=True)
 
@@ -670,6 +713,7 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     boundary = np.full(n_steps + 1, np.nan)
     boundary[-1] = strike
     max_iterations = 0
+    total_iterations = 0  # sum over dates of the per-date maximum (the diagnostics' counter)
     unresolved_steps = 0
     # Extent of the bump ρ in units of λ/κ (see _bump_extent).
     bump_extent = _bump_extent(effective_penalty, temperature, dt) if temperature > 0.0 else None
@@ -700,6 +744,7 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
                 v_itm, _, it_itm = _solve_scalar(payoff_ext - c, effective_penalty, temperature, dt, l)
                 v_otm, _, it_otm = _solve_scalar(-c, effective_penalty, temperature, dt, l)
                 max_iterations = max(max_iterations, it_itm, it_otm)
+                total_iterations += max(it_itm, it_otm)
                 value_itm, value_otm = c + v_itm, c + v_otm
                 nodal_value = np.where(in_the_money_sign * (y - log_strike) <= 0.0, value_itm, value_otm)
                 # Is the turn of v(d) at d = 0 (width λ/κ in d) resolved by the grid?
@@ -767,11 +812,16 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
         object.__setattr__(oracle, "p_stopping", math.nan)
         object.__setattr__(oracle, "p_control", math.nan)
     stats["wall_time_s"] = time.perf_counter() - started
+    object.__setattr__(oracle, "diagnostics", SolverDiagnostics(
+        status=STATUS_OK, message=STATUS_MESSAGES[STATUS_OK], total_iterations=total_iterations,
+        max_iterations=max_iterations, n_steps=n_steps, n_time=n_steps, n_space=n_interior,
+        wall_seconds=stats["wall_time_s"]))
     return oracle
 
 
 def bermudan_price(model: BlackScholes, option: AmericanOption, *, n_steps: int, spot: float | None = None,
-                   nodes_per_std: float = 12.0, n_std: float = 7.0) -> float:
+                   nodes_per_std: float | None = None, n_std: float | None = None,
+                   settings: OracleSettings | None = None) -> float:
     """Bermudan price with exercise dates ``t_l = lT/L``, ``l = 0..L``, by ``V_l = max(g, C_l)``.
 
     This is the oracle's recursion at ``κΔt = 1``, ``λ = 0`` (then ``C + κΔt(g − C)^+ = max(g, C)``), so it
@@ -780,7 +830,7 @@ def bermudan_price(model: BlackScholes, option: AmericanOption, *, n_steps: int,
 
     Parameters
     ----------
-    model, option, n_steps, spot, nodes_per_std, n_std
+    model, option, n_steps, spot, nodes_per_std, n_std, settings
         As in :func:`stopping_oracle`.
 
     Returns
@@ -790,5 +840,5 @@ def bermudan_price(model: BlackScholes, option: AmericanOption, *, n_steps: int,
     """
     n_steps = check_int("n_steps", n_steps, minimum=1, fix="pass the number of exercise dates, e.g. 50")
     args = _validate(model, option, n_steps, n_steps / getattr(option, "maturity", 1.0), 0.0, spot,
-                     nodes_per_std, n_std)
+                     nodes_per_std, n_std, settings)
     return _backward_recursion(model, option, *args, execution_prices=False).value0

@@ -358,3 +358,29 @@ def test_cli_refuses_large_penalty_with_exit_code_2(capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "penalty" in err and "n_steps" in err and len(err.strip().splitlines()) == 1
+
+
+def test_result_carries_diagnostics_and_read_only_arrays(spec_oracle):
+    diag = spec_oracle.diagnostics
+    assert diag.success and diag.n_steps == diag.n_time == 50 and diag.n_space == spec_oracle.spots.size
+    assert diag.max_iterations == spec_oracle.stats["max_newton_iterations"] <= diag.total_iterations
+    assert diag.wall_seconds == spec_oracle.stats["wall_time_s"] > 0
+    for name in ("times", "spots", "values", "stopping_values", "control_values", "boundary"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(spec_oracle, name)[0] = 0.0
+    # the quoted prices still come from the (frozen) continuation values
+    assert spec_oracle.value(0, 40.0) == spec_oracle.value0
+
+
+def test_settings_object_and_keywords_give_the_same_oracle():
+    from pdecore import OracleSettings
+
+    via_settings = stopping_oracle(MODEL, PUT, n_steps=20, penalty=10.0, temperature=1.0,
+                                   settings=OracleSettings(nodes_per_std=8.0, n_std=6.0))
+    via_keywords = stopping_oracle(MODEL, PUT, n_steps=20, penalty=10.0, temperature=1.0, nodes_per_std=8.0,
+                                   n_std=6.0)
+    assert via_settings.value0 == via_keywords.value0 and via_settings.p_control == via_keywords.p_control
+    with pytest.raises(ValueError, match="n_std"):
+        OracleSettings(n_std=2.0)
+    with pytest.raises(ValueError, match="settings must be a pdecore.OracleSettings"):
+        stopping_oracle(MODEL, PUT, n_steps=20, penalty=10.0, temperature=1.0, settings={"n_std": 6})

@@ -116,6 +116,74 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a ``checkpoint.pt`` of :class:`rl.trainer.Trainer` as weights only.
+
+    ``torch.load(..., weights_only=True)`` unpickles tensors and plain containers (dict, list, tuple,
+    str, numbers, None) and refuses every other object *before* constructing it, so a crafted file
+    cannot run code (a full unpickling would call whatever its payload names). Everything pderl puts
+    in a checkpoint is of those types (see :meth:`rl.trainer.Trainer.save_checkpoint`).
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint file.
+
+    Returns
+    -------
+    dict
+        At least ``"step"`` (int) and ``"learner"`` (the learner's ``state_dict``), loaded on the CPU.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: missing, not a file, truncated or not a torch file, holding
+        objects a weights-only load refuses, or not shaped like a pderl checkpoint.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist or is not a file; check the run folder, or "
+                         "start a new run with --force")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"checkpoint {str(path)!r} refused: it holds objects other than tensors and plain data "
+                         f"({_first_line(exc, 120)}); nothing in it was run. Use a checkpoint written by pderl") from None
+    except Exception as exc:  # truncated zip, not a torch file, I/O error: torch raises many types
+        raise ValueError(f"checkpoint {str(path)!r} is truncated or not a torch checkpoint ({_first_line(exc)}); "
+                         "restore an intact copy, or start over with --force") from None
+    if not (isinstance(state, dict) and isinstance(state.get("step"), int) and isinstance(state.get("learner"), dict)):
+        raise ValueError(f"{str(path)!r} is not a pderl checkpoint (expected a dict with an integer 'step' and a "
+                         "'learner' state); check the run folder")
+    return state
+
+
+def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
+    """``json.loads`` of a file with one-line errors naming it (missing, unreadable, not JSON)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{what} {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} {str(path)!r} cannot be read as UTF-8 text ({_first_line(exc)})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}); restore it or start over with --force") from None
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line and flush it to disk (metrics survive a crash)."""
     path = Path(path)

@@ -54,12 +54,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from pdecore.checks import check_choice, check_int
 from rl.runs import (append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, environment_record,
-                     prepare_run_dir, read_jsonl, to_json)
+                     load_checkpoint, prepare_run_dir, read_jsonl, to_json)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
+#: 2: weights-only loadable (Python RNG state as a list, learner config as JSON text); 1: pickled tuples.
+CHECKPOINT_FORMAT = 2
 
 
 @runtime_checkable
@@ -249,16 +251,24 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Atomically write ``checkpoint.pt`` for the current step."""
+        """Atomically write ``checkpoint.pt`` for the current step.
+
+        Everything in it is a tensor or a plain container/number/string, so :func:`rl.runs.load_checkpoint`
+        reads it back with ``weights_only=True`` (no code runs while loading): Python's RNG state is a
+        list, the learner configuration its JSON text. One file holds all of the state, so a crash
+        can never pair weights of one step with counters of another.
+        """
         import torch
 
+        version, internal, gauss = random.getstate()
         state = {
+            "format": CHECKPOINT_FORMAT,
             "step": self.step,
             "learner": self.learner.state_dict(),
-            "trainer": {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-                        "elapsed_s": self._elapsed(), "last_train": self.last_train,
-                        "last_eval": self.last_eval},
-            "config": self.learner.config_dict(),
+            "trainer": {"torch_rng": torch.get_rng_state(), "python_rng": [version, list(internal), gauss],
+                        "elapsed_s": self._elapsed(), "last_train": dict(self.last_train),
+                        "last_eval": dict(self.last_eval)},
+            "config": to_json(self.learner.config_dict()),
         }
         return atomic_torch_save(state, self.checkpoint_path)
 
@@ -268,19 +278,26 @@ class Trainer:
         if not self.checkpoint_path.exists():
             raise ValueError(f"--resume given but {str(self.checkpoint_path)!r} does not exist; start a new run "
                              "with --force instead")
-        # on the CPU first: generator states must stay CPU tensors; load_state_dict moves the rest
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        saved, current = to_json(state["config"]), to_json(self.learner.config_dict())
-        if saved != current:
+        # weights only (no code in the file runs); on the CPU first: generator states must stay CPU tensors
+        state = load_checkpoint(self.checkpoint_path)
+        saved = state.get("config")
+        saved = saved if isinstance(saved, str) else to_json(saved)  # format 1 stored the dict itself
+        if saved != to_json(self.learner.config_dict()):
             raise ValueError(f"the learner configuration differs from the checkpoint's in {str(self.run_dir)!r}; "
                              "resume with the run's own config.json, or start a new run with --force")
-        self.learner.load_state_dict(state["learner"])
+        try:
+            self.learner.load_state_dict(state["learner"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint {str(self.checkpoint_path)!r} does not fit this learner "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                             "resume with the run's own configuration") from None
         self.step = int(state["step"])
         trainer_state = state.get("trainer", {})
         if "torch_rng" in trainer_state:
             torch.set_rng_state(trainer_state["torch_rng"])
         if "python_rng" in trainer_state:
-            random.setstate(trainer_state["python_rng"])
+            version, internal, gauss = trainer_state["python_rng"]
+            random.setstate((version, tuple(internal), gauss))
         self._elapsed_before = float(trainer_state.get("elapsed_s", 0.0))
         self.last_train = dict(trainer_state.get("last_train", {}))
         self.last_eval = dict(trainer_state.get("last_eval", {}))

@@ -55,8 +55,9 @@ from pdecore.checks import check_finite_array, check_int, check_positive
 from pdecore.exceptions import ConvergenceError
 # the Gibbs density lives in pdecore.gibbs; gibbs_moments and deterministic_quotes stay importable
 # from here for the callers written against this module (validation's stage 30)
-from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes, gibbs_density,
-                           gibbs_moments)
+from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, argmax_spread, deterministic_quotes,
+                           gibbs_density, gibbs_moments)
+from pdecore.inventory_grid import inventory_axis, inventory_states, inventory_strides
 from pdecore.market_making_params import MarketMakingModel
 
 __all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_moments",
@@ -71,16 +72,6 @@ DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 
 
 # ============================================================================ grid helpers
-def _grid_layout(n_options: int, max_inventory: int):
-    """Flat C-order layout: ``coords`` (N, n) inventories and ``strides`` (n,)."""
-    size = 2 * max_inventory + 1
-    strides = np.array([size ** (n_options - 1 - i) for i in range(n_options)], dtype=np.int64)
-    axes = np.arange(-max_inventory, max_inventory + 1, dtype=np.int64)
-    mesh = np.meshgrid(*([axes] * n_options), indexing="ij")
-    coords = np.stack([m.reshape(-1) for m in mesh], axis=1)
-    return coords, strides
-
-
 def _memory_estimate(n_options: int, max_inventory: int, n_time: int) -> tuple[int, int]:
     n_states = (2 * max_inventory + 1) ** n_options
     # saved values + 7 work arrays + coords + running penalty + terminal values
@@ -210,7 +201,7 @@ class MarketMakingResult:
             table = self._tables[option][0 if side == "bid" else 1]
             return np.where(np.isnan(gain), np.nan, table.mean_spread(np.nan_to_num(gain)))
         decay = model.decay_array()[option]
-        return np.where(np.isnan(gain), np.nan, np.clip(1.0 / decay - np.nan_to_num(gain), low, high))
+        return np.where(np.isnan(gain), np.nan, argmax_spread(np.nan_to_num(gain), decay, low, high))
 
     def _check_option(self, option):
         return check_int("option", option, minimum=0, maximum=self.model.n_options - 1,
@@ -378,7 +369,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
             f"states; with n_time={n_time} the solver needs about {needed / 1024**3:.2f} GiB, more than "
             f"memory_limit={memory_limit / 1024**3:.2f} GiB; lower max_inventory or n_time, raise "
             "memory_limit, or use quadratic_approximation(model) for many options")
-    coords, strides = _grid_layout(n, qbar)
+    coords, strides = inventory_states(n, qbar), inventory_strides(n, qbar)
 
     # 2. operator: running penalty and order-flow coefficients -------------------------------------
     cov = model.noise_cov_array()
@@ -498,6 +489,6 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     values = saved[::-1].reshape(shape)
     times = np.linspace(0.0, model.horizon, n_time + 1)
     return MarketMakingResult(model=model, times=times,
-                              inventory_grid=np.arange(-qbar, qbar + 1), values=values,
+                              inventory_grid=inventory_axis(qbar), values=values,
                               terminal_coeffs=np.asarray(coeffs, dtype=float), diagnostics=diagnostics,
                               _tables=tables)

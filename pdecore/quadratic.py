@@ -51,7 +51,8 @@ import numpy as np
 from scipy.linalg import expm
 
 from pdecore.checks import check_int
-from pdecore.gibbs import DEFAULT_N_QUADRATURE, _GibbsTable, deterministic_quotes, gibbs_moments
+from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, argmax_spread, deterministic_quotes,
+                           gibbs_moments)
 from pdecore.market_making_params import MarketMakingModel
 
 __all__ = ["QuadraticApproximation", "quadratic_approximation", "hamiltonian_taylor"]
@@ -176,7 +177,7 @@ class QuadraticApproximation:
                                                       50.0 / decay)
             spread = self._tables[key].mean_spread(gain)
         else:
-            spread = np.clip(1.0 / decay - gain, low, high)
+            spread = argmax_spread(gain, decay, low, high)
         return float(spread) if np.ndim(spread) == 0 else spread
 
     def bid_spread(self, t, inventory, option: int = 0):

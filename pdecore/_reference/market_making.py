@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
 from pdecore.gibbs import deterministic_quotes, gibbs_moments
+from pdecore.inventory_grid import inventory_mesh, inventory_strides
 from pdecore.market_making_params import MarketMakingModel
 
 
@@ -69,8 +70,7 @@ def hamiltonian_reference(gain, intensity, decay, temperature, low, high, n_quad
 
 
 def _inventory_axes(model: MarketMakingModel):
-    axis = np.arange(-model.max_inventory, model.max_inventory + 1)
-    return np.meshgrid(*([axis] * model.n_options), indexing="ij")
+    return inventory_mesh(model.n_options, model.max_inventory)
 
 
 def rhs_reference(theta, model: MarketMakingModel, n_quadrature=1024):
@@ -131,8 +131,9 @@ def generator_matrix(model: MarketMakingModel) -> sp.csr_matrix:
     matrix = sp.diags(diagonal).tocsr()
     bids, asks = model.intensity_bid_array(), model.intensity_ask_array()
     index = np.arange(n_states)
+    strides = inventory_strides(n, model.max_inventory)
     for i in range(n):
-        stride = size ** (n - 1 - i)
+        stride = strides[i]
         up = inventories[i] < model.max_inventory
         down = inventories[i] > -model.max_inventory
         rows = np.concatenate([index[up], index[down]])

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def inventory_box(n_options: int, half_width: int) -> np.ndarray:
-    """All integer inventories with ``|q_i| ≤ half_width``, shape ``[(2w+1)^n, n]``."""
-    axis = np.arange(-half_width, half_width + 1)
-    grids = np.meshgrid(*([axis] * n_options), indexing="ij")
-    return np.stack([g.reshape(-1) for g in grids], axis=-1)
+from pdecore.inventory_grid import inventory_states
 
 
 def spread_errors(learner: MarketMakingLearner, reference, *, times_fraction=(0.0, 0.6),
@@ -26,7 +21,7 @@ def spread_errors(learner: MarketMakingLearner, reference, *, times_fraction=(0.
     model = learner.model
     n = model.n_options
     w = model.max_inventory // 2 if half_width is None else int(half_width)
-    box = inventory_box(n, w)
+    box = inventory_states(n, w)  # every inventory with |q_i| <= w
     decay = model.decay_array()
     out = {}
     worst = 0.0
@@ -45,4 +40,4 @@ def spread_errors(learner: MarketMakingLearner, reference, *, times_fraction=(0.
     return out
 
 
-__all__ = ["inventory_box", "spread_errors"]
+__all__ = ["spread_errors"]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pdecore.checks import check_choice
+from pdecore.gibbs import argmax_spread
 from rl.market_making.policies import DTYPE
 
 
@@ -44,7 +45,7 @@ class MarketMakingValueNetwork(nn.Module):
         decay = model.decay_array()
         intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
         low, high = model.spread_bounds
-        myopic = np.clip(1.0 / decay, low, high)
+        myopic = argmax_spread(0.0, decay, low, high)  # the γ = 0 quote at zero gain, clip(1/k)
         rate0 = intensity * np.exp(-decay * myopic)
         coeffs = np.maximum(model.terminal_coefficients(), 1e-12)
         # level: value of myopic quoting over the horizon (both sides, every option)

@@ -53,7 +53,8 @@ import numpy as np
 import torch
 
 from pdecore.checks import check_choice, check_int, check_nonnegative
-from pdecore.gibbs import SCORE_MAX, Z_MAX, check_spread_bounds, gibbs_policy_table
+from pdecore.gibbs import SCORE_MAX, Z_MAX, argmax_spread, check_spread_bounds, gibbs_policy_table
+from pdecore.inventory_grid import inventory_strides
 
 BID, ASK = 0, 1
 DTYPE = torch.float64
@@ -237,7 +238,7 @@ class GibbsSpreadTable:
         k = self.decay[:, None]
         if self.temperature == 0.0:
             low, high = self.spread_bounds
-            spread = (1.0 / k - delta).clamp(low, high)
+            spread = argmax_spread(delta, k, low, high)
             rate = lam * torch.exp(-k * spread)
             return GibbsStats(spread, rate, rate * spread, torch.zeros_like(spread))
         index, frac = self._position(delta, self.n_delta)
@@ -352,8 +353,7 @@ class GridValuePolicy(DifferencePolicy):
         self.n_options = n
         # Δ tables: pad θ by edge values so that Q ± e_i at the bound gives Δ = 0
         flat = theta.reshape(theta.shape[0], -1)
-        strides = [size ** (n - 1 - i) for i in range(n)]
-        self._strides = torch.tensor(strides, dtype=torch.long)
+        self._strides = torch.as_tensor(inventory_strides(n, self.max_inventory), dtype=torch.long)
         self._theta_flat = flat
         self._size = size
         super().__init__(table, self._grid_differences, execution=execution)
@@ -412,9 +412,10 @@ class ConstantSpreadPolicy:
 
     @classmethod
     def myopic(cls, model) -> "ConstantSpreadPolicy":
-        """The constant ``1/k`` spreads clipped to the model's bounds (optimal without inventory risk)."""
+        """The constant ``1/k`` spreads clipped to the model's bounds (optimal without inventory risk):
+        the argmax at zero gain."""
         low, high = model.spread_bounds
-        spread = np.clip(1.0 / model.decay_array(), low, high)
+        spread = argmax_spread(0.0, model.decay_array(), low, high)
         return cls(spread, spread)
 
     def quote(self, t: float, state: MarketState, uniforms: torch.Tensor) -> Quotes:

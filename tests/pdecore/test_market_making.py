@@ -11,7 +11,7 @@ import pytest
 from pdecore import ConvergenceError, MarketMakingModel, solve_market_making
 from pdecore._reference.market_making import (closed_form_values, rhs_reference, solve_reference)
 from pdecore.gibbs import _gibbs_moments_fast, deterministic_quotes, gibbs_moments
-from pdecore.market_making import _grid_layout
+from pdecore.inventory_grid import inventory_axis, inventory_mesh, inventory_states, inventory_strides
 
 
 def correlated_model(n, *, risk_aversion=0.5, max_inventory=None, horizon=1.0, **overrides):
@@ -86,7 +86,7 @@ def test_rhs_kernel_matches_twin_on_random_values(rng):
     model = MarketMakingModel(100.0, 0.02, (100.0, 105.0, 95.0), (30.0,) * 3, 1.0, (8.0, 5.0, 3.0), 6.0,
                               (1.5, 2.0, 1.0), noise_cov=np.eye(3) * 0.02, risk_aversion=0.7,
                               max_inventory=3, spread_bounds=(0.1, 3.0))
-    coords, strides = _grid_layout(3, 3)
+    coords, strides = inventory_states(3, 3), inventory_strides(3, 3)
     theta = rng.normal(size=coords.shape[0])
     out, work, rate = np.empty_like(theta), np.empty_like(theta), np.zeros(1)
     running = 0.35 * np.einsum("si,ij,sj->s", coords, model.noise_cov_array(), coords)
@@ -256,3 +256,17 @@ def test_table_range_is_widened_when_gains_leave_it(monkeypatch):
     assert narrow.diagnostics["gain_bound"] >= 0.2  # widened at least once
     assert narrow.diagnostics["n_substeps"] == reference.diagnostics["n_substeps"]
     np.testing.assert_allclose(narrow.values, reference.values, rtol=1e-8, atol=1e-8)
+
+
+def test_inventory_grid_layout_is_the_c_order_reshape():
+    # one layout for the kernels, the tables and the RL policy: row r of the states is flat index r,
+    # flat index = Σ (q_i + Q̄) s_i, and the mesh is the (2Q̄+1,)*n view of the same numbering
+    states, strides = inventory_states(3, 2), inventory_strides(3, 2)
+    assert states.shape == (125, 3) and states.dtype == np.int64
+    np.testing.assert_array_equal((states + 2) @ strides, np.arange(125))
+    mesh = inventory_mesh(3, 2)
+    for i in range(3):
+        np.testing.assert_array_equal(mesh[i].reshape(-1), states[:, i])
+    np.testing.assert_array_equal(inventory_axis(2), np.arange(-2, 3))
+    with pytest.raises(ValueError, match="max_inventory"):
+        inventory_states(2, -1)

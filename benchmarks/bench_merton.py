@@ -38,8 +38,9 @@ def main(argv=None) -> int:
     from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET
     from pdecore._reference.dynkin import solve_dynkin_reference
     from pdecore.schemes import ThetaScheme
+    from validation.reference_data import spec_value
 
-    model = MertonCosts(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
+    model = MertonCosts(**spec_value("merton.default_market"))  # SPEC section 4
     result = solve_merton_costs(model)
     print(f"default grid: {result.grid.size} nodes x {result.times.size - 1} levels; "
           f"band at t=0: [{result.sell_boundary[0]:.5f}, {result.buy_boundary[0]:.5f}], "

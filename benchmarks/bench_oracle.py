@@ -33,8 +33,10 @@ import argparse
 import json
 import time
 
-SPEC = {"value0": 5.3219, "p_stopping": 5.3072, "p_control": 5.2673}
-BERMUDAN_50 = 5.31196
+from validation.reference_data import spec_value
+
+SPEC = spec_value("oracle.kappa10_lambda1_L50")  # SPEC section 2: V_0, P_stopping, P_control
+BERMUDAN_50 = spec_value("american.put.bermudan_50")  # SPEC section 1
 
 
 def _best_time(function, repeats):

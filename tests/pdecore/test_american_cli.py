@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from validation.cli import main
+from validation.reference_data import spec_value
 
 SPEC_ARGS = ["--strike", "40", "--rate", "0.06", "--volatility", "0.4", "--maturity", "1"]
 SMALL = ["--n-space", "161", "--n-time", "60"]
@@ -21,9 +22,9 @@ def test_price_json_has_the_documented_keys(capsys):
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload) == {"price", "delta", "gamma", "boundary_t0", "stats"}
-    assert abs(payload["price"] - 5.318294) <= 1e-4
+    assert abs(payload["price"] - spec_value("american.put.price")) <= 1e-4
     assert -0.5 < payload["delta"] < -0.3 and payload["gamma"] > 0
-    assert abs(payload["boundary_t0"] - 24.20) <= 0.05
+    assert abs(payload["boundary_t0"] - spec_value("american.put.boundary")[0.0]) <= 0.05
     assert payload["stats"]["mode"] == "hard" and payload["stats"]["max_newton_iterations"] >= 1
 
 
@@ -85,4 +86,4 @@ def test_console_script_subprocess():
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     payload = json.loads(completed.stdout)
-    assert abs(payload["price"] - 5.3183) < 5e-3
+    assert abs(payload["price"] - spec_value("american.put.price")) < 5e-3

@@ -13,17 +13,18 @@ import pytest
 
 from pdecore import AmericanOption, BlackScholes, solve_american
 from pdecore._reference.american import solve_american_psor
+from validation.reference_data import spec_value
 
 MODEL = BlackScholes(volatility=0.4, rate=0.06)
 PUT = AmericanOption("put", strike=40.0, maturity=1.0)
 SPOT = 40.0
 
-AMERICAN = 5.318294
-EUROPEAN = 5.059623
-PENALIZED = ((1, 5.1222), (5, 5.2257), (10, 5.2644), (20, 5.2892), (50, 5.3061), (100, 5.3121),
-             (1000, 5.3177))
-EXPLORATORY = ((0.1, 5.2669), (0.5, 5.2847), (1.0, 5.3196), (3.0, 5.5309))  # κ = 10
-BOUNDARY = ((0.0, 24.20), (0.2, 24.97), (0.4, 25.97), (0.6, 27.34), (0.8, 29.62), (0.9, 31.67), (0.98, 35.31))
+# SPEC section 1 reference table (validation/data/spec_reference.json)
+AMERICAN = spec_value("american.put.price")
+EUROPEAN = spec_value("american.put.european")
+PENALIZED = tuple(spec_value("american.put.penalized").items())  # (κ, V^κ)
+EXPLORATORY = tuple(spec_value("american.put.exploratory_kappa10").items())  # (λ, V^Π) at κ = 10
+BOUNDARY = tuple(spec_value("american.put.boundary").items())  # (t, S*(t))
 
 
 @pytest.fixture(scope="module")

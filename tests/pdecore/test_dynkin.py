@@ -23,8 +23,9 @@ from pdecore._reference.operators import build_generator_reference
 from pdecore.dynkin import contact_boundary, contact_tolerance
 from pdecore.merton import merton_grid, merton_obstacles
 from pdecore.schemes import ThetaScheme
+from validation.reference_data import spec_value
 
-DEFAULT = MertonCosts(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
+DEFAULT = MertonCosts(**spec_value("merton.default_market"))  # SPEC section 4
 
 
 def _merton_coefficients(model, x):

@@ -16,8 +16,9 @@ import pytest
 
 from pdecore import DynkinSettings, MertonCosts, MertonResult, MertonSettings, solve_dynkin, solve_merton_costs
 from pdecore.merton import merton_boundaries, merton_grid, merton_obstacles
+from validation.reference_data import spec_value
 
-DEFAULT = MertonCosts(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
+DEFAULT = MertonCosts(**spec_value("merton.default_market"))  # SPEC section 4
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,9 @@ def default_result() -> MertonResult:
 def test_default_band_matches_the_paper(default_result):
     sell, buy = default_result.band(0.0)
     # SPEC section 4 / the paper's figure: about -0.50 and -0.35
-    assert sell == pytest.approx(-0.50, abs=0.005), f"x_s(0) = {sell:.4f}"
-    assert buy == pytest.approx(-0.35, abs=0.005), f"x_b(0) = {buy:.4f}"
+    paper = spec_value("merton.band_t0")
+    assert sell == pytest.approx(paper["sell"], abs=0.005), f"x_s(0) = {sell:.4f}"
+    assert buy == pytest.approx(paper["buy"], abs=0.005), f"x_b(0) = {buy:.4f}"
     assert default_result.merton_ratio == pytest.approx(DEFAULT.merton_ratio)
     assert sell < default_result.merton_ratio < buy
 

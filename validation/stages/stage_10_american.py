@@ -16,18 +16,20 @@ import time
 
 import numpy as np
 
+from validation.reference_data import spec_value
 from validation.reproduce import StageContext, StageOutput
 
 TITLE = "American put: penalty PDE oracle (SPEC sections 1-2)"
 
-SPOT = 40.0
-AMERICAN = 5.318294
-EUROPEAN = 5.059623
-BERMUDAN_50 = 5.31196
-PENALIZED = {1: 5.1222, 5: 5.2257, 10: 5.2644, 20: 5.2892, 50: 5.3061, 100: 5.3121, 1000: 5.3177}
-EXPLORATORY = {0.1: 5.2669, 0.5: 5.2847, 1.0: 5.3196, 3.0: 5.5309}  # κ = 10
-BOUNDARY = {0.0: 24.20, 0.2: 24.97, 0.4: 25.97, 0.6: 27.34, 0.8: 29.62, 0.9: 31.67, 0.98: 35.31}
-ORACLE = {"value0": 5.3219, "p_stopping": 5.3072, "p_control": 5.2673}  # κ = 10, λ = 1, L = 50
+# SPEC section 1-2 reference numbers, from the one data file (validation/data/spec_reference.json)
+SPOT = spec_value("american.put.case", "spot")
+AMERICAN = spec_value("american.put.price")
+EUROPEAN = spec_value("american.put.european")
+BERMUDAN_50 = spec_value("american.put.bermudan_50")
+PENALIZED = spec_value("american.put.penalized")  # {κ: V^κ}
+EXPLORATORY = spec_value("american.put.exploratory_kappa10")  # {λ: V^Π} at κ = 10
+BOUNDARY = spec_value("american.put.boundary")  # {t: S*(t)}
+ORACLE = spec_value("oracle.kappa10_lambda1_L50")  # κ = 10, λ = 1, L = 50
 
 TOL_PRICE, TOL_VARIANT, TOL_BOUNDARY, TOL_ORACLE = 1e-4, 2e-4, 0.05, 0.002
 

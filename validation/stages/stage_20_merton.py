@@ -14,11 +14,20 @@ Quick mode: 2000 paths (under a minute on 2 cores); full mode: 20000 paths.
 
 from __future__ import annotations
 
+from validation.reference_data import spec_value
 from validation.reproduce import StageContext, StageOutput
 
 TITLE = "Merton with transaction costs: Dynkin-game boundaries and the 20-year backtest"
 
-DEFAULT_MARKET = dict(drift=0.168, rate=0.008, volatility=0.3, cost=0.005, maturity=1.0)
+# SPEC section 4 numbers, from the one data file (validation/data/spec_reference.json)
+DEFAULT_MARKET = spec_value("merton.default_market")  # drift, rate, volatility, cost, maturity
+PAPER_BAND = spec_value("merton.band_t0")  # {sell, buy}: the paper's figure at t = 0
+PAPER_BACKTEST = spec_value("merton.backtest_20y")  # the paper's 20-year log-growth figures
+
+
+def _minus(value: float, digits: int) -> str:
+    """``value`` with a typographic minus, as the report's prose writes it."""
+    return f"{value:.{digits}f}".replace("-", "−")
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -86,13 +95,14 @@ def run(ctx: StageContext) -> StageOutput:
                          f"{r['sell_error']:.1e} | {r['buy_error']:.1e} |" for r in refinement)
     rows_cost = "\n".join(f"| {k:g} | {v['sell']:.5f} | {v['buy']:.5f} | {v['width']:.5f} |" for k, v in widths.items())
     report_md = f"""
-Market (SPEC section 4): α = 0.168, r = 0.008, σ = 0.3, θ = 0.005, T = 1; π_M = {model.merton_fraction:.4f},
+Market (SPEC section 4): α = {model.drift:g}, r = {model.rate:g}, σ = {model.volatility:g}, θ = {model.cost:g}, \
+T = {model.maturity:g}; π_M = {model.merton_fraction:.4f},
 x_M = {model.merton_ratio:.4f}. The Dynkin game for w = xφ_x is solved on both half-lines of x = B/S (meeting
 at the degenerate node x = 0), truncated at x_min = {vi.insolvency_truncation:.4f} before insolvency
 −(1−θ) = {-(1 - model.cost):.3f} with the sell obstacle held there.
 
 **t = 0 band (variational inequality): sell below x_s = {sell0:.4f}, buy above x_b = {buy0:.4f}**
-(paper: about −0.50 and −0.35). With the paper's κ = 5: [{kappa5.band(0.0)[0]:.4f}, {kappa5.band(0.0)[1]:.4f}];
+(paper: about {_minus(PAPER_BAND["sell"], 2)} and {_minus(PAPER_BAND["buy"], 2)}). With the paper's κ = 5: [{kappa5.band(0.0)[0]:.4f}, {kappa5.band(0.0)[1]:.4f}];
 exploratory κ = 5, λ = 0.01: [{explore.band(0.0)[0]:.4f}, {explore.band(0.0)[1]:.4f}].
 
 ![Merton boundaries](figures/merton_boundaries.png)
@@ -114,7 +124,8 @@ Band width against the cost (θ^(1/3) law: ratio 1e-3/1e-4 = {ratio:.4f} vs 10^(
 {rows_cost}
 
 20-year backtest, daily minimal trades into the band paying θ, {paths} paths (seed {ctx.seed}); band_0 is the
-κ = 5 band; the paper's ≈ 3.00 is the frictionless reference, ≈ 2.5 buy-and-hold:
+κ = 5 band; the paper's ≈ {PAPER_BACKTEST["frictionless_log_growth"]:.2f} is the frictionless reference, \
+≈ {PAPER_BACKTEST["buy_and_hold_log_growth"]:g} buy-and-hold:
 
 {report.table()}
 """

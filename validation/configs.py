@@ -28,7 +28,10 @@ Schema (every key optional unless marked; units are those of the model, days in 
     terminal_coeffs = [1.0, 0.5]  # override c_i = ψ0 E[P_iT²]
 
 Any other key or table raises ``ValueError`` naming it, except the tables listed in
-``extra_tables`` (e.g. ``("train",)`` for the RL market maker), which are returned unparsed.
+``extra_tables``, which are returned unparsed, and a top-level ``kind = "market_making"`` (the
+experiment-spec header of :mod:`validation.experiments`, whose ``[train]`` and ``[evaluate]`` tables
+extend this schema for the RL market maker; a training TOML therefore also solves with
+``pderl solve mm``).
 """
 
 from __future__ import annotations
@@ -86,6 +89,23 @@ def build_model(table: dict):
     return MarketMakingModel(**{**defaults, **fields})
 
 
+def read_toml(path) -> dict:
+    """The mapping of a TOML file; a missing file, a folder or bad TOML is a one-line ``ValueError``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"spec file {str(path)!r} is a directory, not a TOML file; pass --config FILE.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"spec file {str(path)!r} does not exist; pass --config FILE.toml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"spec file {str(path)!r} cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"spec file {str(path)!r} is not valid TOML: {exc}") from None
+
+
 def load_mm_config(path, extra_tables=()) -> MMConfig:
     """Read a market-making TOML file into ``(model, numerics, extras)``.
 
@@ -103,12 +123,10 @@ def load_mm_config(path, extra_tables=()) -> MMConfig:
         Unreadable TOML, a missing ``[model]``, unknown tables or keys (named), or invalid values.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"config file {str(path)!r} does not exist; pass --config FILE.toml") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    data = read_toml(path)
+    if data.get("kind", "market_making") != "market_making":
+        raise ValueError(f"{path.name} is a {data['kind']!r} spec, not a market-making one")
+    data.pop("kind", None)
     allowed_tables = ("model", "numerics") + tuple(extra_tables)
     for key, value in data.items():
         if key not in allowed_tables:

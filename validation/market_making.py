@@ -22,7 +22,6 @@ the two-option cross-inventory figure.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -38,30 +37,13 @@ MAX_GRID_STATES = 200_000
 
 # ====================================================================== runs and references
 def load_run(run_dir):
-    """The trained learner of a run folder (``config.json`` + ``checkpoint.pt``), ready to evaluate."""
-    import torch
+    """The trained learner of a market-making run folder, ready to evaluate (network in eval mode).
 
-    from pdecore.market_making_params import MarketMakingModel
-    from rl.market_making.learner import MarketMakingLearner
-    from rl.market_making.config import MMTrainConfig
+    A thin wrapper of :func:`validation.experiments.load_run` (one loader for every kind of run).
+    """
+    from validation.experiments import load_run as load_any_run
 
-    run_dir = Path(run_dir)
-    config_path, checkpoint_path = run_dir / "config.json", run_dir / "checkpoint.pt"
-    if not config_path.exists() or not checkpoint_path.exists():
-        raise ValueError(f"{str(run_dir)!r} is not a trained market-making run (config.json and checkpoint.pt "
-                         "expected); train one with `pderl train mm --config FILE.toml --out RUN`")
-    config = json.loads(config_path.read_text())
-    learner_config = config.get("learner", {})
-    if learner_config.get("kind") != "market_making":
-        raise ValueError(f"{str(run_dir)!r} holds a {learner_config.get('kind')!r} run, not a market-making one")
-    fields = dict(learner_config["model"])
-    fields["spread_bounds"] = tuple(fields["spread_bounds"])
-    model = MarketMakingModel(**fields)
-    learner = MarketMakingLearner(model, MMTrainConfig(**learner_config["train"]))
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    learner.load_state_dict(state["learner"])
-    learner.network.eval()
-    return learner
+    return load_any_run(run_dir, kind="market_making")[0]
 
 
 def grid_feasible(model) -> bool:

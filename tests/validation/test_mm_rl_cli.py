@@ -20,7 +20,7 @@ max_inventory = 10
 n_time = 100
 
 [train]
-total_steps = 4
+steps = 4
 eval_every = 2
 checkpoint_every = 2
 hidden = 8
@@ -66,12 +66,14 @@ def test_train_evaluate_validate_resume(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, key", [
     (TINY.replace("hidden = 8", "hiden = 8"), "hiden"),
-    (TINY.replace("total_steps = 4", "total_steps = -3"), "total_steps"),
+    (TINY.replace("steps = 4", "steps = -3"), "steps"),
+    (TINY.replace("steps = 4", "total_steps = 4"), "total_steps"),
+    (TINY.replace("hidden = 8", "hidden = 8.5"), "hidden"),
     (TINY.replace("eval_every = 2", "eval_every = -1"), "eval_every"),
     (TINY.replace("max_inventory = 10", "max_inventory = 10\nspot_price = 3"), "spot_price"),
     (TINY + "\n[training]\nx = 1\n", "training"),
     (TINY.replace("paths_per_step = 4", "paths_per_step = 40"), "paths_per_step"),
-], ids=["unknown-train-key", "negative-steps", "negative-eval-every", "unknown-model-key", "unknown-table",
+], ids=["unknown-train-key", "negative-steps", "old-steps-name", "wrong-type", "negative-eval-every", "unknown-model-key", "unknown-table",
         "inconsistent-batch"])
 def test_bad_config_names_the_key(tmp_path, capsys, text, key):
     config = _write(tmp_path, text)
@@ -96,11 +98,11 @@ def test_shipped_training_configs_load(name, baseline):
     the one model-based warm start (ten options) must say so in its [train] table."""
     from pathlib import Path
 
-    from validation.cli.cmd_mm_rl import load_train_config
+    from validation.experiments import KINDS, load_spec
 
     path = Path(__file__).resolve().parents[2] / "examples" / name
-    model, _, train, trainer = load_train_config(path)
-    assert train.baseline == baseline
-    assert set(trainer) == {"eval_every", "checkpoint_every"}
+    spec = load_spec(path, kind="market_making")
+    train, model = KINDS["market_making"].config(spec), KINDS["market_making"].model(spec)
+    assert train.baseline == baseline and train.total_steps == spec["train"]["steps"]
     assert model.n_options == {"mm_train_one_option.toml": 1, "mm_train_two_options.toml": 2,
                                "mm_train_ten_options.toml": 10}[name]

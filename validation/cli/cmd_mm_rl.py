@@ -1,71 +1,46 @@
 """``pderl train mm``, ``pderl evaluate mm`` and ``pderl validate mm``: the market-making learner.
 
-The configuration is the TOML schema of ``pderl solve mm`` (:mod:`validation.configs`) plus a
-``[train]`` table whose keys are the fields of :class:`rl.market_making.config.MMTrainConfig` and three
-trainer keys::
+Training is :func:`validation.experiments.run` on the spec of ``--config`` (a TOML file, kind
+``"market_making"``): the schema of ``pderl solve mm`` (:mod:`validation.configs`) plus ``[train]``,
+whose keys are the fields of :class:`rl.market_making.config.MMTrainConfig` (its ``total_steps`` is
+``steps``) and the trainer's settings, and ``[evaluate]``::
 
     [train]
-    total_steps = 600        # gradient steps
-    eval_every = 100         # spread-error evaluation period (0 = end only)
-    checkpoint_every = 100   # checkpoint period (0 = end only)
+    steps = 600              # gradient steps
+    eval_every = 100         # spread-error evaluation period (0 = end only; default steps // 10)
+    checkpoint_every = 100   # checkpoint period (0 = end only; default steps // 10)
     hidden = 64              # ... any MMTrainConfig field (lr, batch_paths, n_steps, ...)
 
-Unknown keys are refused by name. ``--seed`` overrides ``train.seed``.
+Unknown keys are refused by name. Each flag given (``--seed``, ``--steps``, ``--lr``, ``--device``,
+``--threads``, ``--no-reference``) overrides one key; ``--resume`` without ``--config`` continues
+the run with its recorded spec.
 """
 
 from __future__ import annotations
 
 from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
 
-TRAINER_KEYS = ("eval_every", "checkpoint_every")
+#: ``pderl train mm`` flag (argparse dest) → spec key; flags not given (``None``) leave the file's value.
+FLAG_KEYS = {"seed": "train.seed", "steps": "train.steps", "lr": "train.lr", "device": "train.device",
+             "threads": "train.threads"}
 
 
-def load_train_config(path, *, seed: int | None = None):
-    """``(model, numerics, MMTrainConfig, trainer_settings)`` from a TOML file (errors name the key)."""
-    from rl.market_making.config import MMTrainConfig
-    from validation.configs import load_mm_config
-
-    config = load_mm_config(path, extra_tables=("train",))
-    table = dict(config.extras.get("train", {}))
-    trainer = {key: table.pop(key) for key in TRAINER_KEYS if key in table}
-    for key, value in trainer.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"[train] {key} must be a non-negative integer, got {value!r}; pass e.g. {key} = 100")
-    if seed is not None:
-        table["seed"] = seed
-    for key, value in table.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in (
-                "lr", "lr_decay", "time_grading", "initial_inventory") and value < 0:
-            raise ValueError(f"[train] {key} must be non-negative, got {value!r}")
-    try:
-        train = MMTrainConfig.from_mapping(table)
-    except TypeError as exc:  # wrong value types surface as TypeError inside the validators
-        raise ValueError(f"[train] has a value of the wrong type: {exc}") from None
-    return config.model, config.numerics, train, trainer
+def overrides_from_flags(args) -> dict:
+    """The spec overrides of the flags given on the command line."""
+    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
+    if args.no_reference:
+        overrides["evaluate.reference"] = "none"
+    return overrides
 
 
 def _train(args) -> int:
-    import torch
+    from validation import experiments
 
-    from rl.market_making.learner import MarketMakingLearner
-    from rl.trainer import Trainer
-    from validation.market_making import grid_feasible
-
-    model, numerics, train, trainer_settings = load_train_config(args.config, seed=args.seed)
-    torch.set_num_threads(max(1, args.threads))
-    reference = None
-    if grid_feasible(model) and numerics.get("method", "grid") == "grid" and not args.no_reference:
-        import pdecore
-
-        reference = pdecore.solve_market_making(model, n_time=max(200, int(numerics.get("n_time", 200))))
-    learner = MarketMakingLearner(model, train, reference=reference)
-    every = max(1, train.total_steps // 10)
-    trainer = Trainer(learner, args.out, total_steps=train.total_steps,
-                      eval_every=trainer_settings.get("eval_every", every),
-                      checkpoint_every=trainer_settings.get("checkpoint_every", every), seed=train.seed,
-                      device=args.device, progress=not args.no_progress, resume=args.resume, force=args.force,
-                      extra_config={"command": "train mm", "config_file": str(args.config)})
-    summary = trainer.fit()
+    if args.config is None and not args.resume:
+        raise ValueError("--config FILE.toml is required (except with --resume, which reuses the run's spec); "
+                         "see examples/mm_train_one_option.toml")
+    summary = experiments.run(args.config, out=args.out, overrides=overrides_from_flags(args), resume=args.resume,
+                              force=args.force, progress=not args.no_progress, kind="market_making")
     emit({"run_dir": str(summary["run_dir"]), "status": summary["status"], "step": summary["step"],
           "seconds": summary["seconds"], **summary["evaluation"]}, as_json=args.json)
     return 0
@@ -74,11 +49,11 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import torch
 
-    from validation.market_making import evaluate_run, load_run
+    from validation import experiments
 
     torch.set_num_threads(max(1, args.threads))
-    learner = load_run(args.run)
-    result = evaluate_run(learner, n_paths=args.paths, n_steps=args.n_steps, seed=args.seed)
+    result = experiments.evaluate(args.run, kind="market_making", paths=args.paths, n_steps=args.n_steps,
+                                  seed=args.seed)
     table = result.pop("table")
     if args.json:
         emit({**result, "table": table}, as_json=True)
@@ -93,10 +68,11 @@ def _evaluate(args) -> int:
 def _validate(args) -> int:
     import torch
 
-    from validation.market_making import load_run, validate_run
+    from validation.experiments import load_run
+    from validation.market_making import validate_run
 
     torch.set_num_threads(max(1, args.threads))
-    learner = load_run(args.run)
+    learner, _ = load_run(args.run, kind="market_making")
     result = validate_run(learner, args.out, n_paths=args.paths, n_steps=args.n_steps, seed=args.seed)
     emit({"out": str(args.out), "figures": result["figures"], "max_spread_error": result["max_spread_error"],
           "pnl_ratio_vs_grid": result["pnl_ratio_vs_grid"]}, as_json=args.json)
@@ -127,11 +103,15 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
-def _add_simulation_arguments(p, *, paths: int) -> None:
-    """The common-random-number simulation flags of ``evaluate mm`` and ``validate mm``."""
-    p.add_argument("--paths", type=_positive_int, default=paths, help=f"simulated paths per policy (default {paths})")
+def _add_simulation_arguments(p, *, paths: int | None) -> None:
+    """The common-random-number simulation flags of ``evaluate mm`` (``None``: the run's ``[evaluate]``
+    values, 4000 paths and seed 12345 unless its spec says otherwise) and ``validate mm``."""
+    default_paths = "the run's [evaluate] paths, 4000" if paths is None else paths
+    p.add_argument("--paths", type=_positive_int, default=paths, help=f"simulated paths per policy (default "
+                   f"{default_paths})")
     p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
-    p.add_argument("--seed", type=_nonnegative_int, default=12345, help="seed of the common random numbers")
+    p.add_argument("--seed", type=_nonnegative_int, default=None if paths is None else 12345,
+                   help="seed of the common random numbers (default 12345)")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
 
 
@@ -141,11 +121,14 @@ def register(verbs) -> None:
         "mm", help="train the market-making learner (policy iteration, Fang & Xu Algorithm 1)",
         description="Train a value network by the continuous-time TD loss and its Gibbs spread policy on "
                     "simulated option market making; the config is the `pderl solve mm` TOML plus [train].")
-    p.add_argument("--config", required=True, help="TOML file ([model], [numerics], [train])")
+    p.add_argument("--config", default=None, help="experiment spec, TOML ([model], [numerics], [train], "
+                   "[evaluate]); required unless --resume")
     add_run_folder_arguments(p)
     p.add_argument("--seed", type=_nonnegative_int, default=None, help="override [train] seed")
-    p.add_argument("--device", default="cpu", help="cpu (the learner is CPU-only for now)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="override [train] steps")
+    p.add_argument("--lr", type=float, default=None, help="override [train] lr (Adam learning rate)")
+    p.add_argument("--device", default=None, help="override [train] device (default cpu)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="override [train] threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reference", action="store_true", help="do not solve the grid HJB for spread errors")
     add_json_flag(p)
@@ -156,7 +139,7 @@ def register(verbs) -> None:
         description="Spread errors (units of 1/k) against the grid policy and P&L of the learned, grid, "
                     "quadratic-approximation and constant-1/k policies on common random numbers.")
     p.add_argument("run", help="run folder of `pderl train mm`")
-    _add_simulation_arguments(p, paths=4000)
+    _add_simulation_arguments(p, paths=None)
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
 

@@ -2,15 +2,18 @@
 
 ::
 
-    pderl train stopping --algo ml|td0|dong --steps N --seed S --penalty 10 --temperature 1 --lr 0.01
-                         --batch 1024 --out RUN [--resume] [--force] [--device cpu|cuda]
-                         [--optimizer auto|adam|sgd] [--compile] [--threads N]
+    pderl train stopping [--config SPEC.toml] [--algo ml|td0|dong] [--steps N] [--seed S] [--penalty 10]
+                         [--temperature 1] [--lr 0.01] [--batch 1024] --out RUN [--resume] [--force]
+                         [--device cpu|cuda] [--optimizer auto|adam|sgd] [--compile] [--threads N]
     pderl evaluate stopping RUN [--test-paths N] [--json]
     pderl validate stopping RUN --out DIR
 
-Training writes a run folder (``config.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``;
-see :mod:`rl.trainer`); ``--resume`` continues it from its checkpoint with the run's own
-configuration (only ``--steps`` may grow). Evaluation prints ``p_stopping``, ``p_control``,
+Training is :func:`validation.experiments.run` on the spec of ``--config`` (default: the paper's
+Table 1, written out in ``examples/stopping_paper.toml``) with one override per flag given (a flag
+not given leaves the spec's value). It writes a run folder (``config.json`` with the resolved spec,
+``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``; see :mod:`rl.trainer`); ``--resume``
+continues it from its checkpoint with the run's recorded spec, to its recorded total unless
+``--steps`` raises it. Evaluation prints ``p_stopping``, ``p_control``,
 ``rel_error_stopping``, ``rel_error_control``, ``min_accuracy`` (the minimum over dates of the
 share of test points where the learned decision equals the discrete oracle's, i.e. what a perfect
 learner at the run's κ, λ, L would decide), ``min_accuracy_vi`` (the same against the continuous VI
@@ -27,43 +30,61 @@ EVALUATE_KEYS = ("p_stopping", "p_control", "rel_error_stopping", "rel_error_con
                  "min_accuracy_vi", "sigma_learned")
 
 
+#: ``pderl train stopping`` flag (argparse dest) → spec key. Flags not given are ``None`` and leave
+#: the spec (file or defaults, the paper's Table 1) alone.
+FLAG_KEYS = {"algo": "train.algorithm", "formulation": "train.formulation", "steps": "train.steps",
+             "seed": "train.seed", "penalty": "train.penalty", "temperature": "train.temperature",
+             "lr": "train.learning_rate", "optimizer": "train.optimizer", "batch": "train.batch_size",
+             "n_steps": "train.n_steps", "sigma_lr": "train.volatility_learning_rate",
+             "initial_sigma": "train.initial_volatility", "sigma_warmup": "train.volatility_warmup",
+             "output_init": "train.output_init", "scheme": "train.scheme", "eval_every": "train.eval_every",
+             "eval_paths": "evaluate.eval_paths", "checkpoint_every": "train.checkpoint_every",
+             "device": "train.device", "threads": "train.threads", "compile": "train.compile"}
+
+
 def register(verbs) -> None:
     p = verbs["train"].add_parser(
         "stopping", help="train an RL agent to exercise an American option (martingale loss, TD(0), Dong)",
         description="Train the exploratory stopping learner of Dai, Sun, Xu & Zhou on simulated GBM paths "
-                    "(defaults: the paper's Table 1) into a run folder.")
-    p.add_argument("--algo", default="ml", help="ml (offline martingale loss), td0 (online TD(0)) or dong "
+                    "into a run folder. Settings: --config FILE.toml (schema: validation.experiments; "
+                    "example: examples/stopping_paper.toml), else the paper's Table 1; each flag given "
+                    "overrides one key.")
+    p.add_argument("--config", default=None, help="experiment spec (TOML, kind = \"stopping\"); default: the "
+                   "paper's Table 1")
+    p.add_argument("--algo", default=None, help="ml (offline martingale loss), td0 (online TD(0)) or dong "
                                                 "(Dong 2024 baseline); default ml")
-    p.add_argument("--formulation", default="premium", help="premium (learn the early-exercise premium, σ "
-                                                            "learned; default) or price")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of paths and initial weights (default 0)")
-    p.add_argument("--penalty", type=float, default=10.0, help="penalty factor κ (default 10; κT/L <= 1)")
-    p.add_argument("--temperature", type=float, default=1.0, help="temperature λ (default 1)")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate of the value networks (default 0.01)")
-    p.add_argument("--optimizer", choices=["auto", "adam", "sgd"], default="auto",
+    p.add_argument("--formulation", default=None, help="premium (learn the early-exercise premium, σ "
+                                                       "learned; default) or price")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 1000; with --resume: "
+                   "the recorded total)")
+    p.add_argument("--seed", type=int, default=None, help="seed of paths and initial weights (default 0)")
+    p.add_argument("--penalty", type=float, default=None, help="penalty factor κ (default 10; κT/L <= 1)")
+    p.add_argument("--temperature", type=float, default=None, help="temperature λ (default 1)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of the value networks (default 0.01)")
+    p.add_argument("--optimizer", choices=["auto", "adam", "sgd"], default=None,
                    help="update rule of the value networks; auto: plain SGD for td0 (the paper's TD(0) update "
                         "θ += α δ ∇V), Adam for ml and dong (default auto)")
-    p.add_argument("--batch", type=int, default=1024, help="paths per step (default 1024)")
-    p.add_argument("--n-steps", type=int, default=50, help="number of decision dates L (default 50)")
-    p.add_argument("--sigma-lr", type=float, default=None, help="learning rate of the volatility ϕ")
-    p.add_argument("--initial-sigma", type=float, default=0.8, help="initial volatility guess ϕ (default 0.8)")
+    p.add_argument("--batch", type=int, default=None, help="paths per step (default 1024)")
+    p.add_argument("--n-steps", type=int, default=None, help="number of decision dates L (default 50)")
+    p.add_argument("--sigma-lr", type=float, default=None, help="learning rate of the volatility ϕ (default 0.01)")
+    p.add_argument("--initial-sigma", type=float, default=None, help="initial volatility guess ϕ (default 0.8)")
     p.add_argument("--known-sigma", action="store_true", help="give the agent the true σ instead of learning it")
-    p.add_argument("--sigma-warmup", type=int, default=100,
+    p.add_argument("--sigma-warmup", type=int, default=None,
                    help="initial steps that train only σ (default 100; 0 trains everything from the start)")
-    p.add_argument("--output-init", default="european",
+    p.add_argument("--output-init", default=None,
                    help="initial output shift: european (the agent's European price, default) or zero")
-    p.add_argument("--scheme", default="exact", help="path simulation: exact (default) or euler")
-    p.add_argument("--eval-every", type=int, default=10, help="evaluate every N steps (default 10; 0: end only)")
-    p.add_argument("--eval-paths", type=int, default=2**14, help="test paths of the periodic evaluation")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="checkpoint every N steps (default 100)")
+    p.add_argument("--scheme", default=None, help="path simulation: exact (default) or euler")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default 10; 0: end only)")
+    p.add_argument("--eval-paths", type=int, default=None, help="test paths of the periodic evaluation (default 2^14)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 100)")
     add_run_folder_arguments(p)
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; on a "
                    "machine shared with other busy processes use 1: multi-threaded kernels then wait for a "
                    "descheduled thread at every op, measured 20 ms -> 100-900 ms per step)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training loss (about 2x faster "
-                   "steps after a one-off compilation of 10-20 s; see rl.stopping.learner.StoppingLearner)")
+    p.add_argument("--compile", action="store_const", const=True, default=None,
+                   help="torch.compile the training loss (about 2x faster steps after a one-off compilation "
+                        "of 10-20 s; see rl.stopping.learner.StoppingLearner)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)
     p.set_defaults(handler=_train)
@@ -96,82 +117,62 @@ def _check_positive_int(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name} 1000")
 
 
+def overrides_from_flags(args) -> dict:
+    """The spec overrides of the flags given on the command line (``None``: not given)."""
+    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
+    if args.known_sigma:
+        overrides["train.learn_volatility"] = False
+    return overrides
+
+
 def _train(args) -> int:
-    import json
+    import sys
     import warnings
-    from pathlib import Path
+
+    from rl.stopping.config import ExerciseWarning
+    from validation import experiments
 
     _check_positive_int("--steps", args.steps)
     _check_positive_int("--batch", args.batch)
-    if args.algo not in ("ml", "td0", "dong"):
+    _check_positive_int("--threads", args.threads)
+    if args.algo is not None and args.algo not in ("ml", "td0", "dong"):
         raise ValueError(f"--algo must be one of ml, td0, dong, got {args.algo!r}")
-    import torch
-
-    from rl.stopping.config import ExerciseWarning, StoppingConfig
-    from rl.stopping.learner import StoppingLearner
-    from rl.trainer import CONFIG_NAME, Trainer, reduce_allocation_overhead, resolve_device
-
-    resolve_device(args.device)
-    if args.threads is not None:
-        _check_positive_int("--threads", args.threads)
-        torch.set_num_threads(args.threads)
-    reduce_allocation_overhead()
-    run = Path(args.out)
-    if args.resume:
-        if not (run / CONFIG_NAME).exists():
-            raise ValueError(f"--resume given but {str(run / CONFIG_NAME)!r} does not exist; drop --resume")
-        record = json.loads((run / CONFIG_NAME).read_text())
-        learner_config = {k: v for k, v in record["learner"].items() if k != "learner"}
-        config = StoppingConfig.from_dict(learner_config)
-        eval_every = record["trainer"]["eval_every"]
-        checkpoint_every = record["trainer"]["checkpoint_every"]
-        seed = record["seed"]
-    else:
-        extra = {}
-        if args.sigma_lr is not None:
-            extra["volatility_learning_rate"] = args.sigma_lr
+    overrides = overrides_from_flags(args)
+    spec = args.config
+    if spec is None and not args.resume:
+        spec = {"kind": "stopping"}  # the paper's Table 1: every key at its default
+    if spec is not None:
+        # validate once here so that the ½-rule warning is printed before training, as one line
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ExerciseWarning)
-            config = StoppingConfig(algorithm=args.algo, formulation=args.formulation, penalty=args.penalty,
-                                    temperature=args.temperature, learning_rate=args.lr, batch_size=args.batch,
-                                    n_steps=args.n_steps, seed=args.seed, scheme=args.scheme,
-                                    learn_volatility=not args.known_sigma, initial_volatility=args.initial_sigma,
-                                    eval_paths=args.eval_paths, volatility_warmup=args.sigma_warmup,
-                                    output_init=args.output_init, optimizer=args.optimizer, **extra)
+            spec = experiments.load_spec(spec, overrides, kind="stopping")
         for warning in caught:
-            import sys
-
             print(f"pderl: warning: {warning.message}", file=sys.stderr)
-        eval_every, checkpoint_every, seed = args.eval_every, args.checkpoint_every, args.seed
-    learner = StoppingLearner(config, reference="pde", device=args.device, compile=args.compile)
-    trainer = Trainer(learner, run, total_steps=args.steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                      seed=seed, device=args.device, progress=not args.no_progress, resume=args.resume,
-                      force=args.force, eval_at_start=True, extra_config={"command": "pderl train stopping"})
-    summary = trainer.fit()
+        overrides = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExerciseWarning)
+        summary = experiments.run(spec, out=args.out, overrides=overrides, resume=args.resume, force=args.force,
+                                  progress=not args.no_progress, kind="stopping")
     evaluation = summary.get("evaluation", {})
-    payload = {"run": str(run), "status": summary["status"], "steps": summary["step"],
+    payload = {"run": str(args.out), "status": summary["status"], "steps": summary["step"],
                "seconds": round(summary["seconds"], 3)}
     for key in ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy",
                 "min_accuracy_vi"):
         if f"eval/{key}" in evaluation:
             payload[key] = evaluation[f"eval/{key}"]
     payload["sigma_learned"] = evaluation.get("eval/volatility")
-    payload["note"] = (f"periodic evaluation on {config.eval_paths} paths; run `pderl evaluate stopping {run}` "
-                       f"for the {config.test_paths}-path evaluation")
+    settings = summary["spec"]["evaluate"]
+    payload["note"] = (f"periodic evaluation on {settings['eval_paths']} paths; run `pderl evaluate stopping "
+                       f"{args.out}` for the {settings['test_paths']}-path evaluation")
     emit(payload, as_json=args.json)
     return 0
 
 
 def _evaluate(args) -> int:
     _check_positive_int("--test-paths", args.test_paths)
-    from rl.trainer import reduce_allocation_overhead
-    from validation.stopping import evaluate_learner, load_run, public_evaluation
+    from validation import experiments
 
-    reduce_allocation_overhead()
-    learner, record = load_run(args.run, device=args.device)
-    evaluation = public_evaluation(evaluate_learner(learner, test_paths=args.test_paths))
-    evaluation["step"] = record["checkpoint_step"]
-    evaluation["algorithm"] = learner.config.algorithm
+    evaluation = experiments.evaluate(args.run, device=args.device, kind="stopping", test_paths=args.test_paths)
     if args.json:
         emit(evaluation, as_json=True)
     else:
@@ -188,16 +189,17 @@ def _validate(args) -> int:
 
     from rl.runs import atomic_write_json, atomic_write_text
     from rl.trainer import reduce_allocation_overhead
-    from validation.stopping import (PDEReferences, comparison_table, evaluate_learner, load_run, public_evaluation,
+    from validation.experiments import load_run
+    from validation.stopping import (PDEReferences, comparison_table, evaluate_learner, public_evaluation,
                                      read_metrics, write_figures)
 
     reduce_allocation_overhead()
-    learner, record = load_run(args.run)
+    learner, record = load_run(args.run, kind="stopping")
     references = PDEReferences.compute(learner.config)
     evaluation = evaluate_learner(learner, test_paths=args.test_paths, references=references)
     curves = {f"{learner.config.algorithm.upper()} ({Path(args.run).name})": read_metrics(args.run)}
     for other in args.compare or ():
-        other_learner, _ = load_run(other, reference=None)
+        other_learner, _ = load_run(other, reference=None, kind="stopping")
         curves[f"{other_learner.config.algorithm.upper()} ({Path(other).name})"] = read_metrics(other)
     out = Path(args.out)
     figures = write_figures(learner, evaluation, references, out, curves=curves)

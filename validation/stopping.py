@@ -23,7 +23,6 @@ Reference numbers (SPEC sections 1–3, put ``S_0 = K = 40, r = 0.06, σ = 0.4, 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,20 +98,58 @@ class PDEReferences:
         return cls(american=american, exploratory=exploratory, oracle=oracle)
 
     def stopping_reference(self, config):
-        """The :class:`rl.stopping.learner.StoppingReference` (price and boundary at the RL dates)."""
-        from pdecore import bs_price
-        from rl.stopping.learner import StoppingReference
+        """The :class:`rl.stopping.evaluation.StoppingReference` of the final evaluation: VI price and
+        boundary at the RL dates, the European price and the oracle's boundary and prices (for every
+        algorithm, so that runs of different algorithms are scored against the same target)."""
+        return _stopping_reference(config, self.american, self.oracle)
 
-        dates = np.arange(config.n_steps) * config.dt
-        boundary = np.interp(dates, self.american.times, self.american.boundary)
-        european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
-                            config.rate, config.dividend)
-        return StoppingReference(price=float(self.american.price(config.spot)), boundary=boundary,
-                                 european=float(european),
-                                 target_boundary=np.asarray(self.oracle.boundary[:config.n_steps], dtype=float),
-                                 target_p_stopping=float(self.oracle.p_stopping),
-                                 target_p_control=float(self.oracle.p_control),
-                                 source="pdecore.solve_american (VI) and pdecore.stopping_oracle")
+
+def build_reference(config):
+    """The reference of a learner's periodic evaluation, solved with :mod:`pdecore`.
+
+    Solves the American variational inequality (:func:`pdecore.solve_american`: price ``V(0, S_0)``
+    and the exercise boundary ``S*(t)``, interpolated to the dates ``t_l = lΔt``) and, except for
+    Dong's learner, the discrete oracle (:func:`pdecore.stopping_oracle`: the exact fixed point of
+    the ML/TD(0) recursion at the run's ``κ, λ, L``, SPEC section 2). Dong's learner targets a
+    different fixed point (its intensity is ``min(e^{(g − V)/λ}, 1/Δt)``), so it is scored against
+    the VI boundary only.
+
+    Why here: a learner does not solve PDEs; the caller solves once and hands the result to
+    :class:`rl.stopping.learner.StoppingLearner` (``reference=``), which only reads it.
+
+    Parameters
+    ----------
+    config : rl.stopping.config.StoppingConfig
+
+    Returns
+    -------
+    rl.stopping.evaluation.StoppingReference
+    """
+    from pdecore import solve_american, stopping_oracle
+
+    model, option = config.model(), config.option()
+    american = solve_american(model, option)
+    oracle = None
+    if config.algorithm != "dong":
+        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
+                                 temperature=config.temperature, spot=config.spot)
+    return _stopping_reference(config, american, oracle)
+
+
+def _stopping_reference(config, american, oracle):
+    """Assemble a StoppingReference from a VI result and (optionally) a discrete oracle."""
+    from pdecore import bs_price
+    from rl.stopping.evaluation import StoppingReference
+
+    dates = np.arange(config.n_steps) * config.dt
+    european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility, config.rate,
+                        config.dividend)
+    targets = {} if oracle is None else {
+        "target_boundary": np.asarray(oracle.boundary[:config.n_steps], dtype=float),
+        "target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
+    return StoppingReference(price=float(american.price(config.spot)),
+                             boundary=np.interp(dates, american.times, american.boundary), european=float(european),
+                             source="pdecore.solve_american (VI) and pdecore.stopping_oracle", **targets)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -156,91 +193,50 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
         ``sigma_learned``; ``value0`` and the oracle's; value errors (see :func:`value_errors`);
         ``oracle_*`` floors; ``american_price``.
     """
-    import torch
-
-    from pdecore import bs_price
-    from rl.stopping.learner import control_variate, payoff_torch, stopping_prices, true_decisions
+    from rl.stopping.evaluation import evaluate_stopping
 
     config = learner.config
     references = references or PDEReferences.compute(config)
     reference = references.stopping_reference(config)
-    learner._reference = reference
     n_paths = int(test_paths or config.test_paths)
     if n_paths < 2:
         raise ValueError(f"test_paths must be >= 2, got {n_paths}; pass e.g. --test-paths 262144")
     net = learner.evaluation_network()
-    sums = {key: 0.0 for key in ("s", "s2", "c", "c2", "z", "z2", "sz", "cz")}
-    agree = np.zeros(config.n_steps)
-    agree_oracle = np.zeros(config.n_steps)
-    oracle_vs_vi = np.zeros(config.n_steps)
-    exercised = np.zeros(config.n_steps)
-    visited_low = np.full(config.n_steps, np.inf)
-    visited_high = np.full(config.n_steps, -np.inf)
-    scatter = None
-    discount_T = math.exp(-config.rate * config.maturity)
-    with torch.no_grad():
-        for paths in learner.test_paths(n_paths):
-            exercise = learner.premium_part(paths, net) <= 0.0
-            prices = stopping_prices(paths, exercise, kind=config.kind, strike=config.strike, rate=config.rate,
-                                     penalty=config.penalty, dt=config.dt)
-            y, c = prices["stopping"], prices["control"]
-            z = discount_T * payoff_torch(config.kind, paths[:, -1].double(), config.strike)
-            for key, value in (("s", y.sum()), ("s2", y.square().sum()), ("c", c.sum()), ("c2", c.square().sum()),
-                               ("z", z.sum()), ("z2", z.square().sum()), ("sz", (y * z).sum()),
-                               ("cz", (c * z).sum())):
-                sums[key] += float(value)
-            truth = true_decisions(paths[:, :config.n_steps], reference.boundary, config.kind)
-            agree += (truth == exercise).double().sum(dim=0).cpu().numpy()
-            target = true_decisions(paths[:, :config.n_steps], reference.target_boundary, config.kind)
-            agree_oracle += (target == exercise).double().sum(dim=0).cpu().numpy()
-            oracle_vs_vi += (target == truth).double().sum(dim=0).cpu().numpy()
-            exercised += exercise.double().sum(dim=0).cpu().numpy()
-            spots = paths[:, :config.n_steps].double().cpu().numpy()
-            visited_low = np.minimum(visited_low, np.quantile(spots, 0.005, axis=0))
-            visited_high = np.maximum(visited_high, np.quantile(spots, 0.995, axis=0))
-            if scatter is None:
-                scatter = {"paths": paths[:100].double().cpu().numpy(), "exercise": exercise[:100].cpu().numpy()}
-    european_exact = float(bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
-                                    config.rate, config.dividend))
-    n = n_paths
+    result = evaluate_stopping(learner, n_paths, reference, net=net, visited_quantiles=(0.005, 0.995),
+                               keep_paths=100)
     out: dict[str, Any] = {}
-    for name, (k, k2, kz) in {"stopping": ("s", "s2", "sz"), "control": ("c", "c2", "cz")}.items():
-        mean = sums[k] / n
-        out[f"p_{name}"] = mean
-        out[f"p_{name}_stderr"] = math.sqrt(max(sums[k2] / n - mean**2, 0.0) / n)
-        cv, cv_se = control_variate(sums[k], sums[k2], sums["z"], sums["z2"], sums[kz], n, european_exact)
-        out[f"p_{name}_cv"] = cv
-        out[f"p_{name}_cv_stderr"] = cv_se
-    price = reference.price
     for name in ("stopping", "control"):
-        out[f"rel_error_{name}"] = abs(out[f"p_{name}"] - price) / price
-        out[f"rel_error_{name}_cv"] = abs(out[f"p_{name}_cv"] - price) / price
+        for key in (f"p_{name}", f"p_{name}_stderr", f"p_{name}_cv", f"p_{name}_cv_stderr", f"p_{name}_crn",
+                    f"p_{name}_crn_stderr"):
+            out[key] = result[key]
+    for name in ("stopping", "control"):
+        for suffix in ("", "_cv", "_crn"):
+            out[f"rel_error_{name}{suffix}"] = result[f"rel_error_{name}{suffix}"]
     # min_accuracy is against the oracle's decisions (what a perfect learner converges to);
     # min_accuracy_vi against the continuous VI boundary (the paper's reading), floored by the oracle's own
-    accuracy = agree_oracle / n
-    out["accuracy"] = accuracy.tolist()
-    out["min_accuracy"] = float(accuracy.min())
-    out["argmin_accuracy"] = int(accuracy.argmin())
-    accuracy_vi = agree / n
-    out["accuracy_vi"] = accuracy_vi.tolist()
-    out["min_accuracy_vi"] = float(accuracy_vi.min())
-    out["argmin_accuracy_vi"] = int(accuracy_vi.argmin())
-    out["oracle_accuracy"] = (oracle_vs_vi / n).tolist()
-    out["oracle_min_accuracy"] = float((oracle_vs_vi / n).min())
-    out["exercise_share"] = (exercised / n).tolist()
+    for suffix in ("", "_vi"):
+        accuracy = result["accuracy" + suffix]
+        out["accuracy" + suffix] = accuracy.tolist()
+        out["min_accuracy" + suffix] = float(accuracy.min())
+        out["argmin_accuracy" + suffix] = int(accuracy.argmin())
+    out["oracle_accuracy"] = result["oracle_accuracy"].tolist()
+    out["oracle_min_accuracy"] = float(result["oracle_accuracy"].min())
+    out["exercise_share"] = (result["exercise_count"] / n_paths).tolist()
     out["sigma_learned"] = float(learner.volatility.item())
+    price = reference.price
     out["american_price"] = price
-    out["european_price"] = european_exact
+    out["european_price"] = reference.european
     oracle = references.oracle
     out["oracle_value0"] = float(oracle.value0)
     out["oracle_p_stopping"] = float(oracle.p_stopping)
     out["oracle_p_control"] = float(oracle.p_control)
     out["oracle_floor_stopping"] = abs(oracle.p_stopping - price) / price
     out["oracle_floor_control"] = abs(oracle.p_control - price) / price
+    visited_low, visited_high = result["visited_low"], result["visited_high"]
     out.update(value_errors(learner, references, visited_low, visited_high, net=net, n_points=value_grid))
-    out["test_paths"] = n
+    out["test_paths"] = n_paths
     out["visited_region"] = {"low": visited_low.tolist(), "high": visited_high.tolist()}
-    out["_scatter"] = scatter
+    out["_scatter"] = result["scatter"]
     return out
 
 

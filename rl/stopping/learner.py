@@ -33,18 +33,18 @@ Algorithms
 * ``dong``: Dong (2024): intensity ``π̃ = min(e^{(g − V)/λ}, 1/Δt)``, regularizer ``λ(π̃ − π̃ log π̃)``,
   price formulation, semi-gradient squared TD error.
 
-Evaluation (paper sections 4.3–4.4) on fresh test paths: ``P_stopping = E[e^{−rτ} g(X_τ)]`` with
-``τ`` the first date where the rule exercises (else T), ``P_control`` the penalized bang-bang value
-``E[Σ_l e^{−r t_l} R̃_l u_l κ g_l Δt + e^{−rT} R̃_L g_L]``, ``R̃_{l+1} = R̃_l (1 − u_l κΔt)``, their
-relative errors against the American price, and the per-date classification accuracy against the
-PDE exercise boundary.
+Evaluation (paper sections 4.3–4.4): :meth:`StoppingLearner.evaluate` reports, on fresh common test
+paths, ``P_stopping`` and ``P_control`` of the execution rule, their relative errors against the
+American price and the per-date accuracy against the exercise boundaries, all computed by
+:func:`rl.stopping.evaluation.evaluate_stopping` against a :class:`~rl.stopping.evaluation.StoppingReference`
+that the caller builds (:func:`validation.stopping.build_reference`).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import torch
@@ -53,138 +53,8 @@ from rl.black_scholes import bs_price_torch
 from rl.stopping.config import StoppingConfig
 from rl.losses import (dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss)
 from rl.networks import BatchedValueNetwork
+from rl.stopping.evaluation import EVAL_CHUNK, StoppingReference, evaluate_stopping, payoff_torch
 from rl.stopping.simulator import GBMSimulator
-
-EVAL_CHUNK = 2**15  # paths per forward pass in evaluation (bounds memory at ~L·21·chunk floats)
-
-
-# ---------------------------------------------------------------------------------------------------
-# payoffs (the agent's parameterized European price V_E^ϕ is rl.black_scholes.bs_price_torch)
-# ---------------------------------------------------------------------------------------------------
-def payoff_torch(kind: str, spot: torch.Tensor, strike: float) -> torch.Tensor:
-    """``g = (K − S)^+`` (put) or ``(S − K)^+`` (call)."""
-    return torch.clamp(strike - spot, min=0.0) if kind == "put" else torch.clamp(spot - strike, min=0.0)
-
-
-# ---------------------------------------------------------------------------------------------------
-# reference (PDE) results and pure evaluation functions
-# ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StoppingReference:
-    """What the evaluation compares with: the American price and the exercise boundary at ``t_l``.
-
-    Attributes
-    ----------
-    price : float
-        American (variational-inequality) price at ``S_0`` (SPEC: 5.318294).
-    boundary : ndarray of shape (L,) or None
-        PDE exercise boundary ``S*(t_l)``, ``l = 0..L−1`` (NaN where there is no exercise region).
-    european : float or None
-        European price at ``S_0``.
-    target_boundary : ndarray of shape (L,) or None
-        Exercise boundary of the discrete oracle (:func:`pdecore.stopping_oracle`) at the run's
-        ``κ, λ, L``: the decisions a perfect learner converges to. Accuracy against it measures
-        learning; accuracy of the oracle itself against ``boundary`` is the floor of the accuracy
-        against the VI boundary (about 95 % at the paper settings, where the κ = 10, λ = 1 boundary
-        lies about 1.5 above the VI boundary at t = 0).
-    target_p_stopping, target_p_control : float or None
-        The oracle's exact ``P_stopping`` and ``P_control``. With them the evaluation also reports
-        common-random-number estimates ``P̂ = P_learned − P_oracle-rule + P_oracle`` (both rules on the
-        same test paths), whose sampling noise comes only from the paths where the two rules differ.
-    source : str
-    """
-
-    price: float
-    boundary: np.ndarray | None = None
-    european: float | None = None
-    target_boundary: np.ndarray | None = None
-    target_p_stopping: float | None = None
-    target_p_control: float | None = None
-    source: str = "given"
-
-    @classmethod
-    def from_pde(cls, config: StoppingConfig) -> "StoppingReference":
-        """Solve the American variational inequality with :func:`pdecore.solve_american`."""
-        from pdecore import bs_price, solve_american, stopping_oracle
-
-        model, option = config.model(), config.option()
-        result = solve_american(model, option)
-        dates = np.arange(config.n_steps) * config.dt
-        boundary = np.interp(dates, result.times, result.boundary)
-        european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility,
-                            config.rate, config.dividend)
-        target = None
-        if config.algorithm != "dong":
-            oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
-                                     temperature=config.temperature, spot=config.spot)
-            target = np.asarray(oracle.boundary[:config.n_steps], dtype=float)
-            target_prices = {"target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
-        else:
-            target_prices = {}
-        return cls(price=float(result.price(config.spot)), boundary=boundary, european=float(european),
-                   target_boundary=target, source="pdecore.solve_american (VI) and pdecore.stopping_oracle",
-                   **target_prices)
-
-
-def true_decisions(spots: torch.Tensor, boundary: np.ndarray, kind: str) -> torch.Tensor:
-    """The PDE's exercise decision at each date: ``x ≤ S*(t_l)`` (put) or ``x ≥ S*(t_l)`` (call).
-
-    Shapes: ``spots`` ``(B, L)``, ``boundary`` ``(L,)`` → bool ``(B, L)``; NaN boundary: never exercise.
-    """
-    edge = torch.as_tensor(boundary, dtype=spots.dtype, device=spots.device)
-    finite = torch.isfinite(edge)
-    edge = torch.where(finite, edge, torch.zeros_like(edge))
-    exercise = spots <= edge if kind == "put" else spots >= edge
-    return exercise & finite
-
-
-def stopping_prices(paths: torch.Tensor, exercise: torch.Tensor, *, kind: str, strike: float, rate: float,
-                    penalty: float, dt: float) -> dict[str, torch.Tensor]:
-    """Per-path discounted payoffs of the two prices of paper section 4.4 (eqs. 4.5 and 4.7).
-
-    Parameters
-    ----------
-    paths : (B, L + 1)
-    exercise : bool (B, L)
-        The execution rule's decision at ``t_0..t_{L−1}``.
-
-    Returns
-    -------
-    dict with ``"stopping"`` and ``"control"``, float64 tensors of shape (B,): ``e^{−rτ} g(X_τ)`` with
-    ``τ`` the first exercise date (else T), and ``Σ_l e^{−r t_l} R̃_l u_l κ g_l Δt + e^{−rT} R̃_L g_L``.
-    """
-    n_dates = exercise.shape[1]
-    paths = paths.to(torch.float64)
-    payoff = payoff_torch(kind, paths, strike)
-    discount = torch.exp(-rate * dt * torch.arange(n_dates + 1, dtype=torch.float64, device=paths.device))
-    # P_stopping: first exercise date via argmax over a boolean with an appended "always at T" column
-    stops = torch.cat([exercise, torch.ones_like(exercise[:, :1])], dim=1)
-    first = torch.argmax(stops.to(torch.int8), dim=1)
-    stopping = discount[first] * payoff.gather(1, first.unsqueeze(1)).squeeze(1)
-    # P_control: bang-bang penalized value with survival R̃
-    u = exercise.to(torch.float64)
-    survival = torch.cat([torch.ones_like(u[:, :1]), torch.cumprod(1.0 - penalty * dt * u, dim=1)], dim=1)
-    running = (discount[:n_dates] * survival[:, :n_dates] * u * payoff[:, :n_dates]).sum(dim=1) * (penalty * dt)
-    control = running + discount[n_dates] * survival[:, n_dates] * payoff[:, n_dates]
-    return {"stopping": stopping, "control": control}
-
-
-def control_variate(y_sum: float, y_sq: float, z_sum: float, z_sq: float, yz_sum: float, n: int,
-                    z_mean_exact: float) -> tuple[float, float]:
-    """Regression control-variate estimate ``ȳ − β(z̄ − E z)``, ``β = cov(y, z)/var(z)``, and its s.e.
-
-    With ``z = e^{−rT} g(X_T)`` (the European payoff, ``E z`` = the Black–Scholes price) this removes
-    most of the sampling noise of ``P_stopping`` and ``P_control`` (their payoffs are strongly
-    correlated with ``z``), so that learning error is not hidden by Monte Carlo error. Takes running
-    sums so that it works chunk by chunk.
-    """
-    y_mean, z_mean = y_sum / n, z_sum / n
-    var_y = max(y_sq / n - y_mean**2, 0.0)
-    var_z = max(z_sq / n - z_mean**2, 1e-300)
-    cov = yz_sum / n - y_mean * z_mean
-    beta = cov / var_z
-    residual = max(var_y - cov**2 / var_z, 0.0)
-    return y_mean - beta * (z_mean - z_mean_exact), math.sqrt(residual / n)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,9 +72,11 @@ class StoppingLearner:
     Parameters
     ----------
     config : StoppingConfig
-    reference : StoppingReference, "pde" or None
-        Comparison data for :meth:`evaluate`; ``"pde"`` computes it with pdecore at the first
-        evaluation; ``None`` skips relative errors and accuracies.
+    reference : StoppingReference or None
+        Comparison data for :meth:`evaluate`, built by the caller
+        (:func:`validation.stopping.build_reference`: a learner does not solve PDEs); ``None`` skips
+        relative errors and accuracies. The string ``"pde"`` is a deprecated spelling of
+        ``build_reference(config)`` kept while callers switch (:func:`_deprecated_pde_reference`).
     device : str or torch.device
         Where networks run. Paths are always *drawn* on the CPU generator and moved, so the same seed
         gives the same paths on every device.
@@ -218,10 +90,13 @@ class StoppingLearner:
         eager one. Evaluation always runs eagerly (other batch sizes would trigger recompiles).
     """
 
-    def __init__(self, config: StoppingConfig, *, reference: StoppingReference | str | None = "pde",
+    def __init__(self, config: StoppingConfig, *, reference: StoppingReference | str | None = None,
                  device: str | torch.device = "cpu", compile: bool = False) -> None:
         if not isinstance(config, StoppingConfig):
             raise ValueError(f"config must be a StoppingConfig, got {type(config).__name__}")
+        if not (reference is None or reference == "pde" or isinstance(reference, StoppingReference)):
+            raise ValueError(f"reference must be a StoppingReference or None, got {reference!r}; build one with "
+                             "validation.stopping.build_reference(config)")
         self.config = config
         self.device = torch.device(device)
         self.dtype = torch.float32
@@ -429,10 +304,9 @@ class StoppingLearner:
     # ------------------------------------------------------------------ evaluation
     @property
     def reference(self) -> StoppingReference | None:
-        if isinstance(self._reference, str):
-            if self._reference != "pde":
-                raise ValueError(f"reference must be a StoppingReference, 'pde' or None, got {self._reference!r}")
-            self._reference = StoppingReference.from_pde(self.config)
+        """The comparison data of :meth:`evaluate` (``None``: no reference metrics)."""
+        if isinstance(self._reference, str):  # deprecated "pde": solved once, at the first use
+            self._reference = _deprecated_pde_reference(self.config)
         return self._reference
 
     def test_paths(self, n_paths: int, *, seed_offset: int = 0):
@@ -500,108 +374,78 @@ class StoppingLearner:
         dict
             ``eval/p_stopping``, ``eval/p_control`` (plain Monte Carlo, as in the paper) with standard
             errors, ``eval/p_stopping_cv``, ``eval/p_control_cv`` (control variate, see
-            :func:`control_variate`), ``eval/rel_error_*`` against the reference price (plain and
-            ``_cv``), ``eval/min_accuracy``, ``eval/mean_accuracy`` (against the discrete oracle's decisions;
+            :func:`rl.stopping.evaluation.control_variate`), ``eval/p_*_crn`` (common random numbers
+            against the oracle's rule), ``eval/rel_error_*`` against the reference price (plain,
+            ``_crn`` and ``_cv``), ``eval/min_accuracy``, ``eval/mean_accuracy`` (against the discrete oracle's decisions;
             the VI boundary for Dong's learner, which has no oracle), ``eval/min_accuracy_vi``,
             ``eval/mean_accuracy_vi`` (against the VI boundary), ``eval/volatility``,
-            ``eval/value0`` (learned ``V_0(S_0)``), ``eval/exercise_share``.
+            ``eval/value0`` (learned ``V_0(S_0)``), ``eval/exercise_share``; every number comes from
+            :func:`rl.stopping.evaluation.evaluate_stopping` (the same as the final evaluation's).
         """
         c = self.config
         n_paths = n_paths or (c.test_paths if final else c.eval_paths)
-        net = self.evaluation_network()
         reference = self.reference
-        sums = {key: 0.0 for key in ("s", "s2", "c", "c2", "z", "z2", "sz", "cz")}
-        agree = torch.zeros(c.n_steps, dtype=torch.float64)
-        agree_target = torch.zeros(c.n_steps, dtype=torch.float64)
-        agree_floor = torch.zeros(c.n_steps, dtype=torch.float64)
-        differences = {"stopping": 0.0, "control": 0.0, "stopping_sq": 0.0, "control_sq": 0.0}
-        use_crn = reference is not None and reference.target_boundary is not None \
-            and reference.target_p_stopping is not None
-        exercised = 0.0
-        value0 = math.nan
-        discount_T = math.exp(-c.rate * c.maturity)
-        for index, paths in enumerate(self.test_paths(n_paths)):
-            w = net(self.features(paths, volatility=self.volatility.detach())[2]).T
-            exercise = w <= 0.0
-            prices = stopping_prices(paths, exercise, kind=c.kind, strike=c.strike, rate=c.rate,
-                                     penalty=c.penalty, dt=c.dt)
-            y, v = prices["stopping"], prices["control"]
-            z = discount_T * payoff_torch(c.kind, paths[:, -1].double(), c.strike)
-            for key, value in (("s", y.sum()), ("s2", y.square().sum()), ("c", v.sum()), ("c2", v.square().sum()),
-                               ("z", z.sum()), ("z2", z.square().sum()), ("sz", (y * z).sum()), ("cz", (v * z).sum())):
-                sums[key] += value.item()
-            exercised += exercise.double().sum().item()
-            if use_crn:
-                target_rule = true_decisions(paths[:, :c.n_steps], reference.target_boundary, c.kind)
-                oracle_prices = stopping_prices(paths, target_rule, kind=c.kind, strike=c.strike, rate=c.rate,
-                                                penalty=c.penalty, dt=c.dt)
-                for name, learned in (("stopping", y), ("control", v)):
-                    gap = learned - oracle_prices[name]
-                    differences[name] += gap.sum().item()
-                    differences[name + "_sq"] += gap.square().sum().item()
-            if reference is not None and reference.boundary is not None:
-                truth = true_decisions(paths[:, :c.n_steps], reference.boundary, c.kind)
-                agree += (truth == exercise).double().sum(dim=0).cpu()
-                if reference.target_boundary is not None:
-                    target = true_decisions(paths[:, :c.n_steps], reference.target_boundary, c.kind)
-                    agree_target += (target == exercise).double().sum(dim=0).cpu()
-                    agree_floor += (target == truth).double().sum(dim=0).cpu()
-            if index == 0:
-                value0 = float((payoff_torch(c.kind, paths[:, 0], c.strike) + w[:, 0]).mean().item())
+        result = evaluate_stopping(self, n_paths, reference)
         out = {}
-        european = reference.european if reference is not None else None
-        for name, (k, k2, kz) in {"stopping": ("s", "s2", "sz"), "control": ("c", "c2", "cz")}.items():
-            mean = sums[k] / n_paths
-            out[f"eval/p_{name}"] = mean
-            out[f"eval/p_{name}_stderr"] = math.sqrt(max(sums[k2] / n_paths - mean**2, 0.0) / n_paths)
-            if european is not None:
-                estimate, stderr = control_variate(sums[k], sums[k2], sums["z"], sums["z2"], sums[kz], n_paths,
-                                                   european)
-                out[f"eval/p_{name}_cv"] = estimate
-                out[f"eval/p_{name}_cv_stderr"] = stderr
+        for name in ("stopping", "control"):
+            for key in (f"p_{name}", f"p_{name}_stderr", f"p_{name}_cv", f"p_{name}_cv_stderr"):
+                if key in result:
+                    out[f"eval/{key}"] = result[key]
         out["eval/volatility"] = float(self.volatility.item())
-        out["eval/value0"] = value0
-        out["eval/exercise_share"] = exercised / (n_paths * c.n_steps)
-        if use_crn:
-            for name, exact in (("stopping", reference.target_p_stopping), ("control", reference.target_p_control)):
-                gap = differences[name] / n_paths
-                out[f"eval/p_{name}_crn"] = exact + gap
-                out[f"eval/p_{name}_crn_stderr"] = math.sqrt(
-                    max(differences[name + "_sq"] / n_paths - gap**2, 0.0) / n_paths)
-        if reference is not None:
-            for name in ("stopping", "control"):
-                out[f"eval/rel_error_{name}"] = abs(out[f"eval/p_{name}"] - reference.price) / reference.price
-                if f"eval/p_{name}_crn" in out:
-                    out[f"eval/rel_error_{name}_crn"] = abs(out[f"eval/p_{name}_crn"] - reference.price) / reference.price
-                if f"eval/p_{name}_cv" in out:
-                    out[f"eval/rel_error_{name}_cv"] = abs(out[f"eval/p_{name}_cv"] - reference.price) / reference.price
-            if reference.boundary is not None:
-                accuracy_vi = (agree / n_paths).numpy()
-                out["eval/min_accuracy_vi"] = float(accuracy_vi.min())
-                out["eval/mean_accuracy_vi"] = float(accuracy_vi.mean())
-                # primary: against the oracle's decisions (the learner's exact target; see
-                # validation.stopping.evaluate_learner); the VI boundary where there is no oracle (Dong)
-                accuracy = (agree_target / n_paths).numpy() if reference.target_boundary is not None else accuracy_vi
-                out["eval/min_accuracy"] = float(accuracy.min())
-                out["eval/mean_accuracy"] = float(accuracy.mean())
-                out["eval/argmin_accuracy"] = int(accuracy.argmin())
-                if reference.target_boundary is not None:
-                    out["eval/oracle_min_accuracy"] = float((agree_floor / n_paths).min().item())
+        out["eval/value0"] = result["value0_paths"]
+        out["eval/exercise_share"] = float(result["exercise_count"].sum()) / (n_paths * c.n_steps)
+        for name in ("stopping", "control"):
+            for key in (f"p_{name}_crn", f"p_{name}_crn_stderr"):
+                if key in result:
+                    out[f"eval/{key}"] = result[key]
+        for name in ("stopping", "control"):
+            for suffix in ("", "_crn", "_cv"):
+                if f"rel_error_{name}{suffix}" in result:
+                    out[f"eval/rel_error_{name}{suffix}"] = result[f"rel_error_{name}{suffix}"]
+        if "accuracy_vi" in result:
+            accuracy_vi, accuracy = result["accuracy_vi"], result["accuracy"]
+            out["eval/min_accuracy_vi"] = float(accuracy_vi.min())
+            out["eval/mean_accuracy_vi"] = float(accuracy_vi.mean())
+            out["eval/min_accuracy"] = float(accuracy.min())
+            out["eval/mean_accuracy"] = float(accuracy.mean())
+            out["eval/argmin_accuracy"] = int(accuracy.argmin())
+            if "oracle_accuracy" in result:
+                out["eval/oracle_min_accuracy"] = float(result["oracle_accuracy"].min())
         out["eval/test_paths"] = n_paths
         return out
 
     @torch.no_grad()
     def per_date_accuracy(self, n_paths: int | None = None) -> np.ndarray:
-        """Classification accuracy at each date ``l = 0..L−1`` against the PDE boundary."""
-        c = self.config
+        """Classification accuracy at each date ``l = 0..L−1`` against the VI exercise boundary."""
         reference = self.reference
         if reference is None or reference.boundary is None:
-            raise ValueError("per-date accuracy needs a reference with a boundary; pass reference='pde'")
-        n_paths = n_paths or c.test_paths
-        net = self.evaluation_network()
-        agree = torch.zeros(c.n_steps, dtype=torch.float64)
-        for paths in self.test_paths(n_paths):
-            exercise = self.premium_part(paths, net) <= 0.0
-            truth = true_decisions(paths[:, :c.n_steps], reference.boundary, c.kind)
-            agree += (truth == exercise).double().sum(dim=0).cpu()
-        return (agree / n_paths).numpy()
+            raise ValueError("per-date accuracy needs a reference with a boundary; pass "
+                             "reference=validation.stopping.build_reference(config)")
+        return evaluate_stopping(self, n_paths or self.config.test_paths, reference)["accuracy_vi"]
+
+
+def _deprecated_pde_reference(config: StoppingConfig) -> StoppingReference:
+    """DEPRECATED transitional twin of :func:`validation.stopping.build_reference` for ``reference="pde"``.
+
+    ``rl`` must not import ``validation``, so until every caller passes a ready reference this one
+    solve stays here; delete it (and the ``"pde"`` spelling) once none is left.
+    """
+    warnings.warn('StoppingLearner(reference="pde") is deprecated; pass '
+                  "reference=validation.stopping.build_reference(config)", DeprecationWarning, stacklevel=3)
+    from pdecore import bs_price, solve_american, stopping_oracle
+
+    model, option = config.model(), config.option()
+    american = solve_american(model, option)
+    dates = np.arange(config.n_steps) * config.dt
+    oracle = None
+    if config.algorithm != "dong":
+        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
+                                 temperature=config.temperature, spot=config.spot)
+    european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility, config.rate,
+                        config.dividend)
+    targets = {} if oracle is None else {
+        "target_boundary": np.asarray(oracle.boundary[:config.n_steps], dtype=float),
+        "target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
+    return StoppingReference(price=float(american.price(config.spot)),
+                             boundary=np.interp(dates, american.times, american.boundary), european=float(european),
+                             source="pdecore.solve_american (VI) and pdecore.stopping_oracle", **targets)

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from rl.stopping.config import ExerciseWarning, StoppingConfig  # noqa: E402
 from rl.black_scholes import bs_price_delta_torch, bs_price_torch  # noqa: E402
-from rl.stopping.learner import (StoppingLearner, StoppingReference, control_variate,  # noqa: E402
-                         stopping_prices)
+from rl.stopping.evaluation import StoppingReference, control_variate, stopping_prices  # noqa: E402
+from rl.stopping.learner import StoppingLearner  # noqa: E402
 from rl.trainer import Trainer  # noqa: E402
 
 SMALL = dict(n_steps=5, penalty=4.0, batch_size=64, eval_paths=256, test_paths=512, hidden=8)

@@ -61,7 +61,8 @@ class MMTrainConfig:
         norm that bounds the value error, ``V − V^π = −E∫δ``), ``α = 1`` is ``Σ_j log m_j``, which any
         solution with exactly zero residual on most dates minimizes, and the zero-aversion value
         (constant spreads) is such a solution away from T: with ``α = 1`` the learned aversion collapses.
-        ``α = 3/4`` (default) gave the best mid-horizon aversion (``1/2``: 40% too large; module docstring).
+        ``α = 3/4`` (default) gave the best mid-horizon aversion (``1/2``: 40% too large;
+        ``docs/market_making_measurements.md``).
     weight_limit : float
         Largest ratio of a date's weight to the median date's (``"balanced"``): a date whose residual
         runs away cannot buy itself out of the loss.
@@ -77,17 +78,7 @@ class MMTrainConfig:
         Model-free network: gain of the time-dependent part of ``u(τ)`` (the aversion's exponent is
         ``300 u_0 + g·net(τ)``, ``u_0`` a learned scalar per option). A small gain makes the
         hyperbolic decay ``ρ ≈ 1/(1 + e^{u_0} τ/T)`` the fast direction of the fit, its deviations
-        the slow one (module docstring).
-    quadratic_head : bool
-        Add the learned quadratic form ``−qᵀM(τ)q`` of the module docstring to the network.
-    exploring_states : float
-        Fraction of each mini-batch whose inventories are redrawn uniformly on ``[−f Q̄, f Q̄]`` at every
-        date (``f = initial_inventory``); possible because the TD error with the fills integrated out
-        needs only ``(t_j, Q_j)``. Requires ``td_target = "expected"``. 0 (default) = path states only.
-    eval_every_paths : int
-        Paths of the P&L check in :meth:`MarketMakingLearner.evaluate` (0 = spreads only).
-    eval_n_steps : int
-        Time steps of evaluation simulations.
+        the slow one (:mod:`rl.market_making.learner`; measured in ``docs/market_making_measurements.md``).
     seed : int
         Seed of the learner's generators (initialization, paths, mini-batches).
     """
@@ -109,13 +100,9 @@ class MMTrainConfig:
     time_weighting: str = "balanced"
     market_inputs: bool = False
     baseline: str = "learned"
-    quadratic_head: bool = False
-    exploring_states: float = 0.0
     weight_limit: float = 100.0
     balance_exponent: float = 0.75
     aversion_shape_gain: float = 3.0
-    eval_every_paths: int = 0
-    eval_n_steps: int = 1000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -151,14 +138,6 @@ class MMTrainConfig:
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
-        check_choice("quadratic_head", self.quadratic_head, (True, False), fix="pass true or false")
-        check_range("exploring_states", self.exploring_states, 0.0, 1.0,
-                    fix="pass a fraction of the mini-batch in [0, 1], e.g. exploring_states = 0.5")
-        if self.exploring_states > 0.0 and self.td_target != "expected":
-            raise ValueError(f"exploring_states={self.exploring_states!r} needs td_target = 'expected' (the "
-                             "redrawn states have no sampled transitions); pass exploring_states = 0")
-        check_int("eval_every_paths", self.eval_every_paths, minimum=0, fix="pass 0 or a number of paths")
-        check_int("eval_n_steps", self.eval_n_steps, minimum=1, fix="pass a positive number of steps")
         check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
 
     @classmethod

@@ -6,9 +6,14 @@ the inventory box ``|q_i| <= Q̄/2`` (where the inventory bound does not move th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from pdecore.inventory_grid import inventory_states
+
+if TYPE_CHECKING:  # the learner imports this module: a runtime import would be circular
+    from rl.market_making.learner import MarketMakingLearner
 
 
 def spread_errors(learner: MarketMakingLearner, reference, *, times_fraction=(0.0, 0.6),

@@ -47,17 +47,13 @@ paper's (P, S) (normalized), which can only help a (t, Q, P, S) policy but is th
 .. math::
 
     V(t, Q) = L \\frac{T − t}{T}\\,(1 + g(τ)) − \\sum_i a_i(t) Q_i^2
-              − \\frac{4 s(t)}{\\bar Q^2} Q^\\top M(τ) Q
               + s(t)\\,\\big[h(τ, Q/\\bar Q) − h(τ, 0)\\big],
 
 with ``τ`` time features, ``L`` the value of myopic quoting, ``a_i(t) ≈ c_i/(1 + 4λ_0 k c_i (T − t))``
 the linear–quadratic (small-skew) approximation of the inventory cost (``λ_0 = A e^{−1}``; with
 φ > 0 the scalar Riccati of :meth:`MarketMakingValueNetwork.baseline_coefficients`) used as a
 baseline, and ``s(t) = (max_i a_i(t) + (φ/2) λ_max(ΣΣᵀ)(T − t)) Q̄²/4`` the scale of the learned
-correction ``h`` (terminal and running inventory costs); ``M(τ)`` is a learned symmetric matrix
-(a small network of the time features, zero at the start; optional, ``quadratic_head=True``), meant
-as a well-conditioned direction for the cross-inventory terms that the diagonal baseline lacks. Writing the
-inventory part as a difference makes ``Δ`` depend on ``h`` alone, so it is not drowned by the
+correction ``h`` (terminal and running inventory costs). Writing the inventory part as a difference makes ``Δ`` depend on ``h`` alone, so it is not drowned by the
 ``O(L)`` level. ``baseline="none"`` drops the ``a_i`` term (then ``s`` keeps the scale only).
 
 The Riccati baseline (``baseline="riccati"``) is a **warm start that uses model knowledge** (A, k, ψ0,
@@ -85,45 +81,7 @@ learned from the simulated data.
 
 Notes
 -----
-Measured behaviour of the model-free default (one option, paper-like defaults, Q̄ = 100, γ = 0.1;
-``benchmarks/bench_mm_rl.py``; shared 2-core machine, 1 thread per run). From ≈ 4.95/k before training,
-150 steps of 256/32 paths on a 400-date grid graded 2.25 towards T (≈ 100 s) give max spread errors
-over |q| ≤ 50 of 0.006–0.020/k at t = 0 and 0.001–0.040/k at 0.6 T on seeds 0–5 (acceptance 0.05/k),
-and P&L ratios to the grid-optimal policy of 0.9984 and 0.9982 on 4000 common paths (seeds 1, 2:
-−0.78 ± 0.14 and −0.85 ± 0.15 below the grid policy; the quadratic approximation is −1.17 and −1.04
-below it). The learned aversion is within 3–20% of the grid's at 1–10 days to go.
-
-What it took (each measured on the same settings): the earlier weighting, every date by the inverse
-of its own residual (``balance_exponent = 1``), minimizes ``Σ_j log m_j`` at its fixed point, which
-rewards exact zeros; the zero-aversion value (constant spreads) solves the mid-horizon equation
-exactly, so the learned aversion drifted to zero on two seeds out of three (spread errors 0.069/k and
-0.17/k, the size of the whole skew, and P&L ratios −3.5). Capping the weights stopped the collapse but
-left the aversion 10–25× too small at 4–10 days; ``α = 1/2`` made it 40% too large, ``α = 3/4`` was
-within 20% but the shape of ``u(τ)``, free at gain 30, still varied from seed to seed (0.045–0.06/k at
-t = 0). Making the hyperbolic rate one learned scalar (gain 300) with the time-dependent shape at gain 3
-fixed both: the rate is pinned by the dates where the data are strong (near T) and carried to the
-long horizon by the hyperbola. Plain eq. 21 (``time_weighting = "none"``) leaves the mid-horizon
-unfitted (aversion 10× too large at 4 days, 1.8/k at 0.6 T).
-
-Two options (strikes 100 and 105, Q̄ = 30, correlation 0.6), φ = 0.5, 200 steps (220–280 s), seeds
-0/1/2: spreads within 0.057/0.074/0.069 /k of the grid's at t = 0 (0.032–0.049/k at 0.6 T), P&L
-0.9975–0.9984 of the grid policy's (500 common paths), slope of option 1's bid in option 0's inventory
-5.7e-4/1.8e-3/1.5e-3 (grid 9.5e-4: the sign is learned, the size within a factor of 2). 100 steps were
-enough on seed 0 (0.037/k, P&L 0.9998, −0.16 ± 0.12 on 2000 paths, slope 6.8e-4) but not on seeds 1 and
-2 (0.147/k, 0.102/k). With φ = 0: 0.024–0.036/k and slopes below 1e-7 (grid 4e-18). The running-risk
-part ``τ R ∘ Z`` carries the cross effect: without it the learned slope was 9e-6 (the MLP ``h`` does not
-find it in 200 steps), with the quadratic head instead of it the spreads were 0.12–0.15/k off; its rate
-gain matters (300: ``Z`` saturates to ≈ 0 within 20 steps, slope 3e-5; 30: ``Z`` stays at its start,
-slope 2.4e-3; 100 is used).
-
-Ten options (``examples/mm_train_ten_options.toml``, φ = 1, γ = 0, no grid): the model-free network
-reaches only 0.88–0.94 of the quadratic approximation's P&L (300 paths × 500 steps, 100 steps of
-training, with every weighting, 200–400 time steps, exploring states): it stays 10–40× too averse in
-the last 0.1 day for the in-the-money options, whose terminal layer (``≈ 1/(4 A e^{−1} k ĉ)`` ≈ 3e-4 day
-for ĉ ≈ 15) is where the hyperbolic prior of ``ρ`` is wrong (spreads at their bounds). There the
-Riccati warm start (``baseline = "riccati"``, ``time_weighting = "scale"``, grading 1.5) is used and
-disclosed: 1.0000 ± 0.0004 of the quadratic approximation's P&L. It also puts the one-option spreads
-within 0.002/k before any training.
+Measured behaviour and the variants tried: ``docs/market_making_measurements.md``.
 """
 
 from __future__ import annotations
@@ -199,7 +157,6 @@ class MarketMakingLearner:
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init)))
         self.network = MarketMakingValueNetwork(model, hidden=cfg.hidden, layers=cfg.layers,
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
-                                                quadratic_head=cfg.quadratic_head,
                                                 aversion_shape_gain=cfg.aversion_shape_gain)
         torch.set_rng_state(torch_state)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
@@ -262,19 +219,7 @@ class MarketMakingLearner:
         if self._paths is None or step % cfg.paths_every == 0:
             self._paths = self._simulate_paths()
         chosen = torch.randperm(cfg.batch_paths, generator=self.generator)[:cfg.paths_per_step]
-        batch = {key: value[chosen] for key, value in self._paths.items()}
-        redrawn = int(round(cfg.exploring_states * cfg.paths_per_step))
-        if redrawn > 0:
-            # exploring states: with the step's fills integrated out, the TD error at a date needs only
-            # (t_j, Q_j), so part of the mini-batch gets inventories drawn uniformly at every date; the
-            # network then sees every inventory at every date, also near T where the paths have
-            # mean-reverted to a flat book
-            width = max(1, int(math.floor(cfg.initial_inventory * self.qbar)))
-            inventory = batch["inventory"].clone()
-            inventory[:redrawn] = torch.randint(-width, width + 1, inventory[:redrawn].shape,
-                                                generator=self.generator).to(DTYPE)
-            batch["inventory"] = inventory
-        return batch
+        return {key: value[chosen] for key, value in self._paths.items()}
 
     def terminal_coefficients(self) -> torch.Tensor:
         """``ĉ_i`` of the terminal value: estimated from the simulated ``P_T`` or the model's (``[n]``)."""
@@ -416,20 +361,9 @@ class MarketMakingLearner:
 
     def evaluate(self) -> dict[str, float]:
         """Spread errors against the grid reference (units of 1/k) at t = 0 and 0.6 T, |q| ≤ Q̄/2."""
-        out: dict[str, float] = {}
-        if self.reference is not None:
-            errors = spread_errors(self, self.reference)
-            out.update({f"eval/{k}": v for k, v in errors.items()})
-        if self.config.eval_every_paths > 0:
-            state = self.generator.get_state()
-            gen = torch.Generator().manual_seed(10_000 + self.config.seed)
-            sim = MarketMakingSimulator(self.model, n_steps=self.config.eval_n_steps)
-            result = sim.simulate(self.policy(execution="sample"), self.config.eval_every_paths, generator=gen)
-            self.generator.set_state(state)
-            summary = result.summary()
-            out["eval/objective_mean"] = summary["objective_mean"]
-            out["eval/pnl_mean"] = summary["pnl_mean"]
-        return out
+        if self.reference is None:
+            return {}
+        return {f"eval/{k}": v for k, v in spread_errors(self, self.reference).items()}
 
     def state_dict(self) -> dict:
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -17,6 +17,18 @@ from pdecore.gibbs import argmax_spread
 from rl.market_making.policies import DTYPE
 
 
+def _draw_removed_head(n_time: int, n_options: int) -> None:
+    """Draw, and discard, the initial weights of the removed learned quadratic head.
+
+    The network's initialization is one stream of torch's global generator (seeded by the learner).
+    The quadratic head (``quadratic_head``, removed: ``docs/market_making_measurements.md``) drew its
+    two layers here, between the level and the aversion networks; drawing the same numbers keeps the
+    initialization of every later layer, and so every seed's recorded runs, unchanged.
+    """
+    nn.Linear(n_time, 16, dtype=DTYPE)
+    nn.Linear(16, n_options * (n_options + 1) // 2, dtype=DTYPE)
+
+
 class MarketMakingValueNetwork(nn.Module):
     """``V(t, Q[, P, S])`` with the level/inventory split of the module docstring.
 
@@ -29,8 +41,7 @@ class MarketMakingValueNetwork(nn.Module):
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
-                 baseline: str = "riccati", quadratic_head: bool = False,
-                 aversion_shape_gain: float = 3.0) -> None:
+                 baseline: str = "riccati", aversion_shape_gain: float = 3.0) -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -41,7 +52,6 @@ class MarketMakingValueNetwork(nn.Module):
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         self.use_baseline = baseline == "riccati"
         self.model_free = baseline == "learned"
-        self.use_quadratic_head = bool(quadratic_head)
         decay = model.decay_array()
         intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
         low, high = model.spread_bounds
@@ -86,12 +96,10 @@ class MarketMakingValueNetwork(nn.Module):
         blocks.append(nn.Linear(width, 1, dtype=DTYPE))
         self.inventory_net = nn.Sequential(*blocks)
         self.level_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(), nn.Linear(16, 1, dtype=DTYPE))
-        # learned quadratic form −qᵀ M(t) q (M symmetric, n(n+1)/2 entries from the time features): a
-        # well-conditioned direction for the cross-inventory terms (φ > 0) that the diagonal baseline lacks
+        # upper-triangle indices of the symmetric running-risk saturations below
         self.register_buffer("tri_rows", torch.triu_indices(n, n)[0])
         self.register_buffer("tri_cols", torch.triu_indices(n, n)[1])
-        self.quadratic_net = nn.Sequential(nn.Linear(n_time, 16, dtype=DTYPE), nn.Tanh(),
-                                           nn.Linear(16, n * (n + 1) // 2, dtype=DTYPE))
+        _draw_removed_head(n_time, n)
         # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
         self.aversion_rate = nn.Parameter(torch.zeros(n, dtype=DTYPE))
         # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
@@ -106,8 +114,6 @@ class MarketMakingValueNetwork(nn.Module):
         with torch.no_grad():  # start from the baseline: corrections begin small
             self.inventory_net[-1].weight.mul_(0.0 if self.model_free else 0.1)
             self.level_net[-1].weight.mul_(0.1)
-            self.quadratic_net[-1].weight.zero_()
-            self.quadratic_net[-1].bias.zero_()
             self.aversion_net[-1].weight.zero_()
             self.aversion_net[-1].bias.zero_()
 
@@ -130,7 +136,7 @@ class MarketMakingValueNetwork(nn.Module):
     #: terminal penalty and the mid-horizon inventory aversion in a few dozen Adam steps
     AVERSION_RATE_GAIN = 300.0
     #: gain of the running-risk saturations ``z_ij`` (300 saturated them to zero within 20 steps, 30 left
-    #: them at their start; module docstring)
+    #: them at their start; docs/market_making_measurements.md)
     RUNNING_RATE_GAIN = 100.0
 
     def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
@@ -197,14 +203,6 @@ class MarketMakingValueNetwork(nn.Module):
         a = self.learned_coefficients(t) if self.model_free else self.baseline_coefficients(t)
         scale = self.correction_scale(t, a.detach())
         inventory_part = scale * (h - reference)
-        if self.use_quadratic_head:  # learned quadratic form, in units of scale·4/Q̄² per lot²
-            upper = self.quadratic_net(time_feat)  # [B, n(n+1)/2]
-            n = self.n_options
-            matrix = inventory.new_zeros(inventory.shape[:-1] + (n, n))
-            matrix[..., self.tri_rows, self.tri_cols] = upper
-            matrix = 0.5 * (matrix + matrix.transpose(-1, -2))
-            quad = torch.einsum("...i,...ij,...j->...", inventory, matrix, inventory)
-            inventory_part = inventory_part - scale * (4.0 / self.max_inventory**2) * quad
         if self.use_baseline or self.model_free:
             inventory_part = inventory_part - (a * inventory**2).sum(-1)
         if self.model_free and self.running_rate > 0.0:

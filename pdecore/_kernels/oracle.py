@@ -66,7 +66,7 @@ def solve_penalty_step(d, penalty, temperature, dt, tol, max_iter, v_out, pi_out
     penalty, temperature, dt : float
         κ > 0, λ ≥ 0 and Δt > 0 with ``κΔt ≤ 1``.
     tol : float
-        Absolute tolerance on ``z`` relative to ``1 + |d|``.
+        Tolerance on ``z`` relative to ``1 + max(|d|, |lower bracket end|)``.
     max_iter : int
         Newton/bisection iterations allowed per node.
     v_out, pi_out : float64[n]
@@ -105,7 +105,10 @@ def solve_penalty_step(d, penalty, temperature, dt, tol, max_iter, v_out, pi_out
         # inside the bracket and is less than half the step before last; otherwise bisect. This
         # keeps the quadratic rate near the root and guarantees the bisection rate far from it
         # (at κΔt ≈ 1, F grows like e^{κz/λ} and plain Newton would crawl by λ/κ per step).
-        scale = tol * (1.0 + abs(di))
+        # The tolerance is relative to the size of the bracket, not only of d: for a large λΔt the root
+        # z ≈ d − v sits near −v_half ≫ |d|, where the spacing of doubles (≈ 2.2e-16·|z|) exceeds
+        # tol·(1 + |d|) and bisection could never close the bracket (κ = 0.1, λ = 10, κΔt = 1, d ≈ 0).
+        scale = tol * (1.0 + max(abs(di), abs(low)))
         previous_step = high - low
         converged = False
         for it in range(max_iter):

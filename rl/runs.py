@@ -14,13 +14,16 @@ non-empty folder is refused unless ``force`` (start over) or ``resume`` (continu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -435,3 +438,56 @@ class RunDirLock:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+class InterruptDeferral:
+    """Turn Ctrl-C into a request honoured at the next safe point (a step boundary).
+
+    While active (``with InterruptDeferral() as interrupts:``), the first SIGINT only sets
+    :attr:`requested` and prints ``message``; the loop checks the flag at its boundaries, saves there
+    and raises ``KeyboardInterrupt`` itself, so no state of a half-done step is ever saved. A second
+    SIGINT raises ``KeyboardInterrupt`` at once (the caller then keeps its last saved state), except
+    inside :meth:`shielded` blocks (file writes), where every SIGINT is only recorded, so a quick
+    series of Ctrl-C cannot tear a write or escape as a traceback. Outside the main thread (where
+    Python cannot install signal handlers) it does nothing and Ctrl-C behaves as usual.
+    """
+
+    def __init__(self, message: str = "Ctrl-C: stopping at the next safe point; press Ctrl-C again to stop at once",
+                 stream=None) -> None:
+        self.message = message
+        self.stream = stream
+        self.requested = False
+        self._shield_depth = 0
+        self._previous = None
+        self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self._shield_depth or not self.requested:
+            first = not self.requested
+            self.requested = True
+            if first and self.message:
+                print(f"\n{self.message}", file=self.stream or sys.stderr, flush=True)
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "InterruptDeferral":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+            self._installed = False
+
+    @contextlib.contextmanager
+    def shielded(self):
+        """A block no SIGINT interrupts (it is recorded as a request instead)."""
+        self._shield_depth += 1
+        try:
+            yield self
+        finally:
+            self._shield_depth -= 1

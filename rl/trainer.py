@@ -46,6 +46,7 @@ dropped, then recomputed).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -54,7 +55,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pdecore.checks import check_choice, check_int
 from rl.runs import (append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, environment_record,
-                     load_checkpoint, prepare_run_dir, read_jsonl, to_json)
+                     InterruptDeferral, claim_run_dir, load_checkpoint, read_json, read_jsonl, to_json)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
@@ -165,14 +166,17 @@ class Trainer:
         The object being trained (see the module docstring for the contract).
     run_dir : path-like
         Run folder (``config.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``).
-    total_steps : int
-        Number of training steps of the whole run (a resumed run continues up to it).
-    eval_every : int
+    total_steps : int or None
+        Number of training steps of the whole run. Required for a new run. On ``resume``, ``None``
+        continues the *recorded* run to the ``total_steps`` of its ``config.json``; a larger value
+        extends it (recorded in ``config.json``), a smaller one is refused (the run would end early
+        under a record that says otherwise).
+    eval_every : int or None
         Evaluate every this many steps (and always after the last step). ``0`` evaluates only at the
-        end.
-    checkpoint_every : int
-        Save ``checkpoint.pt`` every this many steps (and always after the last step). ``0`` saves
-        only at the end (and on Ctrl-C).
+        end. ``None`` on ``resume``: as recorded.
+    checkpoint_every : int or None
+        Save ``checkpoint.pt`` every this many steps (and always at step 0, after the last step and at
+        a Ctrl-C). ``0`` saves only then. ``None`` on ``resume``: as recorded.
     seed : int
         Recorded in ``config.json`` and passed to :func:`seed_everything` (the learner seeds its own
         generator from its config; the global seed only covers code that uses the global RNG).
@@ -197,8 +201,8 @@ class Trainer:
     >>> summary = trainer.fit()                                              # doctest: +SKIP
     """
 
-    def __init__(self, learner: Learner, run_dir, *, total_steps: int, eval_every: int, checkpoint_every: int,
-                 seed: int, device: str = "cpu", progress: bool = True, resume: bool = False,
+    def __init__(self, learner: Learner, run_dir, *, total_steps: int | None, eval_every: int | None,
+                 checkpoint_every: int | None, seed: int, device: str = "cpu", progress: bool = True, resume: bool = False,
                  force: bool = False, eval_at_start: bool = False, extra_config: dict | None = None) -> None:
         missing = [name for name in ("sample_batch", "train_step", "evaluate", "state_dict", "load_state_dict",
                                      "config_dict") if not callable(getattr(learner, name, None))]
@@ -207,15 +211,21 @@ class Trainer:
                              "contract documented in rl.trainer")
         self.learner = learner
         self.run_dir = Path(run_dir)
-        self.total_steps = check_int("total_steps", total_steps, minimum=1, fix="pass a positive number of steps")
-        self.eval_every = check_int("eval_every", eval_every, minimum=0, fix="pass 0 (end only) or a positive period")
-        self.checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=0,
-                                          fix="pass 0 (end only) or a positive period")
+        self.resume = bool(resume)
+        settings = {"total_steps": (total_steps, 1, "pass a positive number of steps"),
+                    "eval_every": (eval_every, 0, "pass 0 (end only) or a positive period"),
+                    "checkpoint_every": (checkpoint_every, 0, "pass 0 (end only) or a positive period")}
+        for name, (value, minimum, fix) in settings.items():
+            if value is None and not self.resume:
+                raise ValueError(f"{name} is required for a new run (None means 'as recorded' on resume only); "
+                                 f"{fix}")
+            setattr(self, name, None if value is None else check_int(name, value, minimum=minimum, fix=fix))
+        # what the caller asked for explicitly (None: as recorded), resolved against config.json on resume
+        self._requested = {name: getattr(self, name) for name in settings}
         self.seed = check_int("seed", seed, minimum=0, fix="pass a non-negative integer seed")
         check_choice("progress", progress, (True, False), fix="pass True or False")
         self.device = resolve_device(device)
         self.progress = progress
-        self.resume = bool(resume)
         self.force = bool(force)
         self.eval_at_start = bool(eval_at_start)
         self.extra_config = dict(extra_config or {})
@@ -223,6 +233,8 @@ class Trainer:
         self.last_train: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
         self._elapsed_before = 0.0  # seconds spent in earlier sessions of a resumed run
+        self.checkpoint_step: int | None = None  # step of the newest checkpoint on disk (the resume point)
+        self._interrupts = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -270,7 +282,33 @@ class Trainer:
                         "last_eval": dict(self.last_eval)},
             "config": to_json(self.learner.config_dict()),
         }
-        return atomic_torch_save(state, self.checkpoint_path)
+        with self._interrupts.shielded() if self._interrupts else contextlib.nullcontext():
+            path = atomic_torch_save(state, self.checkpoint_path)
+        self.checkpoint_step = self.step
+        return path
+
+    def _resolve_recorded_settings(self) -> None:
+        """On resume: ``None`` settings take the recorded values; a larger ``total_steps`` extends the
+        run and is written into ``config.json`` (with a ``resumes`` history)."""
+        config_path = self.run_dir / CONFIG_NAME
+        record = read_json(config_path, what="run configuration")
+        recorded = record.get("trainer") if isinstance(record, dict) else None
+        if not isinstance(recorded, dict) or not all(isinstance(recorded.get(name), int) for name in self._requested):
+            raise ValueError(f"run configuration {str(config_path)!r} lacks the trainer settings (total_steps, "
+                             "eval_every, checkpoint_every); restore it or start over with --force")
+        requested_total = self._requested["total_steps"]
+        if requested_total is not None and requested_total < recorded["total_steps"]:
+            raise ValueError(f"total_steps={requested_total} is below the {recorded['total_steps']} steps recorded in "
+                             f"{str(config_path)!r}; omit --steps to continue the recorded run, or pass a larger "
+                             "value to extend it")
+        for name, value in self._requested.items():
+            setattr(self, name, recorded[name] if value is None else value)
+        changed = {name: getattr(self, name) for name in self._requested if getattr(self, name) != recorded[name]}
+        record.setdefault("resumes", []).append({"at_step": self.step, "changed": changed,
+                                                 **environment_record()})
+        record["trainer"].update(changed)
+        with self._interrupts.shielded() if self._interrupts else contextlib.nullcontext():
+            atomic_write_json(config_path, record)
 
     def _load_checkpoint(self) -> None:
         import torch
@@ -291,7 +329,7 @@ class Trainer:
             raise ValueError(f"checkpoint {str(self.checkpoint_path)!r} does not fit this learner "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                              "resume with the run's own configuration") from None
-        self.step = int(state["step"])
+        self.step = self.checkpoint_step = int(state["step"])
         trainer_state = state.get("trainer", {})
         if "torch_rng" in trainer_state:
             torch.set_rng_state(trainer_state["torch_rng"])
@@ -303,16 +341,18 @@ class Trainer:
         self.last_eval = dict(trainer_state.get("last_eval", {}))
         # metrics written after the checkpoint (a crash between evaluation and checkpoint) are recomputed
         records = [r for r in read_jsonl(self.metrics_path) if int(r.get("step", 0)) <= self.step]
-        atomic_write_text(self.metrics_path, "".join(to_json(r, indent=None) + "\n" for r in records))
+        with self._interrupts.shielded() if self._interrupts else contextlib.nullcontext():
+            atomic_write_text(self.metrics_path, "".join(to_json(r, indent=None) + "\n" for r in records))
 
     def _elapsed(self) -> float:
         return self._elapsed_before + (time.perf_counter() - self._start if hasattr(self, "_start") else 0.0)
 
     def _write_summary(self, status: str) -> dict:
-        summary = {"status": status, "step": self.step, "total_steps": self.total_steps,
-                   "seconds": self._elapsed(), "train": self.last_train, "evaluation": self.last_eval,
-                   "run_dir": str(self.run_dir)}
-        atomic_write_json(self.summary_path, summary)
+        summary = {"status": status, "step": self.step, "checkpoint_step": self.checkpoint_step,
+                   "total_steps": self.total_steps, "seconds": self._elapsed(), "train": self.last_train,
+                   "evaluation": self.last_eval, "run_dir": str(self.run_dir)}
+        with self._interrupts.shielded() if self._interrupts else contextlib.nullcontext():
+            atomic_write_json(self.summary_path, summary)
         return summary
 
     def _evaluate(self) -> None:
@@ -325,29 +365,53 @@ class Trainer:
     def fit(self) -> dict:
         """Train to ``total_steps``; returns the summary (also written to ``summary.json``).
 
-        On ``KeyboardInterrupt`` the current step is checkpointed and a partial summary
-        (``status="interrupted"``) is written before the interrupt propagates.
+        The run folder is locked for the whole call (:class:`rl.runs.RunDirLock`): a second trainer on
+        the same folder is refused. Ctrl-C is honoured at step boundaries only
+        (:class:`rl.runs.InterruptDeferral`): the first one lets the current step finish, then
+        ``checkpoint.pt`` is saved for that boundary, a partial summary (``status="interrupted"``) is
+        written and ``KeyboardInterrupt`` propagates. A second Ctrl-C (or any ``KeyboardInterrupt``
+        raised inside ``sample_batch``/``train_step``/``evaluate``) stops at once *without* saving the
+        half-done step: the newest checkpoint on disk (``summary["checkpoint_step"]``; one is always
+        written at step 0) stays the resume point, and ``metrics.jsonl`` records past it are dropped
+        on resume, so the resumed run ends bit-identical to an uninterrupted one.
         """
         from tqdm.auto import tqdm
 
         seed_everything(self.seed)
-        self.run_dir = prepare_run_dir(self.run_dir, force=self.force, resume=self.resume)
+        message = ("pderl: Ctrl-C: finishing the current step, then saving a checkpoint; press Ctrl-C again to "
+                   "stop at once (the last checkpoint is kept)")
+        with claim_run_dir(self.run_dir, force=self.force, resume=self.resume, kind="run") as lock, \
+                InterruptDeferral(message) as interrupts:
+            self.run_dir, self._interrupts = lock.path, interrupts
+            try:
+                return self._fit_locked(tqdm)
+            finally:
+                self._interrupts = None
+
+    def _fit_locked(self, tqdm) -> dict:
         if hasattr(self.learner, "to"):
             self.learner.to(self.device)
         self._start = time.perf_counter()
         if self.resume:
             self._load_checkpoint()
+            self._resolve_recorded_settings()
             if self.step > self.total_steps:
                 raise ValueError(f"the checkpoint is at step {self.step}, beyond total_steps={self.total_steps}; "
                                  "pass a larger --steps to continue")
         else:
-            atomic_write_json(self.run_dir / CONFIG_NAME, self.config_record())
+            with self._interrupts.shielded():
+                atomic_write_json(self.run_dir / CONFIG_NAME, self.config_record())
             if self.eval_at_start:
                 self._evaluate()
+            self.save_checkpoint()  # step 0: a resume point even if the first step is interrupted
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
                    desc=self.run_dir.name, leave=False)
         try:
             while self.step < self.total_steps:
+                if self._interrupts.requested:  # Ctrl-C during the previous step: stop at this boundary
+                    if self.checkpoint_step != self.step:
+                        self.save_checkpoint()
+                    raise KeyboardInterrupt
                 batch = self.learner.sample_batch(self.step)
                 diagnostics = self.learner.train_step(batch)
                 self.step += 1
@@ -363,9 +427,9 @@ class Trainer:
                              if isinstance(v, float) and math.isfinite(v)}
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(shown.items())[:4]}, refresh=False)
         except KeyboardInterrupt:
-            bar.close()
-            self.save_checkpoint()
-            self._write_summary("interrupted")
+            with self._interrupts.shielded():
+                bar.close()
+                self._write_summary("interrupted")
             raise
         bar.close()
         return self._write_summary("completed")

@@ -74,3 +74,109 @@ def test_checkpoint_holds_only_weights_only_types(tmp_path):
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 4 and state["format"] == 2
     assert json.loads(state["config"]) == {"kind": "toy", "seed": 0}
+
+
+# ---------------------------------------------------------------------------------------- Ctrl-C
+class _HalfStep(ToyRegression):
+    """Interrupts *inside* ``train_step`` after the optimiser has moved and the generator advanced:
+    saving this state under any step counter would break bit-exact resume.
+
+    ``signals`` > 0 delivers that many real SIGINTs mid-step (what Ctrl-C does) instead of raising.
+    """
+
+    def __init__(self, at_step: int, signals: int = 0):
+        super().__init__()
+        self.at_step, self.signals, self.calls = at_step, signals, 0
+
+    def train_step(self, batch):
+        import os
+        import signal
+
+        diagnostics = super().train_step(batch)
+        self.calls += 1
+        if self.calls == self.at_step + 1:
+            if not self.signals:
+                torch.randn(3, generator=self.generator)  # more half-done work
+                raise KeyboardInterrupt
+            # the optimiser has moved but the trainer's counter has not: from the second SIGINT on,
+            # the interrupt lands in a half-done step
+            for _ in range(self.signals):
+                os.kill(os.getpid(), signal.SIGINT)
+        return diagnostics
+
+
+def _metrics(folder):
+    from rl.runs import read_jsonl
+
+    return read_jsonl(folder / "metrics.jsonl")
+
+
+def _strip_time(records):
+    return [{k: v for k, v in r.items() if k != "time/elapsed_s"} for r in records]
+
+
+@pytest.mark.parametrize("signals, resume_point", [(0, 5), (1, 8), (2, 5), (3, 5)])
+def test_interrupt_mid_step_then_resume_is_bit_exact(tmp_path, signals, resume_point):
+    settings = _settings(total_steps=12, eval_every=1, checkpoint_every=5)
+    reference = ToyRegression()
+    Trainer(reference, tmp_path / "ref", **settings).fit()
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_HalfStep(at_step=7, signals=signals), tmp_path / "run", **settings).fit()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # one Ctrl-C: step 8 finishes and is saved; a raise or a second Ctrl-C: step 5's checkpoint stays
+    assert summary["status"] == "interrupted" and summary["checkpoint_step"] == resume_point
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == resume_point
+
+    resumed = ToyRegression()
+    Trainer(resumed, tmp_path / "run", resume=True, **settings).fit()
+    assert torch.equal(_weights(resumed), _weights(reference))
+    assert torch.equal(resumed.generator.get_state(), reference.generator.get_state())
+    assert _strip_time(_metrics(tmp_path / "run")) == _strip_time(_metrics(tmp_path / "ref"))
+
+
+def test_interrupt_before_the_first_checkpoint_resumes_from_step_zero(tmp_path):
+    settings = _settings(total_steps=6, eval_every=0, checkpoint_every=0)
+    reference = ToyRegression()
+    Trainer(reference, tmp_path / "ref", **settings).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_HalfStep(at_step=3), tmp_path / "run", **settings).fit()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["checkpoint_step"] == 0
+    resumed = ToyRegression()
+    Trainer(resumed, tmp_path / "run", resume=True, **settings).fit()
+    assert torch.equal(_weights(resumed), _weights(reference))
+
+
+def test_real_stopping_learner_interrupted_mid_step_resumes_bit_exactly(tmp_path):
+    import numpy as np
+
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
+    from rl.stopping.evaluation import StoppingReference
+
+    reference_values = StoppingReference(price=5.318294, boundary=np.linspace(26.0, 36.0, 5), european=5.059623,
+                                         target_boundary=np.linspace(27.0, 37.0, 5))
+    config = StoppingConfig(algorithm="ml", seed=2, volatility_warmup=1, n_steps=5, penalty=4.0, batch_size=64,
+                            eval_paths=256, test_paths=512, hidden=8)
+
+    class HalfStepStopping(StoppingLearner):
+        calls = 0
+
+        def train_step(self, batch):
+            diagnostics = super().train_step(batch)
+            self.calls += 1
+            if self.calls == 4:
+                raise KeyboardInterrupt  # the optimisers have moved: a half-done fourth step
+            return diagnostics
+
+    settings = _settings(total_steps=6, eval_every=1, checkpoint_every=2)
+    straight = StoppingLearner(config, reference=reference_values)
+    Trainer(straight, tmp_path / "ref", **settings).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(HalfStepStopping(config, reference=reference_values), tmp_path / "run", **settings).fit()
+    resumed = StoppingLearner(config, reference=reference_values)
+    Trainer(resumed, tmp_path / "run", resume=True, **settings).fit()
+    for a, b in zip(straight.net.parameters(), resumed.net.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(straight.volatility, resumed.volatility)
+    assert _strip_time(_metrics(tmp_path / "run")) == _strip_time(_metrics(tmp_path / "ref"))

@@ -71,3 +71,65 @@ def test_reproduce_force_never_empties_the_working_directory_or_its_parent(tmp_p
     err = capsys.readouterr().err
     assert "--force refuses" in err and err.count("\n") == 1
     assert (work / "paper.tex").exists() and (tmp_path / "other.txt").exists()
+
+
+def test_ctrl_c_is_exit_130_with_one_line(monkeypatch, capsys):
+    import signal
+
+    import validation.cli.cmd_reproduce as reproduce_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(reproduce_command, "_run", interrupted)
+    assert main(["reproduce"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is before  # in-process callers keep their handler
+
+
+_THREE_CTRL_C = r"""
+import sys, time
+RUN = sys.argv[1]
+sys.path.insert(0, ".")
+import torch
+from rl.trainer import Trainer
+from tests.rl.test_trainer import ToyRegression
+import validation.cli.cmd_reproduce as reproduce_command
+
+class Slow(ToyRegression):
+    def train_step(self, batch):
+        print("stepping", flush=True)
+        time.sleep(0.3)
+        return super().train_step(batch)
+
+def train(args):
+    Trainer(Slow(), RUN, total_steps=1000, eval_every=0, checkpoint_every=0, seed=0, progress=False).fit()
+
+reproduce_command._run = train
+sys.argv = ["pderl", "reproduce"]
+from validation.cli import main
+sys.exit(main())
+"""
+
+
+def test_three_quick_ctrl_c_exit_130_without_traceback(tmp_path):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", _THREE_CTRL_C, str(tmp_path / "run")], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "stepping"
+    for _ in range(3):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "pderl: interrupted" in err
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    assert '"interrupted"' in summary

@@ -13,7 +13,9 @@ topic adds its nouns there and sets ``handler`` with ``set_defaults``. Topic mod
 packages (numba kernels, torch) inside their handlers only, so ``pderl --help`` stays instant.
 
 Errors: a :class:`ValueError` (bad input) becomes a one-line message on stderr and exit code 2; a
-:class:`pdecore.exceptions.ConvergenceError` exit code 3; Ctrl-C exit code 130.
+:class:`pdecore.exceptions.ConvergenceError` exit code 3; Ctrl-C exit code 130 with one line (training
+commands save their last step boundary first, see :meth:`rl.trainer.Trainer.fit`; further Ctrl-C
+while exiting are ignored, so a quick series never ends in a traceback).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 VERBS = {
@@ -66,7 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pderl`` console script; returns the exit code."""
+    """Entry point of the ``pderl`` console script; returns the exit code.
+
+    ``argv=None`` (the console script: arguments from ``sys.argv``) means the process exits right after:
+    once a Ctrl-C has been caught, later ones are ignored so that exiting cannot be interrupted into a
+    traceback and status -2. With an explicit ``argv`` (in-process callers, tests) the SIGINT handler
+    is left as it was.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:
+        if _is_main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("pderl: interrupted (Ctrl-C); a training or reproduce folder continues with --resume", file=sys.stderr)
+        if argv is not None and _is_main_thread() and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        return 130
+
+
+def _is_main_thread() -> bool:
+    """Whether this is the main thread (the only one where Python may change signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -84,9 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConvergenceError as exc:
         print(f"pderl: solver did not converge: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("pderl: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,18 +63,19 @@ ax.figure.savefig("oracle_boundary.png", dpi=120)
 # premium networks of the 50 dates as one batched module. The quick setting trains 200 steps.
 
 # %%
-from rl.stopping.config import StoppingConfig  # noqa: E402
-from rl.stopping.learner import StoppingLearner  # noqa: E402
-from rl.trainer import Trainer  # noqa: E402
+from validation import experiments  # noqa: E402
 from validation.stopping import PDEReferences, evaluate_learner, plot_premium_curves  # noqa: E402
 
-config = StoppingConfig(algorithm="ml", seed=0)
-references = PDEReferences.compute(config)
-learner = StoppingLearner(config, reference=None)
+# the experiment spec: the paper's Table 1 (every key at its default, as examples/stopping_paper.toml)
+# except the run length; the PDE references are solved once below, not during training
 steps = 200 if QUICK else 1000
+spec = {"kind": "stopping", "train": {"algorithm": "ml", "seed": 0, "steps": steps, "eval_every": steps,
+                                      "checkpoint_every": steps, "eval_at_start": False},
+        "evaluate": {"reference": "none"}}
 with tempfile.TemporaryDirectory() as run_dir:
-    Trainer(learner, os.path.join(run_dir, "ml"), total_steps=steps, eval_every=steps, checkpoint_every=steps,
-            seed=0, progress=False).fit()
+    experiments.run(spec, out=os.path.join(run_dir, "ml"))
+    learner, _ = experiments.load_run(os.path.join(run_dir, "ml"), reference=None)
+references = PDEReferences.compute(learner.config)
 evaluation = evaluate_learner(learner, test_paths=2**14 if QUICK else 2**18, references=references)
 print(f"after {steps} steps: σ learned {evaluation['sigma_learned']:.4f}; "
       f"P_stopping {evaluation['p_stopping']:.4f} ({100 * evaluation['rel_error_stopping']:.2f}% off), "

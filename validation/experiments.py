@@ -200,6 +200,8 @@ class StoppingKind:
 
         config_fields = {k: v for k, v in record["learner"].items() if k != "learner"}
         config = self.config_class().from_dict(config_fields)
+        if _is_factory(reference):
+            reference = reference(config)
         return StoppingLearner(config, reference="pde" if reference == "default" else reference, device=device)
 
     def evaluate(self, learner, record: dict, *, test_paths: int | None = None, **unknown) -> dict:
@@ -537,9 +539,9 @@ def load_run(run_dir, device: str = "cpu", *, reference="default", kind: str | N
         the ``"learner"`` entry of ``config.json``, which every version writes).
     device : str
         Where the networks go.
-    reference : object, None or "default"
-        The learner's reference (default: the kind's, ``"pde"`` for stopping, none for market
-        making).
+    reference : object, callable, None or "default"
+        The learner's reference, or a function of its configuration returning it (default: the
+        kind's, ``"pde"`` for stopping, none for market making).
     kind : str, optional
         Refuse a run of another kind (``pderl evaluate stopping`` on a market-making run).
 

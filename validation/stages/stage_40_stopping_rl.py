@@ -28,15 +28,16 @@ FULL = {"plan": {"ml": 1000, "td0": 5000}, "eval_paths": 2**14, "test_paths": 2*
 
 def _train(ctx: StageContext, algorithm: str, steps: int, eval_every: int, eval_paths: int, references,
            learning_rate: float):
-    from rl.stopping.config import StoppingConfig
-    from rl.stopping.learner import StoppingLearner
-    from rl.trainer import Trainer
+    """Train one learner through :func:`validation.experiments.run` (the references solved once)."""
+    from validation import experiments
 
-    config = StoppingConfig(algorithm=algorithm, seed=ctx.seed, eval_paths=eval_paths, learning_rate=learning_rate)
-    learner = StoppingLearner(config, reference=references.stopping_reference(config))
+    spec = {"kind": "stopping",
+            "train": {"algorithm": algorithm, "seed": ctx.seed, "learning_rate": learning_rate, "steps": steps,
+                      "eval_every": eval_every, "checkpoint_every": steps, "eval_at_start": True},
+            "evaluate": {"eval_paths": eval_paths}}
     run_dir = ctx.out_dir / "runs" / f"stopping_{algorithm}"
-    Trainer(learner, run_dir, total_steps=steps, eval_every=eval_every, checkpoint_every=steps, seed=ctx.seed,
-            progress=ctx.progress, force=True, eval_at_start=True).fit()
+    experiments.run(spec, out=run_dir, force=True, progress=ctx.progress, reference=references.stopping_reference)
+    learner, _ = experiments.load_run(run_dir, reference=references.stopping_reference, kind="stopping")
     return learner, run_dir
 
 

@@ -21,15 +21,16 @@ from validation.reproduce import StageContext, StageOutput
 TITLE = "RL market making: policy iteration with a value network vs the inventory-grid HJB"
 
 
-def _train(ctx: StageContext, name: str, model, config, reference):
-    from rl.market_making.learner import MarketMakingLearner
-    from rl.trainer import Trainer
+def _train(ctx: StageContext, name: str, model_table: dict, steps: int, reference):
+    """Train one learner through :func:`validation.experiments.run` (the grid reference solved once)."""
+    from validation import experiments
 
-    learner = MarketMakingLearner(model, config, reference=reference)
+    spec = {"kind": "market_making", "model": model_table,
+            "train": {"steps": steps, "seed": ctx.seed, "eval_every": max(1, steps // 6), "checkpoint_every": steps,
+                      "eval_at_start": True}}
     run_dir = ctx.out_dir / "runs" / name
-    summary = Trainer(learner, run_dir, total_steps=config.total_steps, eval_every=max(1, config.total_steps // 6),
-                      checkpoint_every=config.total_steps, seed=ctx.seed, progress=ctx.progress, force=True,
-                      eval_at_start=True).fit()
+    summary = experiments.run(spec, out=run_dir, force=True, progress=ctx.progress, reference=reference)
+    learner, _ = experiments.load_run(run_dir, kind="market_making")
     return learner, summary
 
 
@@ -41,7 +42,7 @@ def run(ctx: StageContext) -> StageOutput:
     import torch
 
     import pdecore
-    from rl.market_making.config import MMTrainConfig
+    from validation.configs import build_model
     from validation.market_making import (compare_policies, cross_effect, evaluate_run, plot_cross_inventory,
                                              plot_inventory_paths, plot_spreads_over_time,
                                              plot_spreads_vs_inventory, pnl_table_markdown)
@@ -49,12 +50,14 @@ def run(ctx: StageContext) -> StageOutput:
     torch.set_num_threads(1)
     quick = ctx.quick
     qbar = 100
-    model = pdecore.MarketMakingModel.paper_defaults(max_inventory=qbar)
+    model_table = {"preset": "paper", "n_options": 1, "max_inventory": qbar}
+    model = build_model(model_table)
     ctx.log("[mm_rl] grid reference ...")
     reference = pdecore.solve_market_making(model, n_time=1000)
-    config = MMTrainConfig(total_steps=150, seed=ctx.seed)
-    ctx.log(f"[mm_rl] training one option for {config.total_steps} steps ...")
-    learner, summary = _train(ctx, "mm_one_option", model, config, reference)
+    steps = 150
+    ctx.log(f"[mm_rl] training one option for {steps} steps ...")
+    learner, summary = _train(ctx, "mm_one_option", model_table, steps, reference)
+    baseline = summary["spec"]["train"]["baseline"]
     n_paths, n_steps = (1000, 1000) if quick else (4000, 2000)
     ctx.log(f"[mm_rl] P&L on common random numbers ({n_paths} paths x {n_steps} steps) ...")
     evaluation = evaluate_run(learner, n_paths=n_paths, n_steps=n_steps, seed=ctx.seed + 777, reference=reference)
@@ -87,14 +90,14 @@ def run(ctx: StageContext) -> StageOutput:
         "pnl_ratio_vs_grid",
         "pnl_diff_vs_reference", "pnl_diff_stderr", "objective_diff_vs_reference", "objective_diff_stderr")}
     metrics["training_seconds"] = summary["seconds"]
-    metrics["value_baseline"] = config.baseline
-    metrics["training_steps"] = config.total_steps
+    metrics["value_baseline"] = baseline
+    metrics["training_steps"] = steps
     metrics["bound_step_share_learned"] = evaluation["table"]["learned"]["bound_step_share"]
     lines = [
-        f"One option, paper-like defaults (Q̄ = {qbar}, γ = 0.1), {config.total_steps} policy-iteration steps "
+        f"One option, paper-like defaults (Q̄ = {qbar}, γ = 0.1), {steps} policy-iteration steps "
         f"({summary['seconds']:.0f} s).",
         "",
-        _value_network_note(config),
+        _value_network_note(baseline),
         "",
         f"Learned vs grid mean spreads, |q| ≤ Q̄/2: max error {evaluation['max_spread_error_t0']:.4f}/k "
         "at t = 0 and "
@@ -113,11 +116,11 @@ def run(ctx: StageContext) -> StageOutput:
 
     if not quick:
         for label, phi in (("phi0", 0.0), ("phi", 0.5)):
-            model2 = pdecore.MarketMakingModel.paper_defaults(
-                2, max_inventory=30, risk_aversion=phi, noise_cov=[[0.0025, 0.0015], [0.0015, 0.0025]])
+            table2 = {"preset": "paper", "n_options": 2, "max_inventory": 30, "risk_aversion": phi,
+                      "noise_cov": [[0.0025, 0.0015], [0.0015, 0.0025]]}
+            model2 = build_model(table2)
             reference2 = pdecore.solve_market_making(model2, n_time=400)
-            config2 = MMTrainConfig(total_steps=200, seed=ctx.seed)
-            learner2, _ = _train(ctx, f"mm_two_options_{label}", model2, config2, reference2)
+            learner2, _ = _train(ctx, f"mm_two_options_{label}", table2, 200, reference2)
             fig, ax = plt.subplots(figsize=(6, 4))
             plot_cross_inventory(learner2, reference2, title=f"two options, φ = {phi}", ax=ax)
             fig.tight_layout()
@@ -135,15 +138,15 @@ def run(ctx: StageContext) -> StageOutput:
     return StageOutput(title=TITLE, metrics=metrics, report="\n".join(lines), figures=figures)
 
 
-def _value_network_note(config) -> str:
+def _value_network_note(baseline: str) -> str:
     """Say where the value network starts from: a model-based warm start is disclosed, not hidden."""
-    if config.baseline == "riccati":
+    if baseline == "riccati":
         return ("Value network: the closed-form small-skew Riccati value (it uses the model's A, k, ψ0, φ, Σ) "
                 "as a warm start, plus a learned correction; with it the spreads are already close before "
                 "training, so this run shows the policy iteration keeps them there and measures the P&L. The "
                 "model-free network (`baseline = \"learned\"`, neutral start) is an option of "
                 "`rl.market_making.learner`; its measured accuracy is in that module's docstring.")
-    if config.baseline == "learned":
+    if baseline == "learned":
         return ("Value network: model-free, from a neutral start (`baseline = \"learned\"`): the spreads "
                 "start at the bounds, about 5/k from the grid's, and everything after that is learned from "
                 "simulated paths (the reward's terminal and running-risk coefficients are the only other "

@@ -6,6 +6,7 @@ any simulation or network is allocated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 from pdecore.checks import check_choice, check_int, check_positive, check_range
@@ -79,6 +80,10 @@ class MMTrainConfig:
         ``300 u_0 + g·net(τ)``, ``u_0`` a learned scalar per option). A small gain makes the
         hyperbolic decay ``ρ ≈ 1/(1 + e^{u_0} τ/T)`` the fast direction of the fit, its deviations
         the slow one (:mod:`rl.market_making.learner`; measured in ``docs/market_making_measurements.md``).
+    device : str
+        Torch device of the network, tables, simulation and loss: ``"cpu"``, ``"cuda"`` or
+        ``"cuda:N"`` (the learner refuses CUDA when torch sees none). Random numbers are drawn on
+        the CPU whatever the device, so a seed gives the same draws everywhere.
     seed : int
         Seed of the learner's generators (initialization, paths, mini-batches).
     """
@@ -103,6 +108,7 @@ class MMTrainConfig:
     weight_limit: float = 100.0
     balance_exponent: float = 0.75
     aversion_shape_gain: float = 3.0
+    device: str = "cpu"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -138,6 +144,9 @@ class MMTrainConfig:
         check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
+        if not (isinstance(self.device, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", self.device)):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}; pass "
+                             "device = 'cpu' (or 'cuda' on a machine with a GPU)")
         check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
 
     @classmethod

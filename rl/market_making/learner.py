@@ -98,6 +98,7 @@ from rl.market_making.evaluation import spread_errors
 from rl.market_making.networks import MarketMakingValueNetwork
 from rl.market_making.policies import ASK, BID, DTYPE, DifferencePolicy, GibbsSpreadTable, MarketState
 from rl.market_making.simulator import MarketMakingSimulator, graded_times
+from rl.trainer import resolve_device
 
 
 class NetworkPolicy(DifferencePolicy):
@@ -145,13 +146,21 @@ class MarketMakingLearner:
     config : MMTrainConfig
     reference : MarketMakingResult, optional
         A grid HJB solution to measure spread errors against in :meth:`evaluate`.
+
+    Notes
+    -----
+    Devices: the network, the Gibbs tables, the simulator and every tensor of the loss live on
+    ``config.device`` (moved later by :meth:`to`); the random numbers do not. The initial weights
+    come from torch's CPU generator and every path, fill and mini-batch draw from a CPU
+    ``torch.Generator`` (moved to the device after drawing), so a seed gives the same draws, hence
+    the same paths up to floating-point rounding of the device's arithmetic, on every device.
     """
 
     def __init__(self, model, config: MMTrainConfig | None = None, *, reference=None) -> None:
         self.model = model
         self.config = config or MMTrainConfig()
         cfg = self.config
-        self.device = torch.device("cpu")
+        self.device = resolve_device(cfg.device)  # refuses CUDA when absent, naming the device
         init = torch.Generator().manual_seed(cfg.seed)
         torch_state = torch.get_rng_state()
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init)))
@@ -159,20 +168,21 @@ class MarketMakingLearner:
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
                                                 aversion_shape_gain=cfg.aversion_shape_gain)
         torch.set_rng_state(torch_state)
+        self.network.to(self.device)  # initialized on the CPU stream above, then moved
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
         gamma = cfg.lr_decay ** (1.0 / max(1, cfg.total_steps))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
-        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
-        self.table = GibbsSpreadTable.from_model(model)
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)  # CPU on every device (class notes)
+        self.table = GibbsSpreadTable.from_model(model).to(self.device)
         self.times = graded_times(model.horizon, cfg.n_steps, cfg.time_grading)
-        self.simulator = MarketMakingSimulator(model, times=self.times)
+        self.simulator = MarketMakingSimulator(model, times=self.times, device=self.device)
         self.reference = reference
         self._paths: PathBatch | None = None
         self.n_options = model.n_options
         self.qbar = int(model.max_inventory)
         self.path_steps = 0
         # running sums for the terminal coefficients ĉ_i = ψ0 mean(P_iT²) ("estimated")
-        self._terminal_sum = torch.zeros(self.n_options, dtype=DTYPE)
+        self._terminal_sum = torch.zeros(self.n_options, dtype=DTYPE, device=self.device)
         self._terminal_count = 0
         self._residual_ema: torch.Tensor | None = None  # time_weighting="balanced"
         self._refit_level = False
@@ -185,8 +195,23 @@ class MarketMakingLearner:
         return {"kind": "market_making", "model": model, "train": asdict(self.config)}
 
     def to(self, device) -> "MarketMakingLearner":
-        if torch.device(device).type != "cpu":
-            raise ValueError("the market-making learner runs on CPU only for now; pass --device cpu")
+        """Move the network, tables, simulator and stored tensors to ``device`` (generators stay on the CPU)."""
+        device = resolve_device(str(device))
+        if device == self.device:
+            return self
+        self.device = device
+        self.network.to(device)  # in place: the optimizer keeps its parameters (its state follows on load)
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    state[key] = value.to(device)
+        self.table.to(device)
+        self.simulator = MarketMakingSimulator(self.model, times=self.times, device=device)
+        self._terminal_sum = self._terminal_sum.to(device)
+        if self._residual_ema is not None:
+            self._residual_ema = self._residual_ema.to(device)
+        if self._paths is not None:
+            self._paths = PathBatch({key: value.to(device) for key, value in self._paths.items()})
         return self
 
     def policy(self, *, execution: str = "sample") -> NetworkPolicy:
@@ -197,7 +222,7 @@ class MarketMakingLearner:
         cfg = self.config
         m, n = cfg.batch_paths, self.n_options
         width = int(math.floor(cfg.initial_inventory * self.qbar))
-        start = torch.randint(-width, width + 1, (m, n), generator=self.generator).to(DTYPE)
+        start = torch.randint(-width, width + 1, (m, n), generator=self.generator).to(DTYPE).to(self.device)
         self.network.eval()
         result = self.simulator.simulate(self.policy(execution="sample"), m, generator=self.generator,
                                          initial_inventory=start, record=True)
@@ -218,13 +243,13 @@ class MarketMakingLearner:
         cfg = self.config
         if self._paths is None or step % cfg.paths_every == 0:
             self._paths = self._simulate_paths()
-        chosen = torch.randperm(cfg.batch_paths, generator=self.generator)[:cfg.paths_per_step]
+        chosen = torch.randperm(cfg.batch_paths, generator=self.generator)[:cfg.paths_per_step].to(self.device)
         return {key: value[chosen] for key, value in self._paths.items()}
 
     def terminal_coefficients(self) -> torch.Tensor:
         """``ĉ_i`` of the terminal value: estimated from the simulated ``P_T`` or the model's (``[n]``)."""
         if self.config.terminal == "model":
-            return torch.as_tensor(self.model.terminal_coefficients(), dtype=DTYPE)
+            return torch.as_tensor(self.model.terminal_coefficients(), dtype=DTYPE, device=self.device)
         count = max(1, self._terminal_count)
         return float(self.model.terminal_penalty) * self._terminal_sum / count
 
@@ -242,7 +267,7 @@ class MarketMakingLearner:
         inventory, prices, spot = batch["inventory"], batch["prices"], batch["spot"]  # [B, N+1, n], [B, N+1]
         b, n_dates, n = inventory.shape
         n_steps = n_dates - 1
-        times = torch.as_tensor(self.times, dtype=DTYPE)
+        times = torch.as_tensor(self.times, dtype=DTYPE, device=self.device)
         dt = times[1:] - times[:-1]
         q0 = inventory[:, :-1].reshape(-1, n)
         t0 = times[:-1].expand(b, n_steps).reshape(-1)
@@ -258,7 +283,7 @@ class MarketMakingLearner:
         diffs = diffs.reshape(b, n_steps, n, 2)
         last_q = inventory[:, -2]
         p_terminal = prices[:, -1]
-        eye = torch.eye(n, dtype=DTYPE)
+        eye = torch.eye(n, dtype=DTYPE, device=self.device)
         term_centre = self._terminal(last_q, p_terminal)
         term_up = self._terminal(last_q[:, None, :] + eye, p_terminal[:, None, :]) - term_centre[:, None]
         term_down = self._terminal(last_q[:, None, :] - eye, p_terminal[:, None, :]) - term_centre[:, None]
@@ -286,7 +311,7 @@ class MarketMakingLearner:
             values = net(t0, q0, p0, s0).reshape(b, n_steps)
         phi = float(self.model.risk_aversion)
         if phi > 0.0:
-            cov = torch.as_tensor(self.model.noise_cov_array(), dtype=DTYPE)
+            cov = torch.as_tensor(self.model.noise_cov_array(), dtype=DTYPE, device=self.device)
             reward = reward - 0.5 * phi * torch.einsum("bji,ik,bjk->bj", q, cov, q)
         if cfg.td_target == "expected":
             next_values = next_centre + dt * jump
@@ -311,7 +336,7 @@ class MarketMakingLearner:
             limit = self.config.weight_limit
             ratio = (self._residual_ema.median() / self._residual_ema) ** self.config.balance_exponent
             return ratio.clamp(1.0 / limit, limit)
-        times = torch.as_tensor(self.times, dtype=DTYPE)
+        times = torch.as_tensor(self.times, dtype=DTYPE, device=self.device)
         mid = 0.5 * (times[1:] + times[:-1])
         scale = self.network.correction_scale(mid)
         return self.network.correction_scale(times[:1]) / scale
@@ -346,17 +371,19 @@ class MarketMakingLearner:
     def mean_spreads(self, t: float, inventory) -> tuple[np.ndarray, np.ndarray]:
         """Learned mean bid and ask spreads ``[B, n]`` at time t for integer inventories ``[B, n]``
         (market inputs, if any, at ``S_0`` and ``P = p(S_0, t)``)."""
-        q = torch.as_tensor(np.asarray(inventory, dtype=float), dtype=DTYPE).reshape(-1, self.n_options)
-        tt = torch.full((q.shape[0],), float(t), dtype=DTYPE)
+        device = self.device
+        q = torch.as_tensor(np.asarray(inventory, dtype=float), dtype=DTYPE, device=device).reshape(-1, self.n_options)
+        tt = torch.full((q.shape[0],), float(t), dtype=DTYPE, device=device)
         extra = (None, None)
         if self.config.market_inputs:
-            spot = torch.full((q.shape[0],), float(self.model.spot), dtype=DTYPE)
-            prices = torch.as_tensor(self.model.mid_prices(self.model.spot, t), dtype=DTYPE).expand(q.shape[0], -1)
+            spot = torch.full((q.shape[0],), float(self.model.spot), dtype=DTYPE, device=device)
+            prices = torch.as_tensor(self.model.mid_prices(self.model.spot, t), dtype=DTYPE,
+                                     device=device).expand(q.shape[0], -1)
             extra = (prices, spot)
         self.network.eval()
         _, diffs = self.network.values_and_differences(tt, q, *extra)
         self.network.train()
-        spreads = self.table.mean_spread(diffs).numpy()
+        spreads = self.table.mean_spread(diffs).cpu().numpy()
         return spreads[..., BID], spreads[..., ASK]
 
     def evaluate(self) -> dict[str, float]:
@@ -377,12 +404,14 @@ class MarketMakingLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
-        self._paths = None if state["paths"] is None else PathBatch(state["paths"])
+        # checkpoints load on the CPU first: the stored tensors follow the learner's device
+        paths = state["paths"]
+        self._paths = None if paths is None else PathBatch({k: v.to(self.device) for k, v in paths.items()})
         self.path_steps = int(state.get("path_steps", 0))
-        self._terminal_sum = state["terminal_sum"].clone()
+        self._terminal_sum = state["terminal_sum"].clone().to(self.device)
         self._terminal_count = int(state["terminal_count"])
         ema = state.get("residual_ema")
-        self._residual_ema = None if ema is None else ema.clone()
+        self._residual_ema = None if ema is None else ema.clone().to(self.device)
 
 
 __all__ = ["MarketMakingLearner", "NetworkPolicy", "PathBatch"]

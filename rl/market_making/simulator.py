@@ -216,7 +216,8 @@ class MarketMakingSimulator:
         n_paths : int
             M.
         generator : torch.Generator
-            Source of every random number (common random numbers across policies with equal seeds).
+            Source of every random number (common random numbers across policies with equal seeds),
+            on any device: the numbers are drawn on the generator's device and moved to the simulator's.
         initial_inventory : array-like [n] or [M, n], optional
             Integer starting inventories (default zeros).
         record : bool, default False
@@ -228,6 +229,9 @@ class MarketMakingSimulator:
         n = self.n_options
         qbar = self.max_inventory
         dev = self.device
+        # draws come from the generator's own device (a CPU generator gives the same numbers whatever
+        # the simulation device: seeds reproduce across devices) and are then moved to ``dev``
+        draw_on = generator.device
         state = self.initial_state(n_paths, initial_inventory)
         inventory, spot, noise = state.inventory, state.spot, state.noise
         base, hedge_ratio = self.mid_prices(spot, 0.0)
@@ -243,11 +247,11 @@ class MarketMakingSimulator:
                "bid": [], "ask": []} if record else None
         for j in range(len(self.times) - 1):
             t, dt = float(self.times[j]), float(self.times[j + 1] - self.times[j])
-            # --- 1. common random numbers of the step, in a fixed order ---
-            z_spot = torch.randn(n_paths, generator=generator, dtype=DTYPE, device=dev)
-            z_noise = torch.randn(n_paths, n, generator=generator, dtype=DTYPE, device=dev)
-            u_fill = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=dev)
-            u_quote = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=dev)
+            # --- 1. common random numbers of the step, in a fixed order, on the generator's device ---
+            z_spot = torch.randn(n_paths, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+            z_noise = torch.randn(n_paths, n, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+            u_fill = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+            u_quote = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
             # --- 2. quotes from the state at t_j ---
             quotes = policy.quote(t, MarketState(inventory, spot, prices, noise), u_quote)
             spreads = torch.stack([quotes.bid, quotes.ask], dim=-1)  # [M, n, 2]

@@ -197,6 +197,56 @@ def test_bad_configuration_names_the_key():
         MMTrainConfig(aversion_shape_gain=-1.0)
 
 
+@pytest.mark.parametrize("device", ["meta", "gpu", "cuda:x", "cpu:0", 0])
+def test_a_device_that_is_not_cpu_or_cuda_is_refused_by_name(device):
+    with pytest.raises(ValueError, match="device"):
+        MMTrainConfig(device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_is_refused_cleanly_without_a_gpu():
+    model = MarketMakingModel.paper_defaults(max_inventory=4)
+    with pytest.raises(ValueError, match="'cuda'"):
+        MarketMakingLearner(model, MMTrainConfig(**TINY, device="cuda"))
+    learner = MarketMakingLearner(model, MMTrainConfig(**TINY))
+    with pytest.raises(ValueError, match="'cuda:1'"):
+        learner.to("cuda:1")
+    with pytest.raises(ValueError, match="device"):
+        learner.to("meta")
+
+
+def test_every_tensor_follows_the_configured_device():
+    # on the CPU here; on a GPU machine the same test runs with device="cuda" (every stored tensor and
+    # every tensor of a training step must be on it, the generator stays on the CPU)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = MarketMakingModel.paper_defaults(max_inventory=6)
+    learner = MarketMakingLearner(model, MMTrainConfig(**TINY, device=device))
+    metrics = learner.train_step(learner.sample_batch(0))
+    assert math.isfinite(metrics["losses/td"])
+    expected = torch.device(device).type
+    tensors = [*learner.network.parameters(), *learner.network.buffers(), learner._terminal_sum,
+               learner.table.intensity, learner.table.decay, *learner._paths.values()]
+    assert all(t.device.type == expected for t in tensors)
+    assert learner.generator.device.type == "cpu"
+    assert learner.mean_spreads(0.0, [[0], [1]])[0].shape == (2, 1)
+
+
+def test_the_draws_do_not_depend_on_the_simulation_device():
+    # the simulator draws on the generator's device and moves the numbers: a CPU generator gives the
+    # same paths to a simulation on any device (here the CPU twice, through both code paths)
+    from rl.market_making.policies import ConstantSpreadPolicy
+    from rl.market_making.simulator import MarketMakingSimulator
+
+    model = MarketMakingModel.paper_defaults(max_inventory=6)
+    policy = ConstantSpreadPolicy.myopic(model)
+    runs = []
+    for device in ("cpu", torch.device("cpu")):
+        simulator = MarketMakingSimulator(model, n_steps=20, device=device)
+        result = simulator.simulate(policy, 16, generator=torch.Generator().manual_seed(7), record=True)
+        runs.append(result.inventory)
+    assert torch.equal(runs[0], runs[1])
+
+
 def test_the_default_value_network_is_model_free():
     config = MMTrainConfig()
     assert config.baseline == "learned" and config.time_weighting == "balanced"

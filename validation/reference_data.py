@@ -4,8 +4,8 @@ Claim: every number that a test, a reproduce stage or a benchmark compares again
 SPEC.md (the American put table of section 1, the oracle's three prices of section 2, the paper's RL
 figures of section 3, the Merton market, band and backtest of section 4) is written once, in
 ``validation/data/spec_reference.json``, with the SPEC section and the source it was taken from.
-Before this module the same digits were typed into eleven files, and a correction in one of them
-(5.3172 → 5.318294 happened once) left the others stale.
+Before this module the same digits were typed into eleven files, where a correction in one of them
+would have left the others stale.
 
 Keys (dotted, grouped by problem; :func:`spec_keys` lists them):
 

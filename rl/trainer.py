@@ -28,12 +28,21 @@ A learner is any object with these methods (see :class:`Learner`):
 
 Run folder
 ----------
-``config.json`` (learner config, trainer settings, seed, :func:`rl.runs.environment_record`),
-``metrics.jsonl`` (one record per evaluation: ``step``, the last training diagnostics, the
-evaluation, ``time/elapsed_s``), ``checkpoint.pt`` (atomic; ``{"step", "learner", "trainer",
-"config"}``) and ``summary.json`` (``status`` = ``"completed"`` or ``"interrupted"``, last step,
-last evaluation). The policy for existing folders is :func:`rl.runs.prepare_run_dir`: refused unless
-``force`` (start over) or ``resume`` (continue from ``checkpoint.pt``).
+``config.json`` (learner config, trainer settings, seed, :func:`rl.runs.environment_record`; a resume
+appends to its ``resumes`` list), ``metrics.jsonl`` (one record per evaluation: ``step``, the last
+training diagnostics, the evaluation, ``time/elapsed_s``), ``checkpoint.pt`` (atomic, weights-only
+loadable by :func:`rl.runs.load_checkpoint`: ``{"format", "step", "learner", "trainer", "config"}``)
+and ``summary.json`` (``status`` = ``"completed"`` or ``"interrupted"``, ``step`` done, the
+``checkpoint_step`` a resume starts from, last evaluation). The policy for existing folders is
+:func:`rl.runs.claim_run_dir`: refused unless ``force`` (start over; only a folder pderl wrote) or
+``resume`` (continue from ``checkpoint.pt``, to the ``total_steps`` recorded in ``config.json`` unless
+a larger value is given); the folder is locked while :meth:`Trainer.fit` runs.
+
+Interruption
+------------
+A checkpoint only ever holds a step boundary. Ctrl-C lets the current step finish and saves that
+boundary; a second Ctrl-C, or an exception raised inside a step, saves nothing and leaves the newest
+checkpoint (one is written at step 0) as the resume point. See :meth:`Trainer.fit`.
 
 Determinism
 -----------
@@ -377,7 +386,6 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
-        seed_everything(self.seed)
         message = ("pderl: Ctrl-C: finishing the current step, then saving a checkpoint; press Ctrl-C again to "
                    "stop at once (the last checkpoint is kept)")
         with claim_run_dir(self.run_dir, force=self.force, resume=self.resume, kind="run") as lock, \
@@ -389,6 +397,7 @@ class Trainer:
                 self._interrupts = None
 
     def _fit_locked(self, tqdm) -> dict:
+        seed_everything(self.seed)  # under the lock: a refused second trainer leaves the global RNGs alone
         if hasattr(self.learner, "to"):
             self.learner.to(self.device)
         self._start = time.perf_counter()

@@ -180,3 +180,89 @@ def test_real_stopping_learner_interrupted_mid_step_resumes_bit_exactly(tmp_path
         assert torch.equal(a, b)
     assert torch.equal(straight.volatility, resumed.volatility)
     assert _strip_time(_metrics(tmp_path / "run")) == _strip_time(_metrics(tmp_path / "ref"))
+
+
+# ---------------------------------------------------------------------------------------- resume = the recorded run
+def test_resume_continues_to_the_recorded_total_steps(tmp_path):
+    settings = _settings(total_steps=10, eval_every=5, checkpoint_every=5)
+    reference = ToyRegression()
+    Trainer(reference, tmp_path / "ref", **settings).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_HalfStep(at_step=6), tmp_path / "run", **settings).fit()
+    resumed = ToyRegression()
+    summary = Trainer(resumed, tmp_path / "run", total_steps=None, eval_every=None, checkpoint_every=None, seed=0,
+                      progress=False, resume=True).fit()
+    assert summary["step"] == 10 and summary["total_steps"] == 10
+    assert torch.equal(_weights(resumed), _weights(reference))
+
+
+def test_resume_extends_with_a_larger_total_and_refuses_a_smaller_one(tmp_path):
+    Trainer(ToyRegression(), tmp_path / "run", **_settings(total_steps=4)).fit()
+    with pytest.raises(ValueError, match=r"total_steps=3 is below the 4 steps recorded in .*config\.json"):
+        Trainer(ToyRegression(), tmp_path / "run", resume=True, **_settings(total_steps=3)).fit()
+    summary = Trainer(ToyRegression(), tmp_path / "run", resume=True, **_settings(total_steps=6)).fit()
+    assert summary["step"] == 6
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["trainer"]["total_steps"] == 6
+    assert record["resumes"][-1]["at_step"] == 4 and record["resumes"][-1]["changed"] == {"total_steps": 6}
+
+
+def test_new_run_needs_its_settings(tmp_path):
+    with pytest.raises(ValueError, match="total_steps is required for a new run"):
+        Trainer(ToyRegression(), tmp_path / "run", total_steps=None, eval_every=1, checkpoint_every=1, seed=0)
+
+
+def test_non_json_config_on_resume_names_the_file(tmp_path):
+    Trainer(ToyRegression(), tmp_path / "run", **_settings()).fit()
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json.*not valid JSON") as info:
+        Trainer(ToyRegression(), tmp_path / "run", resume=True, **_settings(total_steps=None)).fit()
+    assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- one process per folder
+class _Intruder(ToyRegression):
+    """At step 2, tries to resume the very folder it is being trained in."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder, self.refusal = folder, None
+
+    def train_step(self, batch):
+        if self.refusal is None and self.optimizer.state:
+            try:
+                Trainer(ToyRegression(), self.folder, resume=True, **_settings(total_steps=None)).fit()
+            except ValueError as exc:
+                self.refusal = str(exc)
+        return super().train_step(batch)
+
+
+def test_a_second_trainer_on_a_busy_folder_is_refused(tmp_path):
+    learner = _Intruder(tmp_path / "run")
+    Trainer(learner, tmp_path / "run", **_settings()).fit()
+    assert learner.refusal is not None and "in use by another pderl process" in learner.refusal
+    assert str(tmp_path / "run") in learner.refusal
+    steps = [r["step"] for r in _metrics(tmp_path / "run")]
+    assert steps == [2, 4]  # nothing interleaved
+    # the lock dies with its holder: the folder can be resumed afterwards
+    Trainer(ToyRegression(), tmp_path / "run", resume=True, **_settings(total_steps=6)).fit()
+
+
+def test_lock_held_by_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    from rl.runs import prepare_run_dir
+
+    run = prepare_run_dir(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from rl.runs import RunDirLock; lock = RunDirLock(sys.argv[1]).acquire(); "
+        "print('locked', flush=True); time.sleep(30)"), str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ValueError, match="in use by another pderl process"):
+            Trainer(ToyRegression(), run, **_settings(total_steps=2), force=True).fit()
+    finally:
+        holder.kill()
+        holder.wait()
+    Trainer(ToyRegression(), run, **_settings(total_steps=2), force=True).fit()

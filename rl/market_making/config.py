@@ -12,6 +12,11 @@ from dataclasses import dataclass, fields
 from pdecore.checks import check_choice, check_int, check_positive, check_range
 
 
+#: Options removed from the learner (``docs/market_making_measurements.md``) with the value that made
+#: them inactive; ``None``: every value was inactive (``eval_n_steps`` only served ``eval_every_paths``).
+REMOVED_OPTIONS = {"quadratic_head": False, "exploring_states": 0.0, "eval_every_paths": 0, "eval_n_steps": None}
+
+
 @dataclass(frozen=True)
 class MMTrainConfig:
     """Settings of the market-making learner (the ``[train]`` table of ``pderl train mm``).
@@ -158,5 +163,24 @@ class MMTrainConfig:
             raise ValueError(f"unknown key(s) {unknown} in [train]; valid keys are {sorted(known)}")
         return cls(**table)
 
+    @classmethod
+    def from_record(cls, record: dict, **overrides) -> "MMTrainConfig":
+        """Rebuild from a run's recorded ``train`` mapping (``config.json``), ``overrides`` replacing keys
+        (e.g. ``device="cpu"`` to evaluate a GPU run on a CPU machine).
 
-__all__ = ["MMTrainConfig"]
+        Runs recorded before the removal of :data:`REMOVED_OPTIONS` still load: a removed option at its
+        inactive value changed nothing and is dropped; any other value is refused by name, since the
+        current learner cannot reproduce that run.
+        """
+        values = {**record, **overrides}
+        for name, inactive in REMOVED_OPTIONS.items():
+            if name in values:
+                value = values.pop(name)
+                if inactive is not None and value != inactive:
+                    raise ValueError(f"the run was trained with {name}={value!r}, an option the learner no "
+                                     f"longer has (docs/market_making_measurements.md); it loads only with "
+                                     f"{name}={inactive!r}")
+        return cls(**values)
+
+
+__all__ = ["MMTrainConfig", "REMOVED_OPTIONS"]

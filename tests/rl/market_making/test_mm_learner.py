@@ -247,6 +247,15 @@ def test_the_draws_do_not_depend_on_the_simulation_device():
     assert torch.equal(runs[0], runs[1])
 
 
+def test_records_of_removed_options_load_only_when_the_option_was_inactive():
+    record = {**TINY, "quadratic_head": False, "exploring_states": 0.0, "eval_every_paths": 0,
+              "eval_n_steps": 500}
+    assert MMTrainConfig.from_record(record) == MMTrainConfig(**TINY)
+    assert MMTrainConfig.from_record({**TINY, "device": "cuda"}, device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="quadratic_head=True"):
+        MMTrainConfig.from_record({**TINY, "quadratic_head": True})
+
+
 def test_the_default_value_network_is_model_free():
     config = MMTrainConfig()
     assert config.baseline == "learned" and config.time_weighting == "balanced"

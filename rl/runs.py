@@ -78,12 +78,33 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
     return json.dumps(data, indent=indent, default=_json_default, sort_keys=False)
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read from ``/proc`` where possible: ``os.umask`` can only be read
+    by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename."""
+    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename.
+
+    The file gets the mode a plain ``open(path, "w")`` would give (``0o666 & ~umask``), not the
+    ``0o600`` of :func:`tempfile.mkstemp`, so shared run folders stay readable as the user intends.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -107,3 +107,18 @@ def test_force_refuses_a_symbolic_link(tmp_path):
     with pytest.raises(ValueError, match="symbolic link"):
         prepare_run_dir(tmp_path / "link", force=True)
     assert (run / "config.json").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_writes_get_the_umask_mode(tmp_path, umask):
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        path = atomic_write_json(tmp_path / "m.json", {"a": 1})
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask == stat.S_IMODE(plain.stat().st_mode)

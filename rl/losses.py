@@ -27,12 +27,6 @@ def neg_entropy(prob: torch.Tensor) -> torch.Tensor:
     return torch.xlogy(prob, prob) + torch.xlogy(1.0 - prob, 1.0 - prob)
 
 
-def stopping_probability(payoff: torch.Tensor, value: torch.Tensor, *, penalty: float,
-                         temperature: float) -> torch.Tensor:
-    """Optimal Bernoulli stopping probability ``π = sigmoid(κ (g − V)/λ)`` (SPEC section 1, problem 3)."""
-    return torch.sigmoid((payoff - value) * (penalty / temperature))
-
-
 def survival_weights(prob: torch.Tensor, *, penalty: float, dt: float) -> torch.Tensor:
     """``R_l = Π_{j<l} (1 − κ π_j Δt)`` for ``l = 0..L``.
 

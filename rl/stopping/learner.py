@@ -50,10 +50,11 @@ import numpy as np
 import torch
 
 from rl.black_scholes import bs_price_torch
-from rl.stopping.config import StoppingConfig
-from rl.losses import (dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss)
+from rl.losses import dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss
 from rl.networks import BatchedValueNetwork
+from rl.stopping.config import StoppingConfig
 from rl.stopping.evaluation import EVAL_CHUNK, StoppingReference, evaluate_stopping, payoff_torch
+from rl.stopping.policies import BernoulliStoppingPolicy
 from rl.stopping.simulator import GBMSimulator
 
 
@@ -109,6 +110,8 @@ class StoppingLearner:
         self.net = BatchedValueNetwork(config.n_steps, in_features=2, hidden=config.hidden,
                                        n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init)
         self.net.to(self.device)
+        # π = sigmoid(κ(g − V)/λ), detached by default so that only V_l receives gradient
+        self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=config.detach_policy)
         self.compiled = bool(compile)
         # compiled: the networks, the policy and the loss become one graph (fewer, fused loops)
         self._value_loss = torch.compile(self._value_loss_eager) if self.compiled else self._value_loss_eager
@@ -297,9 +300,7 @@ class StoppingLearner:
 
     def _probability(self, premium_part: torch.Tensor) -> torch.Tensor:
         """``π = sigmoid(κ (h − V)/λ) = sigmoid(−κ w/λ)``, detached unless ``detach_policy=False``."""
-        c = self.config
-        prob = torch.sigmoid(premium_part * (-c.penalty / c.temperature))
-        return prob.detach() if c.detach_policy else prob
+        return self.policy.probability_of_gap(-premium_part)  # h − V = −w exactly (negation is exact)
 
     # ------------------------------------------------------------------ evaluation
     @property

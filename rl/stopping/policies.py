@@ -38,14 +38,27 @@ class BernoulliStoppingPolicy(nn.Module):
         self.temperature = check_positive("temperature", temperature, fix="pass e.g. temperature=1")
         self.detach = bool(detach)
 
+    def logits_of_gap(self, gap: torch.Tensor) -> torch.Tensor:
+        """``κ (g − V)/λ`` from the exercise gap ``g − V`` (the one place the policy's formula is written).
+
+        Learners that hold the gap itself (the stopping learner's networks output ``w = V − g``, so
+        ``g − V = −w``) call this rather than :meth:`logits`, which would recompute ``g − V`` from
+        ``g + w`` with a rounding error.
+        """
+        logits = gap * (self.penalty / self.temperature)
+        return logits.detach() if self.detach else logits
+
     def logits(self, payoff: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """``κ (g − V)/λ`` (any matching shapes)."""
-        logits = (payoff - value) * (self.penalty / self.temperature)
-        return logits.detach() if self.detach else logits
+        return self.logits_of_gap(payoff - value)
+
+    def probability_of_gap(self, gap: torch.Tensor) -> torch.Tensor:
+        """Stopping probability ``π = sigmoid(κ (g − V)/λ)`` from the gap ``g − V``."""
+        return torch.sigmoid(self.logits_of_gap(gap))
 
     def forward(self, payoff: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Stopping probability ``π``."""
-        return torch.sigmoid(self.logits(payoff, value))
+        return self.probability_of_gap(payoff - value)
 
     def neg_entropy(self, payoff: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """``ℋ(π) = π log π + (1 − π) log(1 − π)``."""

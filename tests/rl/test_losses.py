@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rl import losses  # noqa: E402
+from rl.stopping.policies import BernoulliStoppingPolicy  # noqa: E402
 
 DT = 0.25
 PENALTY = 2.0
@@ -172,7 +173,7 @@ def _toy_tensors(table):
 
 def _toy_loss(algorithm, table, *, rate, penalty, temperature, dt):
     values, payoffs, terminal = _toy_tensors(table)
-    prob = losses.stopping_probability(payoffs, values, penalty=penalty, temperature=temperature).detach()
+    prob = BernoulliStoppingPolicy(penalty, temperature)(payoffs, values)  # detached π, as the learners use it
     if algorithm == "ml":
         return losses.martingale_loss(values, payoffs, terminal, prob, penalty=penalty, temperature=temperature,
                                       rate=rate, dt=dt)

@@ -469,20 +469,28 @@ class InterruptDeferral:
     and raises ``KeyboardInterrupt`` itself, so no state of a half-done step is ever saved. A second
     SIGINT raises ``KeyboardInterrupt`` at once (the caller then keeps its last saved state), except
     inside :meth:`shielded` blocks (file writes), where every SIGINT is only recorded, so a quick
-    series of Ctrl-C cannot tear a write or escape as a traceback. Outside the main thread (where
+    series of Ctrl-C cannot tear a write or escape as a traceback. With ``defer=False`` every SIGINT
+    outside a shield raises at once, and one met inside a shield raises when the shield ends. Outside the main thread (where
     Python cannot install signal handlers) it does nothing and Ctrl-C behaves as usual.
     """
 
     def __init__(self, message: str = "Ctrl-C: stopping at the next safe point; press Ctrl-C again to stop at once",
-                 stream=None) -> None:
+                 stream=None, *, defer: bool = True) -> None:
         self.message = message
         self.stream = stream
+        self.defer = defer
         self.requested = False
+        self._pending = False  # defer=False: a SIGINT met inside a shield, raised when the shield ends
         self._shield_depth = 0
         self._previous = None
         self._installed = False
 
     def _handle(self, signum, frame) -> None:
+        if not self.defer:
+            if self._shield_depth:
+                self.requested = self._pending = True
+                return
+            raise KeyboardInterrupt
         if self._shield_depth or not self.requested:
             first = not self.requested
             self.requested = True
@@ -512,3 +520,6 @@ class InterruptDeferral:
             yield self
         finally:
             self._shield_depth -= 1
+        if not self._shield_depth and self._pending:
+            self._pending = False
+            raise KeyboardInterrupt

@@ -5,10 +5,14 @@ of ``NN``. Each defines ``TITLE`` and ``run(ctx: StageContext) -> StageOutput``;
 under ``ctx.out_dir`` (use :meth:`StageContext.figure_path`) and returns its metrics and a Markdown
 section. Later issues add experiments by adding a stage module — nothing else changes.
 
-The output folder follows the run-folder policy of :mod:`rl.runs`: ``run.json`` records the
-configuration and versions; every finished stage is saved atomically under ``stages/<name>.json``
-and ``report.md`` / ``metrics.json`` are rewritten after each stage, so Ctrl-C keeps what was done and
-``--resume`` skips finished stages.
+The output folder follows the run-folder policy of :mod:`rl.runs` (marker, ``--force`` only on pderl's
+folders, a lock against a second process): ``run.json`` records the configuration and versions; every
+finished stage is saved atomically under ``stages/<name>.json`` and ``report.md`` / ``metrics.json``
+are rewritten after each stage from *every* finished stage of the folder, so Ctrl-C keeps what was
+done, ``--resume`` skips finished stages, and ``--only a`` then ``--only b --resume`` report both.
+``--resume`` refuses a ``quick``/``seed`` other than the recorded ones (the results would mix
+settings under one header). A stage interrupted or killed midway reruns from its start on resume:
+stages are deterministic for a seed, so the report ends as an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -16,49 +20,16 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from rl.runs import atomic_write_json, atomic_write_text, environment_record, prepare_run_dir
+from pdecore.checks import check_int
+from rl.runs import (InterruptDeferral, atomic_write_json, atomic_write_text, claim_run_dir, environment_record,
+                     read_json)
+from validation.stages._types import StageContext, StageOutput
 
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage needs to know about the run it is part of."""
-
-    out_dir: Path
-    quick: bool = True
-    seed: int = 0
-    progress: bool = True
-    log: Callable[[str], None] = print
-
-    def figure_path(self, name: str) -> Path:
-        """Path of a figure file inside the run's ``figures/`` folder (created on demand)."""
-        folder = self.out_dir / "figures"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
-
-    def data_path(self, name: str) -> Path:
-        """Path of a data file (CSV, tables) inside the run's ``data/`` folder."""
-        folder = self.out_dir / "data"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
-
-
-@dataclass
-class StageOutput:
-    """What a stage returns: metrics for ``metrics.json`` and a Markdown section for ``report.md``.
-
-    ``report`` may refer to figures by their path relative to the run folder
-    (``figures/<name>.png``).
-    """
-
-    title: str
-    metrics: dict[str, Any]
-    report: str
-    figures: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+RUN_RECORD = "run.json"
+_STAGE_FIELDS = {"title": str, "metrics": dict, "report": str, "figures": list, "seconds": (int, float)}
 
 
 def available_stages() -> list[str]:
@@ -84,6 +55,44 @@ def _write_report(out_dir: Path, results: dict[str, StageOutput], config: dict) 
     atomic_write_json(out_dir / "metrics.json", {name: out.metrics for name, out in results.items()})
 
 
+def load_stage_record(path: str | Path) -> StageOutput:
+    """A finished stage's ``stages/<name>.json`` as a :class:`StageOutput`.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: not JSON, missing or extra keys, or a value of the wrong type.
+    """
+    path = Path(path)
+    data = read_json(path, what="stage record")
+    if not isinstance(data, dict) or set(data) != set(_STAGE_FIELDS):
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"stage record {str(path)!r} holds {found}, expected exactly {sorted(_STAGE_FIELDS)}; "
+                         "delete it to rerun that stage")
+    for key, kind in _STAGE_FIELDS.items():
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise ValueError(f"stage record {str(path)!r}: {key!r} is a {type(data[key]).__name__}; delete the file "
+                             "to rerun that stage")
+    return StageOutput(**data)
+
+
+def _check_recorded_settings(out_dir: Path, quick: bool, seed: int) -> dict:
+    """The folder's ``run.json``; refuses ``quick``/``seed`` other than the recorded ones."""
+    path = out_dir / RUN_RECORD
+    record = read_json(path, what="reproduce record")
+    config = record.get("config") if isinstance(record, dict) else None
+    if not isinstance(config, dict) or not {"quick", "seed", "stages"} <= set(config):
+        raise ValueError(f"reproduce record {str(path)!r} lacks its config (quick, seed, stages); start a new "
+                         "folder, or replace this one with --force")
+    given, recorded = {"quick": quick, "seed": seed}, {"quick": config["quick"], "seed": config["seed"]}
+    if given != recorded:
+        show = ", ".join(f"{k}={v}" for k, v in recorded.items())
+        raise ValueError(f"--resume of {str(out_dir)!r} with quick={quick}, seed={seed}, but {RUN_RECORD} records "
+                         f"{show}; resume with {'--quick' if config['quick'] else 'no --quick'} and --seed "
+                         f"{config['seed']}, or use another --out")
+    return record
+
+
 def reproduce(out_dir: str | Path = "results", *, quick: bool = True, seed: int = 0, only: list[str] | None = None,
               force: bool = False, resume: bool = False, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, StageOutput]:
@@ -100,42 +109,77 @@ def reproduce(out_dir: str | Path = "results", *, quick: bool = True, seed: int 
     only : list of str, optional
         Run only these stages (short names such as ``"american"``).
     force, resume : bool
-        Overwrite an existing folder, or continue it skipping finished stages.
+        Replace an existing folder (only one pderl wrote), or continue it: finished stages are
+        skipped, ``quick``/``seed`` must equal the recorded ones.
+
+    Returns
+    -------
+    dict
+        Every finished stage of the folder (earlier sessions' included), in run order.
     """
+    if quick not in (True, False):
+        raise ValueError(f"quick must be True or False, got {quick!r}")
+    seed = check_int("seed", seed, minimum=0, fix="pass a non-negative integer seed such as 0")
     stages = available_stages()
     short_names = [_short(name) for name in stages]
     if only:
+        if isinstance(only, str) or not all(isinstance(name, str) for name in only):
+            raise ValueError(f"only must be a list of stage names, got {only!r}; choose among {short_names}")
         unknown = sorted(set(only) - set(short_names))
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose among {short_names}")
         stages = [name for name in stages if _short(name) in only]
-    out_dir = prepare_run_dir(out_dir, force=force, resume=resume, kind="reproduce")
-    config = {"quick": quick, "seed": seed, "stages": [_short(s) for s in stages]}
-    atomic_write_json(out_dir / "run.json", {"config": config, **environment_record()})
-    ctx = StageContext(out_dir=out_dir, quick=quick, seed=seed, progress=progress, log=log)
-    results: dict[str, StageOutput] = {}
-    stage_dir = out_dir / "stages"
-    import json
+    # Ctrl-C stops a stage at once (stages rerun from their start), but never tears a record write
+    with claim_run_dir(out_dir, force=force, resume=resume, kind="reproduce") as lock, \
+            InterruptDeferral(message="", defer=False) as interrupts:
+        out_dir = lock.path
+        stage_dir = out_dir / "stages"
+        requested = [_short(s) for s in stages]
+        if resume:
+            record = _check_recorded_settings(out_dir, quick, seed)
+            done = [name for name in short_names if (stage_dir / f"{name}.json").exists()]
+            listed = set(record["config"]["stages"]) | set(requested) | set(done)
+            config = {"quick": quick, "seed": seed, "stages": [name for name in short_names if name in listed]}
+            record["config"] = config
+            record.setdefault("resumes", []).append({"stages": requested, **environment_record()})
+        else:
+            config = {"quick": quick, "seed": seed, "stages": requested}
+            record = {"config": config, **environment_record()}
+        with interrupts.shielded():
+            atomic_write_json(out_dir / RUN_RECORD, record)
+        # every finished stage of the folder, also those of earlier sessions outside ``only``
+        results: dict[str, StageOutput] = {}
+        if resume:
+            for name in short_names:
+                if (stage_dir / f"{name}.json").exists():
+                    results[name] = load_stage_record(stage_dir / f"{name}.json")
 
-    for module_name in stages:
-        name = _short(module_name)
-        saved = stage_dir / f"{name}.json"
-        if resume and saved.exists():
-            data = json.loads(saved.read_text())
-            results[name] = StageOutput(**data)
-            log(f"[reproduce] {name}: already done, skipped (--resume)")
-            continue
-        module = importlib.import_module(f"validation.stages.{module_name}")
-        log(f"[reproduce] {name}: {module.TITLE} ...")
-        start = time.perf_counter()
-        try:
-            output = module.run(ctx)
-        finally:
-            _write_report(out_dir, results, config)  # partial results survive an error or Ctrl-C
-        output.seconds = time.perf_counter() - start
-        results[name] = output
-        atomic_write_json(saved, {"title": output.title, "metrics": output.metrics, "report": output.report,
-                                  "figures": output.figures, "seconds": output.seconds})
-        _write_report(out_dir, results, config)
-        log(f"[reproduce] {name}: done in {output.seconds:.1f} s")
-    return results
+        def ordered() -> dict[str, StageOutput]:
+            return {name: results[name] for name in short_names if name in results}
+
+        ctx = StageContext(out_dir=out_dir, quick=quick, seed=seed, progress=progress, log=log)
+        for module_name in stages:
+            name = _short(module_name)
+            if name in results:
+                log(f"[reproduce] {name}: already done, skipped (--resume)")
+                continue
+            module = importlib.import_module(f"validation.stages.{module_name}")
+            log(f"[reproduce] {name}: {module.TITLE} ...")
+            start = time.perf_counter()
+            try:
+                output = module.run(ctx)
+            finally:
+                with interrupts.shielded():
+                    _write_report(out_dir, ordered(), config)  # partial results survive an error or Ctrl-C
+            output.seconds = time.perf_counter() - start
+            results[name] = output
+            with interrupts.shielded():
+                atomic_write_json(stage_dir / f"{name}.json",
+                                  {"title": output.title, "metrics": output.metrics, "report": output.report,
+                                   "figures": output.figures, "seconds": output.seconds})
+                _write_report(out_dir, ordered(), config)
+            log(f"[reproduce] {name}: done in {output.seconds:.1f} s")
+        return ordered()
+
+
+__all__ = ["StageContext", "StageOutput", "available_stages", "load_stage_record", "reproduce"]

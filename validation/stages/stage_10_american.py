@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from validation.reference_data import spec_value
-from validation.reproduce import StageContext, StageOutput
+from validation.stages._types import StageContext, StageOutput
 
 TITLE = "American put: penalty PDE oracle (SPEC sections 1-2)"
 

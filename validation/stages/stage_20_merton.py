@@ -15,7 +15,7 @@ Quick mode: 2000 paths (under a minute on 2 cores); full mode: 20000 paths.
 from __future__ import annotations
 
 from validation.reference_data import spec_value
-from validation.reproduce import StageContext, StageOutput
+from validation.stages._types import StageContext, StageOutput
 
 TITLE = "Merton with transaction costs: Dynkin-game boundaries and the 20-year backtest"
 

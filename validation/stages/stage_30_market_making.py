@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 
-from validation.reproduce import StageContext, StageOutput
+from validation.stages._types import StageContext, StageOutput
 
 TITLE = "Market making of options: optimal quotes on the inventory grid"
 

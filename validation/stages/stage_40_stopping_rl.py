@@ -14,7 +14,7 @@ minute on 2 cores). Full mode: 1000 ML steps and 5000 TD(0) steps (paper setting
 
 from __future__ import annotations
 
-from validation.reproduce import StageContext, StageOutput
+from validation.stages._types import StageContext, StageOutput
 
 TITLE = "RL optimal stopping: martingale loss and TD(0) learners vs the PDE oracle"
 

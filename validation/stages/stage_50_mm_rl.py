@@ -16,7 +16,7 @@ their cross-inventory figures.
 
 from __future__ import annotations
 
-from validation.reproduce import StageContext, StageOutput
+from validation.stages._types import StageContext, StageOutput
 
 TITLE = "RL market making: policy iteration with a value network vs the inventory-grid HJB"
 

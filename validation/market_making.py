@@ -1,9 +1,25 @@
 """Validation of the market-making learner against the inventory-grid HJB (SPEC sections 5–6).
 
+The learner (:mod:`rl.market_making`, Fang & Xu's policy iteration, their Algorithm 1) approximates
+the value ``θ(t, q)`` of the exploratory market-making problem, whose exact solution on the inventory
+grid ``q ∈ {−Q̄..Q̄}^n`` is the HJB of SPEC section 5,
+
+.. math::
+
+    θ_t − \tfrac{φ}{2} qᵀΣΣᵀq + \sum_i \big[1\{q_i<Q̄\} H^b_i(θ(q+e_i) − θ(q))
+    + 1\{q_i>−Q̄\} H^a_i(θ(q−e_i) − θ(q))\big] = 0, \qquad θ(T, q) = −\sum_i c_i q_i^2,
+
+solved by :func:`pdecore.solve_market_making` while ``(2Q̄+1)^n`` is small (:data:`MAX_GRID_STATES`),
+else approximated by the quadratic ``θ ≈ −qᵀA(t)q − qᵀB(t) − C(t)`` of Bergault, Evangelista, Guéant &
+Vieira (2021) (:func:`pdecore.quadratic_approximation`). Why both a spread comparison and a P&L one:
+the spreads show *where* the learned policy differs from the optimal one, the P&L on common random
+numbers shows what the difference costs.
+
 What is compared, and how
 -------------------------
 * **Spreads**: the learned policy's mean spreads ``E_π[δ]`` against the grid's, per option, side,
-  date and inventory, in units of ``1/k`` (:func:`rl.market_making.evaluation.spread_errors`).
+  date and inventory, in units of ``1/k`` (:func:`rl.market_making.evaluation.spread_errors`;
+  SPEC section 6).
 * **P&L on common random numbers**: every policy is simulated by
   :class:`rl.market_making.simulator.MarketMakingSimulator` from generators with the same seed, so all see the
   same underlying, the same price shocks and the same order-flow uniforms. Reported per policy: mean
@@ -47,12 +63,30 @@ def load_run(run_dir):
 
 
 def grid_feasible(model) -> bool:
-    """Whether the inventory grid is small enough to serve as the reference."""
+    """Whether the inventory grid is small enough to serve as the reference.
+
+    The grid has ``(2Q̄+1)^n`` states, each carrying one ODE of the HJB, so time and memory grow
+    exponentially in the number of options n (for scale: at :data:`MAX_GRID_STATES` = 2·10^5 states,
+    θ saved at 200 times is 200 × 2·10^5 float64, 320 MB); beyond the limit the quadratic
+    approximation is the reference (:func:`quadratic_policy`).
+    """
     return (2 * model.max_inventory + 1) ** model.n_options <= MAX_GRID_STATES
 
 
 def grid_reference(model, *, n_time: int | None = None):
-    """The grid HJB solution of ``model`` (``None`` when the grid is too large)."""
+    """The grid HJB solution of ``model`` (``None`` when the grid is too large, see :func:`grid_feasible`).
+
+    Parameters
+    ----------
+    model : pdecore.MarketMakingModel
+    n_time : int, optional
+        Saved time intervals of θ (θ is linear in t between them); default 1000 for one option and
+        200 for several, where each saved time holds ``(2Q̄+1)^n`` values.
+
+    Returns
+    -------
+    pdecore.MarketMakingResult or None
+    """
     import pdecore
 
     if not grid_feasible(model):
@@ -63,14 +97,27 @@ def grid_reference(model, *, n_time: int | None = None):
 
 
 def grid_policy(model, result, table, *, execution: str = "sample"):
-    """The grid-optimal Gibbs policy from a :class:`pdecore.MarketMakingResult`."""
+    """The grid-optimal Gibbs policy from a :class:`pdecore.MarketMakingResult`.
+
+    The policy quotes from the Gibbs density ``π(δ) ∝ exp(A e^{−kδ}(δ + Δ)/γ)`` on
+    ``[δ_min, δ_max]`` (the argmax ``clip(1/k − Δ)`` at γ = 0) with the grid's exact gains
+    ``Δ = θ(t, q ± e_i) − θ(t, q)`` (SPEC section 5): the optimal policy the learner is measured against.
+    ``execution`` is ``"sample"`` (the exploratory policy) or ``"mean"`` (its mean spread).
+    """
     from rl.market_making.policies import GridValuePolicy
 
     return GridValuePolicy(table, result.times, result.values, model.max_inventory, execution=execution)
 
 
 def quadratic_policy(model, table, *, execution: str = "sample"):
-    """The quadratic approximation's policy: its θ's gains through the Gibbs table (or the argmax)."""
+    """The quadratic approximation's policy: its θ's gains through the Gibbs table (or the argmax).
+
+    With ``θ ≈ −qᵀA(t)q − qᵀB(t) − C(t)`` (Bergault, Evangelista, Guéant & Vieira 2021; SPEC section 5)
+    the exact discrete gains are ``θ(q + e_i) − θ(q) = −(2(Aq)_i + A_ii) − B_i`` (bid: a fill adds one
+    lot) and ``θ(q − e_i) − θ(q) = 2(Aq)_i − A_ii + B_i`` (ask), which keep the lot-size term ``A_ii``
+    as :func:`pdecore.quadratic_approximation` does. Why: it is the reference policy when the grid is
+    infeasible, and a second benchmark beside the grid when it is not.
+    """
     import torch
 
     import pdecore
@@ -98,6 +145,12 @@ def quadratic_policy(model, table, *, execution: str = "sample"):
 def compare_policies(model, policies: dict, *, n_paths: int = 4000, n_steps: int | None = None, seed: int = 0,
                      reference: str | None = None, record: str | None = None) -> dict:
     """Simulate every policy on common random numbers; return per-policy statistics.
+
+    Every policy is run by one :class:`rl.market_making.simulator.MarketMakingSimulator` from a fresh
+    generator with the same ``seed``, so all policies see the same underlying, price shocks and
+    order-flow uniforms. The paired difference ``P&L_policy − P&L_reference`` then has a standard
+    error ``s.d.(difference)/√n_paths`` far below that of either P&L (the shared noise cancels), which
+    is what makes a small gap between the learned and the optimal policy measurable.
 
     Parameters
     ----------
@@ -152,9 +205,29 @@ def evaluate_run(learner, *, n_paths: int = 4000, n_steps: int | None = None, se
     """The numbers of ``pderl evaluate mm``: spread errors and P&L on common random numbers.
 
     The reference policy is the grid-optimal one when the grid is feasible, else the quadratic
-    approximation. Returns ``max_spread_error`` (units of 1/k, NaN without a grid), ``pnl_mean``,
-    ``pnl_std``, ``pnl_stderr``, ``pnl_ratio_vs_grid`` (vs the reference policy; key kept for the CLI
-    contract), ``pnl_diff_vs_reference`` ± ``pnl_diff_stderr``, ``reference`` and the full ``table``.
+    approximation (SPEC section 6: spread errors in units of ``1/k``, P&L mean and s.d. of each
+    policy on common random numbers, :func:`compare_policies`).
+
+    Parameters
+    ----------
+    learner : rl.market_making.learner.MarketMakingLearner
+    n_paths, n_steps, seed : int
+        Simulation settings shared by every policy (``n_steps`` default: the simulator's).
+    reference : pdecore.MarketMakingResult, optional
+        The grid solution (solved here when omitted and feasible).
+    include : tuple of str
+        Policies simulated beside the learned one: ``"grid"``, ``"quadratic"``, ``"constant"``
+        (the myopic ``1/k`` spreads).
+
+    Returns
+    -------
+    dict
+        ``max_spread_error`` (units of 1/k, NaN without a grid) and the other spread errors of
+        :func:`rl.market_making.evaluation.spread_errors`, ``pnl_mean``, ``pnl_std``, ``pnl_stderr``,
+        ``pnl_ratio_vs_grid`` (vs the reference policy; key kept for the CLI contract),
+        ``pnl_diff_vs_reference`` ± ``pnl_diff_stderr``, ``objective_mean``,
+        ``objective_diff_vs_reference`` ± ``objective_diff_stderr``, ``reference`` (the reference
+        policy's name), ``n_paths`` and the full ``table``.
     """
     from rl.market_making.evaluation import spread_errors
     from rl.market_making.policies import ConstantSpreadPolicy
@@ -291,7 +364,12 @@ def plot_cross_inventory(learner, reference, *, t: float = 0.0, half_width: int 
 
 
 def cross_effect(learner, reference, *, t: float = 0.0, half_width: int | None = None) -> dict:
-    """Slope of option 1's bid spread in option 0's inventory, learned and grid (least squares)."""
+    """Slope of option 1's bid spread in option 0's inventory, learned and grid (least squares).
+
+    SPEC section 5: with φ = 0 the n-option problem splits into independent single-option problems,
+    so the grid slope is 0 and a learned non-zero slope is learning error; cross effects appear only
+    with φ > 0 and correlated Σ. Returns ``learned_slope`` and, with a grid, ``grid_slope``.
+    """
     model = learner.model
     w = model.max_inventory // 2 if half_width is None else half_width
     q = np.zeros((2 * w + 1, model.n_options))
@@ -305,7 +383,14 @@ def cross_effect(learner, reference, *, t: float = 0.0, half_width: int | None =
 
 def validate_run(learner, out_dir, *, n_paths: int = 2000, n_steps: int | None = None, seed: int = 12345,
                  reference=None) -> dict:
-    """Write the figures and the P&L table of a trained learner into ``out_dir``; return the metrics."""
+    """Write the figures and the P&L table of a trained learner into ``out_dir``; return the metrics.
+
+    The paper's figures (section 5 of SPEC): spreads against inventory at t = 0 and t = 0.6 T, spreads
+    over time at a fixed long inventory, inventory paths (mean ± s.d.), and for two or more options the
+    cross-inventory figure with :func:`cross_effect`; plus ``mm_pnl_table.md`` and
+    ``mm_validation.json``. Returns :func:`evaluate_run`'s dict with ``figures`` (file names),
+    ``pnl_table_markdown`` and, for several options, ``cross_effect``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,0 +1,833 @@
+"""Sweeps: one base experiment × a grid of overrides, run on dask.distributed, aggregated with ±1 s.d.
+
+The papers' experimental sections are grids of training runs (the stopping paper's penalty study:
+κ ∈ {1, 5, 10, 20, 30, 40, 50} × 10 seeds; its temperature study; Dong vs DSXZ over λ × lr), each
+curve a mean over seeds with a ±1 s.d. band. A sweep runs such a grid as independent
+:func:`validation.experiments.run` calls, one run folder each, on a dask cluster, and aggregates
+their final metrics. ``docs/sweeps.md`` is the user's guide.
+
+Sweep spec
+----------
+A TOML file (or a mapping)::
+
+    base = "stopping_paper.toml"   # an experiment spec, relative to this file; or the tables inline:
+    kind = "stopping"              # kind, [model], [numerics], [train], [evaluate] (validation.experiments);
+    [train]                        # inline tables are merged over the base file's, key by key
+    steps = 5
+    [grid]                         # dotted overrides -> lists of values; the cartesian product is run
+    "train.penalty" = [1, 5]
+    "train.seed" = [0, 1]
+    [sweep]                        # optional: SWEEP_OPTIONS
+    evaluate = true                # experiments.evaluate(run) after training, stored as evaluation.json
+    metrics = ["evaluate/rel_error_stopping"]   # columns of results.csv aggregated and plotted
+    x = "train.penalty"            # the figure's x-axis (a grid key)
+    group = ["train.penalty"]      # the grid keys a grid point is made of (default: all but the seed)
+
+Every grid point is resolved with :func:`validation.experiments.load_spec` before anything runs, so
+a bad value is refused with that function's message (naming table, key and value) and an unknown
+key of the sweep file is refused by name.
+
+Execution
+---------
+``DIR`` (``out``) is a pderl folder (the :data:`rl.runs.MARKER_NAME` marker, kind ``"sweep"``, by
+:func:`rl.runs.claim_run_dir`: an existing folder needs ``resume`` or ``force``; it stays locked while
+the sweep runs). Each grid point trains into ``DIR/runs/<name>``, ``<name>`` made from its
+overrides (``penalty=5,seed=3``; a short hash is added when the name had to be made filesystem-safe
+or shortened). A run whose ``summary.json`` says ``"completed"`` and whose ``config.json`` records
+the same resolved spec is *finished* and never run again (with ``resume`` the sweep only schedules
+the others; a task that dask reschedules after a worker died finds it finished too). A run with a
+checkpoint of the same spec continues from it (``experiments.run(..., resume=True)``); any other
+leftover of an interrupted attempt is started over. Workers are :class:`distributed.LocalCluster`
+processes with one thread each (default: ``min(cores, runs)`` of them) or the workers of an existing
+scheduler (``scheduler="tcp://host:8786"``); each sets torch (and numba) to one thread, since the
+parallelism is across runs.
+
+A run that raises is retried ``retries`` times (a worker killed mid-run is one failed attempt, after
+dask's own rescheduling); a run still failing is reported with its error in
+:attr:`SweepResult.failures` and ``DIR/sweep.json``, and as a row with status ``"failed"`` in
+``results.csv``, never dropped.
+
+Outputs
+-------
+``DIR/results.csv``: one row per run (the run folder, the grid keys' resolved values, status, steps,
+training seconds, attempts, error, then the final periodic evaluation of ``summary.json`` as
+``eval/...`` columns and, with ``evaluate = true``, the scalar entries of
+:func:`validation.experiments.evaluate` as ``evaluate/...``). ``DIR/summary.csv``: per grid point
+(the ``group`` keys) the number of completed runs ``n`` and, per metric, the mean and the sample
+standard deviation (``ddof = 1``: the spread of one seed's result, the paper's ±1 s.d. bands; empty
+for ``n = 1``). ``DIR/sweep.png``: each plotted metric's mean ± 1 s.d. band over the ``x`` key, one
+line per combination of the other group keys. ``DIR/sweep.json``: the plan, every run's status,
+attempts and errors, the failures, the cluster used, the versions.
+
+Python API::
+
+    from validation.sweeps import run_sweep
+    result = run_sweep("examples/sweep_smoke.toml", out="sweeps/smoke", workers=2)
+    result.failures, result.results_csv
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from validation import experiments
+
+#: Top-level keys of a sweep file besides the experiment tables (``kind`` and experiments.TABLES).
+SWEEP_TABLES = ("base", "grid", "sweep")
+
+#: Keys of the ``[sweep]`` table and their defaults.
+SWEEP_OPTIONS = {"evaluate": False, "metrics": None, "x": None, "group": None}
+
+#: The grid key that holds the repetitions averaged over (every other grid key makes a grid point).
+SEED_KEY = "train.seed"
+
+#: Metrics plotted by default, per kind, when present (the stopping paper's Figures 4-6 show price
+#: errors and per-date accuracy; names without prefix are looked up as ``evaluate/`` then ``eval/``).
+DEFAULT_PLOTTED = {"stopping": ("rel_error_stopping", "rel_error_control", "min_accuracy"),
+                   "market_making": ()}
+
+#: Axis labels (with units) of the keys and metrics whose meaning is known.
+LABELS = {
+    "train.penalty": "penalty κ", "train.temperature": "temperature λ", "train.learning_rate": "learning rate",
+    "train.steps": "training steps", "train.batch_size": "batch size (paths)", "train.seed": "seed",
+    "train.algorithm": "algorithm", "train.n_steps": "exercise dates", "seconds": "training time (s)",
+    "steps": "training steps",
+    "rel_error_stopping": "|P_stop − V_PDE| / V_PDE", "rel_error_control": "|P_ctrl − V_PDE| / V_PDE",
+    "min_accuracy": "min per-date accuracy (fraction)", "mean_accuracy": "mean per-date accuracy (fraction)",
+    "p_stopping": "P_stopping (price units)", "p_control": "P_control (price units)",
+    "sigma_learned": "learned σ (per √year)", "volatility": "learned σ (per √year)",
+}
+
+#: Longest run-folder name kept readable (longer names are cut and hashed; most filesystems allow 255 bytes).
+MAX_NAME = 100
+
+_SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+RESULTS_NAME, SUMMARY_NAME, FIGURE_NAME, RECORD_NAME = "results.csv", "summary.csv", "sweep.png", "sweep.json"
+RUNS_FOLDER = "runs"
+EVALUATION_NAME = "evaluation.json"
+
+
+# ====================================================================== spec
+@dataclass(frozen=True)
+class GridPoint:
+    """One run of a sweep: its overrides (dotted key -> value), folder name and resolved spec."""
+
+    name: str
+    overrides: dict
+    spec: dict
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A resolved sweep: the base experiment spec, the grid, the options and every grid point."""
+
+    base: dict
+    grid: dict
+    options: dict
+    points: tuple
+    source: str
+
+    @property
+    def kind(self) -> str:
+        return self.base["kind"]
+
+    @property
+    def group(self) -> list[str]:
+        """The grid keys that make a grid point (default: every grid key but :data:`SEED_KEY`)."""
+        if self.options["group"] is not None:
+            return list(self.options["group"])
+        return [key for key in self.grid if key != SEED_KEY]
+
+
+def _canonical(spec: Mapping) -> dict:
+    """``spec`` as it reads back from JSON (how ``config.json`` records it), for comparisons."""
+    from rl.runs import to_json
+
+    return json.loads(to_json(spec, indent=None))
+
+
+def _merge_tables(base: dict, inline: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in inline.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, ".12g")
+    if isinstance(value, (list, tuple)):
+        return "+".join(_format_value(item) for item in value)
+    return str(value)
+
+
+def _short_hash(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def run_name(overrides: Mapping[str, Any]) -> str:
+    """The run folder's name: ``key=value`` pairs joined by commas, filesystem-safe.
+
+    A key is written by its last component (``train.penalty`` -> ``penalty``) unless two grid keys
+    share it. Characters other than letters, digits and ``._=,+-`` become ``_``; when that changed the
+    name, or it is longer than :data:`MAX_NAME`, a hash of the overrides is appended so that distinct
+    runs never share a folder. No overrides: ``"base"``.
+    """
+    if not overrides:
+        return "base"
+    short = [key.rpartition(".")[2] for key in overrides]
+    labels = [s if short.count(s) == 1 else key for s, key in zip(short, overrides)]
+    readable = ",".join(f"{label}={_format_value(value)}" for label, value in zip(labels, overrides.values()))
+    safe = _SAFE.sub("_", readable)
+    if safe != readable or len(safe) > MAX_NAME or safe.startswith("."):
+        safe = f"{safe[:MAX_NAME].lstrip('.')}-{_short_hash(dict(overrides))}"
+    return safe
+
+
+def _check_options(options: Mapping, grid: Mapping, source: str) -> dict:
+    unknown = sorted(set(options) - set(SWEEP_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} in [sweep] of {source}; allowed keys: {', '.join(SWEEP_OPTIONS)}")
+    resolved = {**SWEEP_OPTIONS, **options}
+    if not isinstance(resolved["evaluate"], bool):
+        raise ValueError(f"[sweep] evaluate must be a boolean (true/false), got {resolved['evaluate']!r}")
+    for key in ("metrics", "group"):
+        value = resolved[key]
+        if value is not None and not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"[sweep] {key} must be a list of strings, got {value!r}; e.g. {key} = "
+                             + ('["evaluate/rel_error_stopping"]' if key == "metrics" else '["train.penalty"]'))
+        if value is not None:
+            resolved[key] = list(value)
+    for key in resolved["group"] or ():
+        if key not in grid:
+            raise ValueError(f"[sweep] group names {key!r}, which is not a key of [grid] ({', '.join(grid) or 'empty'}); "
+                             "group lists grid keys")
+    x = resolved["x"]
+    if x is not None and (not isinstance(x, str) or x not in grid):
+        raise ValueError(f"[sweep] x must be a key of [grid] ({', '.join(grid) or 'empty'}), got {x!r}")
+    return resolved
+
+
+def load_sweep(spec, *, root=None) -> SweepSpec:
+    """The resolved sweep of a TOML file or mapping (see the module docstring for the schema).
+
+    Parameters
+    ----------
+    spec : path-like or mapping
+        The sweep spec.
+    root : path-like, optional
+        Folder a mapping's ``base`` is relative to (default: the working directory; a file's ``base``
+        is relative to the file).
+
+    Returns
+    -------
+    SweepSpec
+        With every grid point resolved by :func:`validation.experiments.load_spec`.
+
+    Raises
+    ------
+    ValueError
+        Unknown top-level keys or ``[sweep]`` keys (named), a grid key that is not a list or an empty
+        or repeated list, a missing base file, any value :func:`~validation.experiments.load_spec`
+        refuses (the message names the grid point).
+    """
+    if isinstance(spec, (str, Path)):
+        source, root = str(spec), Path(spec).parent
+        data = experiments.read_toml(spec)
+    else:
+        source, root = "the sweep spec", Path(root or ".")
+        data = copy.deepcopy(dict(spec))
+    allowed = ("kind",) + experiments.TABLES + SWEEP_TABLES
+    for key in data:
+        if key not in allowed:
+            raise ValueError(f"unknown table or key {key!r} in {source}; allowed: base, kind, "
+                             f"{', '.join('[' + t + ']' for t in experiments.TABLES)}, [grid], [sweep]")
+    inline = {key: value for key, value in data.items() if key not in SWEEP_TABLES}
+    base_data: dict = {}
+    if "base" in data:
+        if not isinstance(data["base"], str):
+            raise ValueError(f"base in {source} must be the path of an experiment spec (a string), got {data['base']!r}")
+        base_path = root / data["base"]
+        if not base_path.is_file():
+            raise ValueError(f"base {data['base']!r} of {source} not found (looked for {str(base_path)!r}); "
+                             "give a path relative to the sweep file")
+        base_data = experiments.read_toml(base_path)
+    base_data = _merge_tables(base_data, inline)
+    base = experiments.load_spec(base_data)
+    grid = data.get("grid", {})
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"grid in {source} must be a table [grid] of dotted keys to lists, got {grid!r}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"[grid] {key!r} must be a non-empty list of values, got {values!r}; "
+                             f"e.g. \"{key}\" = [1, 5, 10]")
+    options = _check_options(data.get("sweep", {}), grid, source)
+    points, seen = [], {}
+    for values in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, values))
+        try:
+            resolved = experiments.load_spec(base_data, overrides)
+        except ValueError as exc:
+            raise ValueError(f"grid point {overrides} of {source}: {exc}") from None
+        # the resolved values (5 -> 5.0 for a float key) name the folder and fill the CSV columns
+        canonical = {key: _resolved_value(resolved, key) for key in overrides}
+        signature = json.dumps(_canonical(resolved), sort_keys=True)
+        if signature in seen:
+            raise ValueError(f"grid points {seen[signature]} and {overrides} of {source} resolve to the same "
+                             "experiment; remove the repeated value from [grid]")
+        seen[signature] = overrides
+        points.append(GridPoint(name=run_name(canonical), overrides=canonical, spec=_canonical(resolved)))
+    names = [point.name for point in points]
+    if len(set(names)) != len(names):  # e.g. two string values that differ only in unsafe characters
+        points = [GridPoint(name=f"{p.name}-{_short_hash(p.overrides)}" if names.count(p.name) > 1 else p.name,
+                            overrides=p.overrides, spec=p.spec) for p in points]
+    return SweepSpec(base=_canonical(base), grid=dict(grid), options=options, points=tuple(points), source=source)
+
+
+def _resolved_value(spec: dict, dotted: str):
+    if dotted == "kind":
+        return spec["kind"]
+    table, _, key = dotted.partition(".")
+    return spec[table][key]
+
+
+# ====================================================================== one run (in a worker)
+def _run_is_finished(run_dir: Path, spec: dict, evaluate: bool) -> bool:
+    """Whether ``run_dir`` holds a completed run of ``spec`` (and its evaluation when asked for)."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        record = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if summary.get("status") != "completed" or record.get("spec") != spec:
+        return False
+    return not evaluate or (run_dir / EVALUATION_NAME).is_file()
+
+
+def _limit_threads() -> None:
+    """One thread per worker process: the sweep's parallelism is across runs (N runs on N cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):  # numba absent, or its threading layer already fixed
+        pass
+
+
+def run_point(spec: dict, run_dir: str, evaluate: bool = False) -> dict:
+    """Train (or finish) one grid point into ``run_dir``; runs inside a dask worker.
+
+    Never raises: an error is returned as ``{"ok": False, "error": "Type: message", "traceback": ...}``
+    so that the client records it with the attempt (a worker that dies is reported by dask instead).
+
+    Returns
+    -------
+    dict
+        ``ok``, ``computed`` (False when the run was already finished on disk), ``summary`` (the
+        run's ``summary.json``), ``evaluation`` (:func:`validation.experiments.evaluate`'s mapping or
+        None), ``worker`` (host:pid) and ``wall`` (seconds of this call).
+    """
+    import socket
+    import traceback
+
+    started = time.perf_counter()
+    path = Path(run_dir)
+    outcome = {"ok": True, "computed": False, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    try:
+        _limit_threads()
+        if not _run_is_finished(path, spec, evaluate=False):
+            outcome["computed"] = True
+            resumable = (path / "checkpoint.pt").is_file() and _recorded_spec(path) == spec
+            started_before = path.is_dir() and any(path.iterdir())
+            experiments.run(spec, out=path, resume=resumable, force=started_before and not resumable)
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        evaluation = None
+        if evaluate:
+            evaluation_path = path / EVALUATION_NAME
+            if evaluation_path.is_file() and not outcome["computed"]:
+                evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
+            else:
+                from rl.runs import atomic_write_text, to_json
+
+                evaluation = experiments.evaluate(path)
+                atomic_write_text(evaluation_path, to_json(evaluation))
+                evaluation = json.loads(to_json(evaluation))
+        outcome.update(summary=summary, evaluation=evaluation)
+    except Exception as exc:  # reported to the client, retried there
+        outcome.update(ok=False, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                       traceback="".join(traceback.format_exception(exc))[-4000:])
+    outcome["wall"] = time.perf_counter() - started
+    return outcome
+
+
+def _recorded_spec(run_dir: Path):
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("spec")
+    except (OSError, ValueError):
+        return None
+
+
+# ====================================================================== the sweep
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: every run's record, the failures and the files written.
+
+    ``runs`` holds one mapping per grid point (``name``, ``overrides``, ``status`` — ``"completed"``
+    or ``"failed"`` —, ``computed`` — False when it was finished before —, ``attempts``, ``errors``,
+    ``summary``, ``evaluation``); ``failures`` the failed ones (``name``, ``overrides``, ``error``,
+    ``attempts``, ``errors``).
+    """
+
+    out: Path
+    runs: list
+    failures: list
+    seconds: float
+    scheduler: str
+    workers: int
+    files: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def computed(self) -> int:
+        return sum(1 for run in self.runs if run["status"] == "completed" and run["computed"])
+
+    @property
+    def reused(self) -> int:
+        return sum(1 for run in self.runs if run["status"] == "completed" and not run["computed"])
+
+    @property
+    def results_csv(self) -> Path:
+        return self.out / RESULTS_NAME
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.out / SUMMARY_NAME
+
+    @property
+    def figure(self) -> Path | None:
+        return self.files.get("figure")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready mapping (what ``pderl sweep --json`` prints)."""
+        return {"out": str(self.out), "runs": len(self.runs), "computed": self.computed, "reused": self.reused,
+                "failed": len(self.failures), "failures": self.failures, "seconds": self.seconds,
+                "scheduler": self.scheduler, "workers": self.workers,
+                "files": {key: str(value) for key, value in self.files.items()}, "warnings": self.warnings}
+
+    def one_line(self) -> str:
+        """``sweep DIR: 4 runs, 3 computed, 1 reused, 0 failed in 12.3 s; wrote ...``."""
+        text = (f"sweep {self.out}: {len(self.runs)} runs, {self.computed} computed, {self.reused} reused, "
+                f"{len(self.failures)} failed in {self.seconds:.1f} s")
+        if self.failures:
+            first = self.failures[0]
+            text += f" (first failure {first['name']}: {first['error']})"
+        return text + "; wrote " + ", ".join(Path(p).name for p in self.files.values())
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _start_client(scheduler: str | None, workers: int | None, n_runs: int):
+    """A dask client: on the cluster at ``scheduler``, or on a new LocalCluster of one-thread processes."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot reach the dask scheduler at {scheduler!r} ({exc}); start one with "
+                             "`dask scheduler` and pass the address it prints (tcp://HOST:8786)") from None
+        return client, None
+    n_workers = workers if workers is not None else max(1, min(_cores(), n_runs))
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _plan_record(sweep: SweepSpec) -> dict:
+    return {"source": sweep.source, "base": sweep.base, "grid": sweep.grid, "options": sweep.options,
+            "runs": [{"name": p.name, "overrides": p.overrides} for p in sweep.points]}
+
+
+def _check_resumable(out: Path, sweep: SweepSpec) -> None:
+    """Refuse to resume a sweep folder written from another base spec (its runs would not match)."""
+    previous_path = out / RECORD_NAME
+    if not previous_path.is_file():
+        return
+    try:
+        previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if previous.get("plan", {}).get("base") not in (None, sweep.base):
+        raise ValueError(f"--resume given but {str(out)!r} holds a sweep of another base experiment spec (its "
+                         f"{RECORD_NAME} records a different one); use a new --out, or --force to start over")
+
+
+def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = None, resume: bool = False,
+              force: bool = False, retries: int = 1, progress: bool | None = None) -> SweepResult:
+    """Run every grid point of a sweep on dask.distributed and aggregate the results.
+
+    Parameters
+    ----------
+    spec : path-like, mapping or SweepSpec
+        The sweep spec (:func:`load_sweep`).
+    out : path-like
+        The sweep folder ``DIR`` (``DIR/runs/<name>`` per run, ``results.csv``, ``summary.csv``,
+        ``sweep.png``, ``sweep.json``).
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://HOST:8786``); default a new
+        :class:`distributed.LocalCluster`.
+    workers : int, optional
+        Worker processes of the LocalCluster (default ``min(cores, runs to do)``); refused with
+        ``scheduler`` (its workers are started by hand).
+    resume, force : bool
+        Continue the sweep in an existing ``DIR`` (finished runs are kept, the others run or
+        continue from their checkpoints); delete an existing ``DIR`` pderl wrote and start over.
+    retries : int, default 1
+        Attempts after the first for a run that fails (``retries = 1``: two attempts).
+    progress : bool, optional
+        A progress bar over runs on stderr; default: when stderr is a terminal.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    ValueError
+        A bad spec, ``DIR`` in use or existing without ``resume``/``force``, a bad ``workers`` or
+        ``retries``, an unreachable scheduler. Failed runs do not raise: see ``failures``.
+    """
+    from rl.runs import atomic_write_json, claim_run_dir, environment_record
+
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, got {retries!r}; pass e.g. --retries 1")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}; pass e.g. --workers 2")
+    if workers is not None and scheduler is not None:
+        raise ValueError("workers and scheduler are exclusive: --workers sizes a local cluster; with --scheduler "
+                         "start the workers by hand (`dask worker ADDR --nthreads 1`)")
+    sweep = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
+    out = Path(out)
+    if resume and out.is_dir():
+        _check_resumable(out, sweep)
+    started = time.perf_counter()
+    with claim_run_dir(out, force=force, resume=resume, kind="sweep"):
+        runs_dir = out / RUNS_FOLDER
+        runs_dir.mkdir(exist_ok=True)
+        record = {"status": "running", "plan": _plan_record(sweep), "environment": environment_record()}
+        atomic_write_json(out / RECORD_NAME, record)
+        evaluate = sweep.options["evaluate"]
+        states = {p.name: {"name": p.name, "overrides": p.overrides, "status": "pending", "computed": False,
+                           "attempts": 0, "errors": [], "summary": None, "evaluation": None} for p in sweep.points}
+        todo = []
+        for point in sweep.points:
+            run_dir = runs_dir / point.name
+            if _run_is_finished(run_dir, point.spec, evaluate):
+                states[point.name].update(status="completed", **_read_finished(run_dir, evaluate))
+            else:
+                todo.append(point)
+        address, n_workers = "none (every run was finished)", 0
+        try:
+            if todo:
+                address, n_workers = _execute(sweep, todo, states, runs_dir, scheduler=scheduler, workers=workers,
+                                              retries=retries, progress=progress, done=len(sweep.points) - len(todo))
+        finally:
+            runs = [states[p.name] for p in sweep.points]
+            failures = [{"name": r["name"], "overrides": r["overrides"], "error": r["errors"][-1] if r["errors"] else
+                         "not run (interrupted)", "attempts": r["attempts"], "errors": r["errors"]}
+                        for r in runs if r["status"] != "completed"]
+            result = SweepResult(out=out, runs=runs, failures=failures, seconds=time.perf_counter() - started,
+                                 scheduler=address, workers=n_workers)
+            result.files, result.warnings = write_outputs(sweep, result)
+            record.update(status="completed" if not failures else "failed", scheduler=address, workers=n_workers,
+                          seconds=result.seconds, failures=failures, warnings=result.warnings,
+                          runs=[{k: v for k, v in r.items() if k not in ("summary", "evaluation")} for r in runs])
+            atomic_write_json(out / RECORD_NAME, record)
+    return result
+
+
+def _read_finished(run_dir: Path, evaluate: bool) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    evaluation = json.loads((run_dir / EVALUATION_NAME).read_text(encoding="utf-8")) if evaluate else None
+    return {"summary": summary, "evaluation": evaluation}
+
+
+def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, *, scheduler, workers, retries: int,
+             progress, done: int) -> tuple[str, int]:
+    """Submit ``todo`` to dask, retry failures, fill ``states``; returns (scheduler address, workers)."""
+    import uuid
+
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    client, cluster = _start_client(scheduler, workers, len(todo))
+    try:
+        address = client.scheduler.address
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        evaluate = sweep.options["evaluate"]
+        by_future = {}
+
+        def submit(point):
+            states[point.name]["attempts"] += 1
+            key = f"pderl-sweep-{point.name}-{states[point.name]['attempts']}-{uuid.uuid4().hex[:8]}"
+            future = client.submit(run_point, point.spec, str(runs_dir / point.name), evaluate, key=key, pure=False)
+            by_future[future.key] = point
+            return future
+
+        bar = tqdm(total=len(sweep.points), initial=done, unit="run", desc="sweep", disable=not progress,
+                   file=sys.stderr)
+        queue = as_completed([submit(point) for point in todo])
+        for future in queue:
+            point = by_future.pop(future.key)
+            state = states[point.name]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a dask-side failure: KilledWorker after a worker died, lost connection
+                outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+            finally:
+                future.release()
+            if outcome["ok"]:
+                state.update(status="completed", computed=outcome["computed"], summary=outcome["summary"],
+                             evaluation=outcome["evaluation"], worker=outcome["worker"])
+                bar.update(1)
+            else:
+                state["errors"].append(outcome["error"])
+                if state["attempts"] <= retries:
+                    queue.add(submit(point))
+                    continue
+                state["status"] = "failed"
+                state["traceback"] = outcome.get("traceback")
+                bar.update(1)
+            bar.set_postfix(failed=sum(1 for s in states.values() if s["status"] == "failed"), refresh=False)
+        bar.close()
+        return address, n_workers
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ====================================================================== aggregation
+def _scalars(mapping: Mapping | None, prefix: str) -> dict:
+    """The number-valued entries of a metrics mapping, keys prefixed (``eval/...`` already are)."""
+    values = {}
+    for key, value in (mapping or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        name = key if key.startswith(prefix) else f"{prefix}{key}"
+        values[name] = float(value)
+    return values
+
+
+def results_rows(sweep: SweepSpec, result: SweepResult) -> tuple[list[str], list[dict]]:
+    """The columns and rows of ``results.csv`` (one row per run, failed ones included)."""
+    rows, metric_names = [], []
+    for run in result.runs:
+        summary = run["summary"] or {}
+        metrics = {**_scalars(summary.get("evaluation"), "eval/"), **_scalars(run["evaluation"], "evaluate/")}
+        for name in metrics:
+            if name not in metric_names:
+                metric_names.append(name)
+        rows.append({"run": run["name"], **run["overrides"], "status": run["status"],
+                     "steps": summary.get("step"), "seconds": summary.get("seconds"), "attempts": run["attempts"],
+                     "error": run["errors"][-1] if run["status"] != "completed" and run["errors"] else "", **metrics})
+    columns = ["run", *sweep.grid, "status", "steps", "seconds", "attempts", "error", *metric_names]
+    return columns, rows
+
+
+def _metric_column(name: str, columns: list[str]) -> str | None:
+    if name in columns:
+        return name
+    for prefix in ("evaluate/", "eval/"):
+        if prefix + name in columns:
+            return prefix + name
+    return None
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summary_rows(sweep: SweepSpec, columns: list[str], rows: list[dict],
+                 metrics: list[str]) -> tuple[list[str], list[dict]]:
+    """``summary.csv``: per grid point (the group keys) ``n`` completed runs, mean and s.d. per metric."""
+    group = sweep.group
+    points: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = tuple(json.dumps(row[g], sort_keys=True) for g in group)
+        points.setdefault(key, [])
+        if row["status"] == "completed":
+            points[key].append(row)
+    out_columns = [*group, "n", *[f"{m}_{stat}" for m in metrics for stat in ("mean", "sd")]]
+    out_rows = []
+    for key, members in points.items():
+        entry = {g: json.loads(k) for g, k in zip(group, key)}
+        entry["n"] = len(members)
+        for metric in metrics:
+            values = [float(r[metric]) for r in members if r.get(metric) is not None and math.isfinite(float(r[metric]))]
+            mean, sd = _mean_sd(values) if values else (math.nan, math.nan)
+            entry[f"{metric}_mean"], entry[f"{metric}_sd"] = mean, sd
+        out_rows.append(entry)
+    return out_columns, out_rows
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    import io
+
+    from rl.runs import atomic_write_text
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, float):
+            return repr(value)
+        if isinstance(value, (list, dict)):
+            return json.dumps(value)
+        return value
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(column)) for column in columns])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _label(key: str) -> str:
+    """The axis label of a grid key or metric column (with its unit where known), else the key itself."""
+    bare = key.split("/", 1)[1] if "/" in key else key
+    return LABELS.get(key) or LABELS.get(bare) or key
+
+
+def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Path) -> Path | None:
+    """``sweep.png``: one panel per metric, mean ± 1 s.d. over seeds against the ``x`` key.
+
+    Lines are the combinations of the other group keys; a numeric x with positive values spanning
+    two decades or more gets a log axis. Nothing is drawn (None) without completed runs or metrics.
+    """
+    group = sweep.group
+    if not metrics or not any(row["n"] for row in rows):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key = sweep.options["x"] or next((g for g in group if all(
+        isinstance(r[g], (int, float)) and not isinstance(r[g], bool) for r in rows)), group[0] if group else None)
+    others = [g for g in group if g != x_key]
+    x_values = sorted({json.dumps(r[x_key]) for r in rows}, key=lambda s: (json.loads(s) if _numeric(s) else 0, s)) \
+        if x_key else ['"all runs"']
+    numeric = x_key is not None and all(_numeric(s) for s in x_values)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        lines: dict[tuple, list[dict]] = {}
+        for row in rows:
+            lines.setdefault(tuple(json.dumps(row[o]) for o in others), []).append(row)
+        for line_key, members in lines.items():
+            members = sorted((r for r in members if r["n"] and math.isfinite(r[f"{metric}_mean"])),
+                             key=lambda r: x_values.index(json.dumps(r[x_key])) if x_key else 0)
+            if not members:
+                continue
+            xs = [float(r[x_key]) if numeric else x_values.index(json.dumps(r[x_key])) if x_key else 0 for r in members]
+            mean = [r[f"{metric}_mean"] for r in members]
+            sd = [r[f"{metric}_sd"] if math.isfinite(r[f"{metric}_sd"]) else 0.0 for r in members]
+            label = ", ".join(f"{o.rpartition('.')[2]}={json.loads(k)}" for o, k in zip(others, line_key)) or None
+            (line,) = ax.plot(xs, mean, marker="o", label=label)
+            ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        if numeric:
+            positives = [float(json.loads(s)) for s in x_values]
+            if min(positives) > 0 and max(positives) / min(positives) >= 100:
+                ax.set_xscale("log")
+        else:
+            ax.set_xticks(range(len(x_values)), [str(json.loads(s)) for s in x_values])
+        ax.set_xlabel(_label(x_key) if x_key else "")
+        ax.set_ylabel(_label(metric))
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+        if any(h.get_label() and not h.get_label().startswith("_") for h in ax.get_lines()):
+            ax.legend(fontsize=8)
+    counts = sorted({r["n"] for r in rows if r["n"]})
+    fig.suptitle(f"{Path(sweep.source).name}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _numeric(text: str) -> bool:
+    value = json.loads(text)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_outputs(sweep: SweepSpec, result: SweepResult) -> tuple[dict, list[str]]:
+    """Write ``results.csv``, ``summary.csv`` and ``sweep.png``; returns (files, warnings)."""
+    columns, rows = results_rows(sweep, result)
+    metric_columns = [c for c in columns if c.startswith(("eval/", "evaluate/"))]
+    warnings = []
+    requested = sweep.options["metrics"]
+    if requested is None:
+        aggregated = ["seconds", *metric_columns]
+        plotted = [c for c in (_metric_column(m, columns) for m in DEFAULT_PLOTTED.get(sweep.kind, ())) if c]
+        plotted = plotted or metric_columns[:3]
+    else:
+        plotted = []
+        for name in requested:
+            column = _metric_column(name, columns)
+            if column is None:
+                warnings.append(f"[sweep] metrics names {name!r}, which no run reported; columns of {RESULTS_NAME}: "
+                                f"{', '.join(metric_columns[:8])}{', ...' if len(metric_columns) > 8 else ''}")
+            else:
+                plotted.append(column)
+        aggregated = list(dict.fromkeys(["seconds", *plotted]))
+    files = {"results": result.out / RESULTS_NAME, "summary": result.out / SUMMARY_NAME}
+    _write_csv(files["results"], columns, rows)
+    summary_columns, summary = summary_rows(sweep, columns, rows, aggregated)
+    _write_csv(files["summary"], summary_columns, summary)
+    figure = plot_summary(sweep, summary, plotted, result.out / FIGURE_NAME)
+    if figure is not None:
+        files["figure"] = figure
+    return files, warnings
+
+
+__all__ = ["GridPoint", "LABELS", "SWEEP_OPTIONS", "SweepResult", "SweepSpec", "load_sweep", "run_name", "run_point",
+           "run_sweep"]

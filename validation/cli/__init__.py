@@ -36,6 +36,7 @@ VERBS = {
     "evaluate": "evaluate a trained run on fresh paths",
     "validate": "write validation figures for a trained run",
     "reproduce": "reproduce the papers' experiments next to the PDE oracle",
+    "sweep": "run a grid of experiments on dask.distributed (docs/sweeps.md)",
 }
 
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, help_text in VERBS.items():
         sub = verb_parsers.add_parser(verb, help=help_text, description=help_text)
         sub.set_defaults(_verb_parser=sub)
-        if verb != "reproduce":
+        if verb not in ("reproduce", "sweep"):  # verbs without a noun
             verbs[verb] = sub.add_subparsers(dest="noun", metavar="TARGET")
         else:
             verbs[verb] = sub

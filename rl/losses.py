@@ -214,3 +214,115 @@ def continuous_td_loss(values: torch.Tensor, next_values: torch.Tensor, reward_r
     if mask is not None:
         terms = torch.where(mask, terms, torch.zeros_like(terms))
     return terms.sum(dim=-1).mean()
+
+
+# ------------------------------------------------------- Dynkin game (paper section 4.7, appendix D)
+# Two randomized stoppers on the obstacles ℓ ≤ u (SPEC section 4): the lower player (maximizer) stops
+# with probability ν = sigmoid(κ(ℓ − w)/λ), the upper one (minimizer) with μ = sigmoid(κ(w − u)/λ).
+# Survival R_{l+1} = R_l (1 − κ(ν_l + μ_l)Δt) (ν + μ ≤ 1, so κΔt ≤ 1 keeps it in [0, 1]); running reward
+# κ(νℓ + μu) − λℋ(ν) + λℋ(μ): the maximizer is paid her entropy, the minimizer pays his. No discounting
+# (the ratio generator has no reaction term). Shapes: B paths, L dates.
+def dynkin_probabilities(values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *, penalty: float,
+                         temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ν, μ) = (sigmoid(κ(ℓ − w)/λ), sigmoid(κ(w − u)/λ))`` (same shape as the inputs)."""
+    scale = penalty / temperature
+    return torch.sigmoid((lower - values) * scale), torch.sigmoid((values - upper) * scale)
+
+
+def dynkin_running_reward(lower: torch.Tensor, upper: torch.Tensor, nu: torch.Tensor, mu: torch.Tensor, *,
+                          penalty: float, temperature: float) -> torch.Tensor:
+    """Reward rate ``κ(ν ℓ + μ u) − λℋ(ν) + λℋ(μ)`` of the exploratory Dynkin game (same shape)."""
+    return penalty * (nu * lower + mu * upper) - temperature * (neg_entropy(nu) - neg_entropy(mu))
+
+
+def dynkin_martingale_increments(values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                                 terminal: torch.Tensor, nu: torch.Tensor, mu: torch.Tensor, *, penalty: float,
+                                 temperature: float, dt: float) -> torch.Tensor:
+    """``G_l = R_L w_L − R_l w_l + Σ_{j≥l} R_j [κ(ν_j ℓ_j + μ_j u_j) − λℋ(ν_j) + λℋ(μ_j)] Δt``.
+
+    The stopping increments of :func:`martingale_increments` with the two players' joint survival and
+    reward and no discounting. Minimizing ``½ E[Σ_l G_l² Δt]`` over ``w_l`` gives
+    ``w_l = E[(R_L w_L + Σ_{j≥l} R_j r_j Δt)/R_l | X_l]``, the value of the current policies, whose
+    fixed point is :func:`pdecore.dynkin_oracle.dynkin_oracle`.
+
+    Parameters
+    ----------
+    values, lower, upper, nu, mu : (B, L)
+        ``w_l(X_l)``, ``ℓ(X_l)``, ``u(X_l)``, ``ν_l``, ``μ_l`` for ``l = 0..L−1``.
+    terminal : (B,)
+        ``w_L = s(X_L)``, the sell obstacle (liquidation).
+
+    Returns
+    -------
+    (B, L)
+    """
+    survival = survival_weights(nu + mu, penalty=penalty, dt=dt)
+    n_dates = values.shape[1]
+    weights = survival[:, :n_dates]
+    rewards = weights * dynkin_running_reward(lower, upper, nu, mu, penalty=penalty, temperature=temperature) * dt
+    tail = torch.flip(torch.cumsum(torch.flip(rewards, [1]), dim=1), [1])  # Σ_{j≥l}
+    return (survival[:, n_dates] * terminal).unsqueeze(1) - weights * values + tail
+
+
+def dynkin_martingale_loss(values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, terminal: torch.Tensor,
+                           nu: torch.Tensor, mu: torch.Tensor, *, penalty: float, temperature: float,
+                           dt: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Offline martingale loss ``½ E[Σ_l ω_l G_l² Δt]`` of the game (scalar; shapes as
+    :func:`dynkin_martingale_increments`).
+
+    ``weights`` ``(B, L)``: optional ``ω_l = ω(X_l) > 0``, functions of the current state only. They do
+    not move the minimizer: over functions ``w_l`` of ``X_l`` the minimizer of
+    ``E[ω(X_l)(Y_l − R_l w_l(X_l))²]`` is ``E[R_l Y_l | X_l]/E[R_l² | X_l]`` whatever ``ω``, since ``ω(X_l)``
+    factors out of both conditional expectations. They only redistribute the fitting effort over states
+    (a preconditioner); default 1.
+    """
+    increments = dynkin_martingale_increments(values, lower, upper, terminal, nu, mu, penalty=penalty,
+                                              temperature=temperature, dt=dt)
+    squares = increments.square() if weights is None else weights * increments.square()
+    return 0.5 * dt * squares.sum(dim=1).mean()
+
+
+def dynkin_td0_errors(values: torch.Tensor, next_values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                      nu: torch.Tensor, mu: torch.Tensor, *, penalty: float, temperature: float,
+                      dt: float) -> torch.Tensor:
+    """``δ_l = (1 − κ(ν_l + μ_l)Δt) w_{l+1} − w_l + [κ(ν ℓ + μ u) − λℋ(ν) + λℋ(μ)] Δt``.
+
+    Shapes: all ``(B, L)`` (``next_values`` holds ``w_{l+1}``, with ``w_L`` the terminal value) → ``(B, L)``.
+    """
+    reward = dynkin_running_reward(lower, upper, nu, mu, penalty=penalty, temperature=temperature)
+    return (1.0 - penalty * dt * (nu + mu)) * next_values - values + reward * dt
+
+
+def dynkin_td0_loss(values: torch.Tensor, next_values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                    nu: torch.Tensor, mu: torch.Tensor, *, penalty: float, temperature: float,
+                    dt: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Semi-gradient TD(0) surrogate ``½ E[Σ_l ω_l (sg[δ_l + w_l] − w_l)²]`` (scalar; see :func:`td0_loss`;
+    ``weights`` as in :func:`dynkin_martingale_loss`)."""
+    errors = dynkin_td0_errors(values, next_values, lower, upper, nu, mu, penalty=penalty,
+                               temperature=temperature, dt=dt)
+    target = (errors + values).detach()
+    squares = (target - values).square()
+    return 0.5 * (squares if weights is None else weights * squares).sum(dim=1).mean()
+
+
+def dai_dong_intensities(values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *, temperature: float,
+                         dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dai & Dong (2024) Cox intensities ``ν̃ = exp((ℓ − w)/λ)``, ``μ̃ = exp((w − u)/λ)``, each truncated
+    at ``1/Δt`` (:func:`dong_intensity` for each player: the maximizer of ``ν̃(ℓ − w) + λ(ν̃ − ν̃ log ν̃)``
+    and the minimizer of ``μ̃(u − w) − λ(μ̃ − μ̃ log μ̃)``)."""
+    return (dong_intensity(lower, values, temperature=temperature, dt=dt),
+            dong_intensity(-upper, -values, temperature=temperature, dt=dt))
+
+
+def dai_dong_td_loss(values: torch.Tensor, next_values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                     nu: torch.Tensor, mu: torch.Tensor, *, temperature: float, dt: float) -> torch.Tensor:
+    """Semi-gradient squared TD error of the Dai & Dong (2024) game (scalar).
+
+    ``δ_l = (1 − (ν̃ + μ̃)Δt)^+ w_{l+1} − w_l + [ν̃ ℓ + μ̃ u + λ(ν̃ − ν̃ log ν̃) − λ(μ̃ − μ̃ log μ̃)] Δt``;
+    shapes all ``(B, L)``. The survival factor is clipped at 0 (each intensity is truncated at
+    ``1/Δt``, their sum may exceed it).
+    """
+    reward = nu * lower + mu * upper + temperature * (dong_regularizer(nu) - dong_regularizer(mu))
+    errors = torch.clamp(1.0 - dt * (nu + mu), min=0.0) * next_values - values + reward * dt
+    target = (errors + values).detach()
+    return 0.5 * (target - values).square().sum(dim=1).mean()

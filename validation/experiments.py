@@ -173,8 +173,11 @@ class StoppingKind:
                 "seed": train["seed"], "device": train["device"]}
 
     def reference(self, spec: dict, config):
-        # the learner solves the PDE references itself at its first evaluation ("pde"), as before
-        return "pde" if spec["evaluate"]["reference"] == "pde" else None
+        """The VI price and boundary and the discrete oracle (:func:`validation.stopping.build_reference`),
+        solved here and handed to the learner, which only reads them."""
+        from validation.stopping import build_reference
+
+        return build_reference(config) if spec["evaluate"]["reference"] == "pde" else None
 
     def build(self, spec: dict, *, reference=None):
         import warnings
@@ -200,9 +203,14 @@ class StoppingKind:
 
         config_fields = {k: v for k, v in record["learner"].items() if k != "learner"}
         config = self.config_class().from_dict(config_fields)
-        if _is_factory(reference):
+        if reference == "pde":
+            from validation.stopping import build_reference
+
+            reference = build_reference(config)
+        elif _is_factory(reference):
             reference = reference(config)
-        return StoppingLearner(config, reference="pde" if reference == "default" else reference, device=device)
+        # default: none (the final evaluation, validation.stopping.evaluate_learner, solves its own)
+        return StoppingLearner(config, reference=None if reference == "default" else reference, device=device)
 
     def evaluate(self, learner, record: dict, *, test_paths: int | None = None, **unknown) -> dict:
         """:func:`validation.stopping.evaluate_learner` on ``test_paths`` (default: the spec's)."""
@@ -320,11 +328,11 @@ class MarketMakingKind:
         fields = dict(learner_record["model"])
         fields["spread_bounds"] = tuple(fields["spread_bounds"])
         model = MarketMakingModel(**fields)
-        learner = MarketMakingLearner(model, self.config_class()(**learner_record["train"]),
-                                      reference=None if reference == "default" else reference)
-        if device != "cpu":
-            learner.to(device)
-        return learner
+        config_class = self.config_class()
+        train = (config_class.from_record(learner_record["train"], device=device)
+                 if "device" in {f.name for f in dataclass_fields(config_class)}
+                 else config_class(**learner_record["train"]))
+        return MarketMakingLearner(model, train, reference=None if reference == "default" else reference)
 
     def after_load(self, learner) -> None:
         learner.network.eval()
@@ -511,7 +519,9 @@ def run(spec=None, *, out, overrides: Mapping[str, Any] | None = None, resume: b
         if "spec" not in record:
             raise ValueError(f"{str(out)!r} was written before experiment specs (its config.json has no 'spec'); "
                              "resume it with its spec file, or start it again")
-        spec = record["spec"]
+        spec = copy.deepcopy(record["spec"])
+        # the trainer's entry is the record of its settings (a resume that extended the run updated it)
+        spec["train"]["steps"] = record["trainer"]["total_steps"]
     resolved = load_spec(spec, overrides, kind=kind)
     adapter = _adapter(resolved["kind"])
     train = resolved["train"]
@@ -539,9 +549,10 @@ def load_run(run_dir, device: str = "cpu", *, reference="default", kind: str | N
         the ``"learner"`` entry of ``config.json``, which every version writes).
     device : str
         Where the networks go.
-    reference : object, callable, None or "default"
-        The learner's reference, or a function of its configuration returning it (default: the
-        kind's, ``"pde"`` for stopping, none for market making).
+    reference : object, callable, None, "pde" or "default"
+        The learner's reference, or a function of its configuration returning it, or ``"pde"``
+        (stopping: :func:`validation.stopping.build_reference`). Default: none (the final evaluations
+        of :func:`evaluate` build their own).
     kind : str, optional
         Refuse a run of another kind (``pderl evaluate stopping`` on a market-making run).
 

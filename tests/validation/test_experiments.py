@@ -229,6 +229,9 @@ def test_resume_continues_to_the_recorded_total(tmp_path, monkeypatch):
     assert main(["train", "stopping", "--out", str(tmp_path / "cut"), "--resume", "--steps", "6",
                  "--no-progress"]) == 0
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["step"] == 6
+    # the extension is recorded: a later resume without --steps continues to 6, not to the spec's 4
+    summary = experiments.run(None, out=tmp_path / "cut", resume=True)
+    assert summary["step"] == 6 and summary["spec"]["train"]["steps"] == 6
 
 
 def test_resume_refuses_a_changed_learner(tmp_path, capsys):

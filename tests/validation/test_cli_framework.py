@@ -133,3 +133,44 @@ def test_three_quick_ctrl_c_exit_130_without_traceback(tmp_path):
     assert "Traceback" not in err and "pderl: interrupted" in err
     summary = (tmp_path / "run" / "summary.json").read_text()
     assert '"interrupted"' in summary
+
+
+_BOUNDARY = ["boundary", "american", "--strike", "40", "--rate", "0.06", "--volatility", "0.2", "--maturity", "1"]
+_MERTON = ["solve", "merton"]
+
+
+def _file_flag_cases(tmp_path):
+    folder = tmp_path / "figs"
+    folder.mkdir()
+    existing = tmp_path / "old.png"
+    existing.write_bytes(b"png")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    return [
+        (_BOUNDARY + ["--csv", str(folder)], "--csv", "is a folder"),
+        (_BOUNDARY + ["--csv", "/nonexistent/x.csv"], "--csv", "does not exist"),
+        (_BOUNDARY + ["--plot", str(tmp_path / "x.xyz")], "--plot", "suffix '.xyz'"),
+        (_BOUNDARY + ["--plot", str(folder)], "--plot", "is a folder"),
+        (_BOUNDARY + ["--plot", str(tmp_path / "figure")], "--plot", "no suffix"),
+        (_BOUNDARY + ["--plot", str(existing)], "--plot", "already exists"),
+        (_MERTON + ["--plot", str(tmp_path / "x.xyz")], "--plot", "suffix '.xyz'"),
+        (_MERTON + ["--plot", str(existing)], "--plot", "already exists"),
+        (["solve", "mm", "--config", str(folder)], "--config", "is not a file"),
+        (["solve", "mm", "--config", str(tmp_path / "missing.toml")], "--config", "does not exist"),
+        (["solve", "mm", "--config", str(binary)], "--config", "not UTF-8 text"),
+        (["solve", "mm", "--config", "examples/mm_one_option.toml", "--plot", str(existing)], "--plot", "is a file"),
+        (["reproduce", "--out", str(existing)], "", "is not a folder"),
+    ]
+
+
+def test_bad_file_flags_are_one_line_errors_naming_flag_and_path(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    for argv, flag, message in _file_flag_cases(tmp_path):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err and message in err, (argv, err)
+        path = argv[argv.index(flag) + 1] if flag else argv[-1]
+        assert path in err, (argv, err)
+    assert not (tmp_path / "figure.png").exists() and (tmp_path / "old.png").read_bytes() == b"png"

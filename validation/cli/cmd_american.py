@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from validation.cli.common import (add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option,
-                                   emit)
+from validation.cli.common import (IMAGE_SUFFIXES, add_black_scholes_arguments, add_json_flag, add_overwrite_flag,
+                                   black_scholes_model_and_option, check_output_file, emit)
 
 
 def _add_contract_arguments(parser, *, spot: bool) -> None:
@@ -85,6 +85,11 @@ def _boundary(args) -> int:
     """
     import numpy as np
 
+    # output paths are checked before the solve: a bad one costs nothing and never writes elsewhere
+    if args.csv:
+        check_output_file("--csv", args.csv, overwrite=args.overwrite)
+    if args.plot:
+        check_output_file("--plot", args.plot, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
     result = _solve(args)
     if args.csv:
         from rl.runs import atomic_write_text
@@ -143,6 +148,7 @@ def register(verbs) -> None:
                     "and/or a PNG figure.")
     _add_contract_arguments(b, spot=False)
     b.add_argument("--csv", default=None, help="write t,boundary rows to this CSV file")
-    b.add_argument("--plot", default=None, help="write a figure of S*(t) to this image file")
+    b.add_argument("--plot", default=None, help="write a figure of S*(t) to this image file (.png, .pdf, .svg, ...)")
+    add_overwrite_flag(b)
     add_json_flag(b)
     b.set_defaults(handler=_boundary)

@@ -12,7 +12,7 @@ and ``spreads_vs_time.png`` (a fixed long inventory) for the first option.
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_json_flag, check_input_text_file, check_output_folder, emit
 
 
 def register(verbs) -> None:
@@ -37,6 +37,9 @@ def _solve(args) -> int:
 
     from validation.configs import load_mm_config
 
+    check_input_text_file("--config", args.config)
+    if args.plot:
+        check_output_folder("--plot", args.plot)
     model, numerics, _ = load_mm_config(args.config)
     method = numerics.get("method", "grid")
     n = model.n_options

@@ -10,7 +10,7 @@ Defaults are SPEC section 4's market: α = 0.168, r = 0.008, σ = 0.3, θ = 0.00
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file, emit
 
 DEFAULTS = {"drift": 0.168, "rate": 0.008, "volatility": 0.3, "cost": 0.005, "maturity": 1.0}
 
@@ -46,6 +46,7 @@ def register(verbs) -> None:
     p.add_argument("--temperature", type=float, default=0.0,
                    help="exploration temperature λ > 0 (needs --penalty): the softplus game")
     p.add_argument("--plot", metavar="FILE", default=None, help="write a figure of both boundaries over time")
+    add_overwrite_flag(p)
     add_json_flag(p)
     p.set_defaults(handler=_solve)
 
@@ -87,6 +88,9 @@ def _solve(args) -> int:
     solve count and the wall time.
     """
     import time
+
+    if args.plot:  # checked before the solve: a bad path costs nothing
+        check_output_file("--plot", args.plot, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
 
     from pdecore import solve_merton_costs
 

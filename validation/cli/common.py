@@ -57,3 +57,95 @@ def black_scholes_model_and_option(args):
     model = BlackScholes(volatility=args.volatility, rate=args.rate, dividend=args.dividend)
     option = AmericanOption(args.kind, strike=args.strike, maturity=args.maturity)
     return model, option
+
+
+# ------------------------------------------------------------------------------------------------ file flags
+#: Suffixes ``matplotlib``'s Agg backend saves (``fig.savefig`` picks the format from the suffix and
+#: silently appends ``.png`` to a name without one, so ``--plot results`` would write ``results.png``).
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp",
+                  ".pgf", ".raw", ".rgba")
+
+
+def add_overwrite_flag(parser) -> None:
+    """``--overwrite``: allow the command's output files to replace existing ones."""
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
+
+
+def check_output_file(flag: str, path, *, suffixes: tuple[str, ...] | None = None, overwrite: bool = False):
+    """Validate a file an option writes, before any work is done.
+
+    Refused, with one line naming ``flag`` and the path: an empty name, an existing folder, a parent
+    folder that does not exist, a suffix outside ``suffixes`` (for figures: :data:`IMAGE_SUFFIXES`,
+    so nothing is silently renamed), and an existing file unless ``overwrite``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path.
+    """
+    from pathlib import Path
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError(f"{flag} needs a file name, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        example = f"{path}/name{suffixes[0] if suffixes else ''}"
+        raise ValueError(f"{flag} {str(path)!r} is a folder; give a file name such as {example!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it or choose "
+                         "another path")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} {str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+                         f"use one of {', '.join(suffixes)}")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{flag} {str(path)!r} already exists; choose a new name or pass --overwrite")
+    return path
+
+
+def check_output_folder(flag: str, path):
+    """Validate a folder an option writes files into: refused when the path is an existing file or
+    its parent folder does not exist (one line naming ``flag`` and the path)."""
+    from pathlib import Path
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError(f"{flag} needs a folder name, got {path!r}")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a file, not a folder; give a folder name")
+    if not path.exists() and not path.parent.is_dir():
+        raise ValueError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it or choose "
+                         "another path")
+    return path
+
+
+def check_input_text_file(flag: str, path, *, suffixes: tuple[str, ...] | None = None):
+    """Validate a text file an option reads (e.g. ``--config FILE.toml``): it must exist, be a file and be
+    UTF-8 text (a binary file is refused here instead of failing deep inside a parser).
+
+    Returns
+    -------
+    pathlib.Path
+        The path.
+    """
+    from pathlib import Path
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError(f"{flag} needs a file name, got {path!r}")
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{flag} {str(path)!r} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{flag} {str(path)!r} is not a file")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} {str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+                         f"expected {', '.join(suffixes)}")
+    try:
+        data = path.read_bytes()
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{flag} {str(path)!r} is not UTF-8 text (byte {exc.start}); pass a text file") from None
+    except OSError as exc:
+        raise ValueError(f"{flag} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    return path

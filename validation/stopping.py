@@ -1,16 +1,42 @@
 """Validation of the RL stopping learners against the PDE engines (SPEC sections 3 and 6).
 
-Everything here takes the learner and the PDE/oracle results as arguments, so that one oracle solve
-serves many runs:
+The learners of :mod:`rl.stopping` (Dai, Sun, Xu & Zhou, "Learning to optimally stop diffusion
+processes") fit value networks ``V_l``, ``l < L``, whose exact target is the fixed point of the
+penalized exploratory recursion on the dates ``t_l = lΔt`` (SPEC section 2),
 
-* :func:`load_run` rebuilds a trained learner from its run folder;
+.. math::
+
+    V_l(x) = (1 − κπΔt)\, e^{−rΔt} E[V_{l+1} | X_l = x] + Δt\,[κ π g − λ ℋ(π)],
+    \qquad π = \operatorname{sigmoid}(κ (g − V_l)/λ),
+
+and execute "exercise iff ``π ≥ ½``". Three PDE-side objects measure them, each answering a
+different question:
+
+* the American variational inequality (:func:`pdecore.solve_american`): the true price
+  (SPEC 5.318294) and exercise boundary ``S*(t)``: how close is the learned rule to optimal?
+* the discrete oracle (:func:`pdecore.stopping_oracle`): the exact fixed point above at the run's
+  ``κ, λ, L``, i.e. what a perfect learner converges to: how much of the gap is learning error? Its
+  ``P_stopping``, ``P_control`` are the floors of the relative errors (0.21 % and 0.96 % at the
+  paper settings) and its decisions the target of the accuracy;
+* the continuous exploratory PDE (:func:`pdecore.solve_american` with ``penalty=κ,
+  temperature=λ``): the ``Δt → 0`` limit of the learned value.
+
+Why here and not in :mod:`rl`: a learner does not solve PDEs. This module solves them once
+(:func:`build_reference` for a learner's periodic evaluation, :class:`PDEReferences` for the final
+one) and hands the numbers in; one oracle solve serves many runs. The evaluation itself is the one
+implementation in :func:`rl.stopping.evaluation.evaluate_stopping`, shared with the learner's
+periodic :meth:`~rl.stopping.learner.StoppingLearner.evaluate`.
+
+Contents
+--------
+* :func:`load_run` rebuilds a trained learner from its run folder, :func:`read_metrics` its records;
+* :func:`build_reference`, :class:`PDEReferences`: the references;
 * :func:`evaluate_learner` computes ``P_stopping``, ``P_control`` (plain Monte Carlo on ``M_test``
-  common test paths, as in the paper, plus control-variate estimates that remove most of the sampling
-  noise), their relative errors against the American price, the per-date classification accuracy
-  against the PDE exercise boundary, and the value-function errors against the discrete oracle
-  (:func:`pdecore.stopping_oracle`) and the continuous exploratory PDE
-  (:func:`pdecore.solve_american` with ``penalty=κ, temperature=λ``) over the region the test paths
-  visit;
+  common test paths, as in the paper, plus control-variate and common-random-number estimates that
+  remove most of the sampling noise), their relative errors against the American price, the
+  per-date classification accuracy against the oracle's decisions and the VI boundary, and
+  (:func:`value_errors`) the value-function errors against the discrete oracle and the continuous
+  exploratory PDE over the region the test paths visit (SPEC section 6);
 * figures: the paper's figure 1 (learned vs PDE premium at six dates), figure 2 (test points coloured
   by the learned decision, with the PDE boundary), figure 3 (learning curves of both relative errors)
   and figure 8 (the volatility learning curve);
@@ -59,7 +85,8 @@ def load_run(run_dir, *, reference="pde", device: str = "cpu"):
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """The evaluation records of a run (``metrics.jsonl``)."""
+    """The evaluation records of a run (``metrics.jsonl``: one dict per periodic evaluation, with
+    ``step`` and the ``eval/*`` keys of :meth:`rl.stopping.learner.StoppingLearner.evaluate`)."""
     from rl.runs import read_jsonl
 
     return read_jsonl(Path(run_dir) / "metrics.jsonl")
@@ -88,14 +115,11 @@ class PDEReferences:
 
     @classmethod
     def compute(cls, config) -> "PDEReferences":
-        from pdecore import solve_american, stopping_oracle
-
-        model, option = config.model(), config.option()
-        american = solve_american(model, option)
-        exploratory = solve_american(model, option, penalty=config.penalty, temperature=config.temperature)
-        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
-                                 temperature=config.temperature, spot=config.spot)
-        return cls(american=american, exploratory=exploratory, oracle=oracle)
+        """Solve the three references of ``config`` (a :class:`rl.stopping.config.StoppingConfig`):
+        the VI, the exploratory PDE at its ``κ, λ`` and the discrete oracle at its ``κ, λ, L``."""
+        return cls(american=_solve_american(config),
+                   exploratory=_solve_american(config, penalty=config.penalty, temperature=config.temperature),
+                   oracle=_solve_oracle(config))
 
     def stopping_reference(self, config):
         """The :class:`rl.stopping.evaluation.StoppingReference` of the final evaluation: VI price and
@@ -125,15 +149,24 @@ def build_reference(config):
     -------
     rl.stopping.evaluation.StoppingReference
     """
-    from pdecore import solve_american, stopping_oracle
+    oracle = _solve_oracle(config) if config.algorithm != "dong" else None
+    return _stopping_reference(config, _solve_american(config), oracle)
 
-    model, option = config.model(), config.option()
-    american = solve_american(model, option)
-    oracle = None
-    if config.algorithm != "dong":
-        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
-                                 temperature=config.temperature, spot=config.spot)
-    return _stopping_reference(config, american, oracle)
+
+def _solve_american(config, **exploratory):
+    """:func:`pdecore.solve_american` for the run's option (the VI; with ``penalty``, ``temperature``
+    the exploratory PDE)."""
+    from pdecore import solve_american
+
+    return solve_american(config.model(), config.option(), **exploratory)
+
+
+def _solve_oracle(config):
+    """:func:`pdecore.stopping_oracle` at the run's ``κ, λ, L`` and spot."""
+    from pdecore import stopping_oracle
+
+    return stopping_oracle(config.model(), config.option(), n_steps=config.n_steps, penalty=config.penalty,
+                           temperature=config.temperature, spot=config.spot)
 
 
 def _stopping_reference(config, american, oracle):
@@ -159,6 +192,11 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
                      value_grid: int = 81) -> dict[str, Any]:
     """Final evaluation of a stopping learner on fresh common test paths.
 
+    The prices, control variates, common-random-number estimates and accuracies come from
+    :func:`rl.stopping.evaluation.evaluate_stopping` (the learner's periodic evaluation is the same
+    function on fewer paths), against :meth:`PDEReferences.stopping_reference`; this function adds
+    the per-date lists, the oracle's floors and the value errors of :func:`value_errors`.
+
     Parameters
     ----------
     learner : rl.stopping.learner.StoppingLearner
@@ -174,8 +212,10 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
     dict
         ``p_stopping``, ``p_control`` (plain Monte Carlo) and their standard errors; ``p_stopping_cv``,
         ``p_control_cv`` (control variate: the discounted European payoff at maturity, whose mean is
-        the Black–Scholes price); ``rel_error_stopping``, ``rel_error_control`` (plain) and
-        ``rel_error_stopping_cv``, ``rel_error_control_cv``; ``accuracy`` (per date), ``min_accuracy``,
+        the Black–Scholes price); ``p_stopping_crn``, ``p_control_crn`` (common random numbers: the
+        learned rule minus the oracle's rule on the same paths, plus the oracle's exact price; noise
+        only from the paths where the rules differ); ``rel_error_stopping``, ``rel_error_control``
+        (plain), ``rel_error_*_cv`` and ``rel_error_*_crn``; ``accuracy`` (per date), ``min_accuracy``,
         ``argmin_accuracy``: the share of test points where the learned decision equals the decision of
         the discrete oracle (:func:`pdecore.stopping_oracle` at the run's ``κ, λ, L``); ``accuracy_vi``,
         ``min_accuracy_vi``, ``argmin_accuracy_vi``: the same against the continuous variational-
@@ -242,7 +282,7 @@ def evaluate_learner(learner, *, test_paths: int | None = None, references: PDER
 
 def value_errors(learner, references: PDEReferences, low: np.ndarray, high: np.ndarray, *, net=None,
                  n_points: int = 81) -> dict[str, float]:
-    """Errors of the learned exploratory value ``V_l = g + w_l`` over the visited region.
+    """Errors of the learned exploratory value ``V_l = g + w_l`` over the visited region (SPEC section 6).
 
     The region at date ``l`` is ``[low_l, high_l]`` (0.5 % and 99.5 % quantiles of the test paths);
     date 0 is the point ``S_0``. Against the discrete oracle ``V_l`` (same dates, same κ, λ: the exact
@@ -254,6 +294,17 @@ def value_errors(learner, references: PDEReferences, low: np.ndarray, high: np.n
         ``value0`` (learned ``V_0(S_0)``), ``value0_rel_error_oracle``, ``value0_rel_error_pde``;
         ``value_max_abs_error_oracle``, ``value_rms_abs_error_oracle``, ``value_max_rel_error_oracle``
         (relative to ``V_0(S_0)`` of the oracle, a price scale) and the same against the PDE.
+
+    Parameters
+    ----------
+    learner : rl.stopping.learner.StoppingLearner
+    references : PDEReferences
+    low, high : ndarray of shape (L,)
+        The visited region per date.
+    net : rl.networks.BatchedValueNetwork, optional
+        The calibrated evaluation networks (default: calibrated anew).
+    n_points : int
+        Spot points per date.
     """
     config = learner.config
     oracle, pde = references.oracle, references.exploratory
@@ -277,7 +328,12 @@ def value_errors(learner, references: PDEReferences, low: np.ndarray, high: np.n
 
 
 def comparison_table(evaluation: dict) -> str:
-    """Markdown table: this run, the paper's numbers, and the discrete oracle's floors."""
+    """Markdown table: this run, the paper's numbers, and the discrete oracle's floors.
+
+    ``evaluation`` is :func:`evaluate_learner`'s dict. The floor column is what a perfect learner of
+    the run's ``κ, λ, L`` would score (the oracle's own errors and accuracy against the VI), so that a
+    row reads as "learning error = this run − floor"; the paper column is :data:`PAPER_NUMBERS`.
+    """
     rows = [
         ("P_stopping relative error", evaluation["rel_error_stopping"], PAPER_NUMBERS["rel_error_stopping"],
          evaluation["oracle_floor_stopping"], "%"),
@@ -313,9 +369,12 @@ def comparison_table(evaluation: dict) -> str:
 # figures
 # ---------------------------------------------------------------------------------------------------
 def plot_premium_curves(learner, references: PDEReferences, *, dates=None, axes=None):
-    """Paper figure 1: learned premium ``e_l = h^ϕ + w_l`` vs the PDE's exploratory premium and the
-    discrete oracle's, at six dates, spot from 0 to 2 S_0; the VI exercise boundary as a dotted line.
-    Returns the array of Axes."""
+    """Paper figure 1: learned early-exercise premium ``V_l − V_E`` vs the PDE's exploratory premium and
+    the discrete oracle's, at six dates, spot from 0 to 2 S_0; the VI exercise boundary as a dotted line.
+
+    Every curve subtracts the same European price ``V_E`` at the true σ (not the learned ϕ), so the
+    three differ only where the values differ. ``dates`` default :func:`figure1_dates`;
+    ``axes`` (six or more) default a new 2 × 3 figure. Returns the array of Axes."""
     import matplotlib.pyplot as plt
 
     from pdecore import bs_price
@@ -349,7 +408,10 @@ def plot_premium_curves(learner, references: PDEReferences, *, dates=None, axes=
 
 
 def plot_decisions(evaluation: dict, learner, references: PDEReferences, *, ax=None):
-    """Paper figure 2: 100 test paths, points coloured by the learned decision, with the PDE boundary."""
+    """Paper figure 2: 100 test paths, points coloured by the learned decision, with the PDE boundary.
+
+    ``evaluation`` is :func:`evaluate_learner`'s dict (its private ``_scatter``: the first 100 test
+    paths and their decisions); the title carries both minimum accuracies. Returns the Axes."""
     import matplotlib.pyplot as plt
 
     config = learner.config
@@ -406,7 +468,9 @@ def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: di
 
 
 def plot_volatility_curve(records: list[dict], *, true_volatility: float, ax=None):
-    """Paper figure 8: the learned σ (ϕ) against training step."""
+    """Paper figure 8: the learned σ (ϕ, fitted by the European martingale loss) against training step,
+    from the ``charts/volatility`` entries of ``records`` (``metrics.jsonl``), with the true σ dashed.
+    Returns the Axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -425,7 +489,9 @@ def plot_volatility_curve(records: list[dict], *, true_volatility: float, ax=Non
 
 def write_figures(learner, evaluation: dict, references: PDEReferences, out_dir, *, curves: dict | None = None,
                   prefix: str = "") -> list[Path]:
-    """Write the four figures into ``out_dir``; returns their paths."""
+    """Write the paper's figures 1, 2 (always) and 3, 8 (with ``curves``: label → ``metrics.jsonl``
+    records) as PNG files named ``{prefix}premium_curves.png``, ``decisions.png``,
+    ``learning_curves.png`` and ``volatility.png`` into ``out_dir``; returns their paths."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)

@@ -1,0 +1,58 @@
+"""validation.dynkin (issue 13): reference, evaluation keys, common-random-number backtest, figures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rl.dynkin import DynkinConfig, DynkinLearner  # noqa: E402
+from validation.dynkin import (band_strategy, build_reference, evaluate, figure_boundaries,  # noqa: E402
+                               figure_log_returns)
+
+KEYS = {"sell_boundary_t0", "buy_boundary_t0", "oracle_sell_boundary_t0", "oracle_buy_boundary_t0",
+        "vi_sell_boundary_t0", "vi_buy_boundary_t0", "mean_log_return", "mean_log_return_stderr",
+        "oracle_mean_log_return", "buy_and_hold_mean_log_return"}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return build_reference(DynkinConfig(), vi=False)
+
+
+def test_reference_is_the_oracle_at_the_run_setting(reference):
+    assert reference.oracle_band == pytest.approx((-0.44782, -0.35140), abs=2e-4)
+    assert all(math.isnan(v) for v in reference.vi_band)
+
+
+def test_evaluate_keys_and_common_random_numbers(reference):
+    learner = DynkinLearner(DynkinConfig(batch_size=64, eval_paths=256, hidden=8, eval_grid=101))
+    result = evaluate(learner, reference, years=2.0, paths=400, band=reference.oracle_band)
+    assert KEYS <= set(result)
+    # the oracle band evaluated as the "learned" one: identical paths, identical returns
+    assert result["mean_log_return"] == result["oracle_mean_log_return"]
+    assert result["mean_log_return_minus_oracle"] == 0.0
+    assert result["mean_log_return_stderr"] > 0
+    assert result["merton_growth"] == pytest.approx(2.0 * DynkinConfig().model().merton_growth_rate)
+    untrained = evaluate(learner, reference, years=2.0, paths=400)  # whatever the untrained networks give
+    assert KEYS <= set(untrained)
+
+
+def test_band_strategy_edge_cases():
+    assert band_strategy("a", math.nan, -0.3, 0.005) is None
+    assert band_strategy("a", -0.2, -0.3, 0.005) is None
+    assert band_strategy("a", -0.999, -0.3, 0.005) is None  # beyond insolvency
+    assert band_strategy("a", -math.inf, math.inf, 0.005) is None
+    one_sided = band_strategy("a", -0.45, math.inf, 0.005)
+    assert one_sided.start == -0.45
+    assert band_strategy("a", -0.45, -0.35, 0.005).start == -0.35
+
+
+def test_figures_from_records(tmp_path, reference):
+    runs = [[{"step": s, "sell_boundary_t0": -0.46 + 0.001 * k + s * 1e-5, "buy_boundary_t0": -0.34 - s * 1e-5}
+             for s in (0, 100, 200)] for k in range(2)]
+    figure_boundaries({"DSXZ": runs}, reference, out=tmp_path / "fig7a.png")
+    figure_log_returns({"DSXZ": runs}, DynkinConfig(), reference, out=tmp_path / "fig7b.png", years=1.0, paths=50)
+    assert (tmp_path / "fig7a.png").stat().st_size > 0 and (tmp_path / "fig7b.png").stat().st_size > 0

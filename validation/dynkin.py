@@ -1,0 +1,291 @@
+"""References, evaluation and figures of the Dynkin-game learners (issue 13; paper section 4.7, figure 7).
+
+* :func:`build_reference` — what a run is judged against: the discrete oracle at the run's ``(κ, λ, L)``
+  (:func:`pdecore.dynkin_oracle.dynkin_oracle`, the fixed point a perfect learner reaches, with the same
+  insolvency floor as the learner) and the band of the variational inequality
+  (:func:`pdecore.solve_merton_costs`, the continuous-time optimum).
+* :func:`evaluate` — the learned t = 0 band next to both, and the 20-year daily backtest of
+  :mod:`validation.backtest_merton` (keep ``x`` inside the band by minimal trades paying θ) of the
+  learned band, the oracle band and buy-and-hold on *common* stock paths, so that the difference of
+  two bands' mean log returns carries only the noise of the paths where they trade differently
+  (``mean_log_return_minus_oracle`` and its standard error).
+* :func:`figure_boundaries` and :func:`figure_log_returns` — paper figure 7(a) (t = 0 sell and buy
+  boundaries over training, with the oracle's and the VI's as lines) and 7(b) (the 20-year mean log
+  return of the band learned at each evaluation, with the oracle band, the frictionless Merton growth
+  and buy-and-hold), from the ``metrics.jsonl`` records of one or more runs.
+
+Keys of :func:`evaluate` (issue 13): ``sell_boundary_t0``, ``buy_boundary_t0`` (learned),
+``oracle_sell_boundary_t0``, ``oracle_buy_boundary_t0``, ``vi_sell_boundary_t0``, ``vi_buy_boundary_t0``,
+``mean_log_return``, ``mean_log_return_stderr`` (learned band), ``oracle_mean_log_return``,
+``buy_and_hold_mean_log_return``, plus ``mean_log_return_minus_oracle`` (+ ``_stderr``),
+``oracle_mean_log_return_stderr``, ``buy_and_hold_bankrupt_share``, ``merton_growth`` (the
+frictionless ``years·(r + (α − r)²/(2σ²))``) and the backtest settings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pdecore.checks import check_int, check_positive
+from pdecore.dynkin_oracle import DynkinOracle, dynkin_oracle
+from validation.backtest_merton import BandStrategy, _gbm_returns, run_strategies
+
+__all__ = ["DynkinReference", "build_reference", "backtest_bands", "evaluate", "band_strategy",
+           "figure_boundaries", "figure_log_returns"]
+
+BACKTEST_YEARS = 20.0
+BACKTEST_PATHS = 10_000
+BACKTEST_SEED = 20240601
+STEPS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class DynkinReference:
+    """The t = 0 bands a Dynkin run is compared with.
+
+    Attributes
+    ----------
+    oracle_band : (float, float)
+        Discrete oracle at the run's ``(κ, λ, L)`` and insolvency floor.
+    vi_band : (float, float)
+        Variational inequality (no penalty, no temperature, continuous time).
+    oracle : DynkinOracle or None
+    """
+
+    oracle_band: tuple[float, float]
+    vi_band: tuple[float, float]
+    oracle: DynkinOracle | None = None
+
+
+def build_reference(config, *, vi: bool = True) -> DynkinReference:
+    """Discrete oracle at ``config``'s ``(κ, λ, L)`` and the VI band (``vi=False`` skips the PDE: NaN).
+
+    ``config`` is a :class:`rl.dynkin.DynkinConfig` (market, game and insolvency margin are read from it).
+    The Dai–Dong baseline has no penalty factor; its runs are compared with the same oracle (the DSXZ
+    scheme's) and with the VI.
+    """
+    model = config.model()
+    oracle = dynkin_oracle(model, n_steps=config.n_steps, penalty=config.penalty, temperature=config.temperature,
+                           insolvency_margin=config.insolvency_margin)
+    vi_band = (math.nan, math.nan)
+    if vi:
+        from pdecore.merton import solve_merton_costs
+
+        vi_band = solve_merton_costs(model).band(0.0)
+    return DynkinReference(oracle_band=oracle.band(0), vi_band=(float(vi_band[0]), float(vi_band[1])), oracle=oracle)
+
+
+def band_strategy(name: str, sell: float, buy: float, cost: float) -> BandStrategy | None:
+    """A :class:`BandStrategy` for a learned band, or None when it cannot be traded.
+
+    NaN (no band) gives None. A missing edge (``−inf`` / ``+inf``) never trades on that side; the first
+    purchase from cash goes to the buy edge, or to the sell edge when there is no buy edge. A sell edge at
+    or below the insolvency ratio ``−(1−θ)`` cannot be traded back to and gives None.
+    """
+    if math.isnan(sell) or math.isnan(buy) or not sell <= buy:
+        return None
+    if math.isfinite(sell) and sell <= -(1.0 - cost):
+        return None
+    start = buy if math.isfinite(buy) else sell
+    if not math.isfinite(start):
+        return None
+    return BandStrategy(name, sell, buy, initial_ratio=start)
+
+
+def backtest_bands(model, bands: dict, *, years: float = BACKTEST_YEARS, paths: int = BACKTEST_PATHS,
+                   seed: int = BACKTEST_SEED, steps_per_year: int = STEPS_PER_YEAR) -> dict:
+    """Mean log return (and s.e.) of each band and of buy-and-hold on common daily GBM paths.
+
+    Parameters
+    ----------
+    model : pdecore.MertonCosts
+    bands : dict name -> (sell, buy)
+        Bands that :func:`band_strategy` cannot trade map to NaN.
+
+    Returns
+    -------
+    dict name -> StrategyOutcome (``"buy_and_hold"`` included) and ``"_paired"``: name -> per-path log
+    returns, for paired differences.
+    """
+    years = check_positive("years", years, fix="pass a horizon in years such as 20")
+    paths = check_int("paths", paths, minimum=2, fix="simulate at least 2 paths")
+    steps_per_year = check_int("steps_per_year", steps_per_year, minimum=1)
+    strategies = [BandStrategy("buy_and_hold", -math.inf, math.inf, initial_ratio=0.0)]
+    for name, (sell, buy) in bands.items():
+        strategy = band_strategy(name, float(sell), float(buy), model.cost)
+        if strategy is not None:
+            strategies.append(strategy)
+    n_days = max(1, int(round(years * steps_per_year)))
+    return run_strategies(_gbm_returns(model, n_days, paths, years / n_days, seed), strategies, rate=model.rate,
+                          cost=model.cost, dt=years / n_days)
+
+
+def _mean_se(outcome) -> tuple[float, float]:
+    if outcome is None or outcome.mean is None:
+        return math.nan, math.nan
+    return outcome.mean, outcome.se
+
+
+def evaluate(learner, reference: DynkinReference | None = None, *, years: float = BACKTEST_YEARS,
+             paths: int = BACKTEST_PATHS, seed: int = BACKTEST_SEED, steps_per_year: int = STEPS_PER_YEAR,
+             band: tuple[float, float] | None = None) -> dict:
+    """The issue-13 evaluation of a Dynkin learner (module docstring lists the keys).
+
+    Parameters
+    ----------
+    learner : rl.dynkin.DynkinLearner
+        Its ``evaluate()`` gives the learned t = 0 band (ignored when ``band`` is given).
+    reference : DynkinReference, optional
+        Built by :func:`build_reference` when None.
+    years, paths, seed, steps_per_year
+        The backtest (default 20 years of 252 days, 10 000 paths).
+    band : (float, float), optional
+        Evaluate this band instead of the learner's (with ``learner`` still supplying the config).
+    """
+    config = learner.config
+    reference = reference or build_reference(config)
+    if band is None:
+        learned = learner.evaluate()
+        band = (learned["sell_boundary_t0"], learned["buy_boundary_t0"])
+    model = config.model()
+    outcomes = backtest_bands(model, {"learned": band, "oracle": reference.oracle_band}, years=years, paths=paths,
+                              seed=seed, steps_per_year=steps_per_year)
+    learned_mean, learned_se = _mean_se(outcomes.get("learned"))
+    oracle_mean, oracle_se = _mean_se(outcomes.get("oracle"))
+    hold = outcomes["buy_and_hold"]
+    difference, difference_se = math.nan, math.nan
+    if "learned" in outcomes and "oracle" in outcomes and learned_mean == learned_mean and oracle_mean == oracle_mean:
+        paired = outcomes["learned"].log_return - outcomes["oracle"].log_return
+        difference = float(paired.mean())
+        difference_se = float(paired.std(ddof=1) / math.sqrt(paired.size))
+    return {
+        "sell_boundary_t0": float(band[0]), "buy_boundary_t0": float(band[1]),
+        "oracle_sell_boundary_t0": float(reference.oracle_band[0]),
+        "oracle_buy_boundary_t0": float(reference.oracle_band[1]),
+        "vi_sell_boundary_t0": float(reference.vi_band[0]), "vi_buy_boundary_t0": float(reference.vi_band[1]),
+        "mean_log_return": learned_mean, "mean_log_return_stderr": learned_se,
+        "oracle_mean_log_return": oracle_mean, "oracle_mean_log_return_stderr": oracle_se,
+        "mean_log_return_minus_oracle": difference, "mean_log_return_minus_oracle_stderr": difference_se,
+        "buy_and_hold_mean_log_return": _mean_se(hold)[0], "buy_and_hold_bankrupt_share": hold.bankrupt_share,
+        "merton_growth": years * model.merton_growth_rate,
+        "backtest_years": years, "backtest_paths": paths, "backtest_seed": seed, "steps_per_year": steps_per_year,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def _curves(records_by_run: dict):
+    """``{run: (steps, sell, buy)}`` from metrics.jsonl records (entries without a band are skipped)."""
+    out = {}
+    for name, records in records_by_run.items():
+        rows = [(r["step"], r.get("sell_boundary_t0"), r.get("buy_boundary_t0")) for r in records
+                if r.get("sell_boundary_t0") is not None]
+        if rows:
+            steps, sell, buy = (np.array(v, dtype=float) for v in zip(*rows))
+            out[name] = (steps, sell, buy)
+    return out
+
+
+def _band_statistics(curves: dict):
+    """Mean and standard deviation over runs at the evaluation steps common to all runs."""
+    steps = sorted(set.intersection(*(set(c[0].tolist()) for c in curves.values())))
+    stacks = [np.stack([np.interp(steps, c[0], c[k]) for c in curves.values()]) for k in (1, 2)]
+    return np.array(steps), stacks
+
+
+def figure_boundaries(records_by_algorithm: dict, reference: DynkinReference, out=None, ax=None):
+    """Paper figure 7(a): t = 0 sell and buy boundaries over training (mean ± 2 s.d. over runs).
+
+    Parameters
+    ----------
+    records_by_algorithm : dict label -> list of runs, each a list of metrics.jsonl records
+    reference : DynkinReference
+        Drawn as horizontal lines (oracle solid, VI dotted).
+    out : path, optional
+        Save the figure there.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    for label, runs in records_by_algorithm.items():
+        curves = _curves({i: r for i, r in enumerate(runs)})
+        if not curves:
+            continue
+        steps, (sell, buy) = _band_statistics(curves)
+        for values, side in ((sell, "sell"), (buy, "buy")):
+            finite = np.where(np.isfinite(values), values, np.nan)
+            mean, std = np.nanmean(finite, axis=0), np.nanstd(finite, axis=0)
+            line, = ax.plot(steps, mean, label=f"{label}: {side}")
+            ax.fill_between(steps, mean - 2 * std, mean + 2 * std, color=line.get_color(), alpha=0.2)
+    for value, style, name in ((reference.oracle_band[0], "-", "oracle"), (reference.oracle_band[1], "-", "oracle"),
+                               (reference.vi_band[0], ":", "VI"), (reference.vi_band[1], ":", "VI")):
+        if math.isfinite(value):
+            ax.axhline(value, color="black", linestyle=style, linewidth=0.9)
+    ax.plot([], [], color="black", label="discrete oracle")
+    ax.plot([], [], color="black", linestyle=":", label="variational inequality")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("t = 0 boundary (x = B/S)")
+    ax.set_title("Free boundaries at the initial time (paper figure 7(a))")
+    ax.legend(fontsize=8)
+    if out is not None:
+        ax.figure.savefig(out, dpi=150, bbox_inches="tight")
+    return ax
+
+
+def figure_log_returns(records_by_algorithm: dict, config, reference: DynkinReference, out=None, ax=None, *,
+                       years: float = BACKTEST_YEARS, paths: int = 2000, seed: int = BACKTEST_SEED,
+                       steps_per_year: int = STEPS_PER_YEAR):
+    """Paper figure 7(b): 20-year mean log return of the band learned at each evaluation step.
+
+    Every recorded band is backtested on the same ``paths`` daily paths (common random numbers), with the
+    oracle band, buy-and-hold and the frictionless Merton growth as lines. Bands that cannot be traded
+    (no band yet) are left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    model = config.model()
+    bands = {"oracle": reference.oracle_band}
+    keys = {}
+    for label, runs in records_by_algorithm.items():
+        for i, run in enumerate(runs):
+            for step, sell, buy in zip(*_curves({0: run}).get(0, ((), (), ()))):
+                name = f"{label}|{i}|{int(step)}"
+                bands[name] = (sell, buy)
+                keys[name] = (label, i, int(step))
+    outcomes = backtest_bands(model, bands, years=years, paths=paths, seed=seed, steps_per_year=steps_per_year)
+    for label in records_by_algorithm:
+        per_run = {}
+        for name, (lab, i, step) in keys.items():
+            if lab == label and name in outcomes and outcomes[name].mean is not None:
+                per_run.setdefault(i, {})[step] = outcomes[name].mean
+        if not per_run:
+            continue
+        steps = sorted(set.intersection(*(set(v) for v in per_run.values())))
+        values = np.array([[run[s] for s in steps] for run in per_run.values()])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        line, = ax.plot(steps, mean, label=label)
+        ax.fill_between(steps, mean - 2 * std, mean + 2 * std, color=line.get_color(), alpha=0.2)
+    if "oracle" in outcomes and outcomes["oracle"].mean is not None:
+        ax.axhline(outcomes["oracle"].mean, color="black", label="oracle band")
+    ax.axhline(years * model.merton_growth_rate, color="grey", linestyle="--", label="frictionless Merton")
+    hold = outcomes["buy_and_hold"].mean
+    if hold is not None:
+        ax.axhline(hold, color="grey", linestyle=":", label="buy and hold")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"mean log return over {years:g} years")
+    ax.set_title("Log return (paper figure 7(b))")
+    ax.legend(fontsize=8)
+    if out is not None:
+        ax.figure.savefig(out, dpi=150, bbox_inches="tight")
+    return ax

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pdecore.checks import check_choice, check_positive, check_range, check_real
 
 
@@ -63,6 +65,9 @@ class AmericanOption:
     maturity: float
 
     def __post_init__(self) -> None:
+        if not isinstance(self.kind, str):  # an array would make `in` elementwise (ambiguous truth value)
+            raise ValueError(f"kind must be the string 'put' or 'call', got {self.kind!r} of type "
+                             f"{type(self.kind).__name__}; use kind=\"put\" or kind=\"call\"")
         check_choice("kind", self.kind, ("put", "call"), fix='use kind="put" or kind="call"')
         object.__setattr__(self, "strike", check_positive("strike", self.strike,
                                                           fix="pass a positive strike such as 40"))
@@ -121,6 +126,15 @@ class MertonCosts:
                                                      fix="pass a proportional cost in [0, 1) such as 0.005"))
         object.__setattr__(self, "maturity", check_positive("maturity", self.maturity,
                                                             fix="pass a positive horizon in years"))
+        # (α − r)/σ² can overflow to ±inf or nan (σ = 1e-200, α = 1e308, r = −1e308) without an exception
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            fraction = np.float64(self.drift - self.rate) / np.float64(self.volatility) ** 2
+        if not np.isfinite(fraction):
+            raise ValueError(
+                f"drift={self.drift!r}, rate={self.rate!r}, volatility={self.volatility!r} give a Merton fraction "
+                f"(drift - rate)/volatility**2 = {float(fraction)!r} that is not a finite number; pass a market "
+                "with |drift - rate|/volatility**2 well inside double precision (e.g. drift=0.168, rate=0.008, "
+                "volatility=0.3)")
         if not self.merton_fraction > 0.0:
             raise ValueError(
                 f"drift, rate and volatility give a Merton fraction (drift - rate)/volatility**2 = "

@@ -26,7 +26,6 @@ from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET
 from pdecore._reference.operators import build_generator_reference
 from pdecore.american import AmericanSettings
 from pdecore.exceptions import ConvergenceError
-from pdecore.grids import SinhGrid
 from pdecore.params import AmericanOption, BlackScholes
 
 
@@ -88,7 +87,7 @@ def solve_american_psor(model: BlackScholes, option: AmericanOption, *, n_space:
                                 tol=settings.tol, max_iter=settings.max_iter)
     spec = settings.resolve(model, option)
     # 1. grid
-    x = SinhGrid(0.0, spec["spot_max_ratio"], 1.0, spec["n_space"], spec["concentration"]).nodes()
+    x = spec["nodes"]  # the very nodes of solve_american (log-concentrated, plus S = 0)
     # 2. operator, 4. boundary rows
     right = BOUNDARY_DIRICHLET if option.kind == "put" else BOUNDARY_DEGENERATE
     lower, diag, upper, _ = build_generator_reference(

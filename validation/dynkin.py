@@ -289,3 +289,47 @@ def figure_log_returns(records_by_algorithm: dict, config, reference: DynkinRefe
     if out is not None:
         ax.figure.savefig(out, dpi=150, bbox_inches="tight")
     return ax
+
+
+# ------------------------------------------------------------------------------------------------ specs
+#: Where each key of an experiment spec (``kind = "dynkin"``, tables [model] [numerics] [train] [evaluate])
+#: goes: DynkinConfig fields, trainer settings, oracle numerics and backtest settings.
+SPEC_MODEL_KEYS = ("drift", "rate", "volatility", "cost", "maturity")
+SPEC_TRAINER_KEYS = ("steps", "eval_every", "checkpoint_every", "eval_at_start", "threads")
+SPEC_NUMERICS_KEYS = ("nodes_per_std", "n_std")
+SPEC_BACKTEST_KEYS = ("backtest_years", "backtest_paths", "backtest_seed", "steps_per_year")
+
+
+def config_from_spec(spec: dict):
+    """``(DynkinConfig, trainer settings, oracle numerics, backtest settings)`` from a spec mapping.
+
+    ``[model]`` and ``[train]`` (less the trainer keys) and ``[evaluate]`` (less the backtest keys) are
+    :class:`rl.dynkin.DynkinConfig` fields; ``device`` and ``compile`` are config fields too. Unknown keys
+    are refused by the config (``TypeError`` turned into a ``ValueError`` naming them).
+    """
+    from dataclasses import fields
+
+    from rl.dynkin import DynkinConfig
+
+    if spec.get("kind", "dynkin") != "dynkin":
+        raise ValueError(f"spec kind must be 'dynkin', got {spec.get('kind')!r}")
+    unknown_tables = sorted(set(spec) - {"kind", "model", "numerics", "train", "evaluate"})
+    if unknown_tables:
+        raise ValueError(f"unknown spec tables {unknown_tables}; use [model], [numerics], [train], [evaluate]")
+    model = dict(spec.get("model", {}))
+    train = dict(spec.get("train", {}))
+    evaluate_table = dict(spec.get("evaluate", {}))
+    numerics = dict(spec.get("numerics", {}))
+    trainer = {k: train.pop(k) for k in SPEC_TRAINER_KEYS if k in train}
+    backtest = {k: evaluate_table.pop(k) for k in SPEC_BACKTEST_KEYS if k in evaluate_table}
+    names = {f.name for f in fields(DynkinConfig)}
+    for table, keys in (("model", model), ("train", train), ("evaluate", evaluate_table)):
+        bad = sorted(set(keys) - names)
+        if bad or (table == "model" and set(keys) - set(SPEC_MODEL_KEYS)):
+            raise ValueError(f"unknown keys {bad or sorted(set(keys) - set(SPEC_MODEL_KEYS))} in [{table}] of a "
+                             "dynkin spec; see examples/dynkin_paper.toml")
+    bad = sorted(set(numerics) - set(SPEC_NUMERICS_KEYS))
+    if bad:
+        raise ValueError(f"unknown keys {bad} in [numerics] of a dynkin spec; use {list(SPEC_NUMERICS_KEYS)}")
+    config = DynkinConfig(**model, **train, **evaluate_table)
+    return config, trainer, numerics, backtest

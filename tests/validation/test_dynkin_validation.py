@@ -56,3 +56,19 @@ def test_figures_from_records(tmp_path, reference):
     figure_boundaries({"DSXZ": runs}, reference, out=tmp_path / "fig7a.png")
     figure_log_returns({"DSXZ": runs}, DynkinConfig(), reference, out=tmp_path / "fig7b.png", years=1.0, paths=50)
     assert (tmp_path / "fig7a.png").stat().st_size > 0 and (tmp_path / "fig7b.png").stat().st_size > 0
+
+
+def test_example_spec_is_the_paper_setting():
+    from pathlib import Path
+
+    from validation.configs import read_toml
+    from validation.dynkin import config_from_spec
+
+    spec = read_toml(Path(__file__).resolve().parents[2] / "examples" / "dynkin_paper.toml")
+    config, trainer, numerics, backtest = config_from_spec(spec)
+    assert spec["kind"] == "dynkin"
+    assert (config.n_steps, config.penalty, config.temperature) == (10, 5.0, 0.01)
+    assert config == DynkinConfig()  # the example writes out the defaults
+    assert trainer["steps"] == 15000 and backtest["backtest_years"] == 20.0 and numerics["nodes_per_std"] == 16.0
+    with pytest.raises(ValueError, match="unknown keys"):
+        config_from_spec({**spec, "train": {**spec["train"], "alpha": 1}})

@@ -266,3 +266,75 @@ def test_lock_held_by_another_process(tmp_path):
         holder.kill()
         holder.wait()
     Trainer(ToyRegression(), run, **_settings(total_steps=2), force=True).fit()
+
+
+def test_real_market_making_learner_interrupted_mid_step_resumes_bit_exactly(tmp_path):
+    from pdecore import MarketMakingModel
+    from rl.market_making.config import MMTrainConfig
+    from rl.market_making.learner import MarketMakingLearner
+
+    model = MarketMakingModel.paper_defaults(max_inventory=10)
+    config = MMTrainConfig(hidden=8, layers=2, total_steps=6, batch_paths=8, paths_every=2, paths_per_step=4,
+                           n_steps=10, seed=3)
+
+    class HalfStepMM(MarketMakingLearner):
+        calls = 0
+
+        def train_step(self, batch):
+            diagnostics = super().train_step(batch)
+            self.calls += 1
+            if self.calls == 4:
+                raise KeyboardInterrupt  # optimiser, scheduler and path buffer have moved
+            return diagnostics
+
+    settings = _settings(total_steps=6, eval_every=0, checkpoint_every=3)
+    straight = MarketMakingLearner(model, config)
+    Trainer(straight, tmp_path / "ref", **settings).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(HalfStepMM(model, config), tmp_path / "run", **settings).fit()
+    resumed = MarketMakingLearner(model, config)
+    Trainer(resumed, tmp_path / "run", resume=True, **settings).fit()
+    for key, value in straight.network.state_dict().items():
+        assert torch.equal(value, resumed.network.state_dict()[key]), key
+
+
+_KILLED = r"""
+import sys, time
+sys.path.insert(0, ".")
+from rl.trainer import Trainer
+from tests.rl.test_trainer import ToyRegression
+
+class Slow(ToyRegression):
+    def train_step(self, batch):
+        if len(self.optimizer.state) and int(next(iter(self.optimizer.state.values()))["step"]) == 7:
+            print("step 7", flush=True)
+            time.sleep(30)  # killed here, in the middle of the eighth step
+        return super().train_step(batch)
+
+Trainer(Slow(), sys.argv[1], total_steps=12, eval_every=1, checkpoint_every=5, seed=0, progress=False).fit()
+"""
+
+
+def test_kill_9_mid_step_then_resume_is_bit_exact(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = _settings(total_steps=12, eval_every=1, checkpoint_every=5)
+    reference = ToyRegression()
+    Trainer(reference, tmp_path / "ref", **settings).fit()
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-c", _KILLED, str(tmp_path / "run")], cwd=root,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "step 7"
+    finally:
+        process.kill()  # SIGKILL: no handler runs, the lock dies with the process
+        process.wait()
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 5
+    resumed = ToyRegression()
+    Trainer(resumed, tmp_path / "run", resume=True,  # every setting as recorded
+            **_settings(total_steps=None, eval_every=None, checkpoint_every=None)).fit()
+    assert torch.equal(_weights(resumed), _weights(reference))
+    assert _strip_time(_metrics(tmp_path / "run")) == _strip_time(_metrics(tmp_path / "ref"))

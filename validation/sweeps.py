@@ -470,7 +470,7 @@ def _start_client(scheduler: str | None, workers: int | None, n_runs: int):
                              "`dask scheduler` and pass the address it prints (tcp://HOST:8786)") from None
         return client, None
     n_workers = workers if workers is not None else max(1, min(_cores(), n_runs))
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 

@@ -1,0 +1,232 @@
+"""pderl sweep / validation.sweeps: the spec, the run folders, resume, failures, a killed worker.
+
+The cluster tests share one LocalCluster of two one-thread worker processes (module fixture, reached
+through its scheduler address, the path of ``--scheduler``), so torch is imported once per worker;
+one test lets run_sweep start its own LocalCluster. The sweeps are examples/sweep_smoke.toml (four
+five-step runs) or smaller.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from validation import sweeps
+from validation.sweeps import load_sweep, run_name, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "examples" / "sweep_smoke.toml"
+BASE = str(ROOT / "examples" / "stopping_paper.toml")
+
+#: Smallest stopping run: one training step, one evaluation on 128 paths, no PDE reference.
+TINY = {"steps": 1, "batch_size": 32, "volatility_warmup": 0, "eval_every": 1, "checkpoint_every": 1,
+        "eval_at_start": False, "threads": 1}
+
+
+def tiny_sweep(grid, **options):
+    return {"base": BASE, "train": dict(TINY), "evaluate": {"eval_paths": 128, "reference": "none"},
+            "grid": grid, "sweep": options}
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ====================================================================== spec (no cluster)
+def test_smoke_spec_resolves_four_named_points():
+    sweep = load_sweep(SMOKE)
+    assert [p.name for p in sweep.points] == ["penalty=5,seed=0", "penalty=5,seed=1",
+                                              "penalty=10,seed=0", "penalty=10,seed=1"]
+    assert sweep.points[0].overrides == {"train.penalty": 5.0, "train.seed": 0}
+    assert sweep.points[3].spec["train"]["penalty"] == 10.0 and sweep.points[3].spec["train"]["steps"] == 5
+    assert sweep.group == ["train.penalty"]
+    # the base file's values the sweep file does not change are kept
+    assert sweep.points[0].spec["train"]["hidden"] == 21 and sweep.base["model"]["strike"] == 40.0
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"grid": {"train.penalty": [1]}, "sweeps": {}}, ["unknown table or key 'sweeps'"]),
+    ({"grid": {"train.penalty": [1]}, "sweep": {"evaluation": True}}, ["unknown key 'evaluation' in [sweep]"]),
+    ({"grid": {"train.penalty": 5}}, ["[grid] 'train.penalty'", "non-empty list"]),
+    ({"grid": {"train.penalty": []}}, ["non-empty list"]),
+    ({"grid": {"train.penalti": [1, 2]}}, ["grid point", "unknown override 'train.penalti'"]),
+    ({"grid": {"train.steps": [0]}}, ["grid point", "steps"]),
+    ({"grid": {"train.penalty": [5, 5.0]}}, ["same experiment", "repeated value"]),
+    ({"grid": {"train.penalty": [5]}, "sweep": {"x": "train.seed"}}, ["x must be a key of [grid]"]),
+    ({"grid": {"train.penalty": [5]}, "sweep": {"group": ["train.seed"]}}, ["group names 'train.seed'"]),
+    ({"grid": {"train.penalty": [5]}, "sweep": {"evaluate": "yes"}}, ["evaluate must be a boolean"]),
+    ({"base": "missing.toml"}, ["base 'missing.toml'", "not found"]),
+])
+def test_bad_specs_are_refused_by_name(data, words):
+    data = {"base": BASE, **data}
+    with pytest.raises(ValueError) as info:
+        load_sweep(data)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_base_is_relative_to_the_sweep_file_and_inline_tables_merge(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "exp.toml").write_text('kind = "stopping"\n[train]\nsteps = 7\nhidden = 5\n')
+    (tmp_path / "sub" / "sw.toml").write_text('base = "exp.toml"\n[train]\nhidden = 9\n[grid]\n"train.seed" = [3]\n')
+    point = load_sweep(tmp_path / "sub" / "sw.toml").points[0]
+    assert (point.name, point.spec["train"]["steps"], point.spec["train"]["hidden"]) == ("seed=3", 7, 9)
+
+
+def test_run_names_are_filesystem_safe_and_distinct():
+    assert run_name({}) == "base"
+    assert run_name({"train.penalty": 0.1, "train.algorithm": "td0"}) == "penalty=0.1,algorithm=td0"
+    # the same last component in two tables: the full key keeps them apart
+    assert run_name({"train.seed": 1, "evaluate.seed": 2}) == "train.seed=1,evaluate.seed=2"
+    unsafe = run_name({"train.algorithm": "a/b c"})
+    assert "/" not in unsafe and " " not in unsafe and unsafe.startswith("algorithm=a_b_c-")
+    assert unsafe != run_name({"train.algorithm": "a b/c"})
+    long = run_name({f"train.k{i}": "x" * 30 for i in range(10)})
+    assert len(long) <= sweeps.MAX_NAME + 9
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="retries must be a non-negative integer"):
+        run_sweep(SMOKE, out=tmp_path / "a", retries=-1)
+    with pytest.raises(ValueError, match="workers and scheduler are exclusive"):
+        run_sweep(SMOKE, out=tmp_path / "a", workers=2, scheduler="tcp://127.0.0.1:1")
+    assert not (tmp_path / "a").exists()
+
+
+# ====================================================================== on a cluster
+@pytest.fixture(scope="module")
+def cluster():
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                     silence_logs=logging.ERROR)
+    yield local
+    local.close()
+
+
+@pytest.fixture(scope="module")
+def smoke(cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweeps") / "smoke"
+    result = run_sweep(SMOKE, out=out, scheduler=cluster.scheduler_address, progress=False)
+    return out, result
+
+
+def test_smoke_sweep_writes_every_run_and_the_aggregates(smoke):
+    out, result = smoke
+    assert result.ok and result.computed == 4 and result.reused == 0 and result.workers == 2
+    assert json.loads((out / ".pderl-run").read_text())["kind"] == "sweep"
+    for point in load_sweep(SMOKE).points:
+        run_dir = out / "runs" / point.name
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+        assert json.loads((run_dir / "config.json").read_text())["spec"] == point.spec
+        assert "rel_error_stopping" in json.loads((run_dir / "evaluation.json").read_text())
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
+    assert {(row["train.penalty"], row["train.seed"]) for row in rows} == {("5.0", "0"), ("5.0", "1"),
+                                                                           ("10.0", "0"), ("10.0", "1")}
+    assert all(row["steps"] == "5" and float(row["evaluate/rel_error_stopping"]) >= 0 for row in rows)
+    summary = read_csv(out / "summary.csv")
+    assert [(row["train.penalty"], row["n"]) for row in summary] == [("5.0", "2"), ("10.0", "2")]
+    # the s.d. is the sample one (ddof=1) of the two seeds' results
+    values = [float(r["evaluate/min_accuracy"]) for r in rows if r["train.penalty"] == "5.0"]
+    assert float(summary[0]["evaluate/min_accuracy_sd"]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5,
+                                                                          rel=1e-12)
+    assert (out / "sweep.png").stat().st_size > 10_000
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["status"] == "completed" and record["failures"] == [] and len(record["runs"]) == 4
+
+
+def test_resume_recomputes_nothing(smoke, tmp_path):
+    out, _ = smoke
+    files = sorted(p for p in (out / "runs").rglob("*") if p.is_file() and p.name != ".pderl-lock")
+    before = {p: p.stat().st_mtime_ns for p in files}
+    result = run_sweep(SMOKE, out=out, resume=True, progress=False)  # no cluster is even started
+    assert result.ok and result.computed == 0 and result.reused == 4 and result.workers == 0
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+    assert len(read_csv(out / "results.csv")) == 4
+    with pytest.raises(ValueError, match="already exists"):
+        run_sweep(SMOKE, out=out, progress=False)
+
+
+def test_resume_refuses_a_sweep_of_another_base(smoke):
+    out, _ = smoke
+    other = {"base": BASE, "train": {"steps": 6}, "grid": {"train.seed": [0]}}
+    with pytest.raises(ValueError, match="another base experiment spec"):
+        run_sweep(other, out=out, resume=True, progress=False)
+
+
+def test_a_failing_run_is_retried_then_reported_and_the_command_exits_1(cluster, tmp_path, capsys):
+    from validation.cli import main
+
+    # "cuda:99" passes the spec's check (cpu or cuda[:N]) and fails in the worker at train time
+    spec = tmp_path / "fail.toml"
+    spec.write_text(f'base = "{BASE}"\n[train]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
+                    + '[evaluate]\neval_paths = 128\nreference = "none"\n'
+                    + '[grid]\n"train.device" = ["cpu", "cuda:99"]\n')
+    out = tmp_path / "out"
+    code = main(["sweep", str(spec), "--out", str(out), "--scheduler", cluster.scheduler_address, "--retries", "2",
+                 "--json"])
+    assert code == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["computed"] == 1 and payload["failed"] == 1
+    failure = payload["failures"][0]
+    name = failure["name"]  # ":" is not filesystem-safe everywhere: replaced, and a hash keeps the name unique
+    assert name.startswith("device=cuda_99-") and failure["attempts"] == 3 and len(failure["errors"]) == 3
+    assert "cuda:99" in failure["error"] and failure["overrides"] == {"train.device": "cuda:99"}
+    assert json.loads((out / "sweep.json").read_text())["failures"][0]["attempts"] == 3
+    rows = {row["run"]: row for row in read_csv(out / "results.csv")}
+    assert rows[name]["status"] == "failed" and "cuda:99" in rows[name]["error"]
+    assert rows["device=cpu"]["status"] == "completed"
+    # text mode: one line on stderr naming the failure
+    assert main(["sweep", str(spec), "--out", str(out), "--resume", "--retries", "0", "--no-progress",
+                 "--scheduler", cluster.scheduler_address]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 reused, 1 failed" in err[0] and name in err[0]
+
+
+def test_run_sweep_starts_its_own_local_cluster(tmp_path):
+    result = run_sweep(tiny_sweep({"train.seed": [0]}), out=tmp_path / "own", workers=1, progress=False)
+    assert result.ok and result.computed == 1 and result.workers == 1
+    assert result.scheduler.startswith(("tcp://", "inproc://"))
+
+
+def test_killing_a_worker_mid_sweep_loses_no_finished_run(cluster, tmp_path):
+    """A worker killed with SIGKILL while the sweep runs: dask reschedules its run on the other
+    worker (the nanny restarts the killed one); the runs already finished are not touched."""
+    from distributed import Client
+
+    spec = tiny_sweep({"train.seed": list(range(5))})
+    spec["train"]["steps"] = 10
+    out = tmp_path / "killed"
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=run_sweep(
+        spec, out=out, scheduler=cluster.scheduler_address, progress=False)))
+    thread.start()
+    deadline = time.monotonic() + 120
+    finished = []
+    while not finished and time.monotonic() < deadline:
+        finished = [p for p in (out / "runs").glob("*/summary.json")
+                    if json.loads(p.read_text() or "{}").get("status") == "completed"] if (out / "runs").is_dir() else []
+        time.sleep(0.1)
+    assert finished, "no run finished within 120 s"
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+    with Client(cluster.scheduler_address) as client:
+        pids = client.run(os.getpid)
+        busy = [worker for worker, keys in client.processing().items() if keys]
+    assert busy, "every run finished before a worker could be killed"
+    os.kill(pids[busy[0]], signal.SIGKILL)  # a worker in the middle of a run
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    result = outcome["result"]
+    assert result.ok and len(result.runs) == 5 and all(run["status"] == "completed" for run in result.runs)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert len(read_csv(out / "results.csv")) == 5

@@ -125,7 +125,7 @@ class PDEReferences:
         """The :class:`rl.stopping.evaluation.StoppingReference` of the final evaluation: VI price and
         boundary at the RL dates, the European price and the oracle's boundary and prices (for every
         algorithm, so that runs of different algorithms are scored against the same target)."""
-        return _stopping_reference(config, self.american, self.oracle)
+        return _reference_from(config, self.american, self.oracle)
 
 
 def build_reference(config):
@@ -150,7 +150,14 @@ def build_reference(config):
     rl.stopping.evaluation.StoppingReference
     """
     oracle = _solve_oracle(config) if config.algorithm != "dong" else None
-    return _stopping_reference(config, _solve_american(config), oracle)
+    return _reference_from(config, _solve_american(config), oracle)
+
+
+def _reference_from(config, american, oracle):
+    """:meth:`rl.stopping.evaluation.StoppingReference.from_solutions` (imported late: torch is heavy)."""
+    from rl.stopping.evaluation import StoppingReference
+
+    return StoppingReference.from_solutions(config, american, oracle)
 
 
 def _solve_american(config, **exploratory):
@@ -167,22 +174,6 @@ def _solve_oracle(config):
 
     return stopping_oracle(config.model(), config.option(), n_steps=config.n_steps, penalty=config.penalty,
                            temperature=config.temperature, spot=config.spot)
-
-
-def _stopping_reference(config, american, oracle):
-    """Assemble a StoppingReference from a VI result and (optionally) a discrete oracle."""
-    from pdecore import bs_price
-    from rl.stopping.evaluation import StoppingReference
-
-    dates = np.arange(config.n_steps) * config.dt
-    european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility, config.rate,
-                        config.dividend)
-    targets = {} if oracle is None else {
-        "target_boundary": np.asarray(oracle.boundary[:config.n_steps], dtype=float),
-        "target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
-    return StoppingReference(price=float(american.price(config.spot)),
-                             boundary=np.interp(dates, american.times, american.boundary), european=float(european),
-                             source="pdecore.solve_american (VI) and pdecore.stopping_oracle", **targets)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -77,6 +77,35 @@ class StoppingReference:
     target_p_control: float | None = None
     source: str = "given"
 
+    @classmethod
+    def from_solutions(cls, config, american, oracle=None) -> "StoppingReference":
+        """Read a reference off results the caller has solved (nothing is solved here).
+
+        Parameters
+        ----------
+        config : rl.stopping.config.StoppingConfig
+            The run: its spot, option and dates ``t_l = lΔt``, ``l = 0..L−1``.
+        american : pdecore.AmericanResult
+            The variational inequality: price at ``S_0``; its boundary is interpolated linearly to
+            the dates.
+        oracle : pdecore.StoppingOracle, optional
+            The discrete oracle at the run's ``κ, λ, L``: boundary and exact prices of the target rule.
+
+        The European price is the closed form (:func:`pdecore.bs_price`) at the true volatility.
+        """
+        from pdecore import bs_price
+
+        dates = np.arange(config.n_steps) * config.dt
+        european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility, config.rate,
+                            config.dividend)
+        targets = {} if oracle is None else {
+            "target_boundary": np.asarray(oracle.boundary[:config.n_steps], dtype=float),
+            "target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
+        source = "pdecore.solve_american (VI)" + ("" if oracle is None else " and pdecore.stopping_oracle")
+        return cls(price=float(american.price(config.spot)),
+                   boundary=np.interp(dates, american.times, american.boundary), european=float(european),
+                   source=source, **targets)
+
 
 def true_decisions(spots: torch.Tensor, boundary: np.ndarray, kind: str) -> torch.Tensor:
     """The decision of a boundary rule at each date: ``x ≤ S*(t_l)`` (put) or ``x ≥ S*(t_l)`` (call).

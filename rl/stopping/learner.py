@@ -377,8 +377,8 @@ class StoppingLearner:
             errors, ``eval/p_stopping_cv``, ``eval/p_control_cv`` (control variate, see
             :func:`rl.stopping.evaluation.control_variate`), ``eval/p_*_crn`` (common random numbers
             against the oracle's rule), ``eval/rel_error_*`` against the reference price (plain,
-            ``_crn`` and ``_cv``), ``eval/min_accuracy``, ``eval/mean_accuracy`` (against the discrete oracle's decisions;
-            the VI boundary for Dong's learner, which has no oracle), ``eval/min_accuracy_vi``,
+            ``_crn`` and ``_cv``), ``eval/min_accuracy``, ``eval/mean_accuracy`` (against the discrete
+            oracle's decisions; the VI boundary for Dong's learner, which has no oracle), ``eval/min_accuracy_vi``,
             ``eval/mean_accuracy_vi`` (against the VI boundary), ``eval/volatility``,
             ``eval/value0`` (learned ``V_0(S_0)``), ``eval/exercise_share``; every number comes from
             :func:`rl.stopping.evaluation.evaluate_stopping` (the same as the final evaluation's).
@@ -433,20 +433,11 @@ def _deprecated_pde_reference(config: StoppingConfig) -> StoppingReference:
     """
     warnings.warn('StoppingLearner(reference="pde") is deprecated; pass '
                   "reference=validation.stopping.build_reference(config)", DeprecationWarning, stacklevel=3)
-    from pdecore import bs_price, solve_american, stopping_oracle
+    from pdecore import solve_american, stopping_oracle
 
     model, option = config.model(), config.option()
-    american = solve_american(model, option)
-    dates = np.arange(config.n_steps) * config.dt
     oracle = None
     if config.algorithm != "dong":
         oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
                                  temperature=config.temperature, spot=config.spot)
-    european = bs_price(config.kind, config.spot, config.strike, config.maturity, config.volatility, config.rate,
-                        config.dividend)
-    targets = {} if oracle is None else {
-        "target_boundary": np.asarray(oracle.boundary[:config.n_steps], dtype=float),
-        "target_p_stopping": float(oracle.p_stopping), "target_p_control": float(oracle.p_control)}
-    return StoppingReference(price=float(american.price(config.spot)),
-                             boundary=np.interp(dates, american.times, american.boundary), european=float(european),
-                             source="pdecore.solve_american (VI) and pdecore.stopping_oracle", **targets)
+    return StoppingReference.from_solutions(config, solve_american(model, option), oracle)

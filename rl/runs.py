@@ -1,15 +1,21 @@
-"""Run folders: nothing is lost, nothing is silently overwritten.
+"""Run folders: nothing is lost, nothing is silently overwritten, nothing in them runs code.
 
 A run folder holds
 
+* ``.pderl-run`` — the marker (:data:`MARKER_NAME`) saying pderl wrote the folder: ``--force`` replaces
+  only such folders (:func:`check_replaceable`), never ``/``, the home folder, the working directory or
+  one of their parents;
+* ``.pderl-lock`` — the lock file (:class:`RunDirLock`): one process per folder at a time;
 * ``config.json`` — the full configuration, the seed, package versions, the command line and host;
 * ``metrics.jsonl`` — one JSON object per evaluation, appended as training goes;
 * ``checkpoint.pt`` (or any artifact) — written atomically (write to a temporary file in the same
-  folder, ``fsync``, then ``os.replace``), so a crash never leaves a half-written file;
+  folder, ``fsync``, then ``os.replace``; the mode follows the umask), so a crash never leaves a
+  half-written file; read back with :func:`load_checkpoint`, as weights only;
 * ``summary.json`` — final (or partial, after Ctrl-C) metrics.
 
-:func:`prepare_run_dir` enforces the policy shared by every long-running command: an existing,
+:func:`claim_run_dir` enforces the policy shared by every long-running command: an existing,
 non-empty folder is refused unless ``force`` (start over) or ``resume`` (continue) is given.
+:class:`InterruptDeferral` moves Ctrl-C to safe points (step boundaries) and shields file writes.
 """
 
 from __future__ import annotations
@@ -240,10 +246,14 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 #: written before the marker existed, only pderl's own record files); see :func:`check_replaceable`.
 MARKER_NAME = ".pderl-run"
 
-# Names an unmarked folder written by older pderl versions may hold (run folders of rl.trainer and
-# reproduce folders of validation.reproduce); anything else in it means a user's file is there.
-_PDERL_NAMES = frozenset({"config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "run.json", "report.md",
-                          "metrics.json", "stages", "figures", "data", "runs", MARKER_NAME, ".pderl-lock"})
+# What an unmarked folder written by an older pderl holds, by the record that identifies it: a run folder
+# of rl.trainer (config.json) or a reproduce folder (run.json). Anything else means a user's file is there.
+_LEGACY_RECORDS = {
+    "config.json": (("learner", "environment"),
+                    frozenset({"config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"})),
+    "run.json": (("config", "versions"),
+                 frozenset({"run.json", "report.md", "metrics.json", "stages", "figures", "data", "runs"})),
+}
 
 
 def _read_marker(path: Path) -> dict | None:
@@ -257,7 +267,7 @@ def _read_marker(path: Path) -> dict | None:
 def _legacy_record(path: Path) -> str | None:
     """The name of the pderl record of an unmarked folder (``config.json`` of a trainer run with its
     ``learner`` and ``environment`` entries, ``run.json`` of a reproduce folder), or None."""
-    for name, keys in (("config.json", ("learner", "environment")), ("run.json", ("config", "versions"))):
+    for name, (keys, _) in _LEGACY_RECORDS.items():
         try:
             record = json.loads((path / name).read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
@@ -303,10 +313,11 @@ def check_replaceable(path: str | os.PathLike) -> Path:
                          "the working directory or one of their parents; choose a new folder for --out")
     if _read_marker(resolved) is not None:
         return resolved
-    if _legacy_record(resolved) is not None:
+    record = _legacy_record(resolved)
+    if record is not None:
+        known = _LEGACY_RECORDS[record][1] | {MARKER_NAME, LOCK_NAME}
         foreign = sorted(entry.name for entry in resolved.iterdir()
-                         if entry.name not in _PDERL_NAMES and not (entry.name.startswith(".")
-                                                                    and entry.name.endswith(".tmp")))
+                         if entry.name not in known and not (entry.name.startswith(".") and entry.name.endswith(".tmp")))
         if not foreign:
             return resolved
         raise ValueError(f"--force refuses to replace {str(path)!r}: it holds files pderl did not write "
@@ -364,9 +375,17 @@ def claim_run_dir(path: str | os.PathLike, *, force: bool = False, resume: bool 
     ------
     ValueError
         One line naming the folder: exists without ``force``/``resume``, both given, ``resume`` of a
-        missing or foreign folder, ``force`` on a folder pderl did not write, folder in use.
+        missing or foreign folder, ``force`` on a folder pderl did not write, folder in use, or the
+        system refusing to create, read or lock it (permissions, read-only disk).
     """
-    path = Path(path)
+    try:
+        return _claim_run_dir(Path(path), force=force, resume=resume, kind=kind)
+    except OSError as exc:
+        raise ValueError(f"run folder {str(path)!r} cannot be created, read or locked ({exc.strerror or exc}); "
+                         "choose a writable --out") from None
+
+
+def _claim_run_dir(path: Path, *, force: bool, resume: bool, kind: str) -> "RunDirLock":
     if force and resume:
         raise ValueError("force and resume are exclusive: --force starts over, --resume continues; "
                          "pass only one of them")

@@ -122,3 +122,21 @@ def test_atomic_writes_get_the_umask_mode(tmp_path, umask):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_unwritable_parent_is_a_one_line_error(tmp_path):
+    import os
+
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"file\.txt/run.*cannot be created"):
+        prepare_run_dir(tmp_path / "file.txt" / "run")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: nothing to test
+            pytest.skip("running as root")
+        with pytest.raises(ValueError, match="cannot be created"):
+            prepare_run_dir(locked / "run")
+    finally:
+        locked.chmod(0o700)

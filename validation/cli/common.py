@@ -71,6 +71,21 @@ def add_overwrite_flag(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
 
 
+def _path_argument(flag: str, path, what: str = "file"):
+    """``path`` as a ``Path``; an empty or non-path value is refused naming ``flag``."""
+    from pathlib import Path
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ValueError(f"{flag} needs a {what} name, got {path!r}")
+    return Path(path)
+
+
+def _check_suffix(flag: str, path, suffixes: tuple[str, ...] | None) -> None:
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} {str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+                         f"use one of {', '.join(suffixes)}")
+
+
 def check_output_file(flag: str, path, *, suffixes: tuple[str, ...] | None = None, overwrite: bool = False):
     """Validate a file an option writes, before any work is done.
 
@@ -83,20 +98,14 @@ def check_output_file(flag: str, path, *, suffixes: tuple[str, ...] | None = Non
     pathlib.Path
         The path.
     """
-    from pathlib import Path
-
-    if not isinstance(path, (str, Path)) or not str(path).strip():
-        raise ValueError(f"{flag} needs a file name, got {path!r}")
-    path = Path(path)
+    path = _path_argument(flag, path)
     if path.is_dir():
         example = f"{path}/name{suffixes[0] if suffixes else ''}"
         raise ValueError(f"{flag} {str(path)!r} is a folder; give a file name such as {example!r}")
     if not path.parent.is_dir():
         raise ValueError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it or choose "
                          "another path")
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{flag} {str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
-                         f"use one of {', '.join(suffixes)}")
+    _check_suffix(flag, path, suffixes)
     if path.exists() and not overwrite:
         raise ValueError(f"{flag} {str(path)!r} already exists; choose a new name or pass --overwrite")
     return path
@@ -105,11 +114,7 @@ def check_output_file(flag: str, path, *, suffixes: tuple[str, ...] | None = Non
 def check_output_folder(flag: str, path):
     """Validate a folder an option writes files into: refused when the path is an existing file or
     its parent folder does not exist (one line naming ``flag`` and the path)."""
-    from pathlib import Path
-
-    if not isinstance(path, (str, Path)) or not str(path).strip():
-        raise ValueError(f"{flag} needs a folder name, got {path!r}")
-    path = Path(path)
+    path = _path_argument(flag, path, "folder")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{flag} {str(path)!r} is a file, not a folder; give a folder name")
     if not path.exists() and not path.parent.is_dir():
@@ -127,18 +132,12 @@ def check_input_text_file(flag: str, path, *, suffixes: tuple[str, ...] | None =
     pathlib.Path
         The path.
     """
-    from pathlib import Path
-
-    if not isinstance(path, (str, Path)) or not str(path).strip():
-        raise ValueError(f"{flag} needs a file name, got {path!r}")
-    path = Path(path)
+    path = _path_argument(flag, path)
     if not path.exists():
         raise ValueError(f"{flag} {str(path)!r} does not exist")
     if not path.is_file():
         raise ValueError(f"{flag} {str(path)!r} is not a file")
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{flag} {str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
-                         f"expected {', '.join(suffixes)}")
+    _check_suffix(flag, path, suffixes)
     try:
         data = path.read_bytes()
         if b"\x00" in data:

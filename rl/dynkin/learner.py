@@ -40,12 +40,7 @@ from rl.dynkin.policies import TwoPlayerPolicy
 from rl.dynkin.simulator import RatioSimulator, clamped_obstacles_torch
 from rl.losses import dai_dong_intensities, dai_dong_td_loss, dynkin_martingale_loss, dynkin_td0_loss
 from rl.networks import BatchedValueNetwork
-
-
-def _seeds(seed: int, count: int) -> list[int]:
-    """Independent 63-bit seeds derived from one seed (NumPy's SeedSequence)."""
-    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
-    return [int(s) & (2**63 - 1) for s in state]
+from rl.stopping.learner import _seeds  # one seed -> independent training / initialisation seeds
 
 
 class DynkinLearner:

@@ -25,6 +25,16 @@ schema: sweeps, resumes and reports handle runs of every kind the same way, and 
 (a Dynkin game) is one more entry of :data:`KINDS` (an adapter that builds the learner and its
 reference from a spec, names its trainer settings and rebuilds a learner from a ``config.json``).
 
+Adding a kind
+-------------
+An adapter object with ``name``; ``schema()`` (table → key → :class:`Key`, with every key of
+:data:`TRAINER_KEYS` in ``[train]``: that is where the kind names its trainer settings' defaults);
+``resolve(spec)`` (fill the defaults that depend on other keys, validate by building the
+configuration); ``build(spec, reference=None)`` (the learner, with its reference built from the spec
+unless one is handed in); ``owns_record(learner_record)`` and ``learner_from_record(record, device,
+reference)`` (rebuild from ``config.json``); ``evaluate(learner, record, **options)``; optionally
+``after_load(learner)``. :func:`register` checks and adds it.
+
 Python API (no argparse)::
 
     from validation import experiments
@@ -166,12 +176,6 @@ class StoppingKind:
                   if key in names}
         return self.config_class()(**values)
 
-    def trainer_settings(self, spec: dict) -> dict:
-        train = spec["train"]
-        return {"total_steps": train["steps"], "eval_every": train["eval_every"],
-                "checkpoint_every": train["checkpoint_every"], "eval_at_start": train["eval_at_start"],
-                "seed": train["seed"], "device": train["device"]}
-
     def reference(self, spec: dict, config):
         """The VI price and boundary and the discrete oracle (:func:`validation.stopping.build_reference`),
         solved here and handed to the learner, which only reads them."""
@@ -289,12 +293,6 @@ class MarketMakingKind:
         except TypeError as exc:
             raise ValueError(f"[train] has a value of the wrong type: {exc}") from None
 
-    def trainer_settings(self, spec: dict) -> dict:
-        train = spec["train"]
-        return {"total_steps": train["steps"], "eval_every": train["eval_every"],
-                "checkpoint_every": train["checkpoint_every"], "eval_at_start": train["eval_at_start"],
-                "seed": train["seed"], "device": train["device"]}
-
     def reference(self, spec: dict, model):
         from validation.market_making import grid_feasible
 
@@ -351,7 +349,28 @@ class MarketMakingKind:
 
 
 #: The registry of experiment kinds: one adapter per learner (a Dynkin learner adds one entry).
-KINDS: dict[str, Any] = {"stopping": StoppingKind(), "market_making": MarketMakingKind()}
+KINDS: dict[str, Any] = {}
+
+
+def register(adapter) -> None:
+    """Add an experiment kind (see "Adding a kind" in the module docstring)."""
+    missing = [key for key in TRAINER_KEYS if key not in adapter.schema()["train"]]
+    if missing:
+        raise ValueError(f"experiment kind {adapter.name!r} lacks the trainer keys {missing} in its [train] schema")
+    KINDS[adapter.name] = adapter
+
+
+register(StoppingKind())
+register(MarketMakingKind())
+
+
+def trainer_settings(spec: dict) -> dict:
+    """The :class:`rl.trainer.Trainer` keywords of a resolved spec (the same keys for every kind; the
+    learner's own seed seeds the trainer's global generators too)."""
+    train = spec["train"]
+    return {"total_steps": train["steps"], "eval_every": train["eval_every"],
+            "checkpoint_every": train["checkpoint_every"], "eval_at_start": train["eval_at_start"],
+            "seed": train["seed"], "device": train["device"]}
 
 
 def _is_factory(reference) -> bool:
@@ -533,7 +552,7 @@ def run(spec=None, *, out, overrides: Mapping[str, Any] | None = None, resume: b
     extra = {"spec": resolved}
     if isinstance(spec, (str, Path)):
         extra["spec_file"] = str(spec)
-    trainer = Trainer(learner, out, **adapter.trainer_settings(resolved), progress=progress, resume=resume,
+    trainer = Trainer(learner, out, **trainer_settings(resolved), progress=progress, resume=resume,
                       force=force, extra_config=extra)
     summary = trainer.fit()
     return {**summary, "kind": resolved["kind"], "spec": resolved}
@@ -606,4 +625,5 @@ def evaluate(run_dir, *, device: str = "cpu", kind: str | None = None, **options
     return _adapter(record["kind"]).evaluate(learner, record, **options)
 
 
-__all__ = ["KINDS", "TABLES", "evaluate", "load_run", "load_spec", "read_toml", "run", "schema"]
+__all__ = ["KINDS", "TABLES", "evaluate", "load_run", "load_spec", "read_toml", "register", "run", "schema",
+           "trainer_settings"]

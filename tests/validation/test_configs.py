@@ -115,3 +115,18 @@ def test_cli_quadratic_text(capsys):
     assert main(["solve", "mm", "--config", str(EXAMPLES / "mm_ten_options.toml")]) == 0
     out = capsys.readouterr().out
     assert "quadratic" in out and "option 9" in out
+
+
+def test_experiment_spec_header_is_accepted(tmp_path):
+    """A training spec (kind = "market_making") also solves with `pderl solve mm`; another kind is refused."""
+    model, _, _ = load_mm_config(_write(tmp_path, 'kind = "market_making"\n[model]\npreset = "paper"\n'))
+    assert model.n_options == 1
+    with pytest.raises(ValueError, match="'stopping' spec"):
+        load_mm_config(_write(tmp_path, 'kind = "stopping"\n[model]\npreset = "paper"\n'))
+
+
+def test_missing_file_and_folder_are_named(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_mm_config(tmp_path / "nothing.toml")
+    with pytest.raises(ValueError, match="is a directory"):
+        load_mm_config(tmp_path)

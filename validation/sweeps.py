@@ -571,7 +571,9 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
             result = SweepResult(out=out, runs=runs, failures=failures, seconds=time.perf_counter() - started,
                                  scheduler=address, workers=n_workers)
             result.files, result.warnings = write_outputs(sweep, result)
-            record.update(status="completed" if not failures else "failed", scheduler=address, workers=n_workers,
+            interrupted = sys.exc_info()[0] is not None  # Ctrl-C or a lost scheduler: the runs not done are listed
+            record.update(status="interrupted" if interrupted else "completed" if not failures else "failed",
+                          scheduler=address, workers=n_workers,
                           seconds=result.seconds, failures=failures, warnings=result.warnings,
                           runs=[{k: v for k, v in r.items() if k not in ("summary", "evaluation")} for r in runs])
             atomic_write_json(out / RECORD_NAME, record)

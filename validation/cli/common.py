@@ -33,8 +33,9 @@ def add_json_flag(parser) -> None:
 def add_run_folder_arguments(parser) -> None:
     """``--out/--resume/--force`` of the training commands (the run-folder policy of ``rl.runs``)."""
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint (to its recorded steps)")
+    parser.add_argument("--force", action="store_true", help="replace an existing run folder (only one pderl wrote)")
 
 
 def add_black_scholes_arguments(parser, *, spot: bool) -> None:

@@ -141,7 +141,7 @@ class StoppingKind:
     :class:`pdecore.AmericanOption` fields plus ``spot``), ``[train]`` the other
     :class:`rl.stopping.config.StoppingConfig` fields and the trainer's settings, ``[evaluate]`` the
     test paths and the reference (``"pde"``: the VI price and boundary and the discrete oracle,
-    computed at the first evaluation; ``"none"``). ``[numerics]`` has no keys yet (the references use
+    solved before training by :func:`validation.stopping.build_reference`; ``"none"``). ``[numerics]`` has no keys yet (the references use
     pdecore's default grids). Defaults: the paper's Table 1 (the same as ``pderl train stopping``).
     """
 
@@ -161,6 +161,8 @@ class StoppingKind:
         model = {name: Key.like(config_fields[name]) for name in self.MODEL_FIELDS if name in config_fields}
         evaluate = {name: Key.like(config_fields[name]) for name in self.EVALUATE_FIELDS if name in config_fields}
         evaluate["reference"] = Key("pde", (str,), choices=("pde", "none"))
+        if "kind" in model:  # the option's kind (the AmericanOption refuses others only when built)
+            model["kind"].choices = ("put", "call")
         train = {name: Key.like(default) for name, default in config_fields.items()
                  if name not in model and name not in evaluate}
         train.update({name: Key.like(default) for name, default in self.TRAINER_DEFAULTS.items()})
@@ -252,6 +254,8 @@ class MarketMakingKind:
 
         model = {name: Key(None) for name in MODEL_KEYS + PRESET_KEYS}
         numerics = {name: Key(None) for name in NUMERICS_KEYS}
+        numerics.update({name: Key(None, (int,), optional=True) for name in ("n_time", "n_substeps", "n_quadrature")
+                         if name in numerics})
         numerics["method"] = Key("grid", (str,), choices=("grid", "quadratic"))
         train = {f.name: Key.like(f.default) for f in dataclass_fields(self.config_class()) if f.name != "total_steps"}
         for name, default in self.TRAINER_DEFAULTS.items():
@@ -326,10 +330,8 @@ class MarketMakingKind:
         fields = dict(learner_record["model"])
         fields["spread_bounds"] = tuple(fields["spread_bounds"])
         model = MarketMakingModel(**fields)
-        config_class = self.config_class()
-        train = (config_class.from_record(learner_record["train"], device=device)
-                 if "device" in {f.name for f in dataclass_fields(config_class)}
-                 else config_class(**learner_record["train"]))
+        # from_record: runs recorded before an option was removed still load; device: where to evaluate
+        train = self.config_class().from_record(learner_record["train"], device=device)
         return MarketMakingLearner(model, train, reference=None if reference == "default" else reference)
 
     def after_load(self, learner) -> None:

@@ -140,3 +140,16 @@ def test_unwritable_parent_is_a_one_line_error(tmp_path):
             prepare_run_dir(locked / "run")
     finally:
         locked.chmod(0o700)
+
+
+def test_resume_needs_a_pderl_folder_of_the_same_kind(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="is not a pderl folder"):
+        prepare_run_dir(foreign, resume=True)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # not even a lock file was left
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds a pderl 'run' folder, not a 'reproduce' one"):
+        prepare_run_dir(run, resume=True, kind="reproduce")

@@ -106,3 +106,20 @@ def test_shipped_training_configs_load(name, baseline):
     assert train.baseline == baseline and train.total_steps == spec["train"]["steps"]
     assert model.n_options == {"mm_train_one_option.toml": 1, "mm_train_two_options.toml": 2,
                                "mm_train_ten_options.toml": 10}[name]
+
+
+def test_reproduce_stage_runs_through_experiments(tmp_path, monkeypatch):
+    """Stage 50 with shrunken settings: its run is an experiment spec that `pderl train mm` can replay."""
+    from validation.reproduce import StageContext
+    from validation.stages import stage_50_mm_rl as stage
+
+    monkeypatch.setattr(stage, "QUICK", {"max_inventory": 10, "steps": 3, "reference_n_time": 50, "pnl_paths": 20,
+                                         "pnl_steps": 20, "long_inventory": 5, "path_paths": 5, "two_options": False})
+    ctx = StageContext(out_dir=tmp_path, quick=True, seed=0, progress=False, log=lambda message: None)
+    output = stage.run(ctx)
+    assert output.metrics["training_steps"] == 3 and output.metrics["value_baseline"] == "learned"
+    for figure in output.figures:
+        assert (tmp_path / figure).stat().st_size > 0, figure
+    record = json.loads((tmp_path / "runs" / "mm_one_option" / "config.json").read_text())
+    assert record["spec"]["model"] == {"preset": "paper", "n_options": 1, "max_inventory": 10}
+    assert record["spec"]["train"]["steps"] == 3 and record["spec"]["train"]["eval_at_start"] is True

@@ -8,10 +8,11 @@ quadratic-approximation and constant-1/k policies on common random numbers, and 
 figures (spreads vs inventory at t = 0 and 0.6 T, spreads over time at a long inventory, inventory
 paths).
 
-Quick mode: ``Q̄ = 60`` (the bound is hit on well under 1% of path-steps), 60 gradient steps, P&L on
-1000 paths × 1000 steps (about 1–2 minutes on 2 cores). Full mode: ``Q̄ = 100``, 300 steps, 4000
-paths, plus the two-option runs (strikes 100 and 105, correlation 0.6) with φ = 0 and φ > 0 and
-their cross-inventory figures.
+Quick mode: ``Q̄ = 100`` (the bound is hit on well under 1% of path-steps), 150 policy-iteration steps
+of the model-free network, P&L on 1000 paths × 1000 steps. Full mode: the same run with P&L on 4000
+paths × 2000 steps, plus the two-option runs (strikes 100 and 105, correlation 0.6, 200 steps) with
+φ = 0 and φ > 0 and their cross-inventory figures. Every run is a :mod:`validation.experiments` spec
+(the model as a ``[model]`` table), so ``runs/*/config.json`` replays it with ``pderl train mm``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from __future__ import annotations
 from validation.stages._types import StageContext, StageOutput
 
 TITLE = "RL market making: policy iteration with a value network vs the inventory-grid HJB"
+
+#: Settings of the two modes; module-level so that tests can shrink them. ``long_inventory``: the
+#: inventory of the spreads-over-time figure; ``path_paths``: paths of the inventory-path figure.
+QUICK = {"max_inventory": 100, "steps": 150, "reference_n_time": 1000, "pnl_paths": 1000, "pnl_steps": 1000,
+         "long_inventory": 20, "path_paths": 300, "two_options": False}
+FULL = {**QUICK, "pnl_paths": 4000, "pnl_steps": 2000, "two_options": True}
 
 
 def _train(ctx: StageContext, name: str, model_table: dict, steps: int, reference):
@@ -48,17 +55,17 @@ def run(ctx: StageContext) -> StageOutput:
                                              plot_spreads_vs_inventory, pnl_table_markdown)
 
     torch.set_num_threads(1)
-    quick = ctx.quick
-    qbar = 100
+    settings = QUICK if ctx.quick else FULL
+    qbar = settings["max_inventory"]
     model_table = {"preset": "paper", "n_options": 1, "max_inventory": qbar}
     model = build_model(model_table)
     ctx.log("[mm_rl] grid reference ...")
-    reference = pdecore.solve_market_making(model, n_time=1000)
-    steps = 150
+    reference = pdecore.solve_market_making(model, n_time=settings["reference_n_time"])
+    steps = settings["steps"]
     ctx.log(f"[mm_rl] training one option for {steps} steps ...")
     learner, summary = _train(ctx, "mm_one_option", model_table, steps, reference)
     baseline = summary["spec"]["train"]["baseline"]
-    n_paths, n_steps = (1000, 1000) if quick else (4000, 2000)
+    n_paths, n_steps = settings["pnl_paths"], settings["pnl_steps"]
     ctx.log(f"[mm_rl] P&L on common random numbers ({n_paths} paths x {n_steps} steps) ...")
     evaluation = evaluate_run(learner, n_paths=n_paths, n_steps=n_steps, seed=ctx.seed + 777, reference=reference)
 
@@ -71,12 +78,12 @@ def run(ctx: StageContext) -> StageOutput:
     plt.close(fig)
     figures.append("figures/mm_rl_spreads_vs_inventory.png")
     fig, ax = plt.subplots(figsize=(6, 4))
-    plot_spreads_over_time(learner, reference, 20, ax=ax)
+    plot_spreads_over_time(learner, reference, settings["long_inventory"], ax=ax)
     fig.tight_layout()
     fig.savefig(ctx.figure_path("mm_rl_spreads_over_time.png"), dpi=110)
     plt.close(fig)
     figures.append("figures/mm_rl_spreads_over_time.png")
-    paths = compare_policies(model, {"learned": learner.policy()}, n_paths=300, n_steps=n_steps,
+    paths = compare_policies(model, {"learned": learner.policy()}, n_paths=settings["path_paths"], n_steps=n_steps,
                              seed=ctx.seed + 1, record="learned")["_paths"]
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_inventory_paths(paths, ax=ax)
@@ -114,7 +121,7 @@ def run(ctx: StageContext) -> StageOutput:
         "![inventory paths](figures/mm_rl_inventory_paths.png)",
     ]
 
-    if not quick:
+    if settings["two_options"]:
         for label, phi in (("phi0", 0.0), ("phi", 0.5)):
             table2 = {"preset": "paper", "n_options": 2, "max_inventory": 30, "risk_aversion": phi,
                       "noise_cov": [[0.0025, 0.0015], [0.0015, 0.0025]]}

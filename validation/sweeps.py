@@ -772,7 +772,8 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
             mean = [r[f"{metric}_mean"] for r in members]
             sd = [r[f"{metric}_sd"] if math.isfinite(r[f"{metric}_sd"]) else 0.0 for r in members]
             label = ", ".join(f"{o.rpartition('.')[2]}={json.loads(k)}" for o, k in zip(others, line_key)) or None
-            (line,) = ax.plot(xs, mean, marker="o", label=label)
+            # error bars as well as the band: a band over a single x (one grid point) has no width
+            line = ax.errorbar(xs, mean, yerr=sd, marker="o", capsize=3, label=label).lines[0]
             ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=line.get_color(), alpha=0.2, linewidth=0)
         if numeric:
@@ -781,11 +782,12 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
                 ax.set_xscale("log")
         else:
             ax.set_xticks(range(len(x_values)), [str(json.loads(s)) for s in x_values])
+            ax.set_xlim(-0.5, len(x_values) - 0.5)
         ax.set_xlabel(_label(x_key) if x_key else "")
         ax.set_ylabel(_label(metric))
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-        if any(h.get_label() and not h.get_label().startswith("_") for h in ax.get_lines()):
+        if len(lines) > 1:
             ax.legend(fontsize=8)
     counts = sorted({r["n"] for r in rows if r["n"]})
     fig.suptitle(f"{Path(sweep.source).name}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
@@ -810,7 +812,7 @@ def write_outputs(sweep: SweepSpec, result: SweepResult) -> tuple[dict, list[str
     if requested is None:
         aggregated = ["seconds", *metric_columns]
         plotted = [c for c in (_metric_column(m, columns) for m in DEFAULT_PLOTTED.get(sweep.kind, ())) if c]
-        plotted = plotted or metric_columns[:3]
+        plotted = plotted or metric_columns[:3] or ["seconds"]  # a run without evaluations still has its time
     else:
         plotted = []
         for name in requested:

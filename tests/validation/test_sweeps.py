@@ -101,6 +101,31 @@ def test_bad_arguments_are_refused(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_aggregates_keep_failed_rows_and_average_completed_ones(tmp_path):
+    """results.csv has every run; summary.csv's n, mean and s.d. (ddof=1) use the completed ones only;
+    one figure line per algorithm over the penalty axis."""
+    sweep = load_sweep({"base": BASE, "grid": {"train.algorithm": ["ml", "td0"], "train.penalty": [1, 10],
+                                               "train.seed": [0, 1, 2]}})
+    runs = []
+    for index, point in enumerate(sweep.points):
+        error = {"eval/rel_error_stopping": 0.01 * index, "eval/min_accuracy": 0.9}
+        runs.append({"name": point.name, "overrides": point.overrides, "status": "completed", "computed": True,
+                     "attempts": 1, "errors": [], "summary": {"step": 5, "seconds": 1.0, "evaluation": error},
+                     "evaluation": None})
+    runs[-1].update(status="failed", errors=["RuntimeError: boom"], summary=None, attempts=2)
+    result = sweeps.SweepResult(out=tmp_path, runs=runs, failures=[], seconds=0.0, scheduler="-", workers=0)
+    files, warnings = sweeps.write_outputs(sweep, result)
+    assert warnings == [] and files["figure"].stat().st_size > 10_000
+    rows = read_csv(files["results"])
+    assert len(rows) == 12 and rows[-1]["status"] == "failed" and rows[-1]["error"] == "RuntimeError: boom"
+    assert rows[-1]["eval/rel_error_stopping"] == "" and rows[-1]["attempts"] == "2"
+    summary = {(r["train.algorithm"], r["train.penalty"]): r for r in read_csv(files["summary"])}
+    assert summary[("ml", "1.0")]["n"] == "3" and summary[("td0", "10.0")]["n"] == "2"
+    assert float(summary[("ml", "1.0")]["eval/rel_error_stopping_mean"]) == pytest.approx(0.01)
+    assert float(summary[("ml", "1.0")]["eval/rel_error_stopping_sd"]) == pytest.approx(0.01)
+    assert float(summary[("td0", "10.0")]["eval/rel_error_stopping_mean"]) == pytest.approx(0.095)
+
+
 # ====================================================================== on a cluster
 @pytest.fixture(scope="module")
 def cluster():

@@ -36,7 +36,7 @@ import torch
 
 from pdecore.checks import check_int
 from rl.black_scholes import bs_price_delta_torch
-from rl.market_making.policies import ASK, BID, DTYPE, MarketState, SpreadPolicy
+from rl.market_making.policies import ASK, BID, DTYPE, MarketState, Quotes, SpreadPolicy
 
 _MAX_POISSON_TERMS = 64
 
@@ -223,70 +223,18 @@ class MarketMakingSimulator:
         record : bool, default False
             Keep the inventory, spot, price and quote paths.
         """
-        n_paths = check_int("n_paths", n_paths, minimum=1, fix="pass a positive number of paths")
-        model = self.model
-        sigma = float(model.volatility)
-        n = self.n_options
-        qbar = self.max_inventory
-        dev = self.device
-        # draws come from the generator's own device (a CPU generator gives the same numbers whatever
-        # the simulation device: seeds reproduce across devices) and are then moved to ``dev``
-        draw_on = generator.device
-        state = self.initial_state(n_paths, initial_inventory)
-        inventory, spot, noise = state.inventory, state.spot, state.noise
-        base, hedge_ratio = self.mid_prices(spot, 0.0)
-        prices = base + noise
-        zeros = lambda *shape: torch.zeros(*shape, dtype=DTYPE, device=dev)  # noqa: E731
-        income, inventory_pnl, risk, entropy_bonus = zeros(n_paths), zeros(n_paths), zeros(n_paths), zeros(n_paths)
-        fills_total = zeros(n_paths, n, 2)
-        thinned = 0
-        bound_steps = 0
-        half_phi = 0.5 * float(model.risk_aversion)
-        gamma = float(model.temperature)
-        rec = {"inventory": [inventory.clone()], "spot": [spot.clone()], "prices": [prices.clone()],
+        run = self.start(n_paths, generator=generator, initial_inventory=initial_inventory)
+        rec = {"inventory": [run.inventory.clone()], "spot": [run.spot.clone()], "prices": [run.prices.clone()],
                "bid": [], "ask": []} if record else None
-        for j in range(len(self.times) - 1):
-            t, dt = float(self.times[j]), float(self.times[j + 1] - self.times[j])
-            # --- 1. common random numbers of the step, in a fixed order, on the generator's device ---
-            z_spot = torch.randn(n_paths, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
-            z_noise = torch.randn(n_paths, n, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
-            u_fill = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
-            u_quote = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
-            # --- 2. quotes from the state at t_j ---
-            quotes = policy.quote(t, MarketState(inventory, spot, prices, noise), u_quote)
-            spreads = torch.stack([quotes.bid, quotes.ask], dim=-1)  # [M, n, 2]
-            # --- 3. fills: Poisson counts at the quoted spreads, thinned at the inventory bounds ---
-            mean = self.intensity * torch.exp(-self.decay[:, None] * spreads) * dt
-            counts = poisson_inverse_cdf(mean, u_fill)
-            room = torch.stack([qbar - inventory, qbar + inventory], dim=-1)  # fills allowed per side
-            executed = torch.minimum(counts, room)
-            thinned += int((counts - executed).sum())
-            bound_steps += int((room == 0).any(dim=(-1, -2)).sum())
-            income = income + (spreads * executed).sum(dim=(-1, -2))
-            if gamma > 0.0:
-                entropy_bonus = entropy_bonus + gamma * quotes.entropy * dt
-            if half_phi > 0.0:
-                risk = risk - half_phi * torch.einsum("mi,ij,mj->m", inventory, self.noise_cov, inventory) * dt
-            fills_total = fills_total + executed
-            # --- 4. market moves: exact GBM for S, Gaussian increments for ξ ---
-            new_spot = spot * torch.exp(sigma * math.sqrt(dt) * z_spot - 0.5 * sigma**2 * dt)
-            noise = noise + math.sqrt(dt) * z_noise @ self.noise_factor.T
-            new_base, new_hedge = self.mid_prices(new_spot, float(self.times[j + 1]))
-            new_prices = new_base + noise
-            # --- 5. delta-hedged inventory P&L on the inventory held over the step ---
-            hedge = (inventory * hedge_ratio).sum(-1)
-            inventory_pnl = inventory_pnl + (inventory * (new_prices - prices)).sum(-1) - hedge * (new_spot - spot)
-            inventory = inventory + executed[..., BID] - executed[..., ASK]
-            spot, prices, hedge_ratio = new_spot, new_prices, new_hedge
+        for _ in range(len(self.times) - 1):
+            quotes = self.advance(run, policy)
             if record:
-                rec["inventory"].append(inventory.clone())
-                rec["spot"].append(spot.clone())
-                rec["prices"].append(prices.clone())
+                rec["inventory"].append(run.inventory.clone())
+                rec["spot"].append(run.spot.clone())
+                rec["prices"].append(run.prices.clone())
                 rec["bid"].append(quotes.bid.clone())
                 rec["ask"].append(quotes.ask.clone())
-        penalty = -float(model.terminal_penalty) * ((prices * inventory) ** 2).sum(-1)
-        result = SimulationResult(income, inventory_pnl, risk, penalty, entropy_bonus, inventory.clone(),
-                                  fills_total, thinned, bound_steps, self.times.copy())
+        result = self.finish(run)
         if record:
             result.inventory = torch.stack(rec["inventory"])
             result.spot = torch.stack(rec["spot"])
@@ -295,8 +243,113 @@ class MarketMakingSimulator:
             result.ask = torch.stack(rec["ask"])
         return result
 
+    # ------------------------------------------------------------------ one step at a time
+    # simulate() is start → advance × N → finish; the pieces are public so that a step-by-step caller
+    # (the Gymnasium environments of rl.envs) runs the same dynamics and the same draws.
+    def start(self, n_paths: int, *, generator: torch.Generator, initial_inventory=None) -> "SimulationRun":
+        """The state of ``n_paths`` paths at ``t_0`` (see :meth:`simulate` for the parameters)."""
+        n_paths = check_int("n_paths", n_paths, minimum=1, fix="pass a positive number of paths")
+        state = self.initial_state(n_paths, initial_inventory)
+        base, hedge_ratio = self.mid_prices(state.spot, 0.0)
+        zeros = lambda *shape: torch.zeros(*shape, dtype=DTYPE, device=self.device)  # noqa: E731
+        return SimulationRun(generator=generator, step=0, inventory=state.inventory, spot=state.spot,
+                             noise=state.noise, prices=base + state.noise, hedge_ratio=hedge_ratio,
+                             spread_income=zeros(n_paths), inventory_pnl=zeros(n_paths), running_risk=zeros(n_paths),
+                             entropy_bonus=zeros(n_paths), fills=zeros(n_paths, self.n_options, 2))
 
-__all__ = ["MarketMakingSimulator", "SimulationResult", "poisson_inverse_cdf"]
+    def advance(self, run: "SimulationRun", policy: SpreadPolicy) -> Quotes:
+        """One step ``t_j → t_{j+1}`` of ``run`` under ``policy`` (module docstring); returns the quotes.
+
+        The P&L components of ``run`` accumulate in place; the terminal penalty is added by :meth:`finish`.
+        """
+        j = run.step
+        if j >= len(self.times) - 1:
+            raise ValueError(f"the run is at the horizon (step {j} of {len(self.times) - 1}); call finish()")
+        model = self.model
+        sigma = float(model.volatility)
+        n = self.n_options
+        qbar = self.max_inventory
+        dev = self.device
+        n_paths = run.inventory.shape[0]
+        generator = run.generator
+        # draws come from the generator's own device (a CPU generator gives the same numbers whatever
+        # the simulation device: seeds reproduce across devices) and are then moved to ``dev``
+        draw_on = generator.device
+        half_phi = 0.5 * float(model.risk_aversion)
+        gamma = float(model.temperature)
+        inventory, spot, noise, prices, hedge_ratio = run.inventory, run.spot, run.noise, run.prices, run.hedge_ratio
+        t, dt = float(self.times[j]), float(self.times[j + 1] - self.times[j])
+        # --- 1. common random numbers of the step, in a fixed order, on the generator's device ---
+        z_spot = torch.randn(n_paths, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+        z_noise = torch.randn(n_paths, n, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+        u_fill = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+        u_quote = torch.rand(n_paths, n, 2, generator=generator, dtype=DTYPE, device=draw_on).to(dev)
+        # --- 2. quotes from the state at t_j ---
+        quotes = policy.quote(t, MarketState(inventory, spot, prices, noise), u_quote)
+        spreads = torch.stack([quotes.bid, quotes.ask], dim=-1)  # [M, n, 2]
+        # --- 3. fills: Poisson counts at the quoted spreads, thinned at the inventory bounds ---
+        mean = self.intensity * torch.exp(-self.decay[:, None] * spreads) * dt
+        counts = poisson_inverse_cdf(mean, u_fill)
+        room = torch.stack([qbar - inventory, qbar + inventory], dim=-1)  # fills allowed per side
+        executed = torch.minimum(counts, room)
+        run.thinned += int((counts - executed).sum())
+        run.bound_steps += int((room == 0).any(dim=(-1, -2)).sum())
+        run.spread_income = run.spread_income + (spreads * executed).sum(dim=(-1, -2))
+        if gamma > 0.0:
+            run.entropy_bonus = run.entropy_bonus + gamma * quotes.entropy * dt
+        if half_phi > 0.0:
+            run.running_risk = run.running_risk - half_phi * torch.einsum(
+                "mi,ij,mj->m", inventory, self.noise_cov, inventory) * dt
+        run.fills = run.fills + executed
+        # --- 4. market moves: exact GBM for S, Gaussian increments for ξ ---
+        new_spot = spot * torch.exp(sigma * math.sqrt(dt) * z_spot - 0.5 * sigma**2 * dt)
+        noise = noise + math.sqrt(dt) * z_noise @ self.noise_factor.T
+        new_base, new_hedge = self.mid_prices(new_spot, float(self.times[j + 1]))
+        new_prices = new_base + noise
+        # --- 5. delta-hedged inventory P&L on the inventory held over the step ---
+        hedge = (inventory * hedge_ratio).sum(-1)
+        run.inventory_pnl = run.inventory_pnl + (inventory * (new_prices - prices)).sum(-1) - hedge * (new_spot - spot)
+        run.inventory = inventory + executed[..., BID] - executed[..., ASK]
+        run.spot, run.prices, run.hedge_ratio, run.noise = new_spot, new_prices, new_hedge, noise
+        run.step = j + 1
+        return quotes
+
+    def terminal_penalty(self, run: "SimulationRun") -> torch.Tensor:
+        """``−ψ0 Σ_i (P_i Q_i)²`` at the run's current state (its value at ``T`` closes the P&L)."""
+        return -float(self.model.terminal_penalty) * ((run.prices * run.inventory) ** 2).sum(-1)
+
+    def finish(self, run: "SimulationRun") -> SimulationResult:
+        """The :class:`SimulationResult` of a run advanced to the horizon (adds the terminal penalty)."""
+        if run.step != len(self.times) - 1:
+            raise ValueError(f"the run is at step {run.step}, not at the horizon {len(self.times) - 1}; "
+                             "advance it first")
+        return SimulationResult(run.spread_income, run.inventory_pnl, run.running_risk, self.terminal_penalty(run),
+                                run.entropy_bonus, run.inventory.clone(), run.fills, run.thinned, run.bound_steps,
+                                self.times.copy())
+
+
+@dataclass
+class SimulationRun:
+    """A simulation in progress (:meth:`MarketMakingSimulator.start`): the state at date ``step`` and
+    the P&L components accumulated so far (tensors [M] or [M, n]; ``fills`` [M, n, 2])."""
+
+    generator: torch.Generator
+    step: int
+    inventory: torch.Tensor
+    spot: torch.Tensor
+    noise: torch.Tensor
+    prices: torch.Tensor
+    hedge_ratio: torch.Tensor
+    spread_income: torch.Tensor
+    inventory_pnl: torch.Tensor
+    running_risk: torch.Tensor
+    entropy_bonus: torch.Tensor
+    fills: torch.Tensor
+    thinned: int = 0
+    bound_steps: int = 0
+
+
+__all__ = ["MarketMakingSimulator", "SimulationResult", "SimulationRun", "poisson_inverse_cdf"]
 
 
 def graded_times(horizon: float, n_steps: int, grading: float = 1.0) -> np.ndarray:

@@ -25,6 +25,8 @@ def _add_contract_arguments(parser, *, spot: bool) -> None:
                         help="solve for the early-exercise premium V - V_European (smooth terminal data)")
     parser.add_argument("--n-space", type=int, default=None, help="spatial nodes (default: adaptive)")
     parser.add_argument("--n-time", type=int, default=None, help="time levels (default: adaptive)")
+    parser.add_argument("--precision", choices=("fast", "accurate", "high"), default="accurate",
+                        help="error target of the adaptive grid (default accurate: max(1e-6 K, 1e-5 V))")
 
 
 def _solve(args):
@@ -37,7 +39,8 @@ def _solve(args):
 
     model, option = black_scholes_model_and_option(args)
     return solve_american(model, option, n_space=args.n_space, n_time=args.n_time, penalty=args.penalty,
-                          temperature=args.temperature, premium=args.premium)
+                          temperature=args.temperature, premium=args.premium, precision=args.precision,
+                          spot=getattr(args, "spot", None))  # the grid covers the spot, the estimate is there
 
 
 def _summary_stats(stats: dict) -> dict:
@@ -63,7 +66,8 @@ def _price(args) -> int:
     text = "\n".join([
         f"American {args.kind} S0={args.spot:g} K={args.strike:g} T={args.maturity:g} "
         f"r={args.rate:g} q={args.dividend:g} sigma={args.volatility:g}",
-        f"{'price':>12}: {payload['price']:.6f}",
+        f"{'price':>12}: {payload['price']:.6f} (estimated error {stats['price_error_estimate']:.1e}, "
+        f"precision {stats['precision']})",
         f"{'delta':>12}: {payload['delta']:.6f}",
         f"{'gamma':>12}: {payload['gamma']:.6f}",
         f"{'boundary_t0':>12}: "

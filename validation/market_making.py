@@ -6,8 +6,8 @@ grid ``q ∈ {−Q̄..Q̄}^n`` is the HJB of SPEC section 5,
 
 .. math::
 
-    θ_t − \tfrac{φ}{2} qᵀΣΣᵀq + \sum_i \big[1\{q_i<Q̄\} H^b_i(θ(q+e_i) − θ(q))
-    + 1\{q_i>−Q̄\} H^a_i(θ(q−e_i) − θ(q))\big] = 0, \qquad θ(T, q) = −\sum_i c_i q_i^2,
+    θ_t − \\tfrac{φ}{2} qᵀΣΣᵀq + \\sum_i \\big[1\\{q_i<Q̄\\} H^b_i(θ(q+e_i) − θ(q))
+    + 1\\{q_i>−Q̄\\} H^a_i(θ(q−e_i) − θ(q))\\big] = 0, \\qquad θ(T, q) = −\\sum_i c_i q_i^2,
 
 solved by :func:`pdecore.solve_market_making` while ``(2Q̄+1)^n`` is small (:data:`MAX_GRID_STATES`),
 else approximated by the quadratic ``θ ≈ −qᵀA(t)q − qᵀB(t) − C(t)`` of Bergault, Evangelista, Guéant &

@@ -6,8 +6,8 @@ penalized exploratory recursion on the dates ``t_l = lΔt`` (SPEC section 2),
 
 .. math::
 
-    V_l(x) = (1 − κπΔt)\, e^{−rΔt} E[V_{l+1} | X_l = x] + Δt\,[κ π g − λ ℋ(π)],
-    \qquad π = \operatorname{sigmoid}(κ (g − V_l)/λ),
+    V_l(x) = (1 − κπΔt)\\, e^{−rΔt} E[V_{l+1} | X_l = x] + Δt\\,[κ π g − λ ℋ(π)],
+    \\qquad π = \\operatorname{sigmoid}(κ (g − V_l)/λ),
 
 and execute "exercise iff ``π ≥ ½``". Three PDE-side objects measure them, each answering a
 different question:

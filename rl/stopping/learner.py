@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -76,8 +75,7 @@ class StoppingLearner:
     reference : StoppingReference or None
         Comparison data for :meth:`evaluate`, built by the caller
         (:func:`validation.stopping.build_reference`: a learner does not solve PDEs); ``None`` skips
-        relative errors and accuracies. The string ``"pde"`` is a deprecated spelling of
-        ``build_reference(config)`` kept while callers switch (:func:`_deprecated_pde_reference`).
+        relative errors and accuracies.
     device : str or torch.device
         Where networks run. Paths are always *drawn* on the CPU generator and moved, so the same seed
         gives the same paths on every device.
@@ -91,11 +89,11 @@ class StoppingLearner:
         eager one. Evaluation always runs eagerly (other batch sizes would trigger recompiles).
     """
 
-    def __init__(self, config: StoppingConfig, *, reference: StoppingReference | str | None = None,
+    def __init__(self, config: StoppingConfig, *, reference: StoppingReference | None = None,
                  device: str | torch.device = "cpu", compile: bool = False) -> None:
         if not isinstance(config, StoppingConfig):
             raise ValueError(f"config must be a StoppingConfig, got {type(config).__name__}")
-        if not (reference is None or reference == "pde" or isinstance(reference, StoppingReference)):
+        if not (reference is None or isinstance(reference, StoppingReference)):
             raise ValueError(f"reference must be a StoppingReference or None, got {reference!r}; build one with "
                              "validation.stopping.build_reference(config)")
         self.config = config
@@ -306,8 +304,6 @@ class StoppingLearner:
     @property
     def reference(self) -> StoppingReference | None:
         """The comparison data of :meth:`evaluate` (``None``: no reference metrics)."""
-        if isinstance(self._reference, str):  # deprecated "pde": solved once, at the first use
-            self._reference = _deprecated_pde_reference(self.config)
         return self._reference
 
     def test_paths(self, n_paths: int, *, seed_offset: int = 0):
@@ -423,21 +419,3 @@ class StoppingLearner:
             raise ValueError("per-date accuracy needs a reference with a boundary; pass "
                              "reference=validation.stopping.build_reference(config)")
         return evaluate_stopping(self, n_paths or self.config.test_paths, reference)["accuracy_vi"]
-
-
-def _deprecated_pde_reference(config: StoppingConfig) -> StoppingReference:
-    """DEPRECATED transitional twin of :func:`validation.stopping.build_reference` for ``reference="pde"``.
-
-    ``rl`` must not import ``validation``, so until every caller passes a ready reference this one
-    solve stays here; delete it (and the ``"pde"`` spelling) once none is left.
-    """
-    warnings.warn('StoppingLearner(reference="pde") is deprecated; pass '
-                  "reference=validation.stopping.build_reference(config)", DeprecationWarning, stacklevel=3)
-    from pdecore import solve_american, stopping_oracle
-
-    model, option = config.model(), config.option()
-    oracle = None
-    if config.algorithm != "dong":
-        oracle = stopping_oracle(model, option, n_steps=config.n_steps, penalty=config.penalty,
-                                 temperature=config.temperature, spot=config.spot)
-    return StoppingReference.from_solutions(config, solve_american(model, option), oracle)

@@ -69,6 +69,8 @@ def test_too_few_paths_are_refused():
         evaluate_stopping(_trained(None, steps=0), 1, None)
 
 
-def test_a_reference_is_an_object_not_a_name():
+@pytest.mark.parametrize("name", ["pde", "vi"])
+def test_a_reference_is_an_object_not_a_name(name):
+    # the learner never solves a PDE: validation.stopping.build_reference does, and hands the result in
     with pytest.raises(ValueError, match="build_reference"):
-        StoppingLearner(StoppingConfig(**SMALL), reference="vi")
+        StoppingLearner(StoppingConfig(**SMALL), reference=name)

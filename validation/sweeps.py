@@ -76,6 +76,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -117,6 +118,8 @@ MAX_NAME = 100
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 RESULTS_NAME, SUMMARY_NAME, FIGURE_NAME, RECORD_NAME = "results.csv", "summary.csv", "sweep.png", "sweep.json"
 RUNS_FOLDER = "runs"
+WORKER_WAIT = 30  # seconds a given scheduler may take to have a worker (workers started just before it)
+CONNECT_TIMEOUT = 20  # seconds to reach a given scheduler
 EVALUATION_NAME = "evaluation.json"
 
 
@@ -464,10 +467,16 @@ def _start_client(scheduler: str | None, workers: int | None, n_runs: int):
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"cannot reach the dask scheduler at {scheduler!r} ({exc}); start one with "
                              "`dask scheduler` and pass the address it prints (tcp://HOST:8786)") from None
+        try:  # tasks sent to a scheduler without workers would wait forever
+            client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            client.close()
+            raise ValueError(f"no dask worker is connected to the scheduler at {scheduler!r} (waited {WORKER_WAIT} s); "
+                             f"start some with `dask worker {scheduler} --nthreads 1`") from None
         return client, None
     n_workers = workers if workers is not None else max(1, min(_cores(), n_runs))
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -543,6 +552,7 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
     if resume and out.is_dir():
         _check_resumable(out, sweep)
     started = time.perf_counter()
+    fresh = not resume and not (out.is_dir() and any(out.iterdir()))
     with claim_run_dir(out, force=force, resume=resume, kind="sweep"):
         runs_dir = out / RUNS_FOLDER
         runs_dir.mkdir(exist_ok=True)
@@ -559,10 +569,18 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
             else:
                 todo.append(point)
         address, n_workers = "none (every run was finished)", 0
+        connection = None
+        if todo:
+            try:
+                connection = _start_client(scheduler, workers, len(todo))
+            except ValueError:
+                if fresh:  # nothing ran: leave no folder that a corrected command would need --resume for
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
         try:
             if todo:
-                address, n_workers = _execute(sweep, todo, states, runs_dir, scheduler=scheduler, workers=workers,
-                                              retries=retries, progress=progress, done=len(sweep.points) - len(todo))
+                address, n_workers = _execute(sweep, todo, states, runs_dir, connection, retries=retries,
+                                              progress=progress, done=len(sweep.points) - len(todo))
         finally:
             runs = [states[p.name] for p in sweep.points]
             failures = [{"name": r["name"], "overrides": r["overrides"], "error": r["errors"][-1] if r["errors"] else
@@ -586,7 +604,7 @@ def _read_finished(run_dir: Path, evaluate: bool) -> dict:
     return {"summary": summary, "evaluation": evaluation}
 
 
-def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, *, scheduler, workers, retries: int,
+def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, connection, *, retries: int,
              progress, done: int) -> tuple[str, int]:
     """Submit ``todo`` to dask, retry failures, fill ``states``; returns (scheduler address, workers)."""
     import uuid
@@ -596,7 +614,7 @@ def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, *, sche
 
     if progress is None:
         progress = sys.stderr.isatty()
-    client, cluster = _start_client(scheduler, workers, len(todo))
+    client, cluster = connection  # closed here, whatever happens
     try:
         address = client.scheduler.address
         n_workers = len(client.scheduler_info().get("workers", {}))

@@ -224,6 +224,22 @@ def test_run_sweep_starts_its_own_local_cluster(tmp_path):
     assert result.scheduler.startswith(("tcp://", "inproc://"))
 
 
+def test_an_unreachable_or_empty_scheduler_is_refused_and_leaves_no_folder(tmp_path, monkeypatch):
+    import logging
+
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(sweeps, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(sweeps, "WORKER_WAIT", 1)
+    with pytest.raises(ValueError, match="cannot reach the dask scheduler"):
+        run_sweep(SMOKE, out=tmp_path / "a", scheduler="tcp://127.0.0.1:1", progress=False)
+    assert not (tmp_path / "a").exists()
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0", silence_logs=logging.ERROR) as empty:
+        with pytest.raises(ValueError, match="no dask worker is connected"):
+            run_sweep(SMOKE, out=tmp_path / "b", scheduler=empty.scheduler_address, progress=False)
+    assert not (tmp_path / "b").exists()
+
+
 def test_killing_a_worker_mid_sweep_loses_no_finished_run(cluster, tmp_path):
     """A worker killed with SIGKILL while the sweep runs: dask reschedules its run on the other
     worker (the nanny restarts the killed one); the runs already finished are not touched."""

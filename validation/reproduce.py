@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from pdecore.checks import check_int
-from rl.runs import (InterruptDeferral, atomic_write_json, atomic_write_text, claim_run_dir, environment_record,
+from rl.runs import (InterruptDeferral, atomic_write_json, claim_run_dir, environment_record,
                      read_json)
 from validation.stages._types import StageContext, StageOutput
 
@@ -45,13 +46,13 @@ def _short(module_name: str) -> str:
 
 
 def _write_report(out_dir: Path, results: dict[str, StageOutput], config: dict) -> None:
-    lines = ["# pderl reproduction report", "",
-             f"Mode: {'quick' if config['quick'] else 'full'}; seed {config['seed']}; "
-             f"stages: {', '.join(results) or 'none yet'}.", ""]
-    for name, output in results.items():
-        lines += [f"## {output.title}", "", output.report.strip(), "",
-                  f"_Stage `{name}` took {output.seconds:.1f} s._", ""]
-    atomic_write_text(out_dir / "report.md", "\n".join(lines))
+    """``report.md`` + self-contained ``report.html`` (paper map first) and ``metrics.json``."""
+    from validation.report import write_reports
+
+    header = ["# pderl reproduction report", "",
+              f"Mode: {'quick' if config['quick'] else 'full'}; seed {config['seed']}; "
+              f"stages: {', '.join(results) or 'none yet'}.", ""]
+    write_reports(out_dir, results, header)
     atomic_write_json(out_dir / "metrics.json", {name: out.metrics for name, out in results.items()})
 
 
@@ -96,7 +97,10 @@ def _check_recorded_settings(out_dir: Path, quick: bool, seed: int) -> dict:
 def reproduce(out_dir: str | Path = "results", *, quick: bool = True, seed: int = 0, only: list[str] | None = None,
               force: bool = False, resume: bool = False, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, StageOutput]:
-    """Run the stages and write ``report.md``, ``metrics.json`` and figures into ``out_dir``.
+    """Run the stages and write ``report.md``, ``report.html``, ``metrics.json`` and figures into ``out_dir``.
+
+    ``report.html`` is self-contained (figures embedded as base64 PNG, no network needed) and, like
+    ``report.md``, opens with the map of both papers (:mod:`validation.paper_map`, :mod:`validation.report`).
 
     Parameters
     ----------
@@ -157,7 +161,9 @@ def reproduce(out_dir: str | Path = "results", *, quick: bool = True, seed: int 
         def ordered() -> dict[str, StageOutput]:
             return {name: results[name] for name in short_names if name in results}
 
-        ctx = StageContext(out_dir=out_dir, quick=quick, seed=seed, progress=progress, log=log)
+        # progress bars only on a terminal: in a log file every redraw is a new line (issue 14 item 6)
+        show_bars = bool(progress) and sys.stderr.isatty()
+        ctx = StageContext(out_dir=out_dir, quick=quick, seed=seed, progress=show_bars, log=log)
         for module_name in stages:
             name = _short(module_name)
             if name in results:

@@ -50,8 +50,8 @@ Truncations (stated, and tested)
 
 Grid: the sinh map of :class:`pdecore.grids.SinhGrid` on each half-line, concentrated at ``x_M``
 (with a node on it) on its half-line and at 0 on the other, with a concentration width set by the
-asymptotic band half-width ``(1 + x_M)² (¾ π_M²(1 − π_M)² θ)^{1/3}`` (Janeček & Shreve 2004, for log
-utility), which is also why the band shrinks onto ``x_M`` like ``θ^{1/3}``.
+asymptotic band half-width ``(1 + x_M)² (3/2 · π_M²(1 − π_M)² θ)^{1/3}`` (Janeček & Shreve 2004, for
+log utility), which is also why the band shrinks onto ``x_M`` like ``θ^{1/3}``.
 
 Boundaries: ``sell_boundary[j] = x_s(t_j)``, ``buy_boundary[j] = x_b(t_j)`` with the convention of
 :func:`pdecore.dynkin.contact_boundary`: the sell region is ``{x ≤ x_s}`` and the buy region
@@ -134,10 +134,13 @@ def merton_obstacles(x, cost: float):
 
 def asymptotic_band_halfwidth(model: MertonCosts) -> float:
     """Leading-order half-width of the no-trade band in the ratio ``x``:
-    ``(1 + x_M)² (¾ π_M²(1 − π_M)² θ)^{1/3}`` (log utility; Janeček & Shreve 2004, in the stock weight
-    ``π = 1/(1 + x)``, mapped to ``x`` with ``dx/dπ = −(1 + x)²``)."""
+    ``(1 + x_M)² (3/2 · π_M²(1 − π_M)² θ)^{1/3}`` for log utility and a cost θ on each trade
+    (Janeček & Shreve 2004, ``(3/(2γ) π²(1 − π)² θ)^{1/3}`` in the stock weight ``π = 1/(1 + x)`` at
+    relative risk aversion γ = 1; mapped to ``x`` with ``dx/dπ = −(1 + x)²``). The constant ¾ used
+    before was 2^{-1/3} of this (issue 11); checked against the exact infinite-horizon band in
+    ``tests/pdecore/test_merton_bands.py`` (default market: exact half-width 0.0743, this 0.0769)."""
     pi = model.merton_fraction
-    dpi = (0.75 * pi**2 * (1.0 - pi) ** 2 * model.cost) ** (1.0 / 3.0)
+    dpi = (1.5 * pi**2 * (1.0 - pi) ** 2 * model.cost) ** (1.0 / 3.0)
     return (1.0 + model.merton_ratio) ** 2 * dpi
 
 
@@ -160,7 +163,9 @@ def merton_grid(model: MertonCosts, n_space: int = DEFAULT_N_SPACE, *,
     x_m = model.merton_ratio
     x_min = -solvent + margin * min(x_m + solvent, solvent)
     x_max = 10.0 + 20.0 * max(x_m, 0.0)
-    width = max(asymptotic_band_halfwidth(model), 0.01)
+    # concentration width: 2^{-1/3} × the asymptotic half-width, i.e. the width the grid was tuned and
+    # tested with before the constant of asymptotic_band_halfwidth was corrected (issue 11)
+    width = max(2.0 ** (-1.0 / 3.0) * asymptotic_band_halfwidth(model), 0.01)
     # each half-line concentrates at x_M if x_M lies on it, else at 0 (less sharply the farther x_M is)
     c_left, a_left = min(x_m, 0.0), width + max(x_m, 0.0)
     c_right, a_right = max(x_m, 0.0), width + max(-x_m, 0.0)
@@ -177,12 +182,31 @@ def merton_grid(model: MertonCosts, n_space: int = DEFAULT_N_SPACE, *,
     return nodes
 
 
-def merton_boundaries(x, values, cost: float, *, hard: bool, regions: bool = True):
+def far_field_start(x_max: float) -> float:
+    """Start ``x_max/2`` of the far-field strip whose contacts are not reported as boundaries.
+
+    Why half: the truncation row at ``x_max`` (upwinded PDE, or the buy obstacle held) moves ``w`` over
+    a diffusion length ``σ x_max √τ`` (about ``0.3·10·√0.4 ≈ 2`` for the default market near the
+    horizon, and the issue's false boundaries at 22–26 on a grid ending at 30): the inner half of the
+    grid is outside that reach for every horizon tested (``tests/pdecore/test_merton_bands.py``).
+    """
+    return 0.5 * x_max
+
+
+def merton_boundaries(x, values, cost: float, *, hard: bool, regions: bool = True, far_field: float | None = None):
     """Sell/buy boundaries and regions from Dynkin values on a grid that spans both half-lines.
 
     The signed gaps are ``w − sell`` (x < 0) / ``sell − w`` (x > 0) for the sell obstacle and the mirror
     for the buy obstacle (the obstacles swap roles at 0); the node ``x = 0`` belongs to both regions for the
     run test and to neither in the returned masks.
+
+    Boundaries are read from the contact sets: the buy boundary is the left end of the buy contact set
+    right of the band, whether or not that set reaches the end of the grid. Nodes ``x ≥ far_field``
+    (the far-field strip, where the truncation row at ``x_max`` decides between contact and a false
+    continuation strip) count as contact for this read-out and are never reported themselves: a buy
+    region that lies only inside the strip is reported absent (``+inf``), one that starts left of it is
+    reported at its start even if the strip detached from the obstacle (the issue-11 case: contact on
+    ``[1.81, 9.40]`` of a grid ending at 10, formerly reported ``+inf``).
 
     Returns
     -------
@@ -201,7 +225,15 @@ def merton_boundaries(x, values, cost: float, *, hard: bool, regions: bool = Tru
     sell_tol = contact_tolerance(sell, hard=hard)
     buy_tol = contact_tolerance(buy, hard=hard)
     sell_boundary = contact_boundary(x, sell_gap, side="left", hard=hard, wildcard=touch, contact_tol=sell_tol)
-    buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch, contact_tol=buy_tol)
+    if far_field is None:
+        buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch, contact_tol=buy_tol)
+    else:
+        strip = x >= far_field
+        buy_boundary = contact_boundary(x, buy_gap, side="right", hard=hard, wildcard=touch | strip,
+                                        contact_tol=buy_tol)
+        if strip.any():
+            # a run that consists of the strip alone: no buy region inside the trusted range
+            buy_boundary = np.where(buy_boundary >= x[strip][0] - 1e-12 * abs(x[strip][0]), np.inf, buy_boundary)
     if not regions:
         return sell_boundary, buy_boundary, None, None
     sell_region = (sell_gap <= sell_tol[None, :]) & ~touch[None, :]
@@ -416,7 +448,7 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
 
     values = dynkin.values
     sell_boundary, buy_boundary, _, _ = merton_boundaries(x, values, model.cost, hard=penalty is None,
-                                                          regions=False)
+                                                          regions=False, far_field=far_field_start(x[-1]))
     if model.cost == 0.0:
         # frictionless: the obstacles coincide, w = x/(x+1); continuous rebalancing at x_M
         sell_boundary = np.full(values.shape[0], x_m)

@@ -20,8 +20,8 @@ from pdecore import DynkinSettings, MertonCosts, MertonSettings, solve_dynkin, s
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET
 from pdecore._reference.dynkin import solve_dynkin_reference
 from pdecore._reference.operators import build_generator_reference
-from pdecore.dynkin import contact_boundary, contact_tolerance
-from pdecore.merton import merton_grid, merton_obstacles
+from pdecore.dynkin import contact_boundary
+from pdecore.merton import far_field_start, merton_boundaries, merton_grid
 from pdecore.schemes import ThetaScheme
 from validation.reference_data import spec_value
 
@@ -61,13 +61,9 @@ def test_penalty_vi_matches_policy_iteration(model):
     # penalty with Large = 1e8 vs exact complementarity: values agree to O(1/Large)·|residual|
     assert np.max(np.abs(values - res.values)) < 1e-5, np.max(np.abs(values - res.values))
     assert iterations.max() <= 10
-    sell, buy = merton_obstacles(x, model.cost)
-    neg = x < 0
-    touch = x == 0
-    sell_ref = contact_boundary(x, np.where(neg, values - sell, sell - values), side="left", hard=True,
-                                wildcard=touch, contact_tol=contact_tolerance(sell, hard=True))
-    buy_ref = contact_boundary(x, np.where(neg, buy - values, values - buy), side="right", hard=True,
-                               wildcard=touch, contact_tol=contact_tolerance(buy, hard=True))
+    # the same contact-set read-out as the solver (far-field strip x >= x_max/2 not reported, issue 11)
+    sell_ref, buy_ref, _, _ = merton_boundaries(x, values, model.cost, hard=True, regions=False,
+                                                far_field=far_field_start(x[-1]))
     for name, ref, got in (("sell", sell_ref, res.sell_boundary), ("buy", buy_ref, res.buy_boundary)):
         assert np.array_equal(np.isinf(ref), np.isinf(got)), f"{name}: regions differ"
         finite = np.isfinite(ref)

@@ -204,6 +204,16 @@ class StoppingKind:
     def owns_record(self, learner_record: dict) -> bool:
         return learner_record.get("learner") == "stopping"
 
+    def spec_from_record(self, record: dict) -> dict:
+        """The spec of a run recorded before specs existed (its learner config and trainer settings)."""
+        values = self.config_class().from_dict({k: v for k, v in record["learner"].items() if k != "learner"}).to_dict()
+        keys = self.schema()
+        spec = {"kind": self.name, "numerics": {}}
+        for table in ("model", "train", "evaluate"):
+            spec[table] = {key: values[key] for key in keys[table] if key in values}
+        spec["train"].update(_recorded_trainer_settings(record))
+        return spec
+
     def learner_from_record(self, record: dict, *, device: str = "cpu", reference="default"):
         from rl.stopping.learner import StoppingLearner
 
@@ -322,6 +332,24 @@ class MarketMakingKind:
     def owns_record(self, learner_record: dict) -> bool:
         return learner_record.get("kind") == "market_making"
 
+    def spec_from_record(self, record: dict) -> dict:
+        """The spec of a run recorded before specs existed: the model's recorded fields, the learner's
+        settings (through ``MMTrainConfig.from_record``, which knows removed options), the trainer's, and
+        the ``[numerics]`` of the recorded config file when it is still there (they set the reference
+        grid of the spread errors)."""
+        from dataclasses import asdict
+
+        from validation.configs import load_mm_config
+
+        train = asdict(self.config_class().from_record(record["learner"]["train"]))
+        train.pop("total_steps")
+        train.update(_recorded_trainer_settings(record))
+        numerics = {}
+        config_file = record.get("config_file")
+        if config_file and Path(config_file).is_file():
+            numerics = load_mm_config(config_file, extra_tables=("train", "evaluate")).numerics
+        return {"kind": self.name, "model": dict(record["learner"]["model"]), "numerics": numerics, "train": train}
+
     def learner_from_record(self, record: dict, *, device: str = "cpu", reference="default"):
         from pdecore.market_making_params import MarketMakingModel
         from rl.market_making.learner import MarketMakingLearner
@@ -373,6 +401,27 @@ def trainer_settings(spec: dict) -> dict:
     return {"total_steps": train["steps"], "eval_every": train["eval_every"],
             "checkpoint_every": train["checkpoint_every"], "eval_at_start": train["eval_at_start"],
             "seed": train["seed"], "device": train["device"]}
+
+
+def _recorded_trainer_settings(record: dict) -> dict:
+    """The ``[train]`` trainer keys of a ``config.json``'s ``"trainer"`` entry (the source of truth on
+    resume: a resume that extended the run updated it)."""
+    trainer = record["trainer"]
+    settings = {"steps": trainer["total_steps"], "eval_every": trainer["eval_every"],
+                "checkpoint_every": trainer["checkpoint_every"]}
+    settings.update({key: trainer[key] for key in ("eval_at_start", "device") if key in trainer})
+    return settings
+
+
+def _record_kind(record: dict, run_dir: Path) -> str:
+    """The kind of a recorded run: its spec's, else the learner record's (runs from before specs)."""
+    kind = record.get("spec", {}).get("kind")
+    if kind is not None:
+        return kind
+    owners = [name for name, adapter in KINDS.items() if adapter.owns_record(record.get("learner", {}))]
+    if not owners:
+        raise ValueError(f"{str(run_dir)!r} holds a run of an unknown learner; known kinds: {', '.join(KINDS)}")
+    return owners[0]
 
 
 def _is_factory(reference) -> bool:
@@ -537,12 +586,11 @@ def run(spec=None, *, out, overrides: Mapping[str, Any] | None = None, resume: b
         if not resume:
             raise ValueError("no spec given; pass a TOML file or a mapping (or resume=True to continue a run)")
         record = _read_record(out)
-        if "spec" not in record:
-            raise ValueError(f"{str(out)!r} was written before experiment specs (its config.json has no 'spec'); "
-                             "resume it with its spec file, or start it again")
-        spec = copy.deepcopy(record["spec"])
-        # the trainer's entry is the record of its settings (a resume that extended the run updated it)
-        spec["train"]["steps"] = record["trainer"]["total_steps"]
+        if "spec" in record:
+            spec = copy.deepcopy(record["spec"])
+            spec["train"].update(_recorded_trainer_settings(record))
+        else:  # a run from before experiment specs
+            spec = _adapter(_record_kind(record, out)).spec_from_record(record)
     resolved = load_spec(spec, overrides, kind=kind)
     adapter = _adapter(resolved["kind"])
     train = resolved["train"]
@@ -592,12 +640,7 @@ def load_run(run_dir, device: str = "cpu", *, reference="default", kind: str | N
                          f"{CHECKPOINT_NAME}); train one with `pderl train KIND --out DIR` "
                          "(pderl train stopping, pderl train mm)")
     record = _read_record(run_dir)
-    expected, kind = kind, record.get("spec", {}).get("kind")
-    if kind is None:
-        owners = [name for name, adapter in KINDS.items() if adapter.owns_record(record.get("learner", {}))]
-        if not owners:
-            raise ValueError(f"{str(run_dir)!r} holds a run of an unknown learner; known kinds: {', '.join(KINDS)}")
-        kind = owners[0]
+    expected, kind = kind, _record_kind(record, run_dir)
     if expected is not None and kind != expected:
         raise ValueError(f"{str(run_dir)!r} holds a {kind!r} run, not a {expected!r} one")
     adapter = _adapter(kind)

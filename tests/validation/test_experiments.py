@@ -283,5 +283,18 @@ def test_old_run_folders_still_load(tmp_path):
     path.write_text(json.dumps(record))
     learner, loaded = experiments.load_run(tmp_path / "run", reference=None)
     assert loaded["kind"] == "stopping" and learner.config.batch_size == 32
-    with pytest.raises(ValueError, match="before experiment specs"):
-        experiments.run(None, out=tmp_path / "run", resume=True)
+    # resume rebuilds the spec from the learner record and the trainer settings
+    summary = experiments.run(None, out=tmp_path / "run", resume=True, overrides={"train.steps": 5})
+    assert summary["step"] == 5 and summary["spec"]["train"]["batch_size"] == 32
+    assert summary["spec"]["evaluate"]["eval_paths"] == 64
+
+
+def test_old_market_making_record_gives_its_spec(tmp_path):
+    spec_path = _write(tmp_path, MM_TINY)
+    experiments.run(spec_path, out=tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    recorded = record.pop("spec")
+    record["config_file"] = str(spec_path)
+    rebuilt = experiments.load_spec(experiments.KINDS["market_making"].spec_from_record(record))
+    assert rebuilt["train"] == recorded["train"] and rebuilt["numerics"] == recorded["numerics"]
+    assert experiments.KINDS["market_making"].model(rebuilt) == experiments.KINDS["market_making"].model(recorded)

@@ -177,11 +177,12 @@ def evaluate(learner, reference: DynkinReference | None = None, *, years: float 
 
 # ---------------------------------------------------------------------------------------------- figures
 def _curves(records_by_run: dict):
-    """``{run: (steps, sell, buy)}`` from metrics.jsonl records (entries without a band are skipped)."""
+    """``{run: (steps, sell, buy)}`` from metrics.jsonl records (records without band keys are skipped;
+    the trainer writes a missing edge, ±inf, as null: NaN here, a gap in the curves)."""
     out = {}
     for name, records in records_by_run.items():
         rows = [(r["step"], r.get("sell_boundary_t0"), r.get("buy_boundary_t0")) for r in records
-                if r.get("sell_boundary_t0") is not None]
+                if "sell_boundary_t0" in r]
         if rows:
             steps, sell, buy = (np.array(v, dtype=float) for v in zip(*rows))
             out[name] = (steps, sell, buy)

@@ -93,7 +93,7 @@ def test_config_round_trip_and_record():
     config = DynkinConfig(temperature=1e-4, seed=3)
     assert DynkinConfig.from_dict(config.to_dict()) == config
     assert DynkinLearner(config).config_dict()["learner"] == "dynkin"
-    assert DynkinConfig(algorithm="td0").optimizer == "sgd" and DynkinConfig().optimizer == "adam"
+    assert DynkinConfig(algorithm="td0").optimizer == "adam" and DynkinConfig(optimizer="sgd").optimizer == "sgd"
     with pytest.raises(ValueError, match="unknown DynkinConfig fields"):
         DynkinConfig.from_dict({**config.to_dict(), "alpha": 1})
 

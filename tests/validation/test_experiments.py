@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("torch")
 
 from validation import experiments  # noqa: E402
+from tests.validation.test_mm_rl_cli import TINY as MM_CLI_TINY  # noqa: E402
 from validation.cli import main  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -34,25 +35,7 @@ eval_paths = 64
 test_paths = 256
 """
 
-MM_TINY = """
-kind = "market_making"
-[model]
-preset = "paper"
-n_options = 1
-max_inventory = 10
-[numerics]
-n_time = 100
-[train]
-steps = 4
-eval_every = 2
-checkpoint_every = 2
-hidden = 8
-layers = 2
-batch_paths = 8
-paths_every = 2
-paths_per_step = 4
-n_steps = 10
-"""
+MM_TINY = 'kind = "market_making"\n' + MM_CLI_TINY  # the tiny market-making spec of the CLI tests
 
 
 def _write(tmp_path, text, name="spec.toml") -> Path:

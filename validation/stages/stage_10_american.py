@@ -30,6 +30,9 @@ PENALIZED = spec_value("american.put.penalized")  # {κ: V^κ}
 EXPLORATORY = spec_value("american.put.exploratory_kappa10")  # {λ: V^Π} at κ = 10
 BOUNDARY = spec_value("american.put.boundary")  # {t: S*(t)}
 ORACLE = spec_value("oracle.kappa10_lambda1_L50")  # κ = 10, λ = 1, L = 50
+#: The stopping paper's own finite-difference price (Dai, Sun, Xu and Zhou, section 4: "the omniscient
+#: option price which equals 5.317"), shown next to pderl's so a reader holding the paper sees both.
+PAPER_PRICE = 5.317
 
 TOL_PRICE, TOL_VARIANT, TOL_BOUNDARY, TOL_ORACLE = 1e-4, 2e-4, 0.05, 0.002
 
@@ -39,6 +42,11 @@ def _row(name, got, expected, tol):
     error = got - expected
     return {"name": name, "value": float(got), "reference": float(expected), "error": float(error),
             "tolerance": tol, "pass": bool(abs(error) <= tol)}
+
+
+def _human_key(key: str) -> str:
+    """``kappa=10,lambda=0.1`` → ``κ = 10, λ = 0.1`` (report prose, not a Python key)."""
+    return ", ".join(part.replace("kappa=", "κ = ").replace("lambda=", "λ = ") for part in key.split(","))
 
 
 def _table(rows, digits=6):
@@ -89,9 +97,16 @@ def run(ctx: StageContext) -> StageOutput:
               "european_gamma": float(bs_gamma("put", SPOT, 40.0, 1.0, 0.4, 0.06))}
     stats = {k: v for k, v in american.stats.items() if k != "newton_iterations"}
     metrics["prices"] = price_rows
+    metrics["paper_price"] = {"value": PAPER_PRICE, "pderl": float(american.price(SPOT)),
+                              "relative_difference": float((american.price(SPOT) - PAPER_PRICE) / PAPER_PRICE)}
     metrics["greeks"] = greeks
     metrics["solver"] = {**stats, "warm_seconds": seconds}
     sections.append("### Price and greeks\n\n" + _table(price_rows) + "\n\n" +
+                    f"**The stopping paper's price: {PAPER_PRICE}** (its section 4, by a fully implicit "
+                    f"finite-difference scheme); pderl's {american.price(SPOT):.6f} is "
+                    f"{100 * metrics['paper_price']['relative_difference']:.3f}% above it, the paper quoting "
+                    f"four digits of a coarser grid; SPEC's {AMERICAN} (QuantLib agrees) is the reference "
+                    "for every error in this report.\n\n" +
                     f"Delta {greeks['delta']:.6f} and gamma {greeks['gamma']:.6f} at S = 40 (European: "
                     f"{greeks['european_delta']:.6f}, {greeks['european_gamma']:.6f}). Default grid: "
                     f"{stats['n_space']} nodes × {stats['n_time']} graded levels "
@@ -116,7 +131,7 @@ def run(ctx: StageContext) -> StageOutput:
     metrics["variant_max_newton_iterations"] = iterations
     sections.append("### Penalized and exploratory values\n\n" + _table(variant_rows, 5) + "\n\n" +
                     "Maximum Newton iterations per time step: " +
-                    ", ".join(f"{k}: {v}" for k, v in iterations.items()) + ".")
+                    "; ".join(f"{_human_key(k)}: {v}" for k, v in iterations.items()) + ".")
 
     # --- free boundary ---------------------------------------------------------------------- #
     boundary_rows = [_row(f"S*({t:g})", float(np.interp(t, american.times, american.boundary)), s,
@@ -128,8 +143,8 @@ def run(ctx: StageContext) -> StageOutput:
         res = exploratory[temperature]
         ax.plot(res.times, res.boundary, lw=1, label=f"exploratory κ=10, λ={temperature:g} (π* ≥ ½)")
     ax.plot(list(BOUNDARY), list(BOUNDARY.values()), "o", color="C3", label="SPEC reference")
-    ax.set_xlabel("t")
-    ax.set_ylabel("S*(t)")
+    ax.set_xlabel("time t (years)")
+    ax.set_ylabel("exercise boundary S*(t)")
     ax.set_title("American put: exercise boundary")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -137,12 +152,18 @@ def run(ctx: StageContext) -> StageOutput:
     plt.close(fig)
     figures.append("figures/american_boundary.png")
     sections.append("### Free boundary\n\n" + _table(boundary_rows, 3) +
-                    "\n\n![free boundary](figures/american_boundary.png)")
+                    "\n\n![Exercise boundary S*(t) of the American put (the blue line of the stopping paper's "
+                    "figure 2) and of the exploratory problems, κ = 10]"
+                    "(figures/american_boundary.png)")
 
     # --- value surface and price curve ------------------------------------------------------ #
     fig = plt.figure(figsize=(11, 4.2))
     ax1 = fig.add_subplot(1, 2, 1)
     american.plot(ax=ax1)
+    # the stopping paper quotes one number for this option: put it next to pderl's on the curve itself
+    ax1.plot([SPOT], [american.price(SPOT)], "o", color="C2",
+             label=f"V(0, {SPOT:g}) = {american.price(SPOT):.4f} (paper: {PAPER_PRICE})")
+    ax1.legend()
     ax2 = fig.add_subplot(1, 2, 2)
     keep = american.spots <= 80.0
     premium_surface = american.values[:, keep] - put.payoff(american.spots[keep])[None, :]
@@ -151,14 +172,15 @@ def run(ctx: StageContext) -> StageOutput:
     ax2.plot(american.boundary, american.times, color="w", lw=1.5, label="S*(t)")
     fig.colorbar(mesh, ax=ax2, label="V(t, S) − g(S)")
     ax2.set_xlabel("spot S")
-    ax2.set_ylabel("t")
+    ax2.set_ylabel("time t (years)")
     ax2.set_title("time value V − g over (t, S)")
     ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(ctx.figure_path("american_value_surface.png"), dpi=120)
     plt.close(fig)
     figures.append("figures/american_value_surface.png")
-    sections.append("### Value surface\n\n![value and surface](figures/american_value_surface.png)")
+    sections.append("### Value surface\n\n![Left: American value V(0, S) and payoff; right: time value "
+                    "V − g over (t, S) with the exercise boundary](figures/american_value_surface.png)")
 
     # --- convergence under refinement ------------------------------------------------------- #
     grids = ((161, 60), (321, 120), (641, 240))

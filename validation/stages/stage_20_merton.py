@@ -41,6 +41,7 @@ def run(ctx: StageContext) -> StageOutput:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from pdecore import MertonCosts, solve_merton_costs
     from validation.backtest_merton import backtest_merton
@@ -57,9 +58,25 @@ def run(ctx: StageContext) -> StageOutput:
     sell0, buy0 = vi.band(0.0)
     metrics.update(sell_boundary_t0=sell0, buy_boundary_t0=buy0,
                    kappa5_band_t0=list(kappa5.band(0.0)), exploratory_band_t0=list(explore.band(0.0)))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    vi.plot(ax=axes[0])
-    kappa5.plot(ax=axes[1])
+    # one y-range for both panels (they compare the same boundaries), short titles; the ±inf notes the
+    # plotting helper writes into a corner overlap the curves at this range, so they go to the caption
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    infinity_notes = []
+    for ax, result, name in ((axes[0], vi, "variational inequality"), (axes[1], kappa5, "penalty κ = 5 (the paper's)")):
+        result.plot(ax=ax)
+        for text in list(ax.texts):
+            infinity_notes.append(f"{name}: {text.get_text()}")
+            text.remove()
+        ax.set_title(name)
+        ax.set_xlabel("time t (years)")
+        ax.legend(loc="upper left", fontsize="small")
+    axes[1].set_ylabel("")
+    # near the horizon the buy boundary shoots up before the buy region vanishes; a range set by that spike
+    # squashes the band the figure is about, so the range is the band's, and the caption says so
+    finite_sell = np.concatenate([r.sell_boundary[np.isfinite(r.sell_boundary)] for r in (vi, kappa5)])
+    top = max(vi.band(0.0)[1], kappa5.band(0.0)[1]) + 0.75
+    axes[0].set_ylim(float(finite_sell.min()) - 0.05, top)
+    fig.suptitle(f"Merton with costs θ = {model.cost:g}: sell and buy boundaries (t = T: liquidate)")
     fig.tight_layout()
     fig.savefig(ctx.figure_path("merton_boundaries.png"), dpi=120)
     plt.close(fig)
@@ -105,11 +122,13 @@ at the degenerate node x = 0), truncated at x_min = {vi.insolvency_truncation:.4
 (paper: about {_minus(PAPER_BAND["sell"], 2)} and {_minus(PAPER_BAND["buy"], 2)}). With the paper's κ = 5: [{kappa5.band(0.0)[0]:.4f}, {kappa5.band(0.0)[1]:.4f}];
 exploratory κ = 5, λ = 0.01: [{explore.band(0.0)[0]:.4f}, {explore.band(0.0)[1]:.4f}].
 
-![Merton boundaries](figures/merton_boundaries.png)
+![Sell and buy boundaries over time (the levels the stopping paper's figure 7a converges to): left the variational inequality, right the paper's penalty κ = 5, on one y-range](figures/merton_boundaries.png)
 
 Left: variational inequality; right: κ = 5. Near the horizon buying is never worth a round trip of costs:
 the buy region is absent and its boundary is +inf (marker strip at the top edge); at t = T everything is
-liquidated. In both panels the buy boundary crosses x = 0 onto the other half-line before it vanishes.
+liquidated. In both panels the buy boundary crosses x = 0 onto the other half-line before it vanishes; the
+y-range is cut at x = {top:.2f}, above which it keeps rising until the buy region is gone.
+{" ".join(note.replace("$", "").replace("+inf", "+∞") + "." for note in infinity_notes)}
 
 Grid refinement of the t = 0 band (reference: 4800 x 800 nodes/levels, band [{finest[0]:.5f}, {finest[1]:.5f}]):
 

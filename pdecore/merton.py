@@ -389,6 +389,18 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
     Returns
     -------
     MertonResult
+        ``insolvency_truncation`` is the ``x_min`` used (margin ``settings.insolvency_margin``).
+
+    Notes
+    -----
+    Truncation dependence. The variational inequality and large penalties do not depend on where the
+    grid stops before insolvency; a *finite* penalty does, because ``κ(ℓ − w)^+`` cannot hold ``w`` near a
+    sell obstacle that tends to ``−∞`` at ``x = −(1−θ)``. Default market, κ = 5, t = 0: sell edge
+    −0.434 / −0.426 / −0.409 / −0.380 for margins 0.2 / 0.05 / 0.01 / 0.002 (the VI: −0.498 for all);
+    ``tests/pdecore/test_merton_bands.py`` checks both. A finite-κ band is therefore a property of the
+    truncated problem with the margin used, not of Merton's problem: say so wherever it is used (e.g.
+    backtested as a strategy). Boundaries are read from the contact sets, except in the far-field strip
+    ``x ≥ x_max/2`` (:func:`far_field_start`).
 
     Raises
     ------

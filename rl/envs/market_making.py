@@ -9,7 +9,8 @@ same market.
 
 Spaces (``n`` options, inventory bound ``Q̄``, spread bounds ``[δ_min, δ_max]``, horizon ``T``)
 -----------------------------------------------------------------------------------------------
-* observation ``o_j = (t_j, Q_1 … Q_n, P_1 … P_n, S_j)`` (float32): time, integer inventories in
+* observation ``o_j = (t_j, Q_1 … Q_n, P_1 … P_n, S_j)`` (float64, the simulator's precision: a policy
+  tabulated on dates, like the grid HJB's, must see ``t_j`` exactly to pick the same date): time, integer inventories in
   ``[−Q̄, Q̄]``, mids ``P_i = p_i(S, t) + ξ_i`` (Black–Scholes call price plus the mid shock) and the
   underlying (the inputs ``V(t, Q, P, S)`` of the paper's value function);
 * action ``a_j = (δ^b_1 … δ^b_n, δ^a_1 … δ^a_n)`` in ``[δ_min, δ_max]^{2n}``: bid and ask spreads per
@@ -71,9 +72,9 @@ class _GivenQuotes:
 def observation_space(model: MarketMakingModel) -> spaces.Box:
     """``Box`` of ``(t, Q_1..Q_n, P_1..P_n, S)`` (module docstring)."""
     n, qbar = model.n_options, float(model.max_inventory)
-    low = np.concatenate([[0.0], np.full(n, -qbar), np.zeros(n + 1)]).astype(np.float32)
-    high = np.concatenate([[float(model.horizon)], np.full(n, qbar), np.full(n + 1, np.inf)]).astype(np.float32)
-    return spaces.Box(low=low, high=high, dtype=np.float32)
+    low = np.concatenate([[0.0], np.full(n, -qbar), np.zeros(n + 1)])
+    high = np.concatenate([[float(model.horizon)], np.full(n, qbar), np.full(n + 1, np.inf)])
+    return spaces.Box(low=low, high=high, dtype=np.float64)
 
 
 def action_space(model: MarketMakingModel) -> spaces.Box:
@@ -85,11 +86,11 @@ def action_space(model: MarketMakingModel) -> spaces.Box:
 
 
 def observations(t: float, inventory: torch.Tensor, prices: torch.Tensor, spot: torch.Tensor) -> np.ndarray:
-    """``(t, Q, P, S)`` rows ``[M, 2 + 2n]`` float32 from simulator tensors (also used by the validation)."""
+    """``(t, Q, P, S)`` rows ``[M, 2 + 2n]`` float64 from simulator tensors (also used by the validation)."""
     rows = inventory.shape[0]
-    time = np.full((rows, 1), t, dtype=np.float32)
-    return np.concatenate([time, inventory.cpu().numpy().astype(np.float32), prices.cpu().numpy().astype(np.float32),
-                           spot.cpu().numpy().astype(np.float32).reshape(rows, 1)], axis=1)
+    time = np.full((rows, 1), t, dtype=np.float64)
+    return np.concatenate([time, inventory.cpu().numpy(), prices.cpu().numpy(), spot.cpu().numpy().reshape(rows, 1)],
+                          axis=1).astype(np.float64, copy=False)
 
 
 def spreads_from_actions(actions, model: MarketMakingModel, rows: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -264,7 +264,15 @@ def validate_policy(policy, problem, *, n_paths: int | None = None, seed: int | 
                                        seed=defaults.get("seed", 12345) if seed is None else seed,
                                        n_steps=n_steps or defaults.get("n_steps"), reference=reference, **options)
     _refuse(options, ("years", "action_mode", "trade_step", "ratio_grid"))
-    return _validate_merton(act, parameters, n_paths=n_paths or 10_000, seed=0 if seed is None else seed,
+    backtest = {}
+    if spec is not None:  # a dynkin spec's [evaluate] backtest settings are the defaults
+        from validation.dynkin import config_from_spec
+
+        backtest = config_from_spec(spec)[3]
+    if "backtest_years" in backtest:
+        options.setdefault("years", backtest["backtest_years"])
+    return _validate_merton(act, parameters, n_paths=n_paths or backtest.get("backtest_paths", 10_000),
+                            seed=backtest.get("backtest_seed", 0) if seed is None else seed,
                             reference=reference, **options)
 
 

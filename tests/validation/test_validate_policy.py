@@ -144,3 +144,52 @@ def test_refusals(stopping_problem):
         load_policy("no_colon")
     with pytest.raises(ValueError, match="no attribute"):
         load_policy("validation.policies:missing")
+
+
+POLICY_MODULE = '''
+import numpy as np
+
+def threshold(obs):
+    """Stop the put below 32 (a plain callable)."""
+    return (obs[:, 1] <= 32.0).astype(np.int64)
+
+def myopic(obs):
+    return np.full((obs.shape[0], 2), 1.0 / 1.5)
+
+def hold_band(obs):
+    return np.where(obs[:, 1] < -0.6, 0, np.where(obs[:, 1] > -0.3, 2, 1))
+'''
+
+
+@pytest.mark.parametrize("spec, attribute, extra, key", [
+    ("examples/stopping_paper.toml", "threshold", ["--paths", "1024"], "min_accuracy_vi"),
+    ("examples/mm_train_one_option.toml", "myopic", ["--paths", "50", "--n-steps", "40"], "pnl_ratio_vs_reference"),
+    ("examples/dynkin_paper.toml", "hold_band", ["--paths", "100", "--years", "1"], "implied_band"),
+])
+def test_cli_validate_policy(tmp_path, monkeypatch, capsys, spec, attribute, extra, key):
+    import json
+    from pathlib import Path
+
+    from validation.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "my_agents.py").write_text(POLICY_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["validate", "policy", "--problem", str(root / spec), "--policy", f"my_agents:{attribute}",
+                 *extra, "--plot", "fig.png", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and key in out and (tmp_path / "fig.png").is_file()
+    if key == "implied_band":
+        assert out["implied_band"] == pytest.approx([-0.6, -0.3], abs=1e-3)
+
+
+def test_cli_refuses_bad_policy_name(tmp_path, capsys):
+    from pathlib import Path
+
+    from validation.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    code = main(["validate", "policy", "--problem", str(root / "examples/stopping_paper.toml"), "--policy",
+                 "nowhere_module_xyz:act"])
+    assert code == 2 and "cannot import module 'nowhere_module_xyz'" in capsys.readouterr().err

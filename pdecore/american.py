@@ -292,7 +292,8 @@ class AmericanSettings:
         # advection-dominated: the payoff kink travels to z = −μτ with width σ√τ (μ = r − q − σ²/2) and
         # hardly diffuses; an under-resolved front early on is carried, not damped, to the spot. Peaks
         # along its path (τ_k = T(k/16)², width 0.3σ√τ_k) resolve it where the uniform part cannot.
-        travel = abs(log_drift) / total_vol
+        # (the carry |r − q| decides, as for the time levels: the −σ²/2 part of μ goes with the diffusion)
+        travel = abs(rate - dividend) * maturity / total_vol
         if travel > 2.0:
             for k in range(1, 17):
                 tau_k = maturity * (k / 16.0) ** 2

@@ -1,0 +1,196 @@
+"""Accuracy contract of the American engine against references from outside the project (issue 11).
+
+Every price is within its stated tolerance of QuantLib's ``QdFpAmericanEngine`` (high-precision scheme,
+Andersen–Lake–Offengenden; the truth here), or the call is refused with a ValueError naming the
+parameter and the fix. Cases:
+
+* QuantLib's own American test tables (``test-suite/americanoption.cpp``: Barone-Adesi–Whaley/Haug,
+  Bjerksund–Stensland, Ju 1999, the contracts of the FD greeks test), each within the source's
+  tolerance at the default precision (the table values themselves are approximations: QdFp re-prices
+  every row);
+* the failure classes of issue 11 (small σ√T with strong drift, very short maturities at the money,
+  very large σ√T, deep out-of-the-money calls, q ≫ r);
+* a grid of extreme valid inputs and a hypothesis property over the valid parameter space: within
+  the tolerance or a clear ValueError, and the error estimate of every result is honest.
+
+Measured (2 shared CPU cores under load, accurate precision, spot passed as the CLI does): worst
+absolute errors 7.8e-5 (BAW table), 7.0e-5 (Bjerksund–Stensland; 1.3e-5 with precision="high"),
+1.3e-4 (Ju), 7.3e-4 on prices up to 100 (540 greeks-grid contracts).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdecore import AmericanOption, BlackScholes, solve_american
+from pdecore.american import PRECISIONS, AmericanSettings
+
+from quantlib_american_cases import TABLES, TOLERANCES, greeks_grid_cases, quantlib_qdfp
+
+pytestmark = pytest.mark.quantlib
+
+
+def _solve_price(kind, strike, spot, dividend, rate, maturity, volatility, precision="accurate"):
+    result = solve_american(BlackScholes(volatility, rate, dividend), AmericanOption(kind, strike, maturity),
+                            spot=spot, precision=precision)
+    return result.price(spot), result
+
+
+def _case_id(row):
+    kind, strike, spot, dividend, rate, maturity, volatility = row[:7]
+    return f"{kind}-K{strike:g}-S{spot:g}-q{dividend:g}-r{rate:g}-T{maturity:g}-v{volatility:g}"
+
+
+TABLE_ROWS = [(name, row) for name, rows in TABLES.items() for row in rows]
+# Bjerksund–Stensland's tolerance (5e-5 on a price of 99.2 at σ = 10, i.e. 5e-7 relative) is below the
+# "accurate" target (max(1e-6 K, 1e-5 V) = 1e-3 there; measured error 7.0e-5): that row needs "high"
+HIGH_PRECISION_ROWS = {("put", 100.0, 110.0, 0.05, 0.05, 1.0, 10.0)}
+
+
+@pytest.mark.parametrize("table,row", TABLE_ROWS, ids=[f"{t}-{_case_id(r)}" for t, r in TABLE_ROWS])
+def test_quantlib_tables_within_the_source_tolerance(table, row):
+    kind, strike, spot, dividend, rate, maturity, volatility, _published = row
+    precision = "high" if tuple(row[:7]) in HIGH_PRECISION_ROWS else "accurate"
+    truth = quantlib_qdfp(kind, strike, spot, dividend, rate, maturity, volatility)
+    got, result = _solve_price(kind, strike, spot, dividend, rate, maturity, volatility, precision)
+    error = abs(got - truth)
+    assert error <= TOLERANCES[table], (table, row, truth, got, error, result.price_error_estimate)
+
+
+GREEKS_ROWS = greeks_grid_cases()[::9]  # 60 of the 540 contracts (the whole grid: worst 7.3e-4)
+
+
+@pytest.mark.parametrize("row", GREEKS_ROWS, ids=[_case_id(r) for r in GREEKS_ROWS])
+def test_quantlib_greeks_grid_contracts(row):
+    kind, strike, spot, dividend, rate, maturity, volatility, _ = row
+    truth = quantlib_qdfp(kind, strike, spot, dividend, rate, maturity, volatility)
+    got, result = _solve_price(kind, strike, spot, dividend, rate, maturity, volatility)
+    error = abs(got - truth)
+    assert error <= 1e-3, (row, truth, got, error, result.price_error_estimate)
+
+
+# (kind, strike, spot, dividend, rate, maturity, volatility, precision): the classes of issue 11
+ISSUE_CASES = [
+    ("put", 100.0, 100.0, 0.0, 0.0, 1e-4, 0.01, "accurate"),          # T = 1e-4 at the money: 0.003989
+    ("put", 100.0, 100.0, 0.0, 0.05, 1.0 / (365 * 24), 0.1, "accurate"),   # one hour at the money
+    ("put", 100.0, 100.0, 0.0, 0.05, 1.0 / (365 * 24), 0.05, "accurate"),
+    ("put", 100.0, 110.0, 0.05, 0.05, 100.0, 1.0, "accurate"),        # σ√T = 10
+    ("call", 100.0, 0.7, 0.0, 0.05, 1.0, 0.5, "accurate"),            # deep out of the money calls
+    ("call", 100.0, 5.0, 0.0, 0.05, 1.0, 1.0, "accurate"),
+    ("call", 100.0, 15.0, 0.02, 0.05, 2.0, 0.6, "accurate"),
+    ("put", 100.0, 500.0, 0.3, 0.05, 1.0, 0.4, "accurate"),           # q ≫ r, spot 5K: true 2.51 area
+    ("put", 100.0, 100.0, 10.0, 0.05, 1.0, 0.3, "accurate"),          # q = 1000 %: boundary layer
+    ("put", 100.0, 200.0, 0.0, -0.02, 30.0, 0.01, "fast"),            # σ√T = 0.055, (r − q)T = −0.6
+]
+
+
+@pytest.mark.parametrize("case", ISSUE_CASES, ids=[_case_id(c) for c in ISSUE_CASES])
+def test_issue_failure_classes(case):
+    kind, strike, spot, dividend, rate, maturity, volatility, precision = case
+    truth = quantlib_qdfp(kind, strike, spot, dividend, rate, maturity, volatility)
+    got, result = _solve_price(kind, strike, spot, dividend, rate, maturity, volatility, precision)
+    preset = PRECISIONS[precision]
+    tolerance = 3.0 * max(preset.atol * strike, preset.rtol * truth)
+    assert abs(got - truth) <= tolerance, (case, truth, got, result.price_error_estimate, result.stats["n_space"])
+
+
+def test_small_vol_strong_drift_accurate_is_solved_or_refused_with_the_fix():
+    """The issue's put K = 100, S = 200, T = 30, σ = 0.01, r = −0.02 (true 0.1909; 0.5169 before):
+    the "accurate" target needs more than its grid budget here, so it is refused naming the regime and
+    the fix; "fast" prices it (test above)."""
+    model, option = BlackScholes(0.01, -0.02), AmericanOption("put", 100.0, 30.0)
+    try:
+        result = solve_american(model, option, spot=200.0)
+    except ValueError as error:
+        assert "precision='fast'" in str(error) and "(rate - dividend)*maturity = -0.6" in str(error)
+    else:
+        assert abs(result.price(200.0) - 0.1908706691052313) <= 3e-6 * 100
+
+
+EXTREME_GRID = list(itertools.product(
+    ("put", "call"), (0.01, 0.3, 3.0), (1e-4, 1.0, 30.0), ((-0.02, 0.0), (0.05, 0.0), (0.02, 0.1), (0.05, 1.0)),
+    (0.005, 1.0, 50.0)))[::5]
+
+
+@pytest.mark.parametrize("case", EXTREME_GRID, ids=[str(c) for c in EXTREME_GRID])
+def test_extreme_valid_inputs_within_1e_3_or_refused(case):
+    """σ 0.01–3, T 1e-4–30, r < 0, q > r, S/K 0.005–50, puts and calls: never off by more than 1e-3 in
+    both absolute and relative terms without an error (the full grid of 1,226 cases is in the report)."""
+    kind, volatility, maturity, (rate, dividend), moneyness = case
+    strike = 100.0
+    spot = moneyness * strike
+    try:
+        truth = quantlib_qdfp(kind, strike, spot, dividend, rate, maturity, volatility)
+    except RuntimeError as error:  # QdFp's tanh-sinh integrator fails on a few of these (σ = 3, T = 30)
+        pytest.skip(f"no QdFp reference: {error}")
+    try:
+        got, _ = _solve_price(kind, strike, spot, dividend, rate, maturity, volatility)
+    except ValueError as error:
+        assert "fix" in str(error) or "use " in str(error), str(error)
+        return
+    error = abs(got - truth)
+    assert error <= 1e-3 or error <= 1e-3 * abs(truth), (case, truth, got)
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["put", "call"]), volatility=st.floats(0.01, 3.0), maturity=st.floats(1e-4, 30.0),
+       rate=st.floats(-0.05, 0.2), dividend=st.floats(-0.05, 0.5), moneyness=st.floats(0.005, 50.0))
+def test_property_within_tolerance_or_refused(kind, volatility, maturity, rate, dividend, moneyness):
+    """Over the valid parameter space: within max(1e-5 K, 1e-3 V) of QdFp, or a ValueError that names a
+    parameter and the fix (never a silent error, never a bare exception)."""
+    strike = 100.0
+    spot = moneyness * strike
+    try:
+        truth = quantlib_qdfp(kind, strike, spot, dividend, rate, maturity, volatility)
+    except RuntimeError:  # QdFp's own integrator fails on some degenerate inputs (e.g. q = 1e-14)
+        return
+    try:
+        got, result = _solve_price(kind, strike, spot, dividend, rate, maturity, volatility)
+    except ValueError as error:
+        assert "fix" in str(error) or "use " in str(error), str(error)
+        return
+    assert abs(got - truth) <= max(1e-5 * strike, 1e-3 * abs(truth)), (truth, got, result.price_error_estimate)
+
+
+def test_error_estimate_is_reported_and_honest_on_the_spec_put():
+    result = solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40.0, 1.0), spot=40.0)
+    truth = 5.318293838612898
+    error = abs(result.price(40.0) - truth)
+    assert result.stats["price_error_estimate"] == result.price_error_estimate
+    assert error <= 3.0 * result.price_error_estimate + 1e-7 and result.price_error_estimate <= 1e-4
+
+
+@pytest.mark.parametrize("precision", ["fast", "accurate", "high"])
+def test_precisions_meet_their_targets_on_the_spec_put(precision):
+    preset = PRECISIONS[precision]
+    result = solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40.0, 1.0), spot=40.0,
+                            precision=precision)
+    truth = 5.318293838612898
+    assert abs(result.price(40.0) - truth) <= 3.0 * max(preset.atol * 40.0, preset.rtol * truth)
+    assert result.stats["precision"] == precision
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: solve_american(BlackScholes(1e6, 0.06), AmericanOption("put", 40, 1)), r"volatility=1000000\.0.*<= 20"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1e6)), r"maturity=1000000\.0"),
+    (lambda: solve_american(BlackScholes(0.4, 1e308), AmericanOption("put", 40, 1)), r"rate=1e\+308.*<= 50"),
+    (lambda: solve_american(BlackScholes(100.0, 0.06), AmericanOption("put", 40, 1)), r"volatility=100\.0"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1),
+                            settings=AmericanSettings(spot_max_ratio=1.01)), r"spot_max_ratio=1\.01 truncates.*>="),
+    (lambda: AmericanOption(np.array(["put"]), 40, 1), r"kind must be the string"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1), settings="fast"),
+     r"settings must be an AmericanSettings.*precision='fast'"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1), precision="ultra"),
+     r"precision must be one of"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1), spot=40 * math.exp(60)),
+     r"spot=.*beyond the engine's reach"),
+])
+def test_out_of_reach_inputs_are_refused_with_the_fix(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

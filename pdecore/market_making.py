@@ -51,11 +51,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_finite_array, check_int, check_positive
 from pdecore.exceptions import ConvergenceError
 # the Gibbs density lives in pdecore.gibbs; gibbs_moments and deterministic_quotes stay importable
 # from here for the callers written against this module (validation's stage 30)
-from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, argmax_spread, deterministic_quotes,
+from pdecore.gibbs import (DEFAULT_N_QUADRATURE, MAX_TABLE_POINTS, _GibbsTable, argmax_spread, deterministic_quotes,
                            gibbs_density, gibbs_moments)
 from pdecore.inventory_grid import inventory_axis, inventory_states, inventory_strides
 from pdecore.market_making_params import MarketMakingModel
@@ -67,15 +68,39 @@ __all__ = ["MarketMakingResult", "PolicyTable", "solve_market_making", "gibbs_mo
 DEFAULT_N_TIME = 200
 #: Target ``Δτ·R`` when the solver picks the number of RK4 substeps (accuracy, well inside stability).
 DEFAULT_RATE_DT = 1.0
-#: Refuse grids whose arrays would need more than this (bytes).
+#: Refuse grids whose arrays would need more than this (bytes); the process-wide memory budget of
+#: :mod:`pdecore.budget` applies as well (the smaller of the two wins).
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+#: Optimistic throughputs (per second, one core) for the work refusals: state-neighbour updates of
+#: the RK4 kernel, and node evaluations of the exponential-linear rule while building a Gibbs table.
+_STATE_UPDATES_PER_SECOND = 2e8
+_QUADRATURE_NODES_PER_SECOND = 2e8
 
 
 # ============================================================================ grid helpers
-def _memory_estimate(n_options: int, max_inventory: int, n_time: int) -> tuple[int, int]:
-    n_states = (2 * max_inventory + 1) ** n_options
+def _memory_estimate(n_options: int, max_inventory: int, n_time: int) -> tuple[float, float]:
+    """``(n_states, bytes)`` of the solve, as floats (no overflow for absurd arguments)."""
+    n_states = (2.0 * max_inventory + 1.0) ** n_options
     # saved values + 7 work arrays + coords + running penalty + terminal values
-    return n_states, 8 * n_states * (n_time + 1 + 7 + n_options + 2)
+    return n_states, 8.0 * n_states * (n_time + 1.0 + 7.0 + n_options + 2.0)
+
+
+def _show(count) -> str:
+    """A count for a message: exact up to 1e15, else ``1e+300``-style (a refusal stays one short line)."""
+    return f"{int(count)}" if abs(float(count)) < 1e15 else f"{float(count):.3g}"
+
+
+def _check_table_budget(what: str, n_quadrature: int, n_gains: float, n_tables: int) -> None:
+    """Refuse Gibbs tables of ``n_gains`` gains × ``n_quadrature + 1`` spread nodes past the budgets.
+
+    The node arrays (nodes, rates, exponents, pieces: about 6 of ``n_quadrature + 1`` floats) and the
+    ``n_gains × (n_quadrature + 1)`` node evaluations per table are what grow with ``n_quadrature``.
+    """
+    fix = "pass n_quadrature of a few thousand at most (the default 1024 is accurate to ~1e-7)"
+    check_memory(f"{what} with n_quadrature={_show(n_quadrature)}", 8.0 * 6.0 * (n_quadrature + 1.0) * max(1.0, n_tables),
+                 fix=fix)
+    check_work(f"{what} with n_quadrature={_show(n_quadrature)}", n_gains * (n_quadrature + 1.0) * n_tables,
+               rate=_QUADRATURE_NODES_PER_SECOND, fix=fix)
 
 
 def _gain_bound(model: MarketMakingModel, coeffs: np.ndarray) -> float:
@@ -337,7 +362,9 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     n_quadrature : int, default 1024
         Intervals of the spread quadrature (γ > 0 only).
     memory_limit : float, default 2 GiB
-        Grids whose arrays would exceed this raise ``ValueError`` with the estimate.
+        Grids whose arrays would exceed this raise ``ValueError`` with the estimate. The memory and
+        work budgets of :mod:`pdecore.budget` (``PDERL_MEMORY_BUDGET``, ``PDERL_TIME_BUDGET``) apply
+        too, so a huge ``memory_limit`` lifts only this per-call cap.
 
     Returns
     -------
@@ -361,14 +388,20 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     n = model.n_options
     qbar = model.max_inventory
 
-    # 1. grid ------------------------------------------------------------------------------------
+    # 1. grid: refused before anything is allocated -------------------------------------------------
     n_states, needed = _memory_estimate(n, qbar, n_time)
+    grid_fix = ("lower max_inventory or n_time, or use quadratic_approximation(model) for many options")
     if needed > memory_limit:
         raise ValueError(
-            f"max_inventory={qbar} with {n} options gives {2 * qbar + 1}^{n} = {n_states:,} inventory "
-            f"states; with n_time={n_time} the solver needs about {needed / 1024**3:.2f} GiB, more than "
-            f"memory_limit={memory_limit / 1024**3:.2f} GiB; lower max_inventory or n_time, raise "
-            "memory_limit, or use quadratic_approximation(model) for many options")
+            f"max_inventory={_show(qbar)} with {n} options gives {_show(2 * qbar + 1)}^{n} = {_show(n_states)} inventory "
+            f"states; with n_time={_show(n_time)} the solver needs about {needed / 1024**3:.2f} GiB, more than "
+            f"memory_limit={memory_limit / 1024**3:.2f} GiB; {grid_fix}, or raise memory_limit")
+    check_memory(f"solve_market_making with max_inventory={_show(qbar)}, {n} options ({_show(n_states)} states) and "
+                 f"n_time={_show(n_time)}", needed, fix=grid_fix)
+    n_states = int(n_states)
+    if model.temperature > 0.0:
+        # at most 4 distinct (A, k) tables of MAX_TABLE_POINTS gains each, rebuilt up to 8 times
+        _check_table_budget("solve_market_making", n_quadrature, float(MAX_TABLE_POINTS), 2 * n)
     coords, strides = inventory_states(n, qbar), inventory_strides(n, qbar)
 
     # 2. operator: running penalty and order-flow coefficients -------------------------------------
@@ -448,6 +481,12 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     saved = np.empty((n_time + 1, n_states))
     refinements = 0
     while True:
+        # 4 RK4 stages × 2n neighbours of every state at every substep: refused when it cannot finish
+        # (also before a refinement, which may multiply the substeps)
+        check_work(f"solve_market_making with {n_states:,} states, n_time={n_time} and {_show(substeps)} RK4 substeps "
+                   f"per interval (from n_substeps, or from the fill rates intensity_bid/intensity_ask)",
+                   8.0 * n * n_states * n_time * float(substeps), rate=_STATE_UPDATES_PER_SECOND,
+                   fix="lower n_time, n_substeps, max_inventory or the fill rates")
         dt = dt_saved / substeps
         status = hjb_rk4(theta_terminal, strides, qbar, running, intensity, decay, low, high,
                          exp_low, exp_high, exploratory, *table_args, n_time, substeps, dt, RK4_DISK_LIMIT,

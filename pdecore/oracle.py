@@ -77,6 +77,7 @@ from scipy.special import ndtr
 
 from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
@@ -146,9 +147,13 @@ class _LogGrid:
         return self.y[self.interior]
 
 
-def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
-                nodes_per_std: float, n_std: float) -> _LogGrid:
-    """The padded uniform log grid with the spot on a node and the transition weights."""
+def _grid_extent(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
+                 nodes_per_std: float, n_std: float) -> tuple[float, float, float, float, float]:
+    """``(scale, drift, h, first, last)`` of the log grid, as floats (no allocation, no int overflow).
+
+    Shared by :func:`_build_grid` and the memory estimate of :func:`_validate`, so that the refusal
+    counts exactly the nodes the solve would allocate.
+    """
     scale = model.volatility * math.sqrt(dt)
     drift = (model.rate - model.dividend - 0.5 * model.volatility**2) * dt
     h = scale / nodes_per_std
@@ -159,6 +164,21 @@ def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: fl
     # piece wherever it falls.
     first = math.floor((min(log_spot, log_strike) - reach - log_spot) / h)
     last = math.ceil((max(log_spot, log_strike) + reach - log_spot) / h)
+    return scale, drift, h, first, last
+
+
+def _grid_size(model, option, spot, dt, nodes_per_std, n_std) -> tuple[float, float]:
+    """``(n_nodes, n_pad)`` of the padded log grid, as floats."""
+    scale, drift, h, first, last = _grid_extent(model, option, spot, dt, nodes_per_std, n_std)
+    n_pad = max(4.0, math.ceil((abs(drift) + 9.0 * scale) / h))
+    return float(last - first) + 2.0 * n_pad + 1.0, n_pad
+
+
+def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
+                nodes_per_std: float, n_std: float) -> _LogGrid:
+    """The padded uniform log grid with the spot on a node and the transition weights."""
+    scale, drift, h, first, last = _grid_extent(model, option, spot, dt, nodes_per_std, n_std)
+    log_spot = math.log(spot)
     # The pad holds the Gaussian kernel's support: |μ| + 9 s leaves a tail mass below 1e-18.
     n_pad = max(4, math.ceil((abs(drift) + 9.0 * scale) / h))
     offsets = np.arange(first - n_pad, last + n_pad + 1, dtype=float)
@@ -613,6 +633,7 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
     settings = OracleSettings(nodes_per_std=settings.nodes_per_std if nodes_per_std is None else nodes_per_std,
                               n_std=settings.n_std if n_std is None else n_std)
     nodes_per_std, n_std = float(settings.nodes_per_std), float(settings.n_std)
+    _check_budget(model, option, n_steps, spot, nodes_per_std, n_std)
     ratio = penalty * option.maturity / n_steps
     if ratio > 1.0 + 1e-12:
         raise ValueError(
@@ -621,6 +642,32 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
             f"{math.ceil(penalty * option.maturity - 1e-12)}, or penalty <= {n_steps / option.maturity:.6g}, "
             "or a shorter maturity")
     return n_steps, penalty, temperature, spot, nodes_per_std, n_std
+
+
+#: Optimistic throughput of the recursion (node × kernel-weight products per second on one core): the
+#: work refusal fires only for grids that cannot finish within the budget.
+_OPERATIONS_PER_SECOND = 2e9
+
+
+def _check_budget(model, option, n_steps, spot, nodes_per_std, n_std) -> None:
+    """Refuse, before any allocation, grids past the memory or work budget (:mod:`pdecore.budget`).
+
+    The recursion holds ``V, U, W`` at every date on the interior (``3 (L+1) n``) and their three
+    continuation values on the padded grid (``3 L (n + 2 n_pad)``); ``n`` grows like
+    ``2 n_std · nodes_per_std · √L`` (the node spacing is a fraction of the one-step s.d.), so the memory
+    grows like ``L^{3/2}``: ``n_steps=20000`` at the defaults needs about 23 GB. The work is one
+    convolution of the grid with the ``2 n_pad + 1`` kernel weights per date and value function.
+    """
+    try:
+        steps = float(n_steps)
+        n_nodes, n_pad = _grid_size(model, option, spot, option.maturity / steps, nodes_per_std, n_std)
+    except (ZeroDivisionError, OverflowError):  # more steps than a float holds, or Δt underflows to 0
+        steps = n_nodes = n_pad = math.inf
+    what = f"stopping_oracle with n_steps={n_steps}, nodes_per_std={nodes_per_std:g}, n_std={n_std:g}"
+    fix = ("pass fewer n_steps or nodes_per_std (the recursion's memory grows like n_steps^1.5 × nodes_per_std;"
+           " n_steps=50, nodes_per_std=12 need about 4 MB)")
+    check_memory(what, 8.0 * 6.0 * (steps + 1.0) * n_nodes, fix=fix)
+    check_work(what, 3.0 * steps * n_nodes * (2.0 * n_pad + 1.0), rate=_OPERATIONS_PER_SECOND, fix=fix)
 
 
 def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int, penalty: float,

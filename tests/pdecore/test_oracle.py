@@ -387,3 +387,30 @@ def test_settings_object_and_keywords_give_the_same_oracle():
         OracleSettings(n_std=2.0)
     with pytest.raises(ValueError, match="settings must be a pdecore.OracleSettings"):
         stopping_oracle(MODEL, PUT, n_steps=20, penalty=10.0, temperature=1.0, settings={"n_std": 6})
+
+
+# ------------------------------------------------------------------ budgets (issue 12, bad input)
+def test_oracle_memory_refused_before_allocation(monkeypatch):
+    """``n_steps=20000`` needs about 22 GiB (grid ∝ √L nodes × L dates × 6 arrays): refused from the
+    arguments, with the estimate, the parameter and the fix, whatever the machine."""
+    from pdecore import AmericanOption, BlackScholes, stopping_oracle
+
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "8G")
+    model, option = BlackScholes(volatility=0.4, rate=0.06), AmericanOption("put", 40.0, 1.0)
+    with pytest.raises(ValueError, match=r"n_steps=20000.*2\d\.\d GiB of memory.*PDERL_MEMORY_BUDGET.*fewer n_steps"):
+        stopping_oracle(model, option, n_steps=20000, penalty=10.0, temperature=1.0)
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1M")
+    with pytest.raises(ValueError, match="nodes_per_std=200"):
+        stopping_oracle(model, option, n_steps=50, penalty=10.0, temperature=1.0, nodes_per_std=200.0)
+    with pytest.raises(ValueError, match="n_steps=50"):
+        bermudan_price_call = __import__("pdecore").bermudan_price
+        bermudan_price_call(model, option, n_steps=50, nodes_per_std=200.0)
+
+
+def test_oracle_huge_step_count_is_a_budget_refusal(monkeypatch):
+    from pdecore import AmericanOption, BlackScholes, stopping_oracle
+
+    model, option = BlackScholes(volatility=0.4, rate=0.06), AmericanOption("put", 40.0, 1.0)
+    for n_steps in (1e300, 10**400):
+        with pytest.raises(ValueError, match="n_steps=.*(memory|take at least)"):
+            stopping_oracle(model, option, n_steps=n_steps, penalty=1.0, temperature=1.0)

@@ -164,5 +164,7 @@ def test_quick_reproduce_of_a_real_stage_writes_a_self_contained_html(tmp_path):
     assert not re.search(r"<(?:link|script)\b", html)
     paper_map = load_paper_map()
     assert all(f'id="map-{item["id"]}"' in html for item in paper_map["items"])
-    assert "Map of both papers" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "Map of both papers" in markdown
+    assert not re.search(r"\(\d+,\)|\{'|\['|\$", markdown), "a Python repr or TeX markup in the report text"
     assert "DSXZ Figure 7" in html  # the caption of the Merton figure cites the paper's figure

@@ -47,7 +47,6 @@ Python API (no argparse)::
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -543,7 +542,12 @@ def _read_record(run_dir: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{str(run_dir)!r} is not a run folder (no {CONFIG_NAME}); train one with "
                          "`pderl train KIND --out DIR` or validation.experiments.run")
-    return json.loads(path.read_text(encoding="utf-8"))
+    from rl.runs import read_json
+
+    record = read_json(path, what="run configuration")
+    if not isinstance(record, dict):
+        raise ValueError(f"run configuration {str(path)!r} is not a JSON object; restore the run's config.json")
+    return record
 
 
 def run(spec=None, *, out, overrides: Mapping[str, Any] | None = None, resume: bool = False, force: bool = False,

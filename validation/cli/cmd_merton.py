@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from validation.cli.common import IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file, emit
 
-DEFAULTS = {"drift": 0.168, "rate": 0.008, "volatility": 0.3, "cost": 0.005, "maturity": 1.0}
+def _defaults() -> dict:
+    from validation.reference_data import spec_value
+
+    return spec_value("merton.default_market")
+
+
+DEFAULTS = _defaults()  # SPEC section 4 (validation/data/spec_reference.json)
 
 
 def _add_market(parser) -> None:

@@ -26,8 +26,9 @@ stream for the whole batch: ``reset(seed=s)`` seeds the batch, not ``M`` separat
 
 Autoreset. :class:`BatchedVectorEnv` uses Gymnasium's ``SAME_STEP`` mode
 (``metadata["autoreset_mode"]``): a sub-environment that terminates is restarted inside the same
-``step``; the returned observation is the new episode's first, and ``infos["final_obs"]`` (with the mask
-``infos["_final_obs"]``) holds the terminal observations, as ``SyncVectorEnv`` reports them.
+``step``; the returned observation is the new episode's first, and ``infos["final_obs"]`` holds the
+terminal observations in the rows where the mask ``infos["_final_obs"]`` is True (one ``(M, d)``
+array rather than ``SyncVectorEnv``'s object array of rows, which would cost a Python loop per step).
 """
 
 from __future__ import annotations
@@ -109,10 +110,9 @@ class BatchedVectorEnv(VectorEnv):
         truncated = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {}
         if terminated.any():
-            final = np.empty(self.num_envs, dtype=object)
-            for index in np.flatnonzero(terminated):
-                final[index] = obs[index].copy()
-            infos["final_obs"], infos["_final_obs"] = final, terminated.copy()
+            # one (M, d) array, valid in the rows of the mask: a per-row object array (SyncVectorEnv's
+            # layout) costs a Python loop over the terminated rows at every step
+            infos["final_obs"], infos["_final_obs"] = obs.copy(), terminated.copy()
             self.core.reset_rows(terminated)
             obs = self.core.observe()
         return obs, reward.astype(np.float64), terminated, truncated, infos

@@ -55,6 +55,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pdecore._numba import STATUS_OK
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_nonnegative, check_positive
 from pdecore.exceptions import ConvergenceError
 
@@ -110,6 +111,36 @@ def _check_side(intensity, decay, temperature, low, high) -> None:
     check_positive("decay", decay, fix="pass the intensity decay k > 0")
     check_positive("temperature", temperature, fix="the Gibbs density needs γ > 0; use argmax_spread for γ = 0")
     check_spread_bounds((low, high), temperature)
+
+
+#: Optimistic node evaluations of the exponential-linear rule per second (one core) for the work refusal.
+_NODES_PER_SECOND = 1e8
+
+
+def _check_rule(n_quadrature, n_gains: float, rows_at_once: float, what: str) -> int:
+    """``n_quadrature`` as an int ≥ 2, refused past the budgets of :mod:`pdecore.budget`.
+
+    The rule evaluates ``n_gains × (n_quadrature + 1)`` nodes in blocks of ``rows_at_once`` gains, each
+    block holding about 8 float arrays of ``rows_at_once × (n_quadrature + 1)`` entries (exponents,
+    pieces, partial sums), so both the memory and the work are known from the arguments.
+    """
+    n_quadrature = check_int("n_quadrature", n_quadrature, minimum=2,
+                             fix="pass the number of spread intervals, e.g. n_quadrature=1024")
+    nodes = float(n_quadrature) + 1.0
+    shown = n_quadrature if n_quadrature < 10**15 else f"{float(n_quadrature):.3g}"
+    fix = "pass n_quadrature of a few thousand at most (1024 intervals are accurate to ~1e-7)"
+    check_memory(f"{what} with n_quadrature={shown}", 8.0 * 8.0 * max(1.0, rows_at_once) * nodes, fix=fix)
+    check_work(f"{what} with n_quadrature={shown}", n_gains * nodes, rate=_NODES_PER_SECOND, fix=fix)
+    return n_quadrature
+
+
+def _rows_per_block(block_entries: int, n_quadrature, n_gains: int) -> float:
+    """Gains per block of the chunked loops (``block_entries // nodes``, at least 1, at most all)."""
+    try:
+        nodes = float(n_quadrature) + 1.0
+    except (TypeError, ValueError, OverflowError):
+        return 1.0  # not a number: _check_rule refuses it by name
+    return float(min(max(1.0, block_entries // nodes), max(1, n_gains)))
 
 
 # ============================================================================ γ = 0: the argmax
@@ -187,6 +218,7 @@ def gibbs_moments(gain, intensity: float, decay: float, temperature: float, low:
     _check_side(intensity, decay, temperature, low, high)
     gain = np.asarray(gain, dtype=float)
     flat = gain.reshape(-1)
+    n_quadrature = _check_rule(n_quadrature, flat.size, min(chunk, flat.size), "gibbs_moments")
     nodes = spread_nodes(low, high, n_quadrature)
     step = (high - low) / n_quadrature
     rate_nodes = intensity * np.exp(-decay * nodes)
@@ -234,6 +266,7 @@ def gibbs_density(gain: float, intensity: float, decay: float, temperature: floa
     (piecewise exponential between nodes) integrates it to exactly one.
     """
     _check_side(intensity, decay, temperature, low, high)
+    n_quadrature = _check_rule(n_quadrature, 1.0, 1.0, "gibbs_density")
     nodes = spread_nodes(low, high, n_quadrature)
     step = (high - low) / n_quadrature
     u = intensity * np.exp(-decay * nodes) * (nodes + float(gain)) / temperature
@@ -392,6 +425,8 @@ def gibbs_policy_moments(gains, intensity: float, decay: float, temperature: flo
     _check_side(intensity, decay, temperature, low, high)
     gains = np.asarray(gains, dtype=float)
     deltas = gains.reshape(-1)
+    n_quadrature = _check_rule(n_quadrature, deltas.size, _rows_per_block(4_000_000, n_quadrature, deltas.size),
+                               "gibbs_policy_moments")
     nodes = spread_nodes(low, high, n_quadrature)
     width = nodes[1] - nodes[0]
     rate_nodes = intensity * np.exp(-decay * nodes)
@@ -433,6 +468,8 @@ def gibbs_quantiles(gains, levels, intensity: float, decay: float, temperature: 
     _check_side(intensity, decay, temperature, low, high)
     q_deltas = np.asarray(gains, dtype=float).reshape(-1)
     levels = np.asarray(levels, dtype=float)
+    n_quadrature = _check_rule(n_quadrature, q_deltas.size, _rows_per_block(2_000_000, n_quadrature, q_deltas.size),
+                               "gibbs_quantiles")
     nodes = spread_nodes(low, high, n_quadrature)
     width = nodes[1] - nodes[0]
     rate_nodes = intensity * np.exp(-decay * nodes)
@@ -482,11 +519,18 @@ def gibbs_policy_table(intensity: float, decay: float, temperature: float, low: 
     density is pinned at a bound. Memoized per process (a table takes seconds to build; the arrays
     are frozen).
     """
-    check_int("n_quadrature", n_quadrature, minimum=2, fix="pass e.g. 1000")
-    check_int("n_delta", n_delta, minimum=2, fix="pass e.g. 2049")
-    check_int("n_delta_quantile", n_delta_quantile, minimum=2, fix="pass e.g. 513")
-    check_int("n_levels", n_levels, minimum=2, fix="pass e.g. 129")
+    n_delta = check_int("n_delta", n_delta, minimum=2, fix="pass e.g. 2049")
+    n_delta_quantile = check_int("n_delta_quantile", n_delta_quantile, minimum=2, fix="pass e.g. 513")
+    n_levels = check_int("n_levels", n_levels, minimum=2, fix="pass e.g. 129")
     check_nonnegative("temperature", temperature)
+    # the moments and quantile tables themselves, then the rule's blocks (4e6 and 2e6 node entries)
+    check_memory(f"gibbs_policy_table with n_delta={n_delta}, n_delta_quantile={n_delta_quantile}, "
+                 f"n_levels={n_levels}", 8.0 * (8.0 * n_delta + 3.0 * float(n_delta_quantile) * n_levels),
+                 fix="pass table sizes of a few thousand (defaults 2049, 513, 129)")
+    n_quadrature = _check_rule(n_quadrature, float(n_delta) + float(n_delta_quantile), 1.0, "gibbs_policy_table")
+    check_work(f"gibbs_policy_table with n_delta_quantile={n_delta_quantile}, n_levels={n_levels}",
+               float(n_delta_quantile) * n_levels * 64.0, rate=_NODES_PER_SECOND,
+               fix="pass table sizes of a few thousand (defaults 513 × 129)")
     deltas = np.sinh(np.linspace(-Z_MAX, Z_MAX, n_delta)) / decay
     moments = gibbs_policy_moments(deltas, intensity, decay, temperature, low, high, n_quadrature)
     q_deltas = np.sinh(np.linspace(-Z_MAX, Z_MAX, n_delta_quantile)) / decay

@@ -47,13 +47,33 @@ import numpy as np
 from pdecore.checks import (check_int, check_nonnegative, check_positive, check_real)
 from pdecore.gibbs import check_spread_bounds
 
-__all__ = ["MarketMakingModel"]
+__all__ = ["MarketMakingModel", "MAX_MAGNITUDE", "MAX_INVENTORY"]
+
+#: Largest magnitude of a model parameter in its own unit (prices, days, fills per day, ...). Every
+#: quantity of the problem is a product of at most four of them (``ψ0 (P Q)²``, ``A e^{−kδ}(δ+Δ) T``),
+#: so 1e12 per factor keeps every product far inside float64 (1e308) with no overflow anywhere; and a
+#: fill rate ``A`` must be resolved by time steps ``Δt ≲ 1/A``, so ``A T`` beyond ~1e12 steps could not
+#: be solved or simulated anyway. No meaningful market comes near it.
+MAX_MAGNITUDE = 1e12
+#: Largest inventory bound Q̄: the simulator holds inventories as float64 (exact to 2^53) and every
+#: solver's grid is refused by memory far earlier.
+MAX_INVENTORY = 10**9
+
+
+def _bounded(name: str, value: float, fix: str, *, unit: str = "") -> float:
+    """``value`` (already finite) if ``|value| <= MAX_MAGNITUDE``, else a ValueError explaining the bound."""
+    if abs(value) > MAX_MAGNITUDE:
+        why = (" (every solver resolves single fills with time steps below 1/A, so A·horizon steps or more; "
+               "nothing finishes beyond that)" if name.startswith("intensity") else
+               " (products of up to four model quantities must stay far inside the float64 range)")
+        raise ValueError(f"{name} must be <= {MAX_MAGNITUDE:g}{unit}{why}, got {value!r}; {fix}")
+    return value
 
 
 def _as_per_option(name: str, value, n_options: int, fix: str):
     """Normalize a scalar-or-sequence positive parameter: scalars stay floats, sequences -> tuples."""
     if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
-        return check_positive(name, value, fix=fix)
+        return _bounded(name, check_positive(name, value, fix=fix), fix)
     try:
         items = tuple(value)
     except TypeError:
@@ -62,7 +82,8 @@ def _as_per_option(name: str, value, n_options: int, fix: str):
     if len(items) != n_options:
         raise ValueError(f"{name} must have one entry per option ({n_options}), got {len(items)} "
                          f"entries {value!r}; {fix}")
-    return tuple(check_positive(f"{name}[{i}]", item, fix=fix) for i, item in enumerate(items))
+    return tuple(_bounded(f"{name}[{i}]", check_positive(f"{name}[{i}]", item, fix=fix), fix)
+                 for i, item in enumerate(items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,23 +158,31 @@ class MarketMakingModel:
         def put(name, value):
             object.__setattr__(self, name, value)
 
-        put("spot", check_positive("spot", self.spot, fix="pass the underlying price, e.g. spot=100"))
-        put("volatility", check_positive("volatility", self.volatility,
-                                         fix="pass σ per square-root time unit, e.g. 0.02 per sqrt(day)"))
-        put("horizon", check_positive("horizon", self.horizon,
-                                      fix="pass the trading horizon T, e.g. horizon=10 (days)"))
+        def positive(name, value, fix):
+            return _bounded(name, check_positive(name, value, fix=fix), fix)
+
+        def nonnegative(name, value, fix):
+            return _bounded(name, check_nonnegative(name, value, fix=fix), fix)
+
+        put("spot", positive("spot", self.spot, "pass the underlying price, e.g. spot=100"))
+        put("volatility", positive("volatility", self.volatility,
+                                   "pass σ per square-root time unit, e.g. 0.02 per sqrt(day)"))
+        put("horizon", positive("horizon", self.horizon, "pass the trading horizon T, e.g. horizon=10 (days)"))
         # --- strikes / maturities: same length n >= 1, maturities after the horizon ---
         strikes = self._sequence("strikes", self.strikes, "pass e.g. strikes=(100, 105)")
-        put("strikes", tuple(check_positive(f"strikes[{i}]", k, fix="strikes must be positive prices")
+        put("strikes", tuple(positive(f"strikes[{i}]", k, "strikes must be positive prices")
                              for i, k in enumerate(strikes)))
         n = len(self.strikes)
         maturities = self._sequence("maturities", self.maturities, f"pass {n} maturities after the horizon")
         if len(maturities) != n:
-            raise ValueError(f"maturities must have one entry per strike ({n}), got {len(maturities)}: "
-                             f"{self.maturities!r}; pass {n} maturities")
+            raise ValueError(f"maturities must have one entry per strike (strikes has {n}), got "
+                             f"{len(maturities)}: {self.maturities!r}; pass {n} maturities or {len(maturities)} "
+                             "strikes")
         checked = []
         for i, m in enumerate(maturities):
-            m = check_real(f"maturities[{i}]", m, fix="pass option maturities in the horizon's time unit")
+            m = _bounded(f"maturities[{i}]", check_real(f"maturities[{i}]", m,
+                                                        fix="pass option maturities in the horizon's time unit"),
+                         "pass option maturities in the horizon's time unit")
             if not m > self.horizon:
                 raise ValueError(f"maturities[{i}] must be > horizon={self.horizon!r} (the options must "
                                  f"outlive the trading period), got {m!r}; pass a later maturity or a "
@@ -169,15 +198,19 @@ class MarketMakingModel:
                                     "pass the intensity decay k > 0 (1/k is the myopic spread), e.g. 1.5"))
         # --- noise covariance ΣΣᵀ: symmetric PSD n×n ---
         put("noise_cov", self._check_noise_cov(self.noise_cov, n))
-        put("terminal_penalty", check_nonnegative("terminal_penalty", self.terminal_penalty,
-                                                  fix="pass ψ0 >= 0, e.g. 0.1 (0 disables the penalty)"))
-        put("risk_aversion", check_nonnegative("risk_aversion", self.risk_aversion,
-                                               fix="pass φ >= 0 (0 is the paper's model)"))
-        put("max_inventory", check_int("max_inventory", self.max_inventory, minimum=1,
-                                       fix="pass the inventory bound Q̄ >= 1, e.g. max_inventory=30"))
-        put("temperature", check_nonnegative("temperature", self.temperature,
-                                             fix="pass γ >= 0 (0 gives the deterministic optimal quotes)"))
-        put("spread_bounds", check_spread_bounds(self.spread_bounds, self.temperature))
+        put("terminal_penalty", nonnegative("terminal_penalty", self.terminal_penalty,
+                                            "pass ψ0 >= 0, e.g. 0.1 (0 disables the penalty)"))
+        put("risk_aversion", nonnegative("risk_aversion", self.risk_aversion, "pass φ >= 0 (0 is the paper's model)"))
+        put("max_inventory", check_int("max_inventory", self.max_inventory, minimum=1, maximum=MAX_INVENTORY,
+                                       fix="pass the inventory bound Q̄ >= 1, e.g. max_inventory=30 (at most 1e9: "
+                                           "inventories are float64 in the simulator)"))
+        put("temperature", nonnegative("temperature", self.temperature,
+                                       "pass γ >= 0 (0 gives the deterministic optimal quotes)"))
+        bounds = check_spread_bounds(self.spread_bounds, self.temperature)
+        for side, value in zip(("low", "high"), bounds):
+            if math.isfinite(value):
+                _bounded(f"spread_bounds {side} end", value, "pass spread_bounds=(low, high), e.g. (0.0, 4.0)")
+        put("spread_bounds", bounds)
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -193,6 +226,9 @@ class MarketMakingModel:
     def _check_noise_cov(value, n):
         if value is None:
             return tuple(tuple(0.0 for _ in range(n)) for _ in range(n))
+        if isinstance(value, (bool, np.bool_, str, bytes)) or np.asarray(value).dtype.kind in "bUSO":
+            raise ValueError(f"noise_cov must be a numeric {n}x{n} matrix, got {value!r}; pass ΣΣᵀ as "
+                             "nested lists of numbers")
         try:
             matrix = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
@@ -205,6 +241,10 @@ class MarketMakingModel:
                              "n×n covariance ΣΣᵀ of the mid-price shocks")
         if not np.all(np.isfinite(matrix)):
             raise ValueError(f"noise_cov must be finite, got {value!r}; remove NaN/inf entries")
+        if np.max(np.abs(matrix)) > MAX_MAGNITUDE**2:
+            raise ValueError(f"noise_cov entries must be <= {MAX_MAGNITUDE**2:g} (price² per time unit; products "
+                             f"with the inventories must stay inside the float64 range), got {value!r}; pass "
+                             "ΣΣᵀ in price² per time unit")
         scale = max(1.0, float(np.max(np.abs(matrix))))
         if not np.allclose(matrix, matrix.T, rtol=0.0, atol=1e-12 * scale):
             raise ValueError(f"noise_cov must be symmetric, got {matrix.tolist()!r}; pass ΣΣᵀ, e.g. "

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import expm
 
-from pdecore.checks import check_int
+from pdecore.budget import check_memory
+from pdecore.checks import check_finite_array, check_int
 from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, argmax_spread, deterministic_quotes,
                            gibbs_moments)
 from pdecore.market_making_params import MarketMakingModel
@@ -228,10 +229,22 @@ def quadratic_approximation(model: MarketMakingModel, *, terminal_coeffs=None, n
     if not isinstance(model, MarketMakingModel):
         raise ValueError(f"model must be a MarketMakingModel, got {type(model).__name__}")
     n_tau = check_int("n_tau", n_tau, minimum=2, fix="pass e.g. n_tau=401")
+    if not isinstance(discrete_gains, (bool, np.bool_)):
+        raise ValueError(f"discrete_gains must be True or False, got {discrete_gains!r}; pass True (keep the "
+                         "lot-size term, the default) or False (BEGV's continuum)")
     n = model.n_options
-    coeffs = model.terminal_coefficients() if terminal_coeffs is None else np.asarray(terminal_coeffs, float)
-    if coeffs.shape != (n,) or not np.all(np.isfinite(coeffs)) or np.any(coeffs < 0):
-        raise ValueError(f"terminal_coeffs must be {n} finite numbers >= 0, got {terminal_coeffs!r}")
+    # the stored solution (A, B, C at every date) and the integrator's output copy: refused before the solve
+    check_memory(f"quadratic_approximation with n_tau={n_tau} and {n} options",
+                 8.0 * 3.0 * float(n_tau) * (n * n + n + 2.0),
+                 fix="pass n_tau of a few thousand at most (B and C are interpolated linearly between dates)")
+    if terminal_coeffs is None:
+        coeffs = model.terminal_coefficients()
+    else:
+        coeffs = check_finite_array("terminal_coeffs", terminal_coeffs, ndim=1,
+                                    fix=f"pass {n} coefficients c_i >= 0, one per option")
+    if coeffs.shape != (n,) or np.any(coeffs < 0):
+        raise ValueError(f"terminal_coeffs must be {n} finite numbers >= 0, got {terminal_coeffs!r}; pass one "
+                         "coefficient c_i >= 0 per option")
     low, high = model.spread_bounds
     decay = model.decay_array()
     taylor_bid = np.array([hamiltonian_taylor(a, k, model.temperature, low, high)

@@ -314,7 +314,12 @@ class AmericanSettings:
             carry = abs(rate - dividend)
             if carry > 0.0:
                 spacing = min(spacing, 2.0 * sigma**2 / carry)
-            wanted = (z_hi - z_lo) / spacing / UNIFORM_FRACTION
+            # over the active range (strike and spot with their drift and width): outside it the value
+            # is the payoff or 0 to the target, whatever the covered range (T = 1e-4: 0.002 wide, not 2.5)
+            active = [0.0] if z_spot is None else [0.0, z_spot]
+            active_lo = max(min(active) + min(log_drift, 0.0) - width * total_vol, z_lo)
+            active_hi = min(max(active) + max(log_drift, 0.0) + width * total_vol, z_hi)
+            wanted = (active_hi - active_lo) / spacing / UNIFORM_FRACTION
             n_space = min(max(float(preset.n_space), wanted), 16.0 * preset.n_space)
             n_space = int(2 * math.ceil((max(n_space, preset.n_space) - 1) / 2) + 1)  # odd
         if self.n_time is not None:

@@ -315,14 +315,17 @@ def dai_dong_intensities(values: torch.Tensor, lower: torch.Tensor, upper: torch
 
 
 def dai_dong_td_loss(values: torch.Tensor, next_values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
-                     nu: torch.Tensor, mu: torch.Tensor, *, temperature: float, dt: float) -> torch.Tensor:
+                     nu: torch.Tensor, mu: torch.Tensor, *, temperature: float, dt: float,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """Semi-gradient squared TD error of the Dai & Dong (2024) game (scalar).
 
     ``δ_l = (1 − (ν̃ + μ̃)Δt)^+ w_{l+1} − w_l + [ν̃ ℓ + μ̃ u + λ(ν̃ − ν̃ log ν̃) − λ(μ̃ − μ̃ log μ̃)] Δt``;
     shapes all ``(B, L)``. The survival factor is clipped at 0 (each intensity is truncated at
-    ``1/Δt``, their sum may exceed it).
+    ``1/Δt``, their sum may exceed it). ``weights`` as in :func:`dynkin_martingale_loss` (the same
+    training structure for both algorithms: without them neither learns the buy boundary).
     """
     reward = nu * lower + mu * upper + temperature * (dong_regularizer(nu) - dong_regularizer(mu))
     errors = torch.clamp(1.0 - dt * (nu + mu), min=0.0) * next_values - values + reward * dt
     target = (errors + values).detach()
-    return 0.5 * (target - values).square().sum(dim=1).mean()
+    squares = (target - values).square()
+    return 0.5 * (squares if weights is None else weights * squares).sum(dim=1).mean()

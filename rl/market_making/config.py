@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
-from pdecore.checks import check_choice, check_int, check_positive, check_range
+from pdecore.checks import check_choice, check_int, check_range
 
 
 #: Options removed from the learner (``docs/market_making_measurements.md``) with the value that made
@@ -117,20 +117,26 @@ class MMTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_int("hidden", self.hidden, minimum=1, fix="pass a positive width, e.g. hidden = 64")
-        check_int("layers", self.layers, minimum=1, fix="pass a positive depth, e.g. layers = 3")
-        check_positive("lr", self.lr, fix="pass a positive learning rate, e.g. lr = 0.003")
+        def integer(name, minimum, fix, maximum=None):
+            # stored converted: a TOML 64.0 becomes 64, so torch and numpy see an int
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=minimum, maximum=maximum,
+                                                     fix=fix))
+
+        integer("hidden", 1, "pass a positive width, e.g. hidden = 64")
+        integer("layers", 1, "pass a positive depth, e.g. layers = 3")
+        # Adam's step is about lr per parameter: beyond 10 the first step throws the network out of range
+        check_range("lr", self.lr, 0.0, 10.0, closed_low=False, fix="pass a positive learning rate, e.g. lr = 0.003")
         check_range("lr_decay", self.lr_decay, 0.0, 1.0, fix="pass a ratio in (0, 1], e.g. lr_decay = 0.1")
         if not self.lr_decay > 0.0:
             raise ValueError(f"lr_decay must be > 0, got {self.lr_decay!r}; pass e.g. lr_decay = 0.1")
-        check_int("total_steps", self.total_steps, minimum=1, fix="pass a positive number of steps, e.g. 600")
-        check_int("batch_paths", self.batch_paths, minimum=1, fix="pass a positive number of paths, e.g. 256")
-        check_int("paths_every", self.paths_every, minimum=1, fix="pass a positive period, e.g. 10")
-        check_int("paths_per_step", self.paths_per_step, minimum=1, fix="pass a positive number, e.g. 32")
+        integer("total_steps", 1, "pass a positive number of steps, e.g. 600")
+        integer("batch_paths", 1, "pass a positive number of paths, e.g. 256")
+        integer("paths_every", 1, "pass a positive period, e.g. 10")
+        integer("paths_per_step", 1, "pass a positive number, e.g. 32")
         if self.paths_per_step > self.batch_paths:
             raise ValueError(f"paths_per_step={self.paths_per_step} exceeds batch_paths={self.batch_paths}; "
                              "pass paths_per_step <= batch_paths")
-        check_int("n_steps", self.n_steps, minimum=2, fix="pass the number of time steps, e.g. n_steps = 200")
+        integer("n_steps", 2, "pass the number of time steps, e.g. n_steps = 200")
         check_range("time_grading", self.time_grading, 1.0, 4.0, fix="pass a grading exponent in [1, 4]")
         check_range("initial_inventory", self.initial_inventory, 0.0, 1.0,
                     fix="pass a fraction of max_inventory in [0, 1]")
@@ -144,15 +150,18 @@ class MMTrainConfig:
                     fix="pass an exponent in (0, 1], e.g. balance_exponent = 0.75")
         check_range("weight_limit", self.weight_limit, 1.0, 1e12,
                     fix="pass a ratio >= 1, e.g. weight_limit = 100")
-        check_positive("aversion_shape_gain", self.aversion_shape_gain,
-                       fix="pass a positive gain, e.g. aversion_shape_gain = 3")
-        check_choice("market_inputs", self.market_inputs, (True, False), fix="pass true or false")
+        # the aversion's exponent is 300 u_0 + gain·net(τ) with |net| ≲ 1: beyond 100 exp() overflows
+        check_range("aversion_shape_gain", self.aversion_shape_gain, 0.0, 100.0, closed_low=False,
+                    fix="pass a positive gain up to 100, e.g. aversion_shape_gain = 3")
+        if not isinstance(self.market_inputs, bool):
+            raise ValueError(f"market_inputs must be true or false, got {self.market_inputs!r}; pass true or false")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         if not (isinstance(self.device, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", self.device)):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}; pass "
                              "device = 'cpu' (or 'cuda' on a machine with a GPU)")
-        check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
+        # torch seeds are 64-bit and the learner also uses seed + 1
+        integer("seed", 0, "pass a non-negative seed below 2**63", maximum=2**63 - 2)
 
     @classmethod
     def from_mapping(cls, table: dict) -> "MMTrainConfig":

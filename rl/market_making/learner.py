@@ -92,6 +92,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from pdecore.budget import check_memory
+
 from rl.losses import continuous_td_loss
 from rl.market_making.config import MMTrainConfig
 from rl.market_making.evaluation import spread_errors
@@ -137,6 +139,28 @@ class PathBatch(dict):
     """Stored training paths: ``times [N+1]``, ``inventory [M, N+1, n]``, ``prices``/``spot``."""
 
 
+def check_learner_memory(n_options: int, cfg: MMTrainConfig) -> float:
+    """Refuse, before any tensor exists, a learner whose stored paths or mini-batch cannot fit.
+
+    Held at once: the round of ``batch_paths`` recorded paths (inventory, prices, spot: ``2n + 1`` floats
+    per date, simulated then permuted, so twice), the network (``hidden² × layers`` weights with Adam's
+    two moments and the gradient, four copies) and one gradient step's activations: every date of
+    ``paths_per_step`` paths is evaluated at the inventory and its ``2n`` neighbours, at both ends of
+    the step, each keeping ``hidden × layers`` activations and their gradients. Training itself is not
+    bounded in time (it checkpoints); only memory is refused here (:mod:`pdecore.budget`).
+    """
+    n = float(n_options)
+    dates = float(cfg.n_steps) + 1.0
+    paths = 2.0 * float(cfg.batch_paths) * dates * (2.0 * n + 1.0)
+    weights = 4.0 * float(cfg.hidden) * (float(cfg.hidden) * float(cfg.layers) + 2.0 * n + 4.0)
+    activations = 2.0 * 2.0 * float(cfg.paths_per_step) * dates * (2.0 * n + 1.0) * float(cfg.hidden) * cfg.layers
+    return check_memory(f"the market-making learner with batch_paths={cfg.batch_paths}, n_steps={cfg.n_steps}, "
+                        f"paths_per_step={cfg.paths_per_step}, hidden={cfg.hidden}, layers={cfg.layers}",
+                        8.0 * (paths + weights + activations),
+                        fix="lower batch_paths, n_steps, paths_per_step or hidden (the defaults 256, 400, 32, 64 "
+                            "need about 250 MB for one option)")
+
+
 class MarketMakingLearner:
     """Policy iteration with a value network (paper Algorithm 1), implementing the trainer contract.
 
@@ -160,6 +184,9 @@ class MarketMakingLearner:
         self.model = model
         self.config = config or MMTrainConfig()
         cfg = self.config
+        if not isinstance(cfg, MMTrainConfig):
+            raise ValueError(f"config must be an MMTrainConfig, got {type(cfg).__name__}; pass MMTrainConfig(...)")
+        check_learner_memory(model.n_options, cfg)
         self.device = resolve_device(cfg.device)  # refuses CUDA when absent, naming the device
         init = torch.Generator().manual_seed(cfg.seed)
         torch_state = torch.get_rng_state()

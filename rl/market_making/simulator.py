@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int
 from rl.black_scholes import bs_price_delta_torch
 from rl.market_making.policies import ASK, BID, DTYPE, MarketState, Quotes, SpreadPolicy
@@ -126,6 +127,15 @@ class SimulationResult:
         return out
 
 
+#: Optimistic option-path-steps per second of the vectorized loop (work refusal only).
+_PATH_STEPS_PER_SECOND = 1e8
+
+
+def _show(count) -> str:
+    """A count for a message: exact up to 1e15, else ``1e+300``-style."""
+    return f"{int(count)}" if abs(float(count)) < 1e15 else f"{float(count):.3g}"
+
+
 class MarketMakingSimulator:
     """Simulate M market makers under one policy in the model of a :class:`pdecore.MarketMakingModel`.
 
@@ -165,6 +175,8 @@ class MarketMakingSimulator:
                 n_steps = int(math.ceil(horizon * 2.0 * max(model.intensity_bid_array().max(),
                                                             model.intensity_ask_array().max())))
             n_steps = check_int("n_steps", n_steps, minimum=1, fix="pass a positive number of time steps")
+            check_memory(f"MarketMakingSimulator with n_steps={_show(n_steps)}", 8.0 * (float(n_steps) + 1.0),
+                         fix="pass fewer n_steps (the default ceil(2·horizon·max A) keeps fills per step below 1/2)")
             times = np.linspace(0.0, horizon, n_steps + 1)
         self.times = times
         self.device = torch.device(device)
@@ -204,6 +216,22 @@ class MarketMakingSimulator:
         prices, _ = self.mid_prices(spot, 0.0)
         return MarketState(inventory, spot, prices + noise, noise)
 
+    def _check_budget(self, n_paths: int, record: bool) -> None:
+        """Refuse a simulation past the memory or work budget (:mod:`pdecore.budget`) before drawing.
+
+        Per path the loop holds about ``12 + 16 n`` floats (state, running sums, the step's draws, quotes
+        and fills); ``record`` keeps ``4n + 1`` more per date (inventory, prices, bid, ask, spot), twice
+        while stacking. The work is ``n_paths × n_steps`` path-steps of about ``n`` Black–Scholes
+        evaluations each, at an optimistic 1e8 per second.
+        """
+        n = float(self.n_options)
+        dates = float(len(self.times))
+        per_path = 12.0 + 16.0 * n + (2.0 * dates * (4.0 * n + 1.0) if record else 0.0)
+        what = f"simulating n_paths={_show(n_paths)} over {len(self.times) - 1} steps"
+        fix = "simulate fewer paths (or in batches) or fewer steps"
+        check_memory(what + (" with record=True" if record else ""), 8.0 * float(n_paths) * per_path, fix=fix)
+        check_work(what, float(n_paths) * (dates - 1.0) * n, rate=_PATH_STEPS_PER_SECOND, fix=fix)
+
     # ------------------------------------------------------------------ main loop
     def simulate(self, policy: SpreadPolicy, n_paths: int, *, generator: torch.Generator,
                  initial_inventory=None, record: bool = False) -> SimulationResult:
@@ -223,6 +251,8 @@ class MarketMakingSimulator:
         record : bool, default False
             Keep the inventory, spot, price and quote paths.
         """
+        n_paths = check_int("n_paths", n_paths, minimum=1, fix="pass a positive number of paths")
+        self._check_budget(n_paths, record)
         run = self.start(n_paths, generator=generator, initial_inventory=initial_inventory)
         rec = {"inventory": [run.inventory.clone()], "spot": [run.spot.clone()], "prices": [run.prices.clone()],
                "bid": [], "ask": []} if record else None
@@ -249,6 +279,7 @@ class MarketMakingSimulator:
     def start(self, n_paths: int, *, generator: torch.Generator, initial_inventory=None) -> "SimulationRun":
         """The state of ``n_paths`` paths at ``t_0`` (see :meth:`simulate` for the parameters)."""
         n_paths = check_int("n_paths", n_paths, minimum=1, fix="pass a positive number of paths")
+        self._check_budget(n_paths, False)
         state = self.initial_state(n_paths, initial_inventory)
         base, hedge_ratio = self.mid_prices(state.spot, 0.0)
         zeros = lambda *shape: torch.zeros(*shape, dtype=DTYPE, device=self.device)  # noqa: E731

@@ -110,3 +110,6 @@ def test_dai_dong_intensities_and_loss():
     delta = (1 - DT * (n + m)) * -0.49 + 0.5 + reward * DT
     loss = dai_dong_td_loss(values, nxt, lo, up, nu, mu, temperature=LAM, dt=DT)
     assert loss.item() == pytest.approx(0.5 * delta**2)
+    weighted = dai_dong_td_loss(values, nxt, lo, up, nu, mu, temperature=LAM, dt=DT,
+                                weights=torch.tensor([[4.0]], dtype=torch.float64))
+    assert weighted.item() == pytest.approx(2.0 * delta**2)

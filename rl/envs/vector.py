@@ -94,6 +94,7 @@ class BatchedVectorEnv(VectorEnv):
         self.single_action_space = core.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = None  # nothing to render (SB3's VecEnv asks for the attribute)
         self._started = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -116,3 +117,70 @@ class BatchedVectorEnv(VectorEnv):
             self.core.reset_rows(terminated)
             obs = self.core.observe()
         return obs, reward.astype(np.float64), terminated, truncated, infos
+
+
+def sb3_vec_env(vector_env: BatchedVectorEnv, *, observation_transform=None, observation_space=None,
+                action_transform=None, action_space=None):
+    """The batched vector environment as a Stable-Baselines3 ``VecEnv`` (SB3 is an optional extra).
+
+    SB3 drives its own ``VecEnv`` API (``step_async``/``step_wait``, auto-reset with
+    ``infos[i]["terminal_observation"]``), not Gymnasium's; this adapter keeps the one batched step, where
+    SB3's ``DummyVecEnv`` would loop over copies. ``observation_transform`` (obs ``[M, d]`` →
+    features, with ``observation_space`` of one row) and ``action_transform`` (agent actions ``[M, …]`` →
+    environment actions, with the agent's ``action_space``) let an agent work in scaled units; the
+    same transforms then wrap the trained agent for :func:`validation.policies.validate_policy`.
+    ``seed(s)`` seeds the next ``reset`` of the whole batch.
+    """
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+    observe = observation_transform or (lambda obs: obs)
+    act = action_transform or (lambda actions: actions)
+
+    class BatchedSB3VecEnv(VecEnv):
+        def __init__(self) -> None:
+            self.vector_env = vector_env  # before VecEnv.__init__, which reads attributes through it
+            self._actions = None
+            super().__init__(vector_env.num_envs, observation_space or vector_env.single_observation_space,
+                             action_space or vector_env.single_action_space)
+
+        def reset(self):
+            seed = self._seeds[0] if getattr(self, "_seeds", None) else None
+            self._seeds = []
+            obs, _ = self.vector_env.reset(seed=seed)
+            return observe(obs)
+
+        def step_async(self, actions) -> None:
+            self._actions = act(np.asarray(actions))
+
+        def step_wait(self):
+            obs, reward, terminated, truncated, infos = self.vector_env.step(self._actions)
+            done = terminated | truncated
+            info_list = [{} for _ in range(self.num_envs)]
+            if done.any():
+                final = observe(infos["final_obs"])
+                for index in np.flatnonzero(done):
+                    info_list[index]["terminal_observation"] = final[index]
+                    info_list[index]["TimeLimit.truncated"] = bool(truncated[index] and not terminated[index])
+            return observe(obs), reward.astype(np.float32), done, info_list
+
+        def close(self) -> None:
+            self.vector_env.close()
+
+        def get_attr(self, attr_name, indices=None):
+            return [getattr(self.vector_env, attr_name)] * len(self._indices(indices))
+
+        def set_attr(self, attr_name, value, indices=None) -> None:
+            setattr(self.vector_env, attr_name, value)
+
+        def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+            return [getattr(self.vector_env, method_name)(*method_args, **method_kwargs)]
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * len(self._indices(indices))
+
+        def _indices(self, indices):
+            if indices is None:
+                return range(self.num_envs)
+            return [indices] if isinstance(indices, int) else list(indices)
+
+    return BatchedSB3VecEnv()

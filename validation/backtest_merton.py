@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_positive, check_range, check_real
 
 __all__ = ["BandStrategy", "StrategyOutcome", "BacktestReport", "rebalance", "run_strategies", "backtest_merton"]
@@ -316,6 +317,44 @@ def _gbm_returns(model, n_days, n_paths, dt, seed, chunk_hint=None):
         yield np.exp(drift + vol * rng.standard_normal(n_paths))
 
 
+#: Optimistic (strategy × path)-days per second of the vectorized daily loop (work refusal only).
+_PATH_DAYS_PER_SECOND = 1e8
+
+
+def _ratio_pair(name: str, value) -> tuple[float, float]:
+    """``(sell, buy)`` as floats, or a ValueError naming ``name`` (NaN and order as :class:`BandStrategy`)."""
+    fix = "pass two ratios x = B/S, sell <= buy, e.g. (0.5, 1.5)"
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (sell, buy) of ratios, got {value!r}; {fix}")
+    sell, buy = value
+    if any(isinstance(v, (bool, np.bool_)) for v in (sell, buy)):
+        raise ValueError(f"{name} must hold numbers, got {value!r}; {fix}")
+    try:
+        sell, buy = float(sell), float(buy)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold numbers, got {value!r}; {fix}") from None
+    try:
+        BandStrategy(name, sell, buy)  # NaN, order and a finite start, with BandStrategy's own messages
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+    return sell, buy
+
+
+def _check_budget(years: float, paths: int, steps_per_year: int, n_strategies: int) -> None:
+    """Refuse, before drawing a path, a backtest past the memory or work budget (:mod:`pdecore.budget`).
+
+    :func:`run_strategies` holds about 12 float arrays of ``strategies × paths`` (bond, stock, costs, the
+    bankrupt flags and the day's temporaries) and the day's draws (3 of ``paths``); it runs
+    ``days × strategies × paths`` updates, ``days = years × steps_per_year``.
+    """
+    days = max(1.0, years * float(steps_per_year))
+    what = f"backtest_merton with years={years:g}, paths={paths}, steps_per_year={steps_per_year}"
+    check_memory(what, 8.0 * float(paths) * (12.0 * n_strategies + 3.0),
+                 fix="simulate fewer paths (10000 give standard errors of about 0.01 at 20 years)")
+    check_work(what, days * float(paths) * n_strategies, rate=_PATH_DAYS_PER_SECOND,
+               fix="pass fewer years or paths (20 years × 10000 paths take seconds)")
+
+
 def backtest_merton(model, *, years: float = 20.0, paths: int = 10_000, seed: int = 0, steps_per_year: int = 252,
                     band: tuple[float, float] | None = None, extra_bands=(), n_space=None, n_time=None):
     """Backtest the PDE band against buy-and-hold over ``years`` with daily rebalancing.
@@ -355,14 +394,21 @@ def backtest_merton(model, *, years: float = 20.0, paths: int = 10_000, seed: in
         raise ValueError(f"model must be a pdecore.MertonCosts, got {type(model).__name__}")
     years = check_positive("years", years, fix="pass a horizon in years such as 20")
     paths = check_int("paths", paths, minimum=2, fix="simulate at least 2 paths")
-    seed = check_int("seed", seed, minimum=0)
-    steps_per_year = check_int("steps_per_year", steps_per_year, minimum=1)
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1, fix="pass a non-negative seed below 2**63")
+    steps_per_year = check_int("steps_per_year", steps_per_year, minimum=1,
+                               fix="pass the trading days per year, e.g. 252")
+    if band is not None:
+        band = _ratio_pair("band", band)
+    if isinstance(extra_bands, (str, bytes)) or not hasattr(extra_bands, "__iter__"):
+        raise ValueError(f"extra_bands must be a sequence of (sell, buy) pairs, got {extra_bands!r}; pass e.g. "
+                         "[(0.5, 1.5)] or ()")
+    user_bands = tuple(_ratio_pair(f"extra_bands[{i}]", pair) for i, pair in enumerate(extra_bands))
+    _check_budget(years, paths, steps_per_year, 3 + len(user_bands))
     if band is None:
         from pdecore.merton import solve_merton_costs
 
         band = solve_merton_costs(model, n_space=n_space, n_time=n_time).band(0.0)
     band = (float(band[0]), float(band[1]))
-    user_bands = tuple((float(a), float(b)) for a, b in extra_bands)
     strategies = [BandStrategy("omniscient", *band),
                   BandStrategy("buy_and_hold", -np.inf, np.inf, initial_ratio=0.0),
                   BandStrategy("leveraged_buy_and_hold", -np.inf, np.inf, initial_ratio=model.merton_ratio)]

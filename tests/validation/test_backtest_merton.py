@@ -157,3 +157,37 @@ def test_cli_backtest_merton_json_and_bad_input(capsys):
     assert "cost must lie in" in capsys.readouterr().err
     assert main(["solve", "merton", "--drift", "0.001"]) == 2
     assert "Merton fraction" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ budgets (issue 12, bad input)
+def test_backtest_refuses_memory_and_hangs_before_drawing(monkeypatch):
+    """``paths=100000000`` (memory) and ``years=1000000`` (path-days: a hang before) are refused from the
+    arguments in milliseconds, naming the parameter and the fix."""
+    import time
+
+    from pdecore import MertonCosts
+    from validation.backtest_merton import backtest_merton
+
+    model = MertonCosts(drift=0.1, rate=0.02, volatility=0.3, cost=0.01, maturity=1.0)
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1G")
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"paths=100000000, .*GiB of memory.*fewer paths"):
+        backtest_merton(model, paths=100_000_000, band=(0.5, 1.5))
+    with pytest.raises(ValueError, match=r"years=1e\+06.*would take at least.*PDERL_TIME_BUDGET.*fewer years"):
+        backtest_merton(model, years=1_000_000, band=(0.5, 1.5))
+    with pytest.raises(ValueError, match="steps_per_year"):
+        backtest_merton(model, steps_per_year=10**12, band=(0.5, 1.5))
+    assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize("kwargs, word", [(dict(band=(1.5, 0.5)), "band"), (dict(band=5), "band"),
+                                          (dict(band=("a", 1)), "band"), (dict(extra_bands=[(0.1,)]), "extra_bands"),
+                                          (dict(extra_bands=5), "extra_bands"), (dict(seed=2**64), "seed")])
+def test_backtest_bad_bands_named(kwargs, word):
+    from pdecore import MertonCosts
+    from validation.backtest_merton import backtest_merton
+
+    model = MertonCosts(drift=0.1, rate=0.02, volatility=0.3, cost=0.01, maturity=1.0)
+    kwargs.setdefault("band", (0.5, 1.5))
+    with pytest.raises(ValueError, match=word):
+        backtest_merton(model, years=0.1, paths=10, **kwargs)

@@ -60,16 +60,17 @@ class DynkinReference:
     oracle: DynkinOracle | None = None
 
 
-def build_reference(config, *, vi: bool = True) -> DynkinReference:
+def build_reference(config, *, vi: bool = True, nodes_per_std: float = 16.0, n_std: float = 7.0) -> DynkinReference:
     """Discrete oracle at ``config``'s ``(κ, λ, L)`` and the VI band (``vi=False`` skips the PDE: NaN).
 
-    ``config`` is a :class:`rl.dynkin.DynkinConfig` (market, game and insolvency margin are read from it).
-    The Dai–Dong baseline has no penalty factor; its runs are compared with the same oracle (the DSXZ
-    scheme's) and with the VI.
+    ``config`` is a :class:`rl.dynkin.DynkinConfig` (market, game and insolvency margin are read from it);
+    ``nodes_per_std`` and ``n_std`` are the oracle's grid (a spec's ``[numerics]``). The Dai–Dong baseline
+    has no penalty factor; its runs are compared with the same oracle (the DSXZ scheme's, at the run's κ)
+    and with the VI.
     """
     model = config.model()
     oracle = dynkin_oracle(model, n_steps=config.n_steps, penalty=config.penalty, temperature=config.temperature,
-                           insolvency_margin=config.insolvency_margin)
+                           insolvency_margin=config.insolvency_margin, nodes_per_std=nodes_per_std, n_std=n_std)
     vi_band = (math.nan, math.nan)
     if vi:
         from pdecore.merton import solve_merton_costs

@@ -138,19 +138,19 @@ class ResolvedItem:
     stage_ran: bool
     figures: list[str] = field(default_factory=list)  # only those this report holds
     values: list[tuple[str, str]] = field(default_factory=list)  # (label, formatted value)
-    checks: list[tuple[str, bool]] = field(default_factory=list)  # (text, passed)
+    checks: list[tuple[str, bool]] = field(default_factory=list)  # (text, passed), also folded into values
     note: str = ""
 
 
-def _check_text(check: dict, value: float, name: str) -> tuple[str, bool]:
-    """Human text of one check (``name``: the metric's label, or its key) and whether it passed."""
+def _check_text(check: dict, value: float, spec: str) -> tuple[str, bool]:
+    """Human text of one check (numbers in the metric's format ``spec``) and whether it passed."""
+    shown = lambda number: format_value(float(number), spec)  # noqa: E731 - one-line formatter
     if check["op"] == "abs_diff<=":
         gap = abs(value - check["target"])
         passed = gap <= check["value"]
-        return (f"paper's target {check['target']:g}: {name} off by {gap:.3g} (tolerance {check['value']:g})",
-                passed)
+        return f"paper: {shown(check['target'])}, tolerance {check['value']:g}", passed
     passed = value <= check["value"] if check["op"] == "<=" else value >= check["value"]
-    return f"target: {name} {'≤' if check['op'] == '<=' else '≥'} {check['value']:g} (got {value:.4g})", passed
+    return f"target {'≤' if check['op'] == '<=' else '≥'} {shown(check['value'])}", passed
 
 
 def resolve(paper_map: dict, metrics: dict, figures: set[str] | list[str]) -> list[ResolvedItem]:
@@ -178,16 +178,26 @@ def resolve(paper_map: dict, metrics: dict, figures: set[str] | list[str]) -> li
                              status=item["status"], reason=item["reason"], stage=stage, stage_ran=ran,
                              figures=[f for f in item["figures"] if f in figures])
         if ran:
-            for metric in item["metrics"]:
-                value = lookup(metrics, metric["key"])
-                if value is not None:
-                    entry.values.append((metric["label"], format_value(value, metric["format"])))
-            labels = {metric["key"]: metric["label"] for metric in item["metrics"]}
+            # a check on a shown metric is written next to its value ("82.24% (target ≥ 95.00%: NOT met in
+            # this run)"); a check on another key stands alone, named by its key
+            results = {}
             for check in item["checks"]:
                 value = lookup(metrics, check["key"])
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    name = labels.get(check["key"], check["key"].split(".", 1)[-1])
-                    entry.checks.append(_check_text(check, float(value), name))
+                    spec = next((m["format"] for m in item["metrics"] if m["key"] == check["key"]), ".4g")
+                    text, passed = _check_text(check, float(value), spec)
+                    results.setdefault(check["key"], []).append((text, passed))
+                    entry.checks.append((text, passed))
+            for metric in item["metrics"]:
+                value = lookup(metrics, metric["key"])
+                if value is not None:
+                    shown = format_value(value, metric["format"])
+                    for text, passed in results.pop(metric["key"], []):
+                        shown += f" ({text}: {'met' if passed else 'NOT met in this run'})"
+                    entry.values.append((metric["label"], shown))
+            for key, found in results.items():
+                for text, passed in found:
+                    entry.values.append((key.split(".", 1)[-1], f"{text}: {'met' if passed else 'NOT met in this run'}"))
         if item["id"] in overrides:
             entry.status = overrides[item["id"]]["status"]
             entry.note = overrides[item["id"]].get("note", "")

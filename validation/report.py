@@ -45,14 +45,14 @@ def _paper_refs(resolved: list[ResolvedItem], paper_map: dict) -> dict[str, list
 
 
 def _pderl_cell(item: ResolvedItem, *, markdown: bool) -> str:
-    """What pderl shows for an item: values, checks, figure links (anchors in HTML), or why nothing."""
+    """What pderl shows for an item: values (with their checks), figure links (anchors in HTML), or why
+    nothing."""
     parts = []
     if item.stage is None:
         return "—"
     if not item.stage_ran:
         return f"stage {item.stage} not run in this report (pderl reproduce --only {item.stage})"
     parts += [f"{label}: {value}" for label, value in item.values]
-    parts += [f"{text}: {'met' if ok else 'NOT met in this run'}" for text, ok in item.checks]
     for path in item.figures:
         name = Path(path).name
         parts.append(f"[{name}]({path})" if markdown else name)

@@ -82,9 +82,14 @@ def test_resolve_looks_up_metrics_checks_targets_and_takes_stage_statuses():
                "market_making": {"paper_map": {"fx-claim-otm": {"status": "corrected", "note": "equal"}}}}
     items = {r.id: r for r in resolve(paper_map, metrics, {"figures/american_boundary.png"})}
     price = items["dsxz-claim-price"]
-    assert price.stage_ran and price.values == [("pderl American price (variational inequality)", "5.318200")]
+    assert price.stage_ran and price.values == [("pderl American price (variational inequality)",
+                                                  "5.318200 (paper: 5.317000, tolerance 0.002: met)")]
     assert price.checks and price.checks[0][1] and price.figures == ["figures/american_boundary.png"]
     assert items["fx-claim-otm"].status == "corrected" and items["fx-claim-otm"].note == "equal"
+    missed = resolve(paper_map, {"stopping_rl": {"ml": {"min_accuracy": 0.8224}}}, set())
+    accuracy = next(r for r in missed if r.id == "dsxz-claim-accuracy")
+    assert accuracy.values[0][1] == "82.24% (target ≥ 95.00%: NOT met in this run)"
+    assert accuracy.checks == [("target ≥ 95.00%", False)]
     assert not items["dsxz-fig3"].stage_ran and items["dsxz-fig3"].values == []
     with pytest.raises(ValueError, match="unknown paper-map item 'nope'"):
         resolve(paper_map, {"merton": {"paper_map": {"nope": {"status": "reproduced"}}}}, set())

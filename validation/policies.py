@@ -244,7 +244,8 @@ def validate_policy(policy, problem, *, n_paths: int | None = None, seed: int | 
         :class:`pdecore.MarketMakingResult`, or a :class:`pdecore.MertonResult`.
     **options
         Market making: ``reference_execution`` (``"mean"``, default, deterministic quotes like the
-        policy's, or ``"sample"``), ``include`` (benchmark policies). Merton: ``years`` (20),
+        policy's, or ``"sample"``), ``include`` (benchmark policies), ``spread_half_width`` (the inventory
+        box ``|q_i| ≤ w`` of the spread error, default ``Q̄/2``). Merton: ``years`` (20),
         ``action_mode`` (``"discrete"`` or ``"band"``), ``trade_step``, ``ratio_grid``.
 
     Returns
@@ -258,7 +259,7 @@ def validate_policy(policy, problem, *, n_paths: int | None = None, seed: int | 
         _refuse(options, ())
         return _validate_stopping(act, parameters, n_paths=n_paths, seed=seed, reference=reference)
     if kind == "market_making":
-        _refuse(options, ("reference_execution", "include"))
+        _refuse(options, ("reference_execution", "include", "spread_half_width"))
         defaults = (spec or {}).get("evaluate", {})
         return _validate_market_making(act, parameters, n_paths=n_paths or defaults.get("paths", 4000),
                                        seed=defaults.get("seed", 12345) if seed is None else seed,
@@ -397,7 +398,7 @@ class _ObservationSpreadPolicy:
 
 
 def _validate_market_making(act, model, *, n_paths, seed, n_steps, reference, reference_execution="mean",
-                            include=("quadratic", "constant")):
+                            include=("quadratic", "constant"), spread_half_width=None):
     from rl.market_making.evaluation import spread_errors
     from rl.market_making.policies import ConstantSpreadPolicy, GibbsSpreadTable
     from validation.market_making import compare_policies, grid_policy, grid_reference, quadratic_policy
@@ -417,7 +418,7 @@ def _validate_market_making(act, model, *, n_paths, seed, n_steps, reference, re
     table_out = compare_policies(model, policies, n_paths=n_paths, n_steps=n_steps, seed=seed, reference=ref_name)
     out: dict[str, Any] = {"problem": "market_making", "reference": ref_name, "max_spread_error": float("nan")}
     if reference is not None:
-        out.update(spread_errors(policy, reference))
+        out.update(spread_errors(policy, reference, half_width=spread_half_width))
     mine = table_out["policy"]
     out.update({"pnl_mean": mine["pnl_mean"], "pnl_std": mine["pnl_std"], "pnl_stderr": mine["pnl_stderr"],
                 "pnl_ratio_vs_reference": mine["pnl_ratio"], "pnl_diff_vs_reference": mine["pnl_diff_vs_ref"],

@@ -60,9 +60,11 @@ def _pderl_cell(item: ResolvedItem, *, markdown: bool) -> str:
 
 
 def _status_text(item: ResolvedItem) -> str:
+    """The status; a run whose own numbers miss the paper's target says so first (never hidden behind
+    the map's status, which describes what pderl's full settings reproduce)."""
     text = STATUS_LABELS[item.status]
     if item.checks and not all(ok for _, ok in item.checks):
-        text += " (target not met in this run)"
+        text = f"target not met in this run (map: {text})"
     return text
 
 
@@ -225,9 +227,11 @@ def _map_html(resolved: list[ResolvedItem], paper_map: dict, figures_in_page: se
                 if path in figures_in_page:
                     cell = cell.replace(name, f'<a href="#{figure_anchor(path)}">{name}</a>', 1)
             reason = html.escape(item.reason + (f" {item.note}" if item.note else ""))
+            missed = bool(item.checks) and not all(ok for _, ok in item.checks)
+            colour = _STATUS_COLOURS["not_covered" if missed else item.status]
             parts.append(f'<tr id="map-{html.escape(item.id)}"><td>{html.escape(item.item)}</td>'
                          f"<td>{html.escape(item.claim)}</td><td>{cell}</td>"
-                         f'<td class="status" style="color:{_STATUS_COLOURS[item.status]}">'
+                         f'<td class="status" style="color:{colour}">'
                          f"{html.escape(_status_text(item))}</td><td>{reason}</td></tr>")
         parts.append("</table>")
     missing = [r for r in resolved if r.status == "not_covered"]

@@ -3,7 +3,10 @@
 Stages live in :mod:`validation.stages` as modules named ``stage_NN_<name>.py`` and run in the order
 of ``NN``. Each defines ``TITLE`` and ``run(ctx: StageContext) -> StageOutput``; it writes its figures
 under ``ctx.out_dir`` (use :meth:`StageContext.figure_path`) and returns its metrics and a Markdown
-section. Later issues add experiments by adding a stage module — nothing else changes.
+section. Later issues add experiments by adding a stage module — nothing else changes. The report
+(:mod:`validation.report`) opens with the map of both papers (:mod:`validation.paper_map`, data in
+``validation/data/paper_map.json``); a stage whose verdict on a paper's claim depends on its own numbers
+attaches it under its metrics key ``"paper_map"`` (``{item_id: {"status": ..., "note": ...}}``).
 
 The output folder follows the run-folder policy of :mod:`rl.runs` (marker, ``--force`` only on pderl's
 folders, a lock against a second process): ``run.json`` records the configuration and versions; every

@@ -191,9 +191,11 @@ class MarketMakingLearner:
         init = torch.Generator().manual_seed(cfg.seed)
         torch_state = torch.get_rng_state()
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init)))
+        terminal0, running_cost = self.reward_coefficients()
         self.network = MarketMakingValueNetwork(model, hidden=cfg.hidden, layers=cfg.layers,
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
-                                                aversion_shape_gain=cfg.aversion_shape_gain)
+                                                aversion_shape_gain=cfg.aversion_shape_gain,
+                                                terminal_coefficients=terminal0, running_cost=running_cost)
         torch.set_rng_state(torch_state)
         self.network.to(self.device)  # initialized on the CPU stream above, then moved
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
@@ -213,6 +215,18 @@ class MarketMakingLearner:
         self._terminal_count = 0
         self._residual_ema: torch.Tensor | None = None  # time_weighting="balanced"
         self._refit_level = False
+
+    def reward_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """The objective's quadratic inventory charges, as the TD reward computes them (not the dynamics).
+
+        Returns ``ĉ⁰_i = ψ0 P_i(0)²`` (the terminal penalty ``ψ0 (P_iT Q_iT)²`` at the observed mids of
+        t = 0, the start of the running estimate ψ0 × mean ``P_iT²``) and the running-cost matrix
+        ``R = (φ/2)ΣΣᵀ`` of the running penalty ``−QᵀRQ dt`` charged by :meth:`td_terms`. These are what
+        the model-free network is given (:class:`MarketMakingValueNetwork`); it reads no A, k, σ itself.
+        """
+        model = self.model
+        terminal = float(model.terminal_penalty) * np.asarray(model.mid_prices(model.spot, 0.0), dtype=float) ** 2
+        return terminal, 0.5 * float(model.risk_aversion) * model.noise_cov_array()
 
     # ------------------------------------------------------------------ trainer contract
     def config_dict(self) -> dict:

@@ -35,13 +35,26 @@ class MarketMakingValueNetwork(nn.Module):
     Parameters
     ----------
     model : pdecore.MarketMakingModel
+        Read for the problem's structure (n, T, Q̄, S_0 and the observed mids at t = 0) only when
+        ``baseline="learned"``; the model-based baselines also read A, k, ψ0, φ, Σ.
     hidden, layers : int
     market_inputs : bool
-    baseline : {"riccati", "none"}
+        Feed (P, S) too (not default; normalized by σ√T).
+    baseline : {"learned", "riccati", "none"}
+        ``"learned"``: the model-free network (:meth:`_model_free_setup`); ``"riccati"``: the model-based
+        warm start; ``"none"``: no quadratic term (scales from the model).
+    aversion_shape_gain : float
+    terminal_coefficients : array (n,), required with ``baseline="learned"``
+        Initial ``ĉ_i`` of the terminal reward ``−Σ ĉ_i Q_i²`` (the learner passes ψ0 P_i(0)², then its
+        running estimate ψ0 × mean ``P_iT²``).
+    running_cost : array (n, n), required with ``baseline="learned"``
+        The reward's running-cost matrix ``R`` of ``−Qᵀ R Q dt`` (the learner passes ``(φ/2)ΣΣᵀ``, the
+        running penalty its TD reward charges).
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
-                 baseline: str = "riccati", aversion_shape_gain: float = 3.0) -> None:
+                 baseline: str = "riccati", aversion_shape_gain: float = 3.0, terminal_coefficients=None,
+                 running_cost=None) -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -52,39 +65,27 @@ class MarketMakingValueNetwork(nn.Module):
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         self.use_baseline = baseline == "riccati"
         self.model_free = baseline == "learned"
-        decay = model.decay_array()
-        intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
-        low, high = model.spread_bounds
-        myopic = argmax_spread(0.0, decay, low, high)  # the γ = 0 quote at zero gain, clip(1/k)
-        rate0 = intensity * np.exp(-decay * myopic)
-        coeffs = np.maximum(model.terminal_coefficients(), 1e-12)
-        # level: value of myopic quoting over the horizon (both sides, every option)
-        level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
         if self.model_free:
-            # nothing from the dynamics: the level scale is set from the first simulated rewards
-            # (MarketMakingLearner), the terminal coefficients start at ψ0 P_i(0)² (observed prices)
-            # and are replaced by ψ0 × the simulated mean of P_iT²
-            level = 0.0
-            coeffs = np.maximum(float(model.terminal_penalty) * np.asarray(model.mid_prices(model.spot, 0.0))**2,
-                                1e-12)
+            level, coeffs, stiffness, running_diag, running_matrix, stiff_max = self._model_free_setup(
+                n, terminal_coefficients, running_cost)
+        else:
+            level, coeffs, stiffness, running_diag, running_matrix, stiff_max = self._model_based_setup(model)
         self.register_buffer("level", torch.tensor(level, dtype=DTYPE))
         self.register_buffer("coeffs", torch.as_tensor(coeffs, dtype=DTYPE))
-        self.register_buffer("stiffness", torch.as_tensor(4.0 * rate0 * decay * coeffs, dtype=DTYPE))
-        running_diag = 0.5 * model.risk_aversion * np.diag(model.noise_cov_array())
+        self.register_buffer("stiffness", torch.as_tensor(stiffness, dtype=DTYPE))
         self.register_buffer("running_diag", torch.as_tensor(running_diag, dtype=DTYPE))
-        stiff_max = float(np.max(4.0 * rate0 * decay * coeffs))
-        # running-risk rate (φ/2) λ_max(ΣΣᵀ): the inventory cost per unit time that the terminal
-        # baseline ignores; it enters the scale of the learned correction
-        top_eigenvalue = max(0.0, float(np.linalg.eigvalsh(model.noise_cov_array()).max()))
-        self.running_rate = 0.5 * float(model.risk_aversion) * top_eigenvalue
-        if self.model_free:  # generic time resolution: a thousandth of the horizon
-            stiff_max = 1000.0 / self.horizon
+        # running-risk rate λ_max(R), R = (φ/2)ΣΣᵀ the reward's running-cost matrix: the inventory cost per
+        # unit time that the terminal coefficients ignore; it enters the scale of the learned correction
+        self.running_rate = max(0.0, float(np.linalg.eigvalsh(running_matrix).max()))
         self.log_time_norm = math.log1p(stiff_max * self.horizon)
         self.stiff_max = stiff_max
-        spot, sigma = float(model.spot), float(model.volatility)
+        spot = float(model.spot)
         self.register_buffer("spot0", torch.tensor(spot, dtype=DTYPE))
-        self.spot_scale = sigma * math.sqrt(self.horizon)
+        # the observed mids at t = 0 (market data, not a model parameter)
         self.register_buffer("price0", torch.as_tensor(model.mid_prices(spot, 0.0), dtype=DTYPE))
+        # the (non-default) market inputs are normalized by the move of S over the horizon, σ√T
+        sigma = float(model.volatility) if self.market_inputs or not self.model_free else 1.0
+        self.spot_scale = sigma * math.sqrt(self.horizon)
         self.price_scale = max(1e-8, sigma * spot * math.sqrt(self.horizon))
         n_time = 2
         n_in = n_time + n + (n + 1 if self.market_inputs else 0)
@@ -105,7 +106,6 @@ class MarketMakingValueNetwork(nn.Module):
         # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
         # matrix, Z_ij = 1/(1 + (τ/T) e^{100 z_ij}) a learned saturation per entry (symmetric), starting at
         # z = 0: the running cost accumulated with time to go, which inventory control caps
-        running_matrix = 0.5 * model.risk_aversion * model.noise_cov_array()
         self.register_buffer("running_matrix", torch.as_tensor(running_matrix, dtype=DTYPE))
         self.running_saturation = nn.Parameter(torch.zeros(n * (n + 1) // 2, dtype=DTYPE))
         self.aversion_shape_gain = float(aversion_shape_gain)
@@ -116,6 +116,44 @@ class MarketMakingValueNetwork(nn.Module):
             self.level_net[-1].weight.mul_(0.1)
             self.aversion_net[-1].weight.zero_()
             self.aversion_net[-1].bias.zero_()
+
+    def _model_free_setup(self, n: int, terminal_coefficients, running_cost):
+        """Buffers of the model-free network: nothing from the model's dynamics or objective parameters.
+
+        The network reads only the problem's structure (n, T, Q̄) and the observed mids at t = 0. What the
+        objective charges, ``terminal_coefficients`` (``ĉ_i``, replaced by the learner with ψ0 × the
+        simulated mean of ``P_iT²``) and ``running_cost`` (the reward's running-cost matrix ``R``), is
+        handed over by :class:`~rl.market_making.learner.MarketMakingLearner`, which computes the reward;
+        the level scale is set from the first simulated rewards; the time resolution is generic (a
+        thousandth of the horizon). No A, k, σ, ψ0, φ or Σ is read here.
+        """
+        if terminal_coefficients is None or running_cost is None:
+            raise ValueError("the model-free network (baseline='learned') needs terminal_coefficients and "
+                             "running_cost, the reward's coefficients; build it through MarketMakingLearner, or "
+                             "pass them (e.g. MarketMakingLearner.reward_coefficients())")
+        coeffs = np.maximum(np.asarray(terminal_coefficients, dtype=float).reshape(n), 1e-12)
+        running_matrix = np.asarray(running_cost, dtype=float).reshape(n, n)
+        zeros = np.zeros(n)
+        return 0.0, coeffs, zeros, zeros, running_matrix, 1000.0 / self.horizon
+
+    def _model_based_setup(self, model):
+        """Buffers of the Riccati warm start (``baseline="riccati"``) and of ``"none"``: model knowledge.
+
+        ``L`` the value of myopic quoting over the horizon (both sides, every option), ``c_i`` the model's
+        terminal coefficients, the stiffness ``4 λ_0 k_i c_i`` (``λ_0 = A e^{−k δ_myopic}``) and the running
+        risk ``(φ/2)(ΣΣᵀ)_ii`` of :meth:`baseline_coefficients`.
+        """
+        decay = model.decay_array()
+        intensity = 0.5 * (model.intensity_bid_array() + model.intensity_ask_array())
+        low, high = model.spread_bounds
+        myopic = argmax_spread(0.0, decay, low, high)  # the γ = 0 quote at zero gain, clip(1/k)
+        rate0 = intensity * np.exp(-decay * myopic)
+        coeffs = np.maximum(model.terminal_coefficients(), 1e-12)
+        level = float(2.0 * np.sum(rate0 * myopic) * self.horizon)
+        stiffness = 4.0 * rate0 * decay * coeffs
+        running_diag = 0.5 * model.risk_aversion * np.diag(model.noise_cov_array())
+        running_matrix = 0.5 * model.risk_aversion * model.noise_cov_array()
+        return level, coeffs, stiffness, running_diag, running_matrix, float(np.max(stiffness))
 
     def baseline_coefficients(self, t: torch.Tensor) -> torch.Tensor:
         """``a_i(t)``, shape ``t.shape + (n,)``: the scalar Riccati ``da/dτ = r_i − κ_i a²``, ``a(0) = c_i``.

@@ -263,6 +263,46 @@ def test_the_default_value_network_is_model_free():
     assert learner.network.model_free and not learner.network.use_baseline
 
 
+class _StructureOnly:
+    """A model that exposes only the problem's structure and the observed mids: reading anything else
+    (A, k, σ, ψ0, φ, Σ, spread bounds, terminal coefficients) raises."""
+
+    ALLOWED = ("n_options", "horizon", "max_inventory", "spot", "mid_prices")
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name in self.ALLOWED:
+            return getattr(self._model, name)
+        raise AssertionError(f"the model-free network read the model's {name!r}")
+
+
+def test_the_model_free_network_reads_no_model_parameter():
+    """Issue 15: nothing in the default network is derived from A, k, σ, ψ0, φ or Σ; the reward's
+    coefficients come from the learner (the objective it computes), and the result is the network the
+    learner builds (same seed: same weights and buffers)."""
+    from rl.market_making.networks import MarketMakingValueNetwork
+
+    cov = [[0.0025, 0.0015], [0.0015, 0.0025]]
+    model = MarketMakingModel.paper_defaults(2, max_inventory=10, risk_aversion=0.5, noise_cov=cov)
+    learner = MarketMakingLearner(model, MMTrainConfig(**TINY))
+    terminal, running = learner.reward_coefficients()
+    np.testing.assert_allclose(running, 0.25 * np.array(cov))
+    torch.manual_seed(0)
+    net = MarketMakingValueNetwork(_StructureOnly(model), hidden=8, layers=2, baseline="learned",
+                                   terminal_coefficients=terminal, running_cost=running)
+    torch.manual_seed(0)
+    again = MarketMakingValueNetwork(model, hidden=8, layers=2, baseline="learned",
+                                     terminal_coefficients=terminal, running_cost=running)
+    for (name, a), (_, b) in zip(net.state_dict().items(), again.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    with pytest.raises(ValueError, match="terminal_coefficients and running_cost"):
+        MarketMakingValueNetwork(model, baseline="learned")
+    with pytest.raises(AssertionError, match="read the model"):  # the warm start does use the model
+        MarketMakingValueNetwork(_StructureOnly(model), baseline="riccati")
+
+
 @pytest.mark.parametrize("exponent, limit", [(1.0, 1e12), (0.75, 100.0), (0.5, 2.0)])
 def test_balanced_weights_by_hand(exponent, limit):
     """w_j = clip((median m / m_j)^α, 1/limit, limit): the median, not the mean, so that one runaway date

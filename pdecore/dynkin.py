@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
@@ -120,12 +121,18 @@ class DynkinSettings:
     max_iter: int = 100
 
     def __post_init__(self) -> None:
-        check_int("n_time", self.n_time, minimum=1, fix="use at least 1 time level (default 100)")
+        # stored converted (a TOML 200.0 becomes 200): the kernels take int64
+        object.__setattr__(self, "n_time", check_int("n_time", self.n_time, minimum=1,
+                                                     fix="use at least 1 time level (default 100)"))
         if not isinstance(self.scheme, ThetaScheme):
             raise ValueError(f"scheme must be a ThetaScheme, got {self.scheme!r}; "
                              "pass e.g. ThetaScheme.crank_nicolson()")
-        check_positive("tol", self.tol, fix="pass e.g. 1e-8")
-        check_int("max_iter", self.max_iter, minimum=1, fix="allow e.g. 100 iterations")
+        # a relative change of 1 or more accepts any iterate (and Large = 1/tol would stop penalizing)
+        if check_positive("tol", self.tol, fix="pass e.g. 1e-8") >= 1.0:
+            raise ValueError(f"tol must be < 1 (a relative change of 1 or more accepts any iterate), got "
+                             f"{self.tol!r}; pass a relative tolerance such as 1e-8")
+        object.__setattr__(self, "max_iter", check_int("max_iter", self.max_iter, minimum=1, maximum=10**6,
+                                                       fix="allow e.g. 100 iterations (at most 1e6)"))
 
 
 @dataclass(frozen=True)
@@ -411,6 +418,17 @@ def _plot_boundaries(ax, times, curves, *, xlabel, ylabel, title, reference=None
     return ax
 
 
+#: Optimistic node updates per second of the penalty Newton march (work refusal only).
+_NODE_STEPS_PER_SECOND = 1e8
+#: Largest Δτ·|G| an implicit step resolves in float64 (1/ε ≈ 4.5e15, with a margin).
+_MAX_STEP_RATE = 1e15
+
+
+def _show(count) -> str:
+    """A count for a message: exact up to 1e15, else ``1e+300``-style."""
+    return f"{int(count)}" if abs(float(count)) < 1e15 else f"{float(count):.3g}"
+
+
 def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, terminal, maturity,
                  reaction=None, penalty: float | None = None, temperature: float = 0.0,
                  left_boundary: str = "degenerate", right_boundary: str = "degenerate", lower_side: str = "left",
@@ -478,6 +496,8 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
         raise ValueError("grid must be strictly increasing; sort the nodes and remove duplicates")
 
     def _array(name, values):
+        if isinstance(values, (bool, np.bool_)) or np.asarray(values).dtype == bool:
+            raise ValueError(f"{name} must be numbers, got {values!r}; pass {n} finite numbers, one per grid node")
         arr = check_finite_array(name, values, fix=f"pass {n} finite numbers, one per grid node")
         arr = np.broadcast_to(arr, (n,)).astype(float) if arr.ndim == 0 else arr
         if arr.shape != (n,):
@@ -522,12 +542,31 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     else:
         mode_code, mode_name = MODE_FINITE, "penalty"
 
+    # the value table ((n_time + 1) × n), about 16 node arrays and the sub-step lists: refused before
+    # any is allocated; the work is a few Newton sweeps of the n nodes per sub-step
+    what = f"solve_dynkin with {n} grid nodes and settings.n_time={_show(n_time)}"
+    fix = "pass a coarser grid or fewer time levels (settings=DynkinSettings(n_time=...))"
+    check_memory(what, 8.0 * ((float(n_time) + 1.0) * n + 16.0 * n + 12.0 * float(n_time)), fix=fix)
+    check_work(what, 4.0 * float(n_time) * (n + 64.0), rate=_NODE_STEPS_PER_SECOND, fix=fix)
+
     # === 1. grid and 2. operator === #
     lower = np.zeros(n)
     diag = np.zeros(n)
     upper = np.zeros(n)
     n_upwind = build_generator(x, a, b, c, _BOUNDARY_CODES[left_boundary], _BOUNDARY_CODES[right_boundary],
                                lower, diag, upper)
+    # An implicit step solves (I − Δτ θ G) w = ...; once Δτ·|G| exceeds 1/ε ≈ 4.5e15 the identity is lost
+    # in rounding and the tridiagonal pivots cancel (zero pivot): name the coefficient that causes it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        widest_step = maturity / max(1, n_time) * 2.0  # graded steps are at most about twice the mean
+        rates = {"diffusion": np.max(np.abs(a) / np.diff(x).min() ** 2), "drift": np.max(np.abs(b) / np.diff(x).min()),
+                 "reaction": np.max(np.abs(c))}
+    culprit = max(rates, key=lambda key: rates[key])
+    if not rates[culprit] * widest_step <= _MAX_STEP_RATE:
+        raise ValueError(f"{culprit} (with maturity={maturity:g} over {n_time} levels) gives generator rates "
+                         f"|G|·Δτ ≈ {rates[culprit] * widest_step:.3g} > {_MAX_STEP_RATE:g}, beyond which the implicit "
+                         f"step I − Δτ·G loses the identity in rounding; pass {culprit} of a realistic size, more "
+                         "time levels or a shorter maturity")
 
     # === 3. obstacles (switched off on Dirichlet rows so that the held value is not moved) === #
     kern_lo = lo_obs.copy()

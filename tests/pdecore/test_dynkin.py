@@ -231,3 +231,49 @@ def test_solve_dynkin_rejects_a_settings_object_of_the_wrong_type():
     with pytest.raises(ValueError, match="settings must be a pdecore.DynkinSettings"):
         solve_dynkin(x, diffusion=np.ones(11), drift=np.zeros(11), lower_obstacle=-np.ones(11),
                      upper_obstacle=np.ones(11), terminal=np.zeros(11), maturity=1.0, settings={"n_time": 5})
+
+
+# ------------------------------------------------------------------ budgets (issue 12, bad input)
+def _small_game(n=11):
+    x = np.linspace(0.0, 1.0, n)
+    return dict(grid=x, diffusion=0.1 * np.ones_like(x), drift=np.zeros_like(x), lower_obstacle=np.zeros_like(x),
+                upper_obstacle=np.ones_like(x), terminal=0.5 * np.ones_like(x), maturity=1.0)
+
+
+def test_dynkin_memory_and_work_refused_before_allocation(monkeypatch):
+    """A huge ``n_time`` (or a grid × levels past the budget) is refused from the arguments with the
+    estimate and the fix; nothing of that size is allocated."""
+    from pdecore import DynkinSettings, solve_dynkin
+
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "64M")
+    with pytest.raises(ValueError, match=r"n_time=1000000000 .*memory.*DynkinSettings\(n_time"):
+        solve_dynkin(**_small_game(), settings=DynkinSettings(n_time=10**9))
+    with pytest.raises(ValueError, match=r"1e\+300.*memory"):
+        solve_dynkin(**_small_game(), settings=DynkinSettings(n_time=1e300))
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "64G")
+    monkeypatch.setenv("PDERL_TIME_BUDGET", "1s")
+    with pytest.raises(ValueError, match="would take at least"):
+        solve_dynkin(**_small_game(), settings=DynkinSettings(n_time=10**8))
+
+
+@pytest.mark.parametrize("name", ["drift", "diffusion", "reaction"])
+def test_dynkin_absurd_coefficients_are_named(name):
+    """Δτ·|G| past 1e15 used to end in a 'zero pivot' ConvergenceError; now a ValueError naming the
+    coefficient."""
+    from pdecore import DynkinSettings, solve_dynkin
+
+    args = _small_game()
+    args[name] = 1e300 * np.ones(11) * (-1.0 if name == "reaction" else 1.0)
+    with pytest.raises(ValueError, match=name):
+        solve_dynkin(**args, settings=DynkinSettings(n_time=4))
+
+
+def test_dynkin_settings_store_integers_and_bound_tol():
+    from pdecore import DynkinSettings
+
+    settings = DynkinSettings(n_time=20.0, max_iter=30.0)
+    assert isinstance(settings.n_time, int) and isinstance(settings.max_iter, int)
+    with pytest.raises(ValueError, match="tol must be < 1"):
+        DynkinSettings(tol=2.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        DynkinSettings(max_iter=1e300)

@@ -393,6 +393,16 @@ register(StoppingKind())
 register(MarketMakingKind())
 
 
+def _register_high_dim_stopping() -> None:
+    """The d-dimensional stopping learner (basket put, fBm; issue 17), kept in its own module."""
+    from validation.high_dim_stopping import HighDimStoppingKind
+
+    register(HighDimStoppingKind())
+
+
+_register_high_dim_stopping()
+
+
 def trainer_settings(spec: dict) -> dict:
     """The :class:`rl.trainer.Trainer` keywords of a resolved spec (the same keys for every kind; the
     learner's own seed seeds the trainer's global generators too)."""

@@ -1,0 +1,454 @@
+"""The exploratory stopping learner in d dimensions: the geometric-basket put (d = 40…200) and the
+fractional Brownian motion (101-dimensional Markovized state) of the stopping paper's v3, section 5
+(SPEC section 7).
+
+Method (SPEC section 3, unchanged but for the state). On the dates ``t_l = lΔt``, ``l = 0..L``, one
+value network per date ``l < L`` (:class:`rl.networks.BatchedValueNetwork`: all dates in one batched
+module, batch norm after the input, before each ReLU and on the output) takes the paper's inputs, the
+state and the payoff, ``(X_l, h_l) ∈ R^{D+1}``, and outputs ``w_l = V_l − h_l``. The policy is
+``π_l = sigmoid(−κ w_l/λ)`` (detached), the loss the offline martingale loss
+:func:`rl.losses.martingale_loss` (Dai, Sun, Xu & Zhou, Algorithm 1), one Adam step per batch of fresh
+paths, and execution exercises at the first date with ``w_l ≤ 0`` (``π ≥ ½``).
+
+Formulations
+------------
+* ``price``: ``h = g`` (discounted by ``e^{−r t}`` inside the loss), terminal value ``g(X_T)``.
+* ``premium``: ``h = g − V_E`` with ``V_E(t_l, X_l)`` the exact "European" value of waiting until T:
+  for the basket the Black–Scholes put on the geometric mean ``G`` (a GBM, see
+  :mod:`rl.stopping.basket`), for the fBm the conditional mean ``E[W^H_1 | F_{t_l}]``
+  (:meth:`rl.stopping.fbm.FBMSimulator.terminal_mean`); terminal value 0. ``e^{−rt}V_E(t, X_t)`` is a
+  martingale, so the two formulations have the same optimal stopping rule, and the premium has much
+  less variance.
+
+Paper settings (SPEC section 7): basket L = 100, λ = 1, batch 2^10, learning rate 0.05 × 0.1 every 300
+steps, 1000 steps; fBm L = 100, λ = 0.1, batch 2^10, learning rate 0.01 halved every 200 steps, 3000
+steps. The penalty κ is not given there; the default κ = 1/Δt = 100 is the value at which the discrete
+oracle's execution price is the Bermudan price (``κΔt = 1`` makes ``V_l = C_l + (g − C_l)^+``
+at ``λ → 0``); measured for the basket's 1-D equivalent (:func:`pdecore.oracle.stopping_oracle`,
+λ = 1): P_stopping floors 6.2994 (κ = 10), 6.5061 (κ = 50), 6.5149 (κ = 100, = Bermudan) against the
+American 6.5452, so κ = 10 alone would cost 3.8 %.
+
+Evaluation: :meth:`HighDimStoppingLearner.evaluate` reports on fresh common test paths (seed
+``eval_seed``) ``p_stopping`` = ``E[e^{−rτ} g(X_τ)]`` (plain Monte Carlo, a lower bound of the value up
+to its standard error, as in the paper) and ``p_stopping_cv`` = ``V_E(0) + E[e^{−rτ}(g − V_E)(X_τ)]``,
+the same expectation (optional stopping of the martingale ``e^{−rt}V_E``) with a far smaller standard
+error.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from pdecore.budget import check_memory
+from pdecore.checks import check_choice, check_int, check_positive, check_real
+from rl.black_scholes import bs_price_torch
+from rl.losses import martingale_loss
+from rl.networks import BatchedValueNetwork
+from pdecore.basket import BASKET_CASES
+from rl.stopping.basket import DTYPES, BasketMarket, BasketSimulator
+from rl.stopping.fbm import FBMSimulator
+from rl.stopping.policies import BernoulliStoppingPolicy
+
+PROBLEMS = ("basket", "fbm")
+FORMULATIONS = ("price", "premium")
+#: Bytes of evaluation inputs held at once (paths are evaluated in chunks of at most this size).
+EVAL_CHUNK_BYTES = 2**28
+
+
+@dataclass(frozen=True)
+class HighDimStoppingConfig:
+    """Settings of :class:`HighDimStoppingLearner` (defaults: the paper's basket at d = 40).
+
+    Parameters
+    ----------
+    problem : {"basket", "fbm"}
+    dimension : int
+        Basket: number of assets d. Ignored by the fBm (its state has ``n_dates + 1`` coordinates).
+    case : {"main", "variant"}
+        Basket parameter set (:data:`rl.stopping.basket.BASKET_CASES`).
+    correlation : float
+        Basket: equicorrelation of the Brownian motions (paper 0).
+    hurst : float
+        fBm: Hurst index H.
+    n_dates : int
+        L decision dates on [0, T] (T = 1).
+    formulation : {"price", "premium"}
+    penalty, temperature : float
+        κ (with ``κΔt ≤ 1``) and λ.
+    learning_rate, lr_decay_every, lr_decay_factor :
+        Adam step ``learning_rate · lr_decay_factor^{⌊step/lr_decay_every⌋}`` (0: constant).
+    batch_size, hidden, n_hidden, batch_norm :
+        Paths per step and the networks' shape (SPEC section 3: 2 hidden layers of 21, batch norm).
+    dtype : {"float32", "float64"}
+        Precision of paths and networks.
+    seed, eval_paths, test_paths, eval_seed :
+        Training seed; periodic and final test paths and their seed (common to all runs).
+    """
+
+    problem: str = "basket"
+    dimension: int = 40
+    case: str = "main"
+    correlation: float = 0.0
+    hurst: float = 0.3
+    n_dates: int = 100
+    formulation: str = "price"
+    penalty: float = 100.0
+    temperature: float = 1.0
+    learning_rate: float = 0.05
+    lr_decay_every: int = 300
+    lr_decay_factor: float = 0.1
+    batch_size: int = 1024
+    hidden: int = 21
+    n_hidden: int = 2
+    batch_norm: bool = True
+    dtype: str = "float32"
+    seed: int = 0
+    eval_paths: int = 2**14
+    test_paths: int = 2**17
+    eval_seed: int = 20260
+    steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
+
+    def __post_init__(self) -> None:
+        check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
+        check_choice("formulation", self.formulation, FORMULATIONS, fix="use 'price' or 'premium'")
+        check_choice("case", self.case, tuple(BASKET_CASES), fix="use case='main' or 'variant'")
+        check_choice("dtype", self.dtype, tuple(DTYPES), fix="use 'float32' or 'float64'")
+        for name in ("dimension", "n_dates", "batch_size", "hidden", "n_hidden", "eval_paths", "test_paths",
+                     "steps"):
+            check_int(name, getattr(self, name), minimum=2 if name == "batch_size" else 1,
+                      fix=f"pass a positive integer {name}")
+        check_int("lr_decay_every", self.lr_decay_every, minimum=0, fix="pass 0 (constant) or a step count")
+        check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
+        check_int("eval_seed", self.eval_seed, minimum=0, fix="pass a non-negative seed")
+        for name in ("penalty", "temperature", "learning_rate", "lr_decay_factor"):
+            check_positive(name, getattr(self, name), fix=f"pass a positive {name}")
+        check_real("correlation", self.correlation, fix="pass 0 for independent assets")
+        check_real("hurst", self.hurst, fix="pass a Hurst index in (0, 1)")
+        if self.penalty / self.n_dates > 1.0 + 1e-12:
+            raise ValueError(f"penalty={self.penalty!r} with n_dates={self.n_dates!r} gives κΔt = "
+                             f"{self.penalty / self.n_dates:.4g} > 1 (survival factor 1 − κπΔt < 0); pass "
+                             f"penalty <= {self.n_dates}")
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.n_dates
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "HighDimStoppingConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown high-dimensional stopping settings {unknown}; allowed: {sorted(names)}")
+        return cls(**values)
+
+
+def _seeds(seed: int, count: int) -> list[int]:
+    """Independent 63-bit seeds derived from one seed (NumPy's SeedSequence)."""
+    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
+    return [int(s) & (2**63 - 1) for s in state]
+
+
+class HighDimStoppingLearner:
+    """Martingale-loss learner of a d-dimensional stopping problem (implements :mod:`rl.trainer`'s contract).
+
+    Parameters
+    ----------
+    config : HighDimStoppingConfig
+    reference : dict, optional
+        ``{"price": float, ...}`` from :mod:`validation.high_dim_stopping` (the learner solves nothing);
+        adds relative errors to :meth:`evaluate`.
+    device : str or torch.device
+        Where the networks run; paths are drawn on the CPU generator and moved (same seed, same paths).
+    """
+
+    def __init__(self, config: HighDimStoppingConfig, *, reference: dict | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        if not isinstance(config, HighDimStoppingConfig):
+            raise ValueError(f"config must be a HighDimStoppingConfig, got {type(config).__name__}")
+        self.config = config
+        self.reference = reference
+        self.device = torch.device(device)
+        self.dtype = DTYPES[config.dtype]
+        if config.problem == "basket":
+            self.market = BasketMarket(config.dimension, config.case, config.correlation)
+            self.simulator = BasketSimulator(self.market, config.n_dates)
+            self.rate = self.market.rate
+            geometric = self.market.geometric_parameters()
+            self._geometric = geometric
+        else:
+            self.market = None
+            self.simulator = FBMSimulator(config.hurst, config.n_dates)
+            self.rate = 0.0
+        self.state_dimension = self.simulator.dimension
+        self.premium = config.formulation == "premium"
+        self.check_memory(config.batch_size, training=True)
+        train_seed, init_seed = _seeds(config.seed, 2)
+        self.generator = torch.Generator().manual_seed(train_seed)
+        init = torch.Generator().manual_seed(init_seed)
+        self.net = BatchedValueNetwork(config.n_dates, in_features=self.state_dimension + 1, hidden=config.hidden,
+                                       n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init)
+        self.net.to(device=self.device, dtype=self.dtype)
+        self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=True)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
+        self.value_updates = 0
+        self._calibration = None
+        times = torch.arange(config.n_dates + 1, dtype=torch.float64) * config.dt
+        self._discount = torch.exp(-self.rate * times)
+
+    # ------------------------------------------------------------------ memory
+    def bytes_per_path(self, *, training: bool) -> float:
+        """Bytes held per path: its draw, the network inputs (a copy, the normalized copy and, in
+        training, their gradient) and the hidden activations (saved for the backward pass)."""
+        c = self.config
+        size = torch.empty((), dtype=self.dtype).element_size()
+        inputs = c.n_dates * (self.state_dimension + 1) * size * (3 if training else 2)
+        hidden = c.n_dates * c.hidden * c.n_hidden * size * (6 if training else 2)
+        return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
+
+    def check_memory(self, n_paths: int, *, training: bool) -> float:
+        """Refuse (``ValueError``) before allocation a batch × dates × dimension that exceeds the budget."""
+        c = self.config
+        what = (f"{c.problem} learner batch={n_paths}, n_dates={c.n_dates}, state dimension={self.state_dimension}"
+                f", dtype={c.dtype}")
+        return check_memory(what, n_paths * self.bytes_per_path(training=training),
+                            fix="use a smaller batch_size (or a smaller dimension / float32)")
+
+    def eval_chunk(self) -> int:
+        """Paths per evaluation forward pass (bounded by :data:`EVAL_CHUNK_BYTES`)."""
+        return max(256, min(2**15, int(EVAL_CHUNK_BYTES // self.bytes_per_path(training=False))))
+
+    # ------------------------------------------------------------------ trainer contract
+    def config_dict(self) -> dict:
+        return {"learner": "high_dim_stopping", **self.config.to_dict()}
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "value_updates": self.value_updates, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.value_updates = int(state.get("value_updates", 0))
+        self._calibration = None
+
+    def sample_batch(self, step: int) -> torch.Tensor:
+        """``batch_size`` fresh raw paths from the training generator (basket: log-prices ``(B, L+1, d)``;
+        fBm: ``(B, L+1)``)."""
+        return self.sample_raw(self.config.batch_size, self.generator)
+
+    def sample_raw(self, n_paths: int, generator: torch.Generator) -> torch.Tensor:
+        """Raw paths (basket: log-prices, fBm: the path) in the learner's dtype on its device."""
+        if self.config.problem == "basket":
+            return self.simulator.sample_log(n_paths, generator, dtype=self.dtype, device=self.device)
+        return self.simulator.sample(n_paths, generator, dtype=self.dtype, device=self.device)
+
+    # ------------------------------------------------------------------ features
+    def payoffs_and_european(self, raw: torch.Tensor, *, need_european: bool = True):
+        """Payoffs ``g(X_l)`` and ``V_E(t_l, X_l)`` (``V_E(T) = g``) for ``l = 0..L``, float64 ``(B, L + 1)``
+        each (``V_E``: ``None`` unless ``need_european``)."""
+        c = self.config
+        if c.problem == "basket":
+            geometric = self.simulator.geometric_mean_log(raw)
+            gains = torch.clamp(self.market.strike - geometric, min=0.0)
+            if not need_european:
+                return gains, None
+            tau = 1.0 - torch.arange(c.n_dates, dtype=torch.float64, device=raw.device) * c.dt
+            p = self._geometric
+            european = bs_price_torch("put", geometric[:, :-1], self.market.strike, tau, p["volatility"],
+                                      p["rate"], p["dividend"])
+            return gains, torch.cat([european, gains[:, -1:]], dim=1)
+        gains = raw.to(torch.float64)
+        if not need_european:
+            return gains, None
+        return gains, torch.cat([self.simulator.terminal_mean(gains), gains[:, -1:]], dim=1)
+
+    def features(self, raw: torch.Tensor, *, need_european: bool = True):
+        """``(inputs (L, D + 1, B), payoffs h (B, L), terminal (B,), gains g (B, L + 1), european (B, L + 1))``.
+
+        ``h`` and ``terminal`` follow the formulation; the inputs are the paper's: the state (basket:
+        the prices ``X_l``; fBm: the Markovized path) and ``h``. ``gains`` and ``european`` are float64
+        (for the evaluation; ``european`` is ``None`` when neither the formulation nor the caller needs it),
+        the rest in the learner's dtype.
+        """
+        c = self.config
+        gains, european = self.payoffs_and_european(raw, need_european=need_european or self.premium)
+        if self.premium:
+            payoffs = (gains - european)[:, :c.n_dates]
+            terminal = torch.zeros_like(gains[:, -1])
+        else:
+            payoffs = gains[:, :c.n_dates]
+            terminal = gains[:, -1]
+        if c.problem == "basket":
+            states = torch.exp(raw[:, :c.n_dates, :])
+        else:
+            states = self.simulator.states(raw)[:, :c.n_dates, :]
+        payoffs = payoffs.to(self.dtype)
+        inputs = torch.cat([states, payoffs.unsqueeze(2)], dim=2).permute(1, 2, 0).contiguous()
+        return inputs, payoffs, terminal.to(self.dtype), gains, european
+
+    # ------------------------------------------------------------------ training
+    def learning_rate_at(self, update: int) -> float:
+        """``learning_rate · lr_decay_factor^{⌊update/lr_decay_every⌋}`` (paper: step decay)."""
+        c = self.config
+        if not c.lr_decay_every:
+            return c.learning_rate
+        return c.learning_rate * c.lr_decay_factor ** (update // c.lr_decay_every)
+
+    @torch.no_grad()
+    def _init_output_shift(self, payoffs: torch.Tensor, terminal: torch.Tensor) -> None:
+        """Output batch-norm shift := batch mean of ``e^{−r(T − t_l)} terminal − h_l`` per date: the
+        networks start at the value of waiting until T (a far better start than 0 at κ = 100)."""
+        if not self.net.batch_norm:
+            return
+        c = self.config
+        times = torch.arange(c.n_dates, dtype=torch.float64, device=payoffs.device) * c.dt
+        wait = torch.exp(-self.rate * (1.0 - times)).to(self.dtype).unsqueeze(0) * terminal.unsqueeze(1)
+        self.net.norms[-1].bias.copy_((wait - payoffs).mean(dim=0).unsqueeze(1))
+
+    def train_step(self, raw: torch.Tensor) -> dict[str, float]:
+        c = self.config
+        inputs, payoffs, terminal, _, _ = self.features(raw, need_european=False)
+        if self.value_updates == 0:
+            self._init_output_shift(payoffs, terminal)
+        self.net.train()
+        premium_part = self.net(inputs).T  # w = V − h, (B, L)
+        values = payoffs + premium_part
+        prob = self.policy.probability_of_gap(-premium_part)
+        loss = martingale_loss(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
+                               rate=self.rate, dt=c.dt)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate_at(self.value_updates)
+        self.optimizer.step()
+        self.value_updates += 1
+        self._calibration = None
+        return {"losses/loss": loss.item(), "charts/learning_rate": self.learning_rate_at(self.value_updates - 1),
+                "charts/value0": float(values[:, 0].mean().item())}
+
+    # ------------------------------------------------------------------ evaluation
+    def test_batches(self, n_paths: int, *, seed_offset: int = 0):
+        """Raw test paths in chunks (the same paths for every run with the same ``eval_seed``)."""
+        generator = torch.Generator().manual_seed(self.config.eval_seed + seed_offset)
+        chunk = self.eval_chunk()
+        left = n_paths
+        while left > 0:
+            size = min(left, chunk)
+            yield self.sample_raw(size, generator)
+            left -= size
+
+    @torch.no_grad()
+    def evaluation_network(self) -> BatchedValueNetwork:
+        """A copy of the networks with batch-norm statistics calibrated on the first evaluation chunk."""
+        if self._calibration is None:
+            net = copy.deepcopy(self.net)
+            raw = next(self.test_batches(min(self.config.eval_paths, self.eval_chunk())))
+            net.calibrate(self.features(raw)[0])
+            self._calibration = net
+        return self._calibration
+
+    @torch.no_grad()
+    def exercise(self, raw: torch.Tensor, net: BatchedValueNetwork | None = None):
+        """Execution rule on raw paths: ``(exercise bool (B, L), gains (B, L+1), european (B, L+1) or None)``."""
+        net = net or self.evaluation_network()
+        inputs, _, _, gains, european = self.features(raw)
+        return net(inputs).T <= 0.0, gains, european
+
+    def stopped(self, exercise: torch.Tensor, gains: torch.Tensor, european: torch.Tensor | None):
+        """Per path ``(e^{−rτ} g(X_τ), e^{−rτ}(g − V_E)(X_τ) or None, τ index)`` with τ the first exercise
+        date (else T)."""
+        stops = torch.cat([exercise, torch.ones_like(exercise[:, :1])], dim=1)
+        first = torch.argmax(stops.to(torch.int8), dim=1)
+        discount = self._discount.to(gains.device)[first]
+        value = discount * gains.gather(1, first.unsqueeze(1)).squeeze(1)
+        premium = None
+        if european is not None:
+            premium = value - discount * european.gather(1, first.unsqueeze(1)).squeeze(1)
+        return value, premium, first
+
+    @torch.no_grad()
+    def evaluate(self, n_paths: int | None = None, *, final: bool = False, comparison=None) -> dict[str, float]:
+        """Prices of the execution rule on the common test paths.
+
+        Parameters
+        ----------
+        n_paths : int, optional
+            Default ``eval_paths`` (``test_paths`` if ``final``).
+        comparison : callable, optional
+            ``comparison(raw) -> exercise bool (B, L)``: another rule (the 1-D oracle's) evaluated on
+            the same paths; adds ``p_comparison`` and the common-random-numbers difference
+            ``p_stopping_minus_comparison`` with its standard error.
+
+        Returns
+        -------
+        dict
+            ``eval/p_stopping`` (+ ``_stderr``), ``eval/p_stopping_cv`` (+ ``_stderr``; the martingale
+            control variate of the module docstring, when ``V_E`` is known), ``eval/exercise_share``,
+            ``eval/mean_stopping_date`` and, with a reference price, ``eval/rel_error_stopping``
+            (and ``_cv``).
+        """
+        c = self.config
+        n_paths = check_int("n_paths", n_paths or (c.test_paths if final else c.eval_paths), minimum=2,
+                            fix="pass at least 2 test paths")
+        self.check_memory(min(n_paths, self.eval_chunk()), training=False)
+        net = self.evaluation_network()
+        sums = {name: [0.0, 0.0] for name in ("p", "cv", "cmp", "diff")}
+        dates = 0.0
+        exercised = 0.0
+        european0 = None
+        for raw in self.test_batches(n_paths):
+            exercise, gains, european = self.exercise(raw, net)
+            value, premium, first = self.stopped(exercise, gains, european)
+            sums["p"][0] += float(value.sum())
+            sums["p"][1] += float(value.square().sum())
+            if premium is not None:
+                european0 = float(european[0, 0])  # V_E(0, X_0): the same on every path
+                sums["cv"][0] += float(premium.sum())
+                sums["cv"][1] += float(premium.square().sum())
+            if comparison is not None:
+                other, _, _ = self.stopped(comparison(raw).to(exercise.device), gains, european)
+                difference = value - other
+                sums["cmp"][0] += float(other.sum())
+                sums["cmp"][1] += float(other.square().sum())
+                sums["diff"][0] += float(difference.sum())
+                sums["diff"][1] += float(difference.square().sum())
+            dates += float(first.to(torch.float64).sum())
+            exercised += float(exercise.sum())
+
+        def mean_stderr(name):
+            total, squares = sums[name]
+            mean = total / n_paths
+            return mean, math.sqrt(max(squares / n_paths - mean**2, 0.0) / (n_paths - 1))
+
+        out = {}
+        out["eval/p_stopping"], out["eval/p_stopping_stderr"] = mean_stderr("p")
+        if european0 is not None:
+            mean, stderr = mean_stderr("cv")
+            out["eval/p_stopping_cv"], out["eval/p_stopping_cv_stderr"] = european0 + mean, stderr
+            out["eval/european0"] = european0
+        if comparison is not None:
+            out["eval/p_comparison"], out["eval/p_comparison_stderr"] = mean_stderr("cmp")
+            out["eval/p_stopping_minus_comparison"], out["eval/p_stopping_minus_comparison_stderr"] = \
+                mean_stderr("diff")
+        out["eval/exercise_share"] = exercised / (n_paths * c.n_dates)
+        out["eval/mean_stopping_time"] = dates / n_paths * c.dt
+        if self.reference and self.reference.get("price") is not None:
+            price = float(self.reference["price"])
+            out["eval/reference_price"] = price
+            out["eval/rel_error_stopping"] = (out["eval/p_stopping"] - price) / price
+            if "eval/p_stopping_cv" in out:
+                out["eval/rel_error_stopping_cv"] = (out["eval/p_stopping_cv"] - price) / price
+        out["eval/test_paths"] = n_paths
+        return out
+
+
+__all__ = ["FORMULATIONS", "PROBLEMS", "HighDimStoppingConfig", "HighDimStoppingLearner"]

@@ -1,0 +1,236 @@
+"""High-dimensional stopping (SPEC section 7, issue 17): references, evaluation, the paper table and the
+experiment kind ``"high_dim_stopping"``.
+
+References
+----------
+* Basket put: the exact 1-D equivalent (:mod:`pdecore.basket`): the American and European prices, the
+  Bermudan price on the learner's ``L + 1`` exercise dates (:func:`pdecore.oracle.bermudan_price`: the
+  best any rule on these dates can reach) and the discrete oracle of the RL scheme at the run's
+  ``(κ, λ, L)`` (:func:`pdecore.oracle.stopping_oracle`), whose execution rule, mapped back to the
+  basket (``G = Π x_k^{1/√d}``), is run on the *same* test paths as the learner (common random
+  numbers): ``p_stopping − p_oracle_rule`` has a far smaller standard error than either price.
+* Fractional Brownian motion: no PDE applies; the paper's table of learned (DSXZ), Dong (2024) and
+  Becker et al. values (``validation/data/high_dim_stopping.json``, from SPEC section 7).
+
+The learned rule's price on fresh paths is a lower bound of the value (up to its standard error);
+an upper bound by duality (Andersen–Broadie) is not computed here.
+
+Spec (``kind = "high_dim_stopping"``)::
+
+    [model]     problem = "basket" | "fbm", dimension, case, correlation, hurst
+    [train]     HighDimStoppingConfig's other fields + the trainer's keys
+    [evaluate]  eval_paths, test_paths, eval_seed, reference = "oracle" | "none"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields as dataclass_fields
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATA_FILE = Path(__file__).parent / "data" / "high_dim_stopping.json"
+#: Acceptance tolerances of issue 17 (relative for the basket, relative-or-absolute for the fBm).
+BASKET_TOLERANCE = {40: 0.005, 200: 0.008}
+FBM_TOLERANCE = (0.02, 0.01)
+
+
+@lru_cache(maxsize=1)
+def paper_values() -> dict:
+    """The paper's tables (SPEC section 7) as stored in :data:`DATA_FILE`."""
+    return json.loads(DATA_FILE.read_text())
+
+
+def fbm_paper_values(hurst: float) -> dict | None:
+    """``{"paper", "dong", "becker"}`` at ``hurst`` if it is in the table, else ``None``."""
+    table = paper_values()["fbm"]
+    for index, h in enumerate(table["hurst"]):
+        if abs(h - hurst) < 1e-9:
+            return {key: table[key][index] for key in ("paper", "dong", "becker")}
+    return None
+
+
+def basket_paper_values(dimension: int, case: str) -> dict | None:
+    """The paper's learned price, Becker et al.'s and the paper's runtime at ``dimension`` (if tabulated)."""
+    table = paper_values()["basket"]
+    if dimension not in table["dimensions"]:
+        return None
+    index = table["dimensions"].index(dimension)
+    row = table[case]
+    return {key: row[key][index] for key in ("paper", "becker", "paper_runtime_s") if key in row}
+
+
+def build_reference(config) -> dict:
+    """The learner's reference (a plain dict): basket → ``price`` = the American price of the 1-D
+    equivalent, with the European and Bermudan prices and the oracle; fBm → ``price`` = Becker et al.'s
+    value at H (``None`` off the table)."""
+    if config.problem == "basket":
+        from pdecore.basket import basket_reference, paper_equivalent
+        from pdecore.oracle import bermudan_price, stopping_oracle
+
+        basket = basket_reference(config.dimension, config.case, correlation=config.correlation)
+        model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
+        oracle = stopping_oracle(model, option, n_steps=config.n_dates, penalty=config.penalty,
+                                 temperature=config.temperature, spot=spot)
+        return {"price": basket.american, "european": basket.european,
+                "bermudan": float(bermudan_price(model, option, n_steps=config.n_dates, spot=spot)),
+                "oracle_p_stopping": float(oracle.summary()["p_stopping"]), "oracle": oracle,
+                "name": "American price of the 1-D equivalent (pdecore)"}
+    values = fbm_paper_values(config.hurst)
+    return {"price": None if values is None else values["becker"], "paper_values": values,
+            "name": "Becker, Cheridito & Jentzen"}
+
+
+def oracle_rule(learner, oracle):
+    """The discrete oracle's execution rule on the basket's raw test paths (log-prices ``(B, L+1, d)``):
+    exercise at date ``l`` iff the 1-D oracle exercises at ``G_l = exp(Σ_k log x_k /√d)``."""
+    n_dates = learner.config.n_dates
+
+    def rule(raw: torch.Tensor) -> torch.Tensor:
+        geometric = learner.simulator.geometric_mean_log(raw).cpu().numpy()
+        decisions = np.stack([np.asarray(oracle.exercise(l, geometric[:, l]), dtype=bool) for l in range(n_dates)],
+                             axis=1)
+        return torch.as_tensor(decisions)
+
+    return rule
+
+
+def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict | None = None) -> dict:
+    """Final evaluation on ``test_paths`` fresh common paths: ``p_stopping`` (+ s.e.), ``p_stopping_cv``
+    (martingale control variate), relative errors vs the reference, and for the basket the oracle's
+    rule on the same paths (``p_oracle_rule``, ``p_stopping_minus_oracle_rule`` with its s.e.) and the
+    Bermudan price; for the fBm the paper's three values at H. Keys without the ``eval/`` prefix."""
+    config = learner.config
+    reference = reference if reference is not None else (learner.reference or build_reference(config))
+    if reference.get("price") is not None and learner.reference is None:
+        learner.reference = {"price": reference["price"]}
+    comparison = oracle_rule(learner, reference["oracle"]) if "oracle" in reference else None
+    raw = learner.evaluate(test_paths or config.test_paths, final=True, comparison=comparison)
+    out = {key.removeprefix("eval/"): value for key, value in raw.items()}
+    if "p_comparison" in out:
+        out["p_oracle_rule"] = out.pop("p_comparison")
+        out["p_oracle_rule_stderr"] = out.pop("p_comparison_stderr")
+        out["p_stopping_minus_oracle_rule"] = out.pop("p_stopping_minus_comparison")
+        out["p_stopping_minus_oracle_rule_stderr"] = out.pop("p_stopping_minus_comparison_stderr")
+    for key in ("european", "bermudan", "oracle_p_stopping"):
+        if key in reference:
+            out[key] = reference[key]
+    if config.problem == "basket":
+        values = basket_paper_values(config.dimension, config.case) or {}
+        out.update({f"paper_{key}" if key != "paper" else "paper_price": value for key, value in values.items()})
+        tolerance = BASKET_TOLERANCE.get(config.dimension)
+        if tolerance is not None and reference.get("price"):
+            out["tolerance"] = tolerance
+            out["within_tolerance"] = bool(abs(out["p_stopping"] / reference["price"] - 1.0) <= tolerance)
+    else:
+        values = fbm_paper_values(config.hurst) or {}
+        out.update({f"{key}_value": value for key, value in values.items()})
+        if "becker" in values:
+            error = out["p_stopping"] - values["becker"]
+            out["abs_error_becker"] = error
+            out["within_tolerance"] = bool(abs(error) <= max(FBM_TOLERANCE[0] * abs(values["becker"]),
+                                                             FBM_TOLERANCE[1]))
+    out["problem"] = config.problem
+    return out
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """Markdown table of evaluations (one per run) against the paper's values and runtimes.
+
+    Each row: an :func:`evaluate_learner` mapping plus optional ``seconds`` (training time) and ``label``.
+    """
+    lines = ["| run | problem | p_stopping ± s.e. | reference | rel./abs. error | paper | Becker | Dong | "
+             "seconds (pderl) | seconds (paper) |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(value, digits=4):
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+    for row in rows:
+        price = row.get("reference_price")
+        if row.get("problem") == "basket":
+            error = fmt(row.get("rel_error_stopping", None) and 100 * row["rel_error_stopping"], 3) + " %"
+            paper, becker, dong = row.get("paper_price"), row.get("paper_becker"), None
+        else:
+            error = fmt(row.get("abs_error_becker"), 4)
+            paper, becker, dong = row.get("paper_value"), row.get("becker_value"), row.get("dong_value")
+        lines.append(f"| {row.get('label', '')} | {row.get('problem', '')} | {fmt(row.get('p_stopping'))} ± "
+                     f"{fmt(row.get('p_stopping_stderr'))} | {fmt(price)} | {error} | {fmt(paper, 3)} | "
+                     f"{fmt(becker, 3)} | {fmt(dong, 3)} | {fmt(row.get('seconds'), 0)} | "
+                     f"{fmt(row.get('paper_paper_runtime_s'), 0)} |")
+    return "\n".join(lines)
+
+
+# ====================================================================== experiment kind
+class HighDimStoppingKind:
+    """Experiment adapter (:mod:`validation.experiments`) of :class:`rl.stopping.high_dim.HighDimStoppingLearner`."""
+
+    name = "high_dim_stopping"
+    MODEL_FIELDS = ("problem", "dimension", "case", "correlation", "hurst")
+    EVALUATE_FIELDS = ("eval_paths", "test_paths", "eval_seed")
+    TRAINER_DEFAULTS = {"steps": 1000, "eval_every": 100, "checkpoint_every": 100, "eval_at_start": False,
+                        "device": "cpu", "threads": 0}
+
+    def config_class(self):
+        from rl.stopping.high_dim import HighDimStoppingConfig
+
+        return HighDimStoppingConfig
+
+    def schema(self) -> dict:
+        from validation.experiments import Key
+
+        config_fields = {f.name: f.default for f in dataclass_fields(self.config_class()) if f.name != "steps"}
+        model = {name: Key.like(config_fields[name]) for name in self.MODEL_FIELDS}
+        model["problem"].choices = ("basket", "fbm")
+        model["case"].choices = ("main", "variant")
+        evaluate = {name: Key.like(config_fields[name]) for name in self.EVALUATE_FIELDS}
+        evaluate["reference"] = Key("oracle", (str,), choices=("oracle", "none"))
+        train = {name: Key.like(default) for name, default in config_fields.items()
+                 if name not in model and name not in evaluate}
+        train.update({name: Key.like(default) for name, default in self.TRAINER_DEFAULTS.items()})
+        return {"model": model, "numerics": {}, "train": train, "evaluate": evaluate}
+
+    def config(self, spec: dict):
+        names = {f.name for f in dataclass_fields(self.config_class())}
+        values = {key: value for table in ("model", "train", "evaluate") for key, value in spec[table].items()
+                  if key in names}  # includes [train] steps, recorded in the learner's configuration
+        return self.config_class()(**values)
+
+    def resolve(self, spec: dict) -> None:
+        """Validate by building the configuration, and refuse a batch that does not fit in memory."""
+        from rl.stopping.high_dim import HighDimStoppingLearner
+
+        HighDimStoppingLearner(self.config(spec))  # checks memory before any allocation of paths
+
+    def build(self, spec: dict, *, reference=None):
+        from rl.stopping.high_dim import HighDimStoppingLearner
+
+        config = self.config(spec)
+        if reference is None and spec["evaluate"]["reference"] == "oracle":
+            reference = {"price": build_reference(config)["price"]}
+        return HighDimStoppingLearner(config, reference=reference, device=spec["train"]["device"])
+
+    def owns_record(self, learner_record: dict) -> bool:
+        return learner_record.get("learner") == "high_dim_stopping"
+
+    def learner_from_record(self, record: dict, *, device: str = "cpu", reference="default"):
+        from rl.stopping.high_dim import HighDimStoppingLearner
+
+        config = self.config_class().from_dict({k: v for k, v in record["learner"].items() if k != "learner"})
+        return HighDimStoppingLearner(config, reference=None if reference in ("default", None) else reference,
+                                      device=device)
+
+    def evaluate(self, learner, record: dict, *, test_paths: int | None = None, **unknown) -> dict:
+        if unknown:
+            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths")
+        evaluation = evaluate_learner(learner, test_paths=test_paths)
+        evaluation["step"] = record["checkpoint_step"]
+        return evaluation
+
+
+__all__ = ["BASKET_TOLERANCE", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_paper_values",
+           "build_reference", "comparison_table", "evaluate_learner", "fbm_paper_values", "oracle_rule",
+           "paper_values"]

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
 
+#: Experiment kinds `pderl train|evaluate stopping` accepts: the 1-D put and the d-dimensional problems
+#: (basket put, fBm; validation.high_dim_stopping), selected by the spec's ``kind``.
+STOPPING_KINDS = ("stopping", "high_dim_stopping")
+
 EVALUATE_KEYS = ("p_stopping", "p_control", "rel_error_stopping", "rel_error_control", "min_accuracy",
                  "min_accuracy_vi", "sigma_learned")
 
@@ -125,6 +129,33 @@ def overrides_from_flags(args) -> dict:
     return overrides
 
 
+def _spec_kind(spec) -> str | None:
+    """The kind named by a spec file or mapping (``None``: none named), refused unless a stopping kind."""
+    from validation.experiments import read_toml
+
+    if spec is None:
+        return None
+    kind = (read_toml(spec) if not isinstance(spec, dict) else spec).get("kind", "stopping")
+    if kind not in STOPPING_KINDS:
+        raise ValueError(f"{spec!r} is a {kind!r} spec; `pderl train stopping` trains kind = "
+                         f"{' or '.join(map(repr, STOPPING_KINDS))}")
+    return kind
+
+
+def _run_kind(run) -> str:
+    """The kind recorded in a run folder's config.json, refused unless a stopping kind."""
+    from pathlib import Path
+
+    from rl.runs import read_json
+
+    path = Path(run) / "config.json"
+    kind = read_json(path, what="run configuration").get("spec", {}).get("kind", "stopping") if path.is_file() \
+        else "stopping"
+    if kind not in STOPPING_KINDS:
+        raise ValueError(f"{str(run)!r} holds a {kind!r} run, not a stopping one; use `pderl evaluate` of its kind")
+    return kind
+
+
 def _train(args) -> int:
     import sys
     import warnings
@@ -141,18 +172,19 @@ def _train(args) -> int:
     spec = args.config
     if spec is None and not args.resume:
         spec = {"kind": "stopping"}  # the paper's Table 1: every key at its default
+    kind = _spec_kind(spec) or (_run_kind(args.out) if args.resume else "stopping")
     if spec is not None:
         # validate once here so that the ½-rule warning is printed before training, as one line
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ExerciseWarning)
-            spec = experiments.load_spec(spec, overrides, kind="stopping")
+            spec = experiments.load_spec(spec, overrides, kind=kind)
         for warning in caught:
             print(f"pderl: warning: {warning.message}", file=sys.stderr)
         overrides = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExerciseWarning)
         summary = experiments.run(spec, out=args.out, overrides=overrides, resume=args.resume, force=args.force,
-                                  progress=not args.no_progress, kind="stopping")
+                                  progress=not args.no_progress, kind=kind)
     evaluation = summary.get("evaluation", {})
     payload = {"run": str(args.out), "status": summary["status"], "steps": summary["step"],
                "seconds": round(summary["seconds"], 3)}
@@ -172,9 +204,12 @@ def _evaluate(args) -> int:
     _check_positive_int("--test-paths", args.test_paths)
     from validation import experiments
 
-    evaluation = experiments.evaluate(args.run, device=args.device, kind="stopping", test_paths=args.test_paths)
+    kind = _run_kind(args.run)
+    evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, test_paths=args.test_paths)
     if args.json:
         emit(evaluation, as_json=True)
+    elif kind == "high_dim_stopping":
+        emit({key: value for key, value in evaluation.items() if not isinstance(value, (dict, list))}, as_json=False)
     else:
         emit({key: evaluation[key] for key in (*EVALUATE_KEYS, "p_stopping_cv", "rel_error_stopping_cv",
                                                "value0", "oracle_value0", "value0_rel_error_oracle",

@@ -55,7 +55,14 @@ def _inputs(kind, spot, strike, maturity, volatility, rate, dividend):
     Returns a dict with the broadcast float arrays, the discount factors, ``d1``/``d2`` (set to 0
     where the model is degenerate) and the boolean mask ``regular`` of the non-degenerate entries.
     """
+    if not isinstance(kind, str):
+        raise ValueError(f'kind must be "put" or "call", got {kind!r}; use kind="put" or kind="call"')
     check_choice("kind", kind, ("put", "call"), fix='use kind="put" or kind="call"')
+    for name, value in (("spot", spot), ("strike", strike), ("maturity", maturity), ("volatility", volatility),
+                        ("rate", rate), ("dividend", dividend)):
+        # True is not a price: numpy would read it as 1.0
+        if isinstance(value, (bool, np.bool_)) or np.asarray(value).dtype == bool:
+            raise ValueError(f"{name} must be a number or an array of numbers, got {value!r}")
     spot = check_finite_array("spot", spot, fix="pass finite spot prices >= 0")
     strike = check_finite_array("strike", strike, fix="pass finite strikes > 0")
     maturity = check_finite_array("maturity", maturity, fix="pass finite maturities >= 0 in years")
@@ -85,11 +92,13 @@ def _inputs(kind, spot, strike, maturity, volatility, rate, dividend):
     safe_vol = np.where(regular, total_vol, 1.0)
     safe_spot = np.where(regular, spot, 1.0)
     safe_strike = np.where(regular, strike, 1.0)
-    drift = (rate - dividend + 0.5 * volatility**2) * maturity
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
+        # d1 = (log(S/K) + (r − q)T)/(σ√T) + σ√T/2, written without σ² so that a huge σ√T (whose
+        # prices are the σ → ∞ limits S e^{−qT} and K e^{−rT}) does not overflow.
         # A tiny but positive sigma*sqrt(T) can overflow d1 to +-inf; clipping at +-50 changes no
         # representable N(d) or phi(d) (N(-50) and phi(50) underflow to 0) and keeps d1**2 finite.
-        d1 = np.where(regular, (np.log(safe_spot / safe_strike) + drift) / safe_vol, 0.0)
+        carry = (rate - dividend) * maturity
+        d1 = np.where(regular, (np.log(safe_spot / safe_strike) + carry) / safe_vol + 0.5 * safe_vol, 0.0)
         d2 = np.where(regular, d1 - total_vol, 0.0)
     d1 = np.clip(d1, -50.0, 50.0)
     d2 = np.clip(d2, -50.0, 50.0)

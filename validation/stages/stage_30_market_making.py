@@ -86,7 +86,7 @@ def run(ctx: StageContext) -> StageOutput:
     import numpy as np
 
     from pdecore import MarketMakingModel, quadratic_approximation, solve_market_making
-    from pdecore._reference.market_making import closed_form_values
+    from pdecore.exact import market_making_closed_form as closed_form_values
 
     metrics: dict = {}
     report: list[str] = []

@@ -321,7 +321,7 @@ def claim_quote_direction(*, max_inventory: int = 100, long_inventory: int = 20,
     runs to the bound. Returns the quotes, the two P&Ls (mean, paired difference ± s.e., mean ``|Q_T|``)
     and ``status``.
     """
-    from pdecore import MarketMakingModel, solve_market_making
+    from pdecore import MarketMakingModel
     from rl.market_making.policies import DifferencePolicy, GibbsSpreadTable
     from validation.market_making import compare_policies, grid_policy
 

@@ -26,7 +26,9 @@ execution exercises iff ``w ≤ 0`` (``V ≤ g``, i.e. ``π ≥ ½``).
 
 Algorithms
 ----------
-* ``ml``: one Adam step per batch on ``½ E[Σ_l G_l² Δt]`` (paper Algorithm 1).
+* ``ml``: one Adam step per batch on ``½ E[Σ_l G_l² Δt]`` (paper Algorithm 1; by default with each
+  ``G_l`` divided by its survival weight ``R_l``, ``martingale_weighting="restarted"``, which keeps the
+  minimizer and fits the deep in-the-money points that ``R_l ≈ 0`` hides; ``"survival"`` is the paper's).
 * ``td0``: the TD(0) update ``θ_l += α ∇V_l δ_l`` of every date from one batch of paths (paper
   Algorithm 2). Date ``l``'s update touches only network ``l`` and reads network ``l + 1`` before its
   own update, so the paper's sweep over ``l`` equals one batched step (see :func:`rl.losses.td0_loss`).
@@ -272,7 +274,7 @@ class StoppingLearner:
         if c.algorithm == "ml":
             prob = self._probability(premium_part)
             loss = martingale_loss(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
-                                   rate=c.rate, dt=c.dt)
+                                   rate=c.rate, dt=c.dt, weighting=c.martingale_weighting)
         elif c.algorithm == "td0":
             prob = self._probability(premium_part)
             next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)

@@ -73,6 +73,35 @@ def test_martingale_increments_and_loss_by_hand():
     assert loss.item() == pytest.approx(0.5 * DT * (expected**2).sum(axis=1).mean(), rel=1e-13)
 
 
+def test_restarted_residuals_are_the_increments_over_their_survival_weight():
+    values, payoffs, terminal, prob = _pinned()
+    kwargs = dict(penalty=PENALTY, temperature=TEMPERATURE, rate=RATE, dt=DT)
+    increments = losses.martingale_increments(values, payoffs, terminal, prob, **kwargs)
+    survival = losses.survival_weights(prob, penalty=PENALTY, dt=DT)[:, :-1]
+    restarted = losses.restarted_martingale_residuals(values, payoffs, terminal, prob, **kwargs)
+    np.testing.assert_allclose(restarted.numpy(), (increments / survival).numpy(), rtol=1e-12)
+    loss = losses.martingale_loss(values, payoffs, terminal, prob, weighting="restarted", **kwargs)
+    assert loss.item() == pytest.approx(0.5 * DT * restarted.square().sum(dim=1).mean().item(), rel=1e-13)
+
+
+def test_restarted_residuals_stay_finite_where_survival_is_zero():
+    # κΔt = 1 and π = 1 at date 0: R_1 = R_2 = 0 exactly; G_l / R_l would be 0/0, the recursion is not
+    values = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    payoffs = torch.tensor([[4.0, 5.0, 6.0]], dtype=torch.float64)
+    terminal = torch.tensor([7.0], dtype=torch.float64)
+    prob = torch.tensor([[1.0, 0.5, 0.5]], dtype=torch.float64)
+    dt = 0.25
+    restarted = losses.restarted_martingale_residuals(values, payoffs, terminal, prob, penalty=4.0, temperature=1.0,
+                                                      rate=0.0, dt=dt)
+    assert torch.isfinite(restarted).all()
+    # the last date by hand: Y_2 = [κ g π − λℋ(π)]Δt + (1 − κπΔt) g_T
+    last = (4.0 * 6.0 * 0.5 + math.log(2.0)) * dt + (1.0 - 4.0 * 0.5 * dt) * 7.0
+    assert restarted[0, 2].item() == pytest.approx(last - 3.0, rel=1e-14)
+    with pytest.raises(ValueError, match="weighting"):
+        losses.martingale_loss(values, payoffs, terminal, prob, penalty=4.0, temperature=1.0, rate=0.0, dt=dt,
+                               weighting="uniform")
+
+
 def test_martingale_loss_gradient_flows_only_through_values():
     values, payoffs, terminal, prob = _pinned()
     values = values.clone().requires_grad_(True)
@@ -174,9 +203,10 @@ def _toy_tensors(table):
 def _toy_loss(algorithm, table, *, rate, penalty, temperature, dt):
     values, payoffs, terminal = _toy_tensors(table)
     prob = BernoulliStoppingPolicy(penalty, temperature)(payoffs, values)  # detached π, as the learners use it
-    if algorithm == "ml":
+    if algorithm in ("ml", "ml_restarted"):
+        weighting = "restarted" if algorithm == "ml_restarted" else "survival"
         return losses.martingale_loss(values, payoffs, terminal, prob, penalty=penalty, temperature=temperature,
-                                      rate=rate, dt=dt)
+                                      rate=rate, dt=dt, weighting=weighting)
     next_values = torch.cat([values[:, 1:], terminal[:, None]], dim=1)
     return losses.td0_loss(values, next_values, payoffs, prob, penalty=penalty, temperature=temperature,
                            rate=rate, dt=dt)
@@ -202,7 +232,7 @@ def _train_toy(algorithm, *, steps=200, lr=1.0, **settings):
 SETTINGS = {"penalty": 3.0, "temperature": 0.4, "dt": 0.25}
 
 
-@pytest.mark.parametrize("algorithm", ["ml", "td0"])
+@pytest.mark.parametrize("algorithm", ["ml", "ml_restarted", "td0"])
 def test_ml_and_td0_share_the_fixed_point_without_discounting(algorithm):
     solution = _toy_solution(1.0, **SETTINGS)
     # the (exact-expectation) update vanishes at the recursion's fixed point and not elsewhere
@@ -218,6 +248,8 @@ def test_ml_discounts_exactly_and_td0_to_order_r_dt_squared():
     # ML: V_l = e^{−rΔt}[(1 − κπΔt)E V_{l+1}] + Δt[...]; TD(0) solves V(1 + rΔt) = (1 − κπΔt)E V_{l+1} + Δt[...]
     ml_point = _toy_solution(math.exp(-rate * dt), **SETTINGS)
     np.testing.assert_allclose(_gradient_at("ml", ml_point, rate=rate, **SETTINGS), 0.0, atol=1e-12)
+    # the restarted weighting (G_l / R_l) has exactly the same discounted fixed point
+    np.testing.assert_allclose(_gradient_at("ml_restarted", ml_point, rate=rate, **SETTINGS), 0.0, atol=1e-12)
     gradient = _gradient_at("td0", ml_point, rate=rate, **SETTINGS)
     # TD(0)'s residual at ML's point is O(rΔt²): e^{−rΔt} vs 1/(1 + rΔt) on the continuation is
     # O((rΔt)²) and the 1/(1 + rΔt) on the reward Δt[κπg − λℋ] is O(rΔt · Δt)

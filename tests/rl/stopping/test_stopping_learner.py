@@ -180,6 +180,7 @@ def test_output_init_european_starts_at_european_price():
     ({"lr_final_fraction": 0.0}, "lr_final_fraction"),
     ({"lr_final_fraction": 1.5}, "lr_final_fraction"),
     ({"volatility_fine_decay": "exp"}, "volatility_fine_decay"),
+    ({"martingale_weighting": "uniform"}, "martingale_weighting"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -239,3 +239,43 @@ def sequential_copy(network: BatchedValueNetwork, index: int) -> nn.Sequential:
         if position < len(network.linears) - 1:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def stack_networks(networks: list[BatchedValueNetwork]) -> BatchedValueNetwork:
+    """Several batched networks of one shape as *one* module (an extra replica axis, flattened).
+
+    Replica ``r``'s date ``l`` becomes net ``r · L + l`` of the result (``n_nets = R · L``): every
+    parameter and batch-norm buffer is the concatenation along the leading axis. Each net is
+    independent of the others (batched matmuls, per-channel batch norm), so the stacked module
+    computes, on inputs laid out the same way, what each replica computes alone; an elementwise
+    optimizer (Adam, SGD) on the stacked parameters with the replicas' losses *summed* takes each
+    replica's own steps. Used by :mod:`rl.stopping.replicas` (several seeds trained as one model).
+    """
+    if not networks:
+        raise ValueError("stack_networks needs at least one network; pass a non-empty list")
+    first = networks[0]
+    shape = (first.n_nets, first.in_features, first.hidden, first.n_hidden, first.batch_norm)
+    for network in networks[1:]:
+        other = (network.n_nets, network.in_features, network.hidden, network.n_hidden, network.batch_norm)
+        if other != shape:
+            raise ValueError(f"networks of different shapes cannot be stacked: {other} vs {shape} "
+                             "(n_nets, in_features, hidden, n_hidden, batch_norm); stack replicas of one shape")
+    stacked = BatchedValueNetwork(first.n_nets * len(networks), in_features=first.in_features, hidden=first.hidden,
+                                  n_hidden=first.n_hidden, batch_norm=first.batch_norm)
+    stacked.to(next(first.parameters()).device)
+    states = [network.state_dict() for network in networks]
+    stacked.load_state_dict({key: torch.cat([state[key] for state in states], dim=0) for key in states[0]})
+    return stacked
+
+
+@torch.no_grad()
+def unstack_network(stacked: BatchedValueNetwork, replica: int, into: BatchedValueNetwork) -> BatchedValueNetwork:
+    """Copy replica ``replica``'s nets of a :func:`stack_networks` module into ``into`` (same shape as
+    one replica) and return it."""
+    n = into.n_nets
+    count = stacked.n_nets // n
+    check_int("replica", replica, minimum=0, maximum=count - 1, fix=f"pass a replica index in [0, {count - 1}]")
+    into.load_state_dict({key: value[replica * n:(replica + 1) * n].clone()
+                          for key, value in stacked.state_dict().items()})
+    return into

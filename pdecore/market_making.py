@@ -399,9 +399,9 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     check_memory(f"solve_market_making with max_inventory={_show(qbar)}, {n} options ({_show(n_states)} states) and "
                  f"n_time={_show(n_time)}", needed, fix=grid_fix)
     n_states = int(n_states)
-    if model.temperature > 0.0:
-        # at most 4 distinct (A, k) tables of MAX_TABLE_POINTS gains each, rebuilt up to 8 times
-        _check_table_budget("solve_market_making", n_quadrature, float(MAX_TABLE_POINTS), 2 * n)
+    # at most 2n distinct (A, k) tables of MAX_TABLE_POINTS gains each (γ > 0); checked at γ = 0 too,
+    # where the tables are not built, so that a config that could never be solved with γ > 0 is refused
+    _check_table_budget("solve_market_making", n_quadrature, float(MAX_TABLE_POINTS), 2 * n)
     coords, strides = inventory_states(n, qbar), inventory_strides(n, qbar)
 
     # 2. operator: running penalty and order-flow coefficients -------------------------------------

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pdecore import ConvergenceError, MarketMakingModel, solve_market_making
+from pdecore import ConvergenceError, MarketMakingModel, quadratic_approximation, solve_market_making
 from pdecore._reference.market_making import (closed_form_values, rhs_reference, solve_reference)
 from pdecore.gibbs import _gibbs_moments_fast, deterministic_quotes, gibbs_moments
 from pdecore.inventory_grid import inventory_axis, inventory_mesh, inventory_states, inventory_strides
@@ -270,3 +270,58 @@ def test_inventory_grid_layout_is_the_c_order_reshape():
     np.testing.assert_array_equal(inventory_axis(2), np.arange(-2, 3))
     with pytest.raises(ValueError, match="max_inventory"):
         inventory_states(2, -1)
+
+
+# ------------------------------------------------------------------ budgets and bad input (issue 12)
+def test_huge_quadrature_and_time_grid_refused_before_allocation(monkeypatch):
+    """TOML ``n_quadrature = 1000000000`` and a huge ``n_time`` are refused from the arguments, with the
+    estimate and the fix, even where ``memory_limit`` is lifted (the pdecore.budget applies)."""
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1G")
+    for temperature in (0.0, 0.1):
+        model = MarketMakingModel.paper_defaults(1, max_inventory=3, temperature=temperature)
+        with pytest.raises(ValueError, match=r"n_quadrature=1000000000 needs about .*GiB.*PDERL_MEMORY_BUDGET"):
+            solve_market_making(model, n_time=4, n_quadrature=1_000_000_000)
+    model = MarketMakingModel.paper_defaults(1, max_inventory=3, temperature=0.0)
+    with pytest.raises(ValueError, match=r"n_time=1000000000000 needs about .*PDERL_MEMORY_BUDGET.*lower max_inventory or n_time"):
+        solve_market_making(model, n_time=10**12, memory_limit=1e300)
+    with pytest.raises(ValueError, match=r"1e\+300 RK4 substeps.*would take at least"):
+        solve_market_making(model, n_time=4, n_substeps=10**300)
+
+
+def test_gibbs_policy_table_refuses_huge_quadrature(monkeypatch):
+    from pdecore.gibbs import gibbs_moments, gibbs_policy_table
+
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1G")
+    with pytest.raises(ValueError, match="n_quadrature=1000000000 needs about"):
+        gibbs_policy_table(100.0, 1.5, 0.1, 0.0, 4.0, 1_000_000_000, 2049, 513, 129)
+    with pytest.raises(ValueError, match="n_quadrature"):
+        gibbs_moments([0.0], 100.0, 1.5, 0.1, 0.0, 4.0, "abc")
+
+
+def test_intensity_past_the_bound_is_named_with_the_reason():
+    """``intensity_bid=1e300`` used to end in a numba TypingError inside the HJB kernel."""
+    with pytest.raises(ValueError, match=r"intensity_bid must be <= 1e\+12 .*1/A.*got 1e\+300"):
+        MarketMakingModel.paper_defaults(1, intensity_bid=1e300)
+    with pytest.raises(ValueError, match=r"intensity_ask\[1\] must be <= 1e\+12"):
+        MarketMakingModel.paper_defaults(2, intensity_ask=(100.0, 1e13))
+    for name in ("spot", "volatility", "decay", "terminal_penalty", "temperature", "risk_aversion"):
+        with pytest.raises(ValueError, match=rf"^{name} must be <= 1e\+12"):
+            MarketMakingModel.paper_defaults(1, **{name: 1e300})
+
+
+@pytest.mark.parametrize("bounds", [5, "ab", None, (1.0,), True])
+def test_scalar_spread_bounds_is_a_named_value_error(bounds):
+    """TOML ``spread_bounds = 5`` reaches the model as a scalar: a ValueError naming spread_bounds."""
+    with pytest.raises(ValueError, match="spread_bounds must be a pair"):
+        MarketMakingModel.paper_defaults(1, spread_bounds=bounds)
+
+
+@pytest.mark.parametrize("coeffs", ["abc", [[1.0]], [float("nan")], None])
+def test_terminal_coeffs_named_in_both_solvers(coeffs):
+    model = MarketMakingModel.paper_defaults(1, max_inventory=3, temperature=0.0)
+    if coeffs is None:  # None is the documented default
+        return
+    with pytest.raises(ValueError, match="terminal_coeffs"):
+        solve_market_making(model, n_time=4, terminal_coeffs=coeffs)
+    with pytest.raises(ValueError, match="terminal_coeffs"):
+        quadratic_approximation(model, terminal_coeffs=coeffs)

@@ -53,20 +53,9 @@ def _validate_policy(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def register(verbs) -> None:
     """Add the ``policy`` noun to ``validate``."""
+    from validation.cli.cmd_mm_rl import _positive_int  # one positive-integer argparse type for the CLI
     from validation.cli.common import add_json_flag, add_overwrite_flag
 
     p = verbs["validate"].add_parser(

@@ -1,0 +1,48 @@
+"""The d-asset basket simulator (rl.stopping.basket; issue 17)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rl.stopping.basket import BasketMarket, BasketSimulator  # noqa: E402
+
+
+def test_same_seed_same_paths_and_shapes():
+    simulator = BasketSimulator(BasketMarket(40), n_dates=100)
+    a = simulator.sample_log(16, torch.Generator().manual_seed(3))
+    b = simulator.sample_log(16, torch.Generator().manual_seed(3))
+    assert a.shape == (16, 101, 40) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert torch.allclose(a[:, 0], torch.full((16, 40), math.log(100 ** (1 / math.sqrt(40)))))
+    assert simulator.sample(4, torch.Generator().manual_seed(3), dtype=torch.float64).dtype == torch.float64
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.4])
+def test_geometric_mean_is_the_one_dimensional_gbm(correlation):
+    market = BasketMarket(40, correlation=correlation)
+    simulator = BasketSimulator(market, n_dates=2)
+    log_g = torch.log(simulator.geometric_mean_log(
+        simulator.sample_log(2**15, torch.Generator().manual_seed(1), dtype=torch.float64))[:, -1])
+    p = market.geometric_parameters()
+    n = log_g.numel()
+    drift = p["rate"] - p["dividend"] - 0.5 * p["volatility"] ** 2
+    assert abs(float(log_g.mean()) - (math.log(100) + drift)) < 4 * p["volatility"] / math.sqrt(n)
+    assert float(log_g.var()) == pytest.approx(p["volatility"] ** 2, rel=4 * math.sqrt(2 / n))
+
+
+def test_memory_refused_before_allocation(monkeypatch):
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1M")
+    simulator = BasketSimulator(BasketMarket(200), n_dates=100)
+    with pytest.raises(ValueError, match="n_paths=1024.*d=200.*PDERL_MEMORY_BUDGET"):
+        simulator.sample_log(1024, torch.Generator().manual_seed(0))
+
+
+def test_bad_market_refused():
+    with pytest.raises(ValueError, match="correlation"):
+        BasketMarket(40, correlation=1.0)
+    with pytest.raises(ValueError, match="dimension"):
+        BasketMarket(0)

@@ -1,0 +1,72 @@
+"""The d-dimensional stopping learner on the basket put (rl.stopping.high_dim; issue 17), tiny settings."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rl.stopping.high_dim import HighDimStoppingConfig, HighDimStoppingLearner  # noqa: E402
+
+TINY = dict(problem="basket", dimension=5, n_dates=10, penalty=10.0, batch_size=64, eval_paths=256,
+            test_paths=512)
+
+
+def _train(config, steps=3):
+    learner = HighDimStoppingLearner(config)
+    losses = [learner.train_step(learner.sample_batch(step))["losses/loss"] for step in range(steps)]
+    return learner, losses
+
+
+def test_same_seed_same_numbers_on_cpu():
+    config = HighDimStoppingConfig(**TINY, seed=4)
+    a, losses_a = _train(config)
+    b, losses_b = _train(config)
+    assert losses_a == losses_b
+    for (name, x), (_, y) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert a.evaluate() == b.evaluate()
+    c, losses_c = _train(HighDimStoppingConfig(**TINY, seed=5))
+    assert losses_c != losses_a
+
+
+@pytest.mark.parametrize("formulation", ["price", "premium"])
+def test_inputs_are_state_and_payoff(formulation):
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**{**TINY, "formulation": formulation}))
+    raw = learner.sample_batch(0)
+    inputs, payoffs, terminal, gains, european = learner.features(raw)
+    assert inputs.shape == (10, 6, 64)
+    assert torch.allclose(inputs[:, :5, :], torch.exp(raw[:, :10, :]).permute(1, 2, 0))
+    assert torch.equal(inputs[:, 5, :], payoffs.T)
+    if formulation == "premium":  # h = g − V_E, terminal 0
+        assert torch.allclose(payoffs.double(), (gains - european)[:, :10], atol=1e-5)
+        assert torch.all(terminal == 0)
+    else:
+        assert torch.allclose(terminal.double(), gains[:, -1], atol=1e-5)
+
+
+def test_never_exercising_gives_the_european_price_exactly_through_the_control_variate():
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY))
+    raw = learner.sample_batch(0)
+    gains, european = learner.payoffs_and_european(raw)
+    never = torch.zeros((raw.shape[0], 10), dtype=torch.bool)
+    value, premium, first = learner.stopped(never, gains, european)
+    assert torch.all(first == 10) and torch.all(premium == 0)  # V_E(T) = g: the premium at T is 0
+
+
+def test_learning_rate_schedule_is_the_papers():
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY))
+    assert [learner.learning_rate_at(u) for u in (0, 299, 300, 600)] == pytest.approx([0.05, 0.05, 0.005, 0.0005])
+
+
+def test_memory_refused_before_allocation(monkeypatch):
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "64M")
+    with pytest.raises(ValueError, match="batch=4096, n_dates=100, state dimension=200.*PDERL_MEMORY_BUDGET"):
+        HighDimStoppingLearner(HighDimStoppingConfig(problem="basket", dimension=200, batch_size=4096))
+
+
+def test_bad_settings_refused():
+    with pytest.raises(ValueError, match="κΔt"):
+        HighDimStoppingConfig(n_dates=10, penalty=20.0)
+    with pytest.raises(ValueError, match="problem"):
+        HighDimStoppingConfig(problem="heston")

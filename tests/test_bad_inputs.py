@@ -23,6 +23,9 @@ import os
 import numpy as np
 import pytest
 
+# StoppingConfig's documented ExerciseWarning (λ log 2 >= rK) is expected for some of the values probed
+pytestmark = pytest.mark.filterwarnings("ignore:temperature λ=")
+
 BAD = {
     "nan": math.nan,
     "inf": math.inf,
@@ -267,50 +270,57 @@ def t_stopping_config(**kw):
     return StoppingConfig(**kw)
 
 
-# target -> {parameter: accepted bad keys}
+# target -> {parameter: accepted bad keys}. The documented acceptances beyond FLOAT_RATE/NONNEG/OPTIONAL:
+# HUGE where 1e300 is a valid (if extreme) input whose result is the finite limit (a scale-free price, an
+# entropy weight, a penalty approaching the variational inequality), or where a configuration object
+# only records a count that the solver then refuses by budget; PAIR where a two-element array is a valid
+# (low, high) pair; VECTOR where the function is vectorized over arrays.
+HUGE = {"huge"}
+PAIR = VECTOR = {"array"}
 TARGETS = {
     # ---- pdecore.market_making_params (mine)
     t_market_making_model: {
         "spot": set(), "volatility": set(), "horizon": set(), "intensity_bid": set(), "intensity_ask": set(),
         "decay": set(), "terminal_penalty": NONNEG, "risk_aversion": NONNEG, "max_inventory": set(),
-        "temperature": NONNEG, "spread_bounds": set(), "noise_cov": OPTIONAL | NONNEG, "strikes": set(),
+        "temperature": NONNEG, "spread_bounds": PAIR, "noise_cov": OPTIONAL | NONNEG, "strikes": set(),
         "maturities": set(),
     },
-    t_market_making_model_exploratory: {"spread_bounds": set(), "temperature": NONNEG},
+    t_market_making_model_exploratory: {"spread_bounds": PAIR, "temperature": NONNEG},
     # ---- pdecore.market_making / quadratic / gibbs (mine)
     t_solve_market_making: {"n_time": OPTIONAL, "n_substeps": OPTIONAL, "n_quadrature": set(),
-                            "terminal_coeffs": OPTIONAL, "memory_limit": set()},
+                            "terminal_coeffs": OPTIONAL, "memory_limit": HUGE},  # the budget still applies
     t_solve_market_making_exploratory: {"n_quadrature": set()},
     t_quadratic_approximation: {"n_tau": set(), "terminal_coeffs": OPTIONAL, "discrete_gains": {"true"}},
     # ---- pdecore.oracle (mine)
-    t_stopping_oracle: {"n_steps": set(), "penalty": set(), "temperature": NONNEG, "spot": OPTIONAL,
+    t_stopping_oracle: {"n_steps": set(), "penalty": set(), "temperature": NONNEG | HUGE, "spot": OPTIONAL | HUGE,
                         "nodes_per_std": OPTIONAL, "n_std": OPTIONAL, "model": set(), "option": set(),
                         "settings": OPTIONAL},
-    t_bermudan_price: {"n_steps": set(), "spot": OPTIONAL},
+    t_bermudan_price: {"n_steps": set(), "spot": OPTIONAL | HUGE},
     t_oracle_settings: {"nodes_per_std": set(), "n_std": set()},
     # ---- pdecore.dynkin (mine)
     t_solve_dynkin: {"maturity": set(), "grid": set(), "diffusion": NONNEG, "drift": FLOAT_RATE,
-                     "reaction": OPTIONAL | FLOAT_RATE, "terminal": FLOAT_RATE, "penalty": OPTIONAL,
+                     "reaction": OPTIONAL | FLOAT_RATE, "terminal": FLOAT_RATE | HUGE, "penalty": OPTIONAL | HUGE,
                      "settings": OPTIONAL},
-    t_solve_dynkin_penalty: {"penalty": set(), "temperature": NONNEG},
-    t_dynkin_settings: {"n_time": set(), "tol": set(), "max_iter": set()},
-    # ---- pdecore.european (mine)
-    t_bs_price: {"spot": NONNEG, "strike": set(), "maturity": NONNEG, "volatility": NONNEG,
-                 "rate": FLOAT_RATE, "dividend": FLOAT_RATE, "kind": set()},
-    t_bs_delta: {"spot": NONNEG, "volatility": NONNEG},
+    t_solve_dynkin_penalty: {"penalty": HUGE, "temperature": NONNEG | HUGE},
+    t_dynkin_settings: {"n_time": HUGE, "tol": set(), "max_iter": set()},
+    # ---- pdecore.european (mine): vectorized, and 1e300 gives the finite limits (test below)
+    t_bs_price: {"spot": NONNEG | HUGE | VECTOR, "strike": HUGE | VECTOR, "maturity": NONNEG | HUGE | VECTOR,
+                 "volatility": NONNEG | HUGE | VECTOR, "rate": FLOAT_RATE | HUGE | VECTOR,
+                 "dividend": FLOAT_RATE | HUGE | VECTOR, "kind": set()},
+    t_bs_delta: {"spot": NONNEG | HUGE | VECTOR, "volatility": NONNEG | HUGE | VECTOR},
     # ---- validation.backtest_merton (mine)
     t_backtest_merton: {"years": set(), "paths": set(), "seed": NONNEG, "steps_per_year": set(),
-                        "band": OPTIONAL, "extra_bands": set()},
-    # ---- rl.market_making (mine)
+                        "band": OPTIONAL | PAIR, "extra_bands": set()},
+    # ---- rl.market_making (mine): the config records counts, the learner/simulator refuse them by budget
     t_mm_simulator: {"n_steps": OPTIONAL, "n_paths": set()},
-    t_mm_train_config: {"hidden": set(), "layers": set(), "lr": set(), "lr_decay": set(), "total_steps": set(),
-                        "batch_paths": set(), "paths_every": set(), "paths_per_step": set(), "n_steps": set(),
+    t_mm_train_config: {"hidden": HUGE, "layers": HUGE, "lr": set(), "lr_decay": set(), "total_steps": HUGE,
+                        "batch_paths": HUGE, "paths_every": HUGE, "paths_per_step": set(), "n_steps": HUGE,
                         "time_grading": set(), "initial_inventory": NONNEG, "weight_limit": set(),
                         "balance_exponent": set(), "aversion_shape_gain": set(), "seed": NONNEG,
                         "market_inputs": {"true"}, "device": set()},
     t_mm_learner: {"batch_paths": set(), "n_steps": set(), "hidden": set()},
     t_gibbs_spread_table: {"n_quadrature": set(), "n_delta": set(), "n_delta_quantile": set(), "n_levels": set()},
-    # ---- other owners
+    # ---- other owners (failures marked below)
     t_black_scholes: {"volatility": set(), "rate": FLOAT_RATE, "dividend": FLOAT_RATE},
     t_american_option: {"kind": set(), "strike": set(), "maturity": set()},
     t_merton_costs: {"drift": FLOAT_RATE, "rate": FLOAT_RATE, "volatility": set(), "cost": NONNEG,
@@ -319,13 +329,28 @@ TARGETS = {
                        "spot": OPTIONAL, "settings": OPTIONAL, "premium": {"true"}},
     t_solve_merton_costs: {"n_space": OPTIONAL, "n_time": OPTIONAL, "penalty": OPTIONAL, "temperature": NONNEG},
     t_stopping_config: {"strike": set(), "maturity": set(), "spot": set(), "volatility": set(),
-                        "rate": FLOAT_RATE, "dividend": FLOAT_RATE, "n_steps": set(), "penalty": set(),
-                        "temperature": NONNEG, "learning_rate": set(), "batch_size": set(), "hidden": set(),
-                        "eval_paths": set(), "test_paths": set(), "seed": NONNEG},
+                        "rate": FLOAT_RATE, "dividend": FLOAT_RATE, "n_steps": HUGE, "penalty": set(),
+                        "temperature": NONNEG | HUGE, "learning_rate": set(), "batch_size": HUGE, "hidden": HUGE,
+                        "eval_paths": HUGE, "test_paths": HUGE, "seed": NONNEG},
 }
 
 #: (target name, parameter, bad key) -> reason: cases failing in files another helper owns.
-ROUTED: dict[tuple[str, str, str], str] = {}
+_H4_MARKET = ("routed to H4 (rl/stopping/config.py): StoppingConfig should build its BlackScholes/AmericanOption "
+              "(pdecore.params bounds: strike, spot <= 1e15, |rate|, |dividend| <= 100, volatility <= 100) so that "
+              "1e300 is refused by name as in pdecore")
+ROUTED: dict[tuple[str, str, str], str] = {
+    ("stopping_config", "strike", "huge"): _H4_MARKET,
+    ("stopping_config", "spot", "huge"): _H4_MARKET,
+    ("stopping_config", "volatility", "huge"): _H4_MARKET,
+    ("stopping_config", "rate", "huge"): _H4_MARKET,
+    ("stopping_config", "dividend", "huge"): _H4_MARKET,
+    ("stopping_config", "maturity", "huge"): "routed to H4 (rl/stopping/config.py): maturity=1e300 is refused as "
+                                             "'penalty * dt must lie in [0, 1]', a message that does not name maturity",
+    ("stopping_config", "learning_rate", "huge"): "routed to H4 (rl/stopping/config.py): learning_rate=1e300 accepted; "
+                                                  "bound it (MMTrainConfig refuses lr > 10)",
+    ("stopping_config", "seed", "huge"): "routed to H4 (rl/stopping/config.py): seed=1e300 accepted; torch seeds are "
+                                         "64-bit (check_int(..., maximum=2**63 - 2))",
+}
 
 
 def _outcome(target, parameter, value) -> str:
@@ -360,3 +385,41 @@ def test_bad_value_is_refused_by_name(target, parameter, key, acceptable):
         assert outcome in ("accepted", "named"), outcome
     else:
         assert outcome == "named", outcome
+
+
+# ------------------------------------------------------------------------------------------------ named cases
+def test_european_limits_at_huge_values():
+    """The HUGE acceptances of bs_price are the exact limits, not garbage: σ√T → ∞ gives the call
+    ``S e^{−qT}`` and the put ``K e^{−rT}``; a huge rate discounts the put's strike to 0."""
+    from pdecore import bs_delta, bs_price
+
+    assert bs_price("call", 40.0, 40.0, 1.0, 1e300, 0.06) == pytest.approx(40.0, rel=1e-15)
+    assert bs_price("put", 40.0, 40.0, 1.0, 1e300, 0.06) == pytest.approx(40.0 * math.exp(-0.06), rel=1e-15)
+    assert bs_delta("call", 40.0, 40.0, 1.0, 1e300, 0.06) == 1.0
+    assert bs_price("put", 40.0, 40.0, 1.0, 0.4, 1e300) == 0.0
+    assert bs_price("call", 1e300, 40.0, 1.0, 0.4, 0.06) == pytest.approx(1e300, rel=1e-15)
+
+
+def test_mm_simulator_and_learner_refuse_memory_before_allocating(monkeypatch):
+    """Huge ``n_paths``/``batch_paths``/``n_steps``/``hidden`` are refused from the arguments (the
+    estimate, the parameter, the fix), before any tensor of that size exists."""
+    import torch
+
+    from rl.market_making.config import MMTrainConfig
+    from rl.market_making.learner import MarketMakingLearner
+    from rl.market_making.policies import ConstantSpreadPolicy
+    from rl.market_making.simulator import MarketMakingSimulator
+
+    monkeypatch.setenv("PDERL_MEMORY_BUDGET", "1G")
+    simulator = MarketMakingSimulator(_mm_model(), n_steps=100)
+    with pytest.raises(ValueError, match=r"n_paths=100000000 .*memory.*fewer paths"):
+        simulator.simulate(ConstantSpreadPolicy(0.5, 0.5), 10**8, generator=torch.Generator())
+    with pytest.raises(ValueError, match=r"n_paths=10000000 .*record=True.*memory"):
+        simulator.simulate(ConstantSpreadPolicy(0.5, 0.5), 10**7, generator=torch.Generator(), record=True)
+    with pytest.raises(ValueError, match=r"n_steps=1000000000000 .*memory"):
+        MarketMakingSimulator(_mm_model(), n_steps=10**12)
+    for key, value in (("batch_paths", 10**8), ("n_steps", 10**9), ("hidden", 10**6)):
+        config = dict(batch_paths=256, paths_per_step=32, n_steps=400, hidden=64)
+        config[key] = value
+        with pytest.raises(ValueError, match=rf"{key}={value}.*memory.*lower batch_paths"):
+            MarketMakingLearner(_mm_model(), MMTrainConfig(**config))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pdecore.budget import check_memory
 from pdecore.checks import check_int
 
 __all__ = ["inventory_axis", "inventory_strides", "inventory_mesh", "inventory_states"]
@@ -35,9 +36,19 @@ def inventory_strides(n_options: int, max_inventory: int) -> np.ndarray:
     return np.array([size ** (n - 1 - i) for i in range(n)], dtype=np.int64)
 
 
+def _check_grid_memory(n: int, qbar: int) -> None:
+    """Refuse, before allocating, a grid whose coordinates (``2n`` int64 arrays of ``(2Q̄+1)^n`` states:
+    the mesh and its stacked copy) pass the memory budget of :mod:`pdecore.budget`."""
+    states = (2.0 * qbar + 1.0) ** n
+    shown = qbar if qbar < 10**15 else f"{float(qbar):.3g}"
+    check_memory(f"the inventory grid with n_options={n}, max_inventory={shown} ({states:.3g} states)",
+                 8.0 * 2.0 * n * states, fix="lower max_inventory or n_options")
+
+
 def inventory_mesh(n_options: int, max_inventory: int) -> tuple[np.ndarray, ...]:
     """The n inventory coordinates, each an int64 array of shape ``(2Q̄+1,)*n`` (``indexing="ij"``)."""
     n, qbar = _checked(n_options, max_inventory)
+    _check_grid_memory(n, qbar)
     return tuple(np.meshgrid(*([inventory_axis(qbar)] * n), indexing="ij"))
 
 

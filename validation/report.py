@@ -137,8 +137,8 @@ def _figure_html(path: str, alt: str, out_dir: Path, refs: dict[str, list[str]])
     caption = html.escape(alt or Path(path).stem)
     if cited:
         caption += " — answers " + html.escape(", ".join(cited))
-    return (f'<figure id="{figure_anchor(path)}"><img alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{caption} '
+    return (f'<figure id="{figure_anchor(path)}"><img src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(alt)}"><figcaption>{caption} '
             f'(<code>{html.escape(path)}</code>)</figcaption></figure>')
 
 

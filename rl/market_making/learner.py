@@ -427,11 +427,46 @@ class MarketMakingLearner:
         spreads = self.table.mean_spread(diffs).cpu().numpy()
         return spreads[..., BID], spreads[..., ASK]
 
+    @torch.no_grad()
+    def aversion(self, t: float) -> np.ndarray:
+        """Learned inventory aversion at q = 0, ``a_i(t) = −½ (V(Q+e_i) + V(Q−e_i) − 2V(Q))`` at Q = 0, ``[n]``.
+
+        The collapse this learner once showed (docs/market_making_measurements.md) is this quantity
+        drifting to zero (flat spreads); :meth:`evaluate` reports its ratio to the grid's.
+        """
+        q = torch.zeros((1, self.n_options), dtype=DTYPE, device=self.device)
+        tt = torch.full((1,), float(t), dtype=DTYPE, device=self.device)
+        extra = (None, None)
+        if self.config.market_inputs:
+            extra = (torch.as_tensor(self.model.mid_prices(self.model.spot, t), dtype=DTYPE,
+                                     device=self.device)[None],
+                     torch.full((1,), float(self.model.spot), dtype=DTYPE, device=self.device))
+        self.network.eval()
+        _, diffs = self.network.values_and_differences(tt, q, *extra)
+        self.network.train()
+        return (-0.5 * diffs[0].sum(-1)).cpu().numpy()
+
     def evaluate(self) -> dict[str, float]:
-        """Spread errors against the grid reference (units of 1/k) at t = 0 and 0.6 T, |q| ≤ Q̄/2."""
+        """Spread errors against the grid reference (units of 1/k) at t = 0 and 0.6 T, |q| ≤ Q̄/2, and the
+        ratio of the learned inventory aversion at q = 0 to the grid's (worst option; 1 is exact, near 0
+        a collapsed aversion)."""
         if self.reference is None:
             return {}
-        return {f"eval/{k}": v for k, v in spread_errors(self, self.reference).items()}
+        out = {f"eval/{k}": v for k, v in spread_errors(self, self.reference).items()}
+        for frac in (0.0, 0.6):
+            t = frac * float(self.model.horizon)
+            learned = self.aversion(t)
+            ratios = []
+            for i in range(self.n_options):
+                zero = np.zeros(self.n_options, dtype=int)
+                up, down = zero.copy(), zero.copy()
+                up[i], down[i] = 1, -1
+                grid = -0.5 * (self.reference.theta(t, tuple(up)) + self.reference.theta(t, tuple(down))
+                               - 2.0 * self.reference.theta(t, tuple(zero)))
+                ratios.append(learned[i] / grid if grid > 0 else float("nan"))
+            worst = max(ratios, key=lambda r: abs(math.log(r)) if r > 0 else math.inf)
+            out[f"eval/aversion_ratio_t{frac:g}"] = float(worst)
+        return out
 
     def state_dict(self) -> dict:
         return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -373,3 +373,18 @@ def test_model_free_network_starts_neutral_and_learns_the_spreads():
     after = spread_errors(learner, reference)["max_spread_error"]
     assert before > 1.0  # units of 1/k: a neutral start, not a model-informed one
     assert after < 0.25 * before, (before, after)
+
+
+def test_learned_aversion_and_its_ratio_to_the_grid():
+    """At the neutral start the value is level − Σ ĉρQ² (h flat), so the aversion at q = 0 is ĉ_i ρ_i(τ);
+    evaluate() reports its ratio to the grid's (far above 1 before training: spreads at the bounds)."""
+    import pdecore
+
+    model = MarketMakingModel.paper_defaults(max_inventory=10)
+    reference = pdecore.solve_market_making(model, n_time=50)
+    learner = MarketMakingLearner(model, MMTrainConfig(**TINY), reference=reference)
+    for t in (0.0, 6.0):
+        expected = learner.network.learned_coefficients(torch.tensor([t], dtype=torch.float64))[0].detach().numpy()
+        np.testing.assert_allclose(learner.aversion(t), expected, rtol=1e-10)
+    metrics = learner.evaluate()
+    assert metrics["eval/aversion_ratio_t0"] > 10.0 and metrics["eval/aversion_ratio_t0.6"] > 10.0

@@ -66,3 +66,16 @@ def test_refusals():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="sell"):
         env.step(5)
+
+
+def test_make_vec_entry_points_of_every_id():
+    from rl.envs import ENVIRONMENTS
+    from rl.envs.vector import BatchedVectorEnv
+
+    for env_id in ENVIRONMENTS:
+        kwargs = {"years": 0.05} if "Merton" in env_id else {"n_steps": 10}
+        vec = gymnasium.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+        assert isinstance(vec, BatchedVectorEnv) and vec.num_envs == 3
+        obs, _ = vec.reset(seed=0)
+        assert obs.shape == (3,) + vec.single_observation_space.shape
+        assert vec.observation_space.contains(obs)

@@ -56,7 +56,7 @@ import numpy as np
 
 from pdecore._numba import STATUS_OK
 from pdecore.budget import check_memory, check_work
-from pdecore.checks import check_int, check_nonnegative, check_positive
+from pdecore.checks import check_finite_array, check_int, check_nonnegative, check_positive, check_real
 from pdecore.exceptions import ConvergenceError
 
 __all__ = ["argmax_spread", "deterministic_quotes", "spread_nodes", "check_spread_bounds",
@@ -105,12 +105,43 @@ def check_spread_bounds(bounds, temperature: float) -> tuple[float, float]:
     return (low, high)
 
 
+#: Largest magnitude of a market-making parameter in its own unit (also
+#: :data:`pdecore.market_making_params.MAX_MAGNITUDE`): the Gibbs exponent ``A e^{−kδ}(δ+Δ)/γ`` is a product
+#: of four such numbers, so 1e12 per factor keeps it far inside float64 (1e308).
+MAX_MAGNITUDE = 1e12
+
+
+def _check_magnitude(name: str, value: float, fix: str) -> float:
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"{name} must be <= {MAX_MAGNITUDE:g} in magnitude (the Gibbs exponent A e^(-kδ)(δ+Δ)/γ is "
+                         f"a product of four such numbers and must stay inside the float64 range), got {value!r}; "
+                         f"{fix}")
+    return value
+
+
 def _check_side(intensity, decay, temperature, low, high) -> None:
     """Refuse the parameters of one side's Gibbs density by name (A, k > 0, γ > 0, finite bounds)."""
-    check_positive("intensity", intensity, fix="pass the fill rate A > 0 at zero spread")
-    check_positive("decay", decay, fix="pass the intensity decay k > 0")
-    check_positive("temperature", temperature, fix="the Gibbs density needs γ > 0; use argmax_spread for γ = 0")
+    for name, value, fix in (("intensity", intensity, "pass the fill rate A > 0 at zero spread"),
+                             ("decay", decay, "pass the intensity decay k > 0"),
+                             ("temperature", temperature,
+                              "the Gibbs density needs γ > 0; use argmax_spread for γ = 0")):
+        _check_magnitude(name, check_positive(name, value, fix=fix), fix)
+    for name, value in (("low", low), ("high", high)):
+        # the density needs finite bounds (γ > 0): named here, the pair's order by check_spread_bounds
+        _check_magnitude(name, check_real(name, value, fix="pass finite spread bounds, e.g. low=0, high=4"),
+                         "pass spread bounds in price units, e.g. low=0, high=4")
     check_spread_bounds((low, high), temperature)
+
+
+def _check_gains(gain) -> np.ndarray:
+    """Finite gains Δ of at most :data:`MAX_MAGNITUDE` (bools refused), as a float array."""
+    if gain is None or isinstance(gain, (bool, np.bool_)) or np.asarray(gain).dtype == bool:
+        raise ValueError(f"gain must be numbers, got {gain!r}; pass the value gains Δ as an array")
+    gain = check_finite_array("gain", gain, fix="pass finite value gains Δ")
+    if gain.size and np.max(np.abs(gain)) > MAX_MAGNITUDE:
+        raise ValueError(f"gain must be <= {MAX_MAGNITUDE:g} in magnitude, got max |Δ| = {np.max(np.abs(gain)):.3g}; "
+                         "pass value gains in price units")
+    return gain
 
 
 #: Optimistic node evaluations of the exponential-linear rule per second (one core) for the work refusal.
@@ -216,7 +247,7 @@ def gibbs_moments(gain, intensity: float, decay: float, temperature: float, low:
         ``mean_rate`` is the exact derivative of the discrete ``hamiltonian`` in Δ.
     """
     _check_side(intensity, decay, temperature, low, high)
-    gain = np.asarray(gain, dtype=float)
+    gain = _check_gains(gain)
     flat = gain.reshape(-1)
     n_quadrature = _check_rule(n_quadrature, flat.size, min(chunk, flat.size), "gibbs_moments")
     nodes = spread_nodes(low, high, n_quadrature)

@@ -39,7 +39,10 @@ def inventory_strides(n_options: int, max_inventory: int) -> np.ndarray:
 def _check_grid_memory(n: int, qbar: int) -> None:
     """Refuse, before allocating, a grid whose coordinates (``2n`` int64 arrays of ``(2Q̄+1)^n`` states:
     the mesh and its stacked copy) pass the memory budget of :mod:`pdecore.budget`."""
-    states = (2.0 * qbar + 1.0) ** n
+    try:
+        states = (2.0 * qbar + 1.0) ** n
+    except OverflowError:  # more states than a float holds
+        states = float("inf")
     shown = qbar if qbar < 10**15 else f"{float(qbar):.3g}"
     check_memory(f"the inventory grid with n_options={n}, max_inventory={shown} ({states:.3g} states)",
                  8.0 * 2.0 * n * states, fix="lower max_inventory or n_options")

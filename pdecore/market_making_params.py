@@ -45,16 +45,18 @@ from dataclasses import KW_ONLY, dataclass
 import numpy as np
 
 from pdecore.checks import (check_int, check_nonnegative, check_positive, check_real)
+from pdecore.gibbs import MAX_MAGNITUDE as GIBBS_MAX_MAGNITUDE
 from pdecore.gibbs import check_spread_bounds
 
 __all__ = ["MarketMakingModel", "MAX_MAGNITUDE", "MAX_INVENTORY"]
 
-#: Largest magnitude of a model parameter in its own unit (prices, days, fills per day, ...). Every
-#: quantity of the problem is a product of at most four of them (``ψ0 (P Q)²``, ``A e^{−kδ}(δ+Δ) T``),
-#: so 1e12 per factor keeps every product far inside float64 (1e308) with no overflow anywhere; and a
-#: fill rate ``A`` must be resolved by time steps ``Δt ≲ 1/A``, so ``A T`` beyond ~1e12 steps could not
-#: be solved or simulated anyway. No meaningful market comes near it.
-MAX_MAGNITUDE = 1e12
+#: Largest magnitude of a model parameter in its own unit (prices, days, fills per day, ...), the same
+#: bound as the Gibbs rule's (:data:`pdecore.gibbs.MAX_MAGNITUDE`). Every quantity of the problem is a
+#: product of at most four of them (``ψ0 (P Q)²``, ``A e^{−kδ}(δ+Δ) T``), so 1e12 per factor keeps every
+#: product far inside float64 (1e308) with no overflow anywhere; and a fill rate ``A`` must be resolved by
+#: time steps ``Δt ≲ 1/A``, so ``A T`` beyond ~1e12 steps could not be solved or simulated anyway. No
+#: meaningful market comes near it.
+MAX_MAGNITUDE = GIBBS_MAX_MAGNITUDE
 #: Largest inventory bound Q̄: the simulator holds inventories as float64 (exact to 2^53) and every
 #: solver's grid is refused by memory far earlier.
 MAX_INVENTORY = 10**9

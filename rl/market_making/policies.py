@@ -52,8 +52,8 @@ from typing import Callable, NamedTuple, Protocol
 import numpy as np
 import torch
 
-from pdecore.checks import check_choice, check_int, check_nonnegative
-from pdecore.gibbs import SCORE_MAX, Z_MAX, argmax_spread, check_spread_bounds, gibbs_policy_table
+from pdecore.checks import check_choice, check_finite_array, check_int, check_nonnegative
+from pdecore.gibbs import MAX_MAGNITUDE, SCORE_MAX, Z_MAX, argmax_spread, check_spread_bounds, gibbs_policy_table
 from pdecore.inventory_grid import inventory_strides
 
 BID, ASK = 0, 1
@@ -164,14 +164,22 @@ class GibbsSpreadTable:
     def __init__(self, intensity, decay, temperature: float, spread_bounds: tuple[float, float], *,
                  n_quadrature: int = 1001, n_delta: int = 2049, n_delta_quantile: int = 513,
                  n_levels: int = 129) -> None:
-        intensity = np.asarray(intensity, dtype=float)
-        decay = np.asarray(decay, dtype=float).reshape(-1)
+        for name, value in (("intensity", intensity), ("decay", decay)):
+            if value is None or np.asarray(value).dtype == bool:
+                raise ValueError(f"{name} must be positive numbers, got {value!r}; pass the model's A and k")
+        intensity = check_finite_array("intensity", intensity, fix="pass [[A_bid, A_ask], ...] per option")
+        decay = check_finite_array("decay", decay, fix="pass k per option").reshape(-1)
         if intensity.ndim != 2 or intensity.shape != (decay.size, 2):
-            raise ValueError(f"intensity must have shape (n, 2) = ({decay.size}, 2), got {intensity.shape}; pass "
-                             "[[A_bid, A_ask], ...] per option")
-        if np.any(intensity <= 0.0) or np.any(decay <= 0.0):
-            raise ValueError("intensity and decay must be positive; pass the model's A and k")
+            raise ValueError(f"intensity must have shape (n, 2) = (len(decay), 2) = ({decay.size}, 2), got "
+                             f"{intensity.shape}; pass [[A_bid, A_ask], ...] per option and one decay per option")
+        for name, values in (("intensity", intensity), ("decay", decay)):
+            if np.any(values <= 0.0) or np.any(values > MAX_MAGNITUDE):
+                raise ValueError(f"{name} must be positive and <= {MAX_MAGNITUDE:g} (the bound of "
+                                 f"MarketMakingModel), got {values.tolist()!r}; pass the model's A and k")
         self.temperature = check_nonnegative("temperature", temperature, fix="pass γ >= 0")
+        if self.temperature > MAX_MAGNITUDE:
+            raise ValueError(f"temperature must be <= {MAX_MAGNITUDE:g} (the bound of MarketMakingModel), got "
+                             f"{temperature!r}; pass γ >= 0, e.g. 0.1")
         self.spread_bounds = check_spread_bounds(spread_bounds, self.temperature)
         self.n_options = decay.size
         self.intensity = torch.as_tensor(intensity, dtype=DTYPE)

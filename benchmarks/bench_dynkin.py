@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_dynkin.py oracle                           # t = 0 bands of the discrete oracle
     python benchmarks/bench_dynkin.py timing [--steps 300] [--variant eager|compiled|both] [--threads 1]
-    python benchmarks/bench_dynkin.py acceptance [--seeds 0 1 2] [--steps 15000] [--algo ml]
+    python benchmarks/bench_dynkin.py acceptance [--seeds 0 1 2] [--steps 15000] [--algo ml] [--temperature 0.01]
                                                  [--band SELL BUY]  # backtest a given band instead of training
 
 ``oracle`` prints the discrete oracle's t = 0 band at the paper setting (L = 10, κ = 5) for λ ∈ {1e-2,
@@ -47,8 +47,15 @@ acceptance (ML, 15000 steps, paper setting, lr 0.01 cosine to 1e-4, gap weights 
   seed 1 : band (-0.4406, -0.3581), errors 0.0072 / 0.0067; log return 2.8828, minus oracle -0.0032 (s.e. 0.0003)
   seed 2 : band (-0.4490, -0.3538), errors 0.0012 / 0.0024; log return 2.8861, minus oracle +0.0001 (s.e. 0.0001)
   (15000 steps took 530-590 s per seed under load 7-8, two seeds at a time)
-other algorithms, 3000 steps, seed 0 (same decay over 3000 steps):
-  td0 (Adam) : band (-0.4495, -0.3586), errors 0.0017 / 0.0072
+short runs, 3000 steps, seed 0 (same cosine decay over 3000 steps):
+  ml, λ = 1e-4   : band (-0.4502, -0.3660) vs oracle (-0.4425, -0.3669): errors 0.0077 / 0.0009
+  ml, λ = 1e-6   : band (-0.4513, -0.3651) vs oracle (-0.4425, -0.3669): errors 0.0088 / 0.0017
+  td0 (Adam)     : band (-0.4495, -0.3586) vs oracle (-0.4478, -0.3514): errors 0.0017 / 0.0072
+  td0 (plain SGD at 0.01, the stopping learner's TD(0) update): (-0.7799, -0.5666), does not move
+  dai_dong, λ = 1e-4: (-0.4719, -0.3657) with the gap weights (its own fixed point: intensities capped at
+                   1/Δt = 10, a wider band than the κ = 5 oracle's); without them it never buys
+  ml without the gap weights (p = 0): buy boundary -0.196 vs -0.351 (errors in the narrow gap near x = 0
+                   are cheap in the unweighted loss)
 """
 
 
@@ -101,13 +108,13 @@ def run_timing(steps: int, variant: str) -> dict:
     return out
 
 
-def run_acceptance(seeds, steps: int, algorithm: str, band=None) -> list[dict]:
+def run_acceptance(seeds, steps: int, algorithm: str, band=None, temperature: float = 1e-2) -> list[dict]:
     from rl.dynkin import DynkinConfig, DynkinLearner
     from validation.dynkin import build_reference, evaluate
 
     rows = []
     for seed in seeds:
-        config = DynkinConfig(seed=seed, algorithm=algorithm, lr_decay_updates=steps)
+        config = DynkinConfig(seed=seed, algorithm=algorithm, lr_decay_updates=steps, temperature=temperature)
         reference = build_reference(config)
         learner = DynkinLearner(config)
         started = time.perf_counter()
@@ -140,6 +147,7 @@ def main(argv=None) -> None:
     acceptance.add_argument("--steps", type=int, default=15000)
     acceptance.add_argument("--algo", choices=("ml", "td0", "dai_dong"), default="ml")
     acceptance.add_argument("--band", type=float, nargs=2, default=None)
+    acceptance.add_argument("--temperature", type=float, default=1e-2)
     acceptance.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     _set_threads(getattr(args, "threads", 1))
@@ -148,7 +156,8 @@ def main(argv=None) -> None:
     elif args.command == "timing":
         run_timing(args.steps, args.variant)
     else:
-        run_acceptance(args.seeds, args.steps, args.algo, band=tuple(args.band) if args.band else None)
+        run_acceptance(args.seeds, args.steps, args.algo, band=tuple(args.band) if args.band else None,
+                       temperature=args.temperature)
 
 
 if __name__ == "__main__":

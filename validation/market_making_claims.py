@@ -296,6 +296,12 @@ def claim_inventory_paths(*, max_inventory: int = 100, n_paths: int = 1000, n_st
     hump_shape = bool(hump["mean"][half] > 3.0 * hump["stderr"][half] and hump["mean"][end] < 0.5 * hump["mean"][peak]
                       and 0 < peak < end)
     torch.set_num_threads(torch_threads)
+    learned_note = ""
+    if "learned" in symmetric:
+        band_l = symmetric["learned"]
+        learned_note = (f"; the learned policy on the same random numbers: mean {band_l['mean'][checks[1]]:+.1f} ± "
+                        f"{band_l['stderr'][checks[1]]:.1f} at T/2, s.d. {band_l['sd'][checks[1]]:.1f} against the "
+                        f"grid's {grid_band['sd'][checks[1]]:.1f}")
     status = (f"refuted: with symmetric intensities and a martingale mid the optimal policy's mean inventory is "
               f"zero by symmetry (|mean|/s.e. ≤ {ratio:.1f} at T/4, T/2, 3T/4, T over {n_paths} paths). "
               f"The paper's hump needs an asymmetry: with bid fills at A = {imbalance[0]:g} and ask fills at "
@@ -303,7 +309,7 @@ def claim_inventory_paths(*, max_inventory: int = 100, n_paths: int = 1000, n_st
               f"{'rises to' if hump_shape else 'reaches'} {hump['mean'][peak]:.1f} lots at t = "
               f"{hump['times'][peak]:.1f} d and falls to {hump['mean'][end]:.1f} at T (the aversion grows "
               f"towards T); the optimal policy of that market prices the imbalance (mean at T/2 "
-              f"{imbalanced['priced']['mean'][half]:+.1f})")
+              f"{imbalanced['priced']['mean'][half]:+.1f}){learned_note}")
     return {"symmetric": symmetric, "max_abs_mean_over_stderr": ratio, "imbalanced": imbalanced,
             "peak_time": float(hump["times"][peak]), "mean_half": float(hump["mean"][half]),
             "mean_end": float(hump["mean"][end]), "hump_shape": hump_shape, "imbalance": tuple(imbalance),

@@ -223,7 +223,58 @@ def t_gibbs_spread_table(**kw):
     return GibbsSpreadTable([[100.0, 100.0]], [1.5], 0.1, (0.0, 4.0), **args)
 
 
+def t_gibbs_spread_table_model(**kw):
+    from rl.market_making.policies import GibbsSpreadTable
+
+    args = dict(intensity=[[100.0, 100.0]], decay=[1.5], temperature=0.1, spread_bounds=(0.0, 4.0), n_quadrature=64,
+                n_delta=64, n_delta_quantile=16, n_levels=8)
+    args.update(kw)
+    return GibbsSpreadTable(**args)
+
+
+def t_gibbs_moments(**kw):
+    from pdecore.gibbs import gibbs_moments
+
+    args = dict(gain=[0.0, 0.5], intensity=100.0, decay=1.5, temperature=0.1, low=0.0, high=4.0, n_quadrature=64)
+    args.update(kw)
+    return gibbs_moments(**args)
+
+
+def t_inventory_states(**kw):
+    from pdecore.inventory_grid import inventory_states
+
+    args = dict(n_options=2, max_inventory=2)
+    args.update(kw)
+    return inventory_states(**args)
+
+
 # --- files owned by other helpers ---
+def t_american_settings(**kw):
+    from pdecore import AmericanSettings
+
+    return AmericanSettings(**kw)
+
+
+def t_merton_settings(**kw):
+    from pdecore import MertonSettings
+
+    return MertonSettings(**kw)
+
+
+def t_theta_scheme(**kw):
+    from pdecore import ThetaScheme
+
+    return ThetaScheme(**kw)
+
+
+def t_sinh_grid(**kw):
+    from pdecore import SinhGrid
+
+    args = dict(lower=0.0, upper=100.0, center=40.0, n_points=11, concentration=0.1)
+    args.update(kw)
+    return SinhGrid(**args).nodes()
+
+
 def t_black_scholes(**kw):
     from pdecore import BlackScholes
 
@@ -320,7 +371,19 @@ TARGETS = {
                         "market_inputs": {"true"}, "device": set()},
     t_mm_learner: {"batch_paths": set(), "n_steps": set(), "hidden": set()},
     t_gibbs_spread_table: {"n_quadrature": set(), "n_delta": set(), "n_delta_quantile": set(), "n_levels": set()},
+    t_gibbs_spread_table_model: {"intensity": set(), "decay": set(), "temperature": NONNEG, "spread_bounds": PAIR},
+    t_gibbs_moments: {"intensity": set(), "decay": set(), "temperature": set(), "low": FLOAT_RATE, "high": set(),
+                      "n_quadrature": set(), "gain": VECTOR | FLOAT_RATE},
+    t_inventory_states: {"n_options": set(), "max_inventory": NONNEG},
     # ---- other owners (failures marked below)
+    # settings record caps and counts; the solvers refuse the absurd ones by budget (tol, max_iter of
+    # MertonSettings at solve time), and a huge iteration cap or Rannacher count is harmless
+    t_american_settings: {"n_space": OPTIONAL | HUGE, "n_time": OPTIONAL | HUGE, "width": OPTIONAL,
+                          "spot_max_ratio": OPTIONAL, "concentration": OPTIONAL, "tol": set(), "max_iter": HUGE},
+    t_merton_settings: {"n_space": HUGE, "n_time": HUGE, "insolvency_margin": set(), "tol": HUGE, "max_iter": HUGE},
+    t_theta_scheme: {"implicit_weight": set(), "rannacher_steps": NONNEG | HUGE, "grading": set()},
+    t_sinh_grid: {"lower": FLOAT_RATE, "upper": HUGE, "center": NONNEG, "n_points": set(),
+                  "concentration": HUGE},
     t_black_scholes: {"volatility": set(), "rate": FLOAT_RATE, "dividend": FLOAT_RATE},
     t_american_option: {"kind": set(), "strike": set(), "maturity": set()},
     t_merton_costs: {"drift": FLOAT_RATE, "rate": FLOAT_RATE, "volatility": set(), "cost": NONNEG,
@@ -339,6 +402,9 @@ _H4_MARKET = ("routed to H4 (rl/stopping/config.py): StoppingConfig should build
               "(pdecore.params bounds: strike, spot <= 1e15, |rate|, |dividend| <= 100, volatility <= 100) so that "
               "1e300 is refused by name as in pdecore")
 ROUTED: dict[tuple[str, str, str], str] = {
+    ("sinh_grid", "n_points", "huge"): "routed to the owner of pdecore/grids.py (H7): SinhGrid(n_points=1e300).nodes() "
+                                       "raises TypeError, and n_points=10**9 allocates 8 GB without pdecore.budget; "
+                                       "store check_int's int and check_memory(8 × n_points × ~4) in nodes()",
     ("stopping_config", "strike", "huge"): _H4_MARKET,
     ("stopping_config", "spot", "huge"): _H4_MARKET,
     ("stopping_config", "volatility", "huge"): _H4_MARKET,

@@ -1,0 +1,75 @@
+"""validation.high_dim_stopping (issue 17): spec kind, references, evaluation keys and the paper table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from validation import experiments  # noqa: E402
+from validation.cli import main  # noqa: E402
+from validation.high_dim_stopping import (basket_paper_values, comparison_table, fbm_paper_values,  # noqa: E402
+                                          paper_values)
+
+TINY_BASKET = {"kind": "high_dim_stopping", "model": {"problem": "basket", "dimension": 5},
+               "train": {"n_dates": 10, "penalty": 10.0, "batch_size": 64, "steps": 2, "eval_every": 2,
+                         "checkpoint_every": 2, "threads": 1},
+               "evaluate": {"eval_paths": 256, "test_paths": 512}}
+
+
+def test_paper_tables_are_complete():
+    table = paper_values()
+    assert len(table["fbm"]["hurst"]) == len(table["fbm"]["becker"]) == len(table["fbm"]["dong"]) == 20
+    assert fbm_paper_values(0.3) == {"paper": 0.360, "dong": 0.364, "becker": 0.370}
+    assert fbm_paper_values(0.33) is None
+    assert basket_paper_values(40, "main") == {"paper": 6.512, "becker": 6.512, "paper_runtime_s": 1838}
+    assert basket_paper_values(200, "variant") == {"paper": 10.795}
+
+
+def test_spec_schema_and_refusals():
+    spec = experiments.load_spec(TINY_BASKET)
+    assert spec["model"]["problem"] == "basket" and spec["evaluate"]["reference"] == "oracle"
+    with pytest.raises(ValueError, match="unknown key 'sigma'"):
+        experiments.load_spec({**TINY_BASKET, "model": {"sigma": 0.2}})
+    with pytest.raises(ValueError, match="problem must be one of"):
+        experiments.load_spec({**TINY_BASKET, "model": {"problem": "heston"}})
+    with pytest.raises(ValueError, match="κΔt"):
+        experiments.load_spec(TINY_BASKET, {"train.penalty": 50.0})
+
+
+def test_shipped_specs_load():
+    for name in ("basket_d40", "basket_d80", "basket_d120", "basket_d160", "basket_d200", "fbm"):
+        spec = experiments.load_spec(f"examples/{name}.toml")
+        assert spec["kind"] == "high_dim_stopping"
+    assert experiments.load_spec("examples/basket_d200.toml")["model"]["dimension"] == 200
+
+
+def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 5\n'
+                      '[train]\nn_dates = 10\npenalty = 10.0\nbatch_size = 64\nsteps = 2\neval_every = 2\n'
+                      'checkpoint_every = 2\nthreads = 1\n[evaluate]\neval_paths = 256\ntest_paths = 512\n')
+    run = tmp_path / "run"
+    assert main(["train", "stopping", "--config", str(config), "--seed", "1", "--out", str(run), "--no-progress",
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "stopping", str(run), "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)
+    for key in ("p_stopping", "p_stopping_stderr", "p_stopping_cv", "reference_price", "bermudan",
+                "p_oracle_rule", "p_stopping_minus_oracle_rule"):
+        assert key in evaluation, key
+    assert evaluation["test_paths"] == 512 and evaluation["step"] == 2
+    # the oracle's rule on the same paths is (nearly) the Bermudan price: a 1-D check of the mapping
+    assert abs(evaluation["p_oracle_rule"] - evaluation["oracle_p_stopping"]) < 4 * evaluation["p_oracle_rule_stderr"]
+    table = comparison_table([{**evaluation, "label": "tiny"}])
+    assert "| tiny | basket |" in table
+
+
+def test_fbm_reference_is_becker():
+    from rl.stopping.high_dim import HighDimStoppingConfig
+    from validation.high_dim_stopping import build_reference
+
+    reference = build_reference(HighDimStoppingConfig(problem="fbm", hurst=0.7))
+    assert reference["price"] == 0.207 and reference["paper_values"]["dong"] == 0.192

@@ -52,7 +52,7 @@ import numpy as np
 
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.budget import check_memory, check_work
-from pdecore.checks import check_finite_array, check_int, check_positive
+from pdecore.checks import check_int, check_positive
 from pdecore.exceptions import ConvergenceError
 # the Gibbs density lives in pdecore.gibbs; gibbs_moments and deterministic_quotes stay importable
 # from here for the callers written against this module (validation's stage 30)
@@ -415,13 +415,7 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
         exp_high = np.exp(-decay * high)
 
     # 3. terminal condition ------------------------------------------------------------------------
-    if terminal_coeffs is None:
-        coeffs = model.terminal_coefficients()
-    else:
-        coeffs = check_finite_array("terminal_coeffs", terminal_coeffs, ndim=1,
-                                    fix=f"pass {n} coefficients c_i >= 0")
-        if coeffs.shape != (n,) or np.any(coeffs < 0):
-            raise ValueError(f"terminal_coeffs must be {n} numbers >= 0, got {terminal_coeffs!r}")
+    coeffs = model.resolve_terminal_coefficients(terminal_coeffs)
     theta_terminal = -(coords**2) @ coeffs
 
     # 4. Hamiltonians: closed form (γ = 0) or tables (γ > 0) ----------------------------------------

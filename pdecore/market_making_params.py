@@ -44,7 +44,7 @@ from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 
-from pdecore.checks import (check_int, check_nonnegative, check_positive, check_real)
+from pdecore.checks import check_finite_array, check_int, check_nonnegative, check_positive, check_real
 from pdecore.gibbs import MAX_MAGNITUDE as GIBBS_MAX_MAGNITUDE
 from pdecore.gibbs import check_spread_bounds
 
@@ -324,6 +324,19 @@ class MarketMakingModel:
         second_moment = weights @ prices**2
         noise_variance = np.diag(self.noise_cov_array()) * self.horizon
         return self.terminal_penalty * (second_moment + noise_variance)
+
+    def resolve_terminal_coefficients(self, override=None) -> np.ndarray:
+        """``override`` checked as n finite coefficients ``c_i >= 0`` (named ``terminal_coeffs``), or
+        :meth:`terminal_coefficients` when it is None: the ``terminal_coeffs`` argument of both solvers."""
+        n = self.n_options
+        if override is None:
+            return self.terminal_coefficients()
+        coeffs = check_finite_array("terminal_coeffs", override, ndim=1,
+                                    fix=f"pass {n} coefficients c_i >= 0, one per option")
+        if coeffs.shape != (n,) or np.any(coeffs < 0):
+            raise ValueError(f"terminal_coeffs must be {n} finite numbers >= 0, got {override!r}; pass one "
+                             "coefficient c_i >= 0 per option")
+        return coeffs
 
     # ------------------------------------------------------------------ defaults
     @classmethod

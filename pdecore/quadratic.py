@@ -51,7 +51,7 @@ import numpy as np
 from scipy.linalg import expm
 
 from pdecore.budget import check_memory
-from pdecore.checks import check_finite_array, check_int
+from pdecore.checks import check_int
 from pdecore.gibbs import (DEFAULT_N_QUADRATURE, _GibbsTable, argmax_spread, deterministic_quotes,
                            gibbs_moments)
 from pdecore.market_making_params import MarketMakingModel
@@ -237,14 +237,7 @@ def quadratic_approximation(model: MarketMakingModel, *, terminal_coeffs=None, n
     check_memory(f"quadratic_approximation with n_tau={n_tau} and {n} options",
                  8.0 * 3.0 * float(n_tau) * (n * n + n + 2.0),
                  fix="pass n_tau of a few thousand at most (B and C are interpolated linearly between dates)")
-    if terminal_coeffs is None:
-        coeffs = model.terminal_coefficients()
-    else:
-        coeffs = check_finite_array("terminal_coeffs", terminal_coeffs, ndim=1,
-                                    fix=f"pass {n} coefficients c_i >= 0, one per option")
-    if coeffs.shape != (n,) or np.any(coeffs < 0):
-        raise ValueError(f"terminal_coeffs must be {n} finite numbers >= 0, got {terminal_coeffs!r}; pass one "
-                         "coefficient c_i >= 0 per option")
+    coeffs = model.resolve_terminal_coefficients(terminal_coeffs)
     low, high = model.spread_bounds
     decay = model.decay_array()
     taylor_bid = np.array([hamiltonian_taylor(a, k, model.temperature, low, high)

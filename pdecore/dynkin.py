@@ -472,7 +472,9 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
     Raises
     ------
     ValueError
-        On malformed input (lengths, NaN, ``ℓ > u``, ``a < 0``, ``λ > 0`` without κ, ...).
+        On malformed input (lengths, NaN, booleans, ``ℓ > u``, ``a < 0``, ``λ > 0`` without κ, ...), on
+        coefficients whose rates ``Δτ·|G|`` pass 1e15 (the implicit step would lose the identity in
+        rounding), or on a grid × levels past the memory or work budget of :mod:`pdecore.budget`.
     ConvergenceError
         If a Newton iteration does not converge within ``settings.max_iter``.
 

@@ -373,7 +373,9 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     Raises
     ------
     ValueError
-        Bad arguments, or a grid too large for ``memory_limit``.
+        Bad arguments, a grid too large for ``memory_limit`` or the memory budget, Gibbs tables
+        (``n_quadrature``) or RK4 substeps past the memory or work budget of :mod:`pdecore.budget`, all
+        estimated from the arguments before the large arrays are allocated.
     ConvergenceError
         Non-finite values, or instability with an explicit ``n_substeps``.
     """

@@ -702,7 +702,9 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
     Raises
     ------
     ValueError
-        Invalid parameters, or ``penalty*maturity/n_steps > 1``.
+        Invalid parameters, ``penalty*maturity/n_steps > 1``, or a grid past the memory or work budget
+        of :mod:`pdecore.budget` (estimated from the arguments before anything is allocated: the memory
+        grows like ``n_steps^1.5 · nodes_per_std``, ``n_steps=20000`` needs about 22 GiB).
     ConvergenceError
         If the scalar equation's safeguarded Newton iteration fails at some node.
 

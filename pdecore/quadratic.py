@@ -223,6 +223,12 @@ def quadratic_approximation(model: MarketMakingModel, *, terminal_coeffs=None, n
     Returns
     -------
     QuadraticApproximation
+
+    Raises
+    ------
+    ValueError
+        A bad ``model``, ``terminal_coeffs``, ``n_tau`` or ``discrete_gains``, named with the fix, or an
+        ``n_tau`` whose stored solution passes the memory budget of :mod:`pdecore.budget`.
     """
     from scipy.integrate import solve_ivp
 

@@ -387,6 +387,13 @@ def backtest_merton(model, *, years: float = 20.0, paths: int = 10_000, seed: in
     Returns
     -------
     BacktestReport
+
+    Raises
+    ------
+    ValueError
+        A parameter named with its value and the fix, including ``paths`` past the memory budget and
+        ``years × steps_per_year × paths`` past the work budget of :mod:`pdecore.budget` (checked before
+        any path is drawn: ``years=1000000`` used to run for days).
     """
     from pdecore.params import MertonCosts
 

@@ -137,7 +137,9 @@ class MarketMakingModel:
         Non-positive spot/volatility/horizon/strikes/intensities/decay, maturities not after the
         horizon, mismatched lengths, a non-symmetric or non-PSD ``noise_cov``, negative
         ψ0/φ/γ, ``max_inventory < 1``, empty/inverted/NaN spread bounds, or γ > 0 with an unbounded
-        spread interval. Each message names the parameter, its value and the fix.
+        spread interval; booleans and strings where numbers are expected; any parameter beyond
+        :data:`MAX_MAGNITUDE` = 1e12 in its unit (``max_inventory`` beyond 1e9), with the reason of the
+        bound. Each message names the parameter, its value and the fix.
     """
 
     spot: float

@@ -78,13 +78,15 @@ from pdecore.checks import check_finite_array, check_int, check_nonnegative, che
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.grids import concentrated_log_nodes
-from pdecore.params import AmericanOption, BlackScholes
+from pdecore.params import AmericanOption, BlackScholes, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["AmericanSettings", "AmericanResult", "solve_american", "PRECISIONS", "Precision", "check_reach"]
 
 MIN_SPACE_POINTS = 21
 MIN_TIME_STEPS = 4
+MAX_SPACE_POINTS, MAX_TIME_STEPS = 200_001, 100_000  # beyond: memory, not accuracy (refused by name)
+MAX_PENALTY = 1e10  # κΔτ beyond double precision's use; None solves the variational inequality
 
 # Reach of the engine. Beyond these the log-price range of the grid leaves floating point (σ√T) or the
 # discount factors e^{−rT}, e^{−qT} under/overflow (|r|T, |q|T): refused, never silently wrong.
@@ -128,7 +130,7 @@ class Precision:
 
 PRECISIONS = {
     "fast": Precision(n_space=321, n_time=100, width=5.0, atol=1e-5, rtol=2e-4, budget=1e7),
-    "accurate": Precision(n_space=1201, n_time=400, width=5.5, atol=1e-6, rtol=1e-5, budget=3e7),
+    "accurate": Precision(n_space=1201, n_time=400, width=5.5, atol=2e-6, rtol=1e-5, budget=6e7),
     "high": Precision(n_space=2401, n_time=800, width=6.5, atol=1e-7, rtol=1e-6, budget=1.2e8),
 }
 
@@ -216,11 +218,13 @@ class AmericanSettings:
 
     def __post_init__(self) -> None:
         if self.n_space is not None:
-            check_int("n_space", self.n_space, minimum=MIN_SPACE_POINTS,
-                      fix=f"use at least {MIN_SPACE_POINTS} spatial nodes (or None for the adaptive default)")
+            check_int("n_space", self.n_space, minimum=MIN_SPACE_POINTS, maximum=MAX_SPACE_POINTS,
+                      fix=f"use at least {MIN_SPACE_POINTS} spatial nodes (at most {MAX_SPACE_POINTS}; or None "
+                          "for the adaptive default)")
         if self.n_time is not None:
-            check_int("n_time", self.n_time, minimum=MIN_TIME_STEPS,
-                      fix=f"use at least {MIN_TIME_STEPS} time steps (or None for the adaptive default)")
+            check_int("n_time", self.n_time, minimum=MIN_TIME_STEPS, maximum=MAX_TIME_STEPS,
+                      fix=f"use at least {MIN_TIME_STEPS} time steps (at most {MAX_TIME_STEPS}; or None for the "
+                          "adaptive default)")
         if not isinstance(self.scheme, ThetaScheme):
             raise ValueError(f"scheme must be a ThetaScheme, got {self.scheme!r}; "
                              "pass e.g. ThetaScheme.crank_nicolson()")
@@ -725,7 +729,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         is taken there (default: at the strike).
     precision : {"fast", "accurate", "high"}
         Error target of the adaptive grid, ``max(atol·K, rtol·V)`` with (atol, rtol) = (1e-5, 2e-4),
-        (1e-6, 1e-5), (1e-7, 1e-6) (:data:`PRECISIONS`). Measured errors against QuantLib's
+        (2e-6, 1e-5), (1e-7, 1e-6) (:data:`PRECISIONS`). Measured errors against QuantLib's
         ``QdFpAmericanEngine`` (high precision) are in ``tests/pdecore/test_american_accuracy.py``.
 
     Returns
@@ -754,8 +758,9 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
                          "pass e.g. AmericanOption('put', strike=40, maturity=1)")
     temperature = check_nonnegative("temperature", temperature, fix="pass 0 (no exploration) or a positive λ")
     if penalty is not None:
-        penalty = check_positive("penalty", penalty, fix="pass a positive penalty factor such as 10, or None "
-                                 "for the variational inequality")
+        penalty = positive_at_most("penalty", penalty, MAX_PENALTY,
+                                   fix="pass a positive penalty factor such as 10 (at most 1e10), or None for the "
+                                       "variational inequality")
     if temperature > 0.0 and penalty is None:
         raise ValueError(f"temperature={temperature!r} > 0 needs a finite penalty, got penalty=None; "
                          "pass e.g. penalty=10 for the exploratory HJB, or temperature=0")

@@ -73,7 +73,7 @@ from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.dynkin import (DynkinResult, DynkinSettings, _interpolate_value, _plot_boundaries, contact_boundary,
                             contact_tolerance, solve_dynkin)
 from pdecore.grids import SinhGrid
-from pdecore.params import MertonCosts
+from pdecore.params import MertonCosts, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["MertonSettings", "MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
@@ -82,6 +82,8 @@ __all__ = ["MertonSettings", "MertonResult", "solve_merton_costs", "merton_grid"
 DEFAULT_N_SPACE = 600
 DEFAULT_N_TIME = 100
 DEFAULT_INSOLVENCY_MARGIN = 0.05
+# sizes and penalties beyond these are meaningless (memory, or κΔτ past double precision): refused
+MAX_N_SPACE, MAX_N_TIME, MAX_PENALTY = 200_001, 100_000, 1e10
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,9 +426,13 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
         raise ValueError(f"settings must be a pdecore.MertonSettings, got {settings!r}; "
                          "pass e.g. MertonSettings(n_space=1200)")
     n_space = settings.n_space if n_space is None else check_int("n_space", n_space, minimum=21,
-                                                                  fix="use at least 21 nodes (default 600)")
-    n_time = settings.n_time if n_time is None else check_int("n_time", n_time, minimum=1,
-                                                               fix="use at least 1 time level (default 100)")
+                                                                  maximum=MAX_N_SPACE,
+                                                                  fix="use 21 to 200001 nodes (default 600)")
+    n_time = settings.n_time if n_time is None else check_int("n_time", n_time, minimum=1, maximum=MAX_N_TIME,
+                                                               fix="use 1 to 100000 time levels (default 100)")
+    if penalty is not None:
+        positive_at_most("penalty", penalty, MAX_PENALTY,
+                         fix="pass a positive penalty such as 5 (at most 1e10), or None for the variational inequality")
     temperature = check_nonnegative("temperature", temperature, fix="pass 0 or a temperature λ > 0")
     solvent = 1.0 - model.cost
     x_m = model.merton_ratio

@@ -12,7 +12,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdecore.checks import check_choice, check_positive, check_range, check_real
+from pdecore.checks import check_choice, check_positive, check_range
+
+
+# Model bounds: beyond them a parameter is meaningless and only overflows (refused by name). Annualized
+# volatilities and rates of 10000 %, strikes of 1e15 currency units and horizons of 1000 years are far
+# outside any market yet leave every solver in double precision.
+MAX_VOLATILITY = 100.0
+MAX_RATE = 100.0
+MAX_STRIKE = 1e15
+MAX_MATURITY = 1000.0
+
+
+def positive_at_most(name: str, value, maximum: float, *, fix: str) -> float:
+    """``check_positive`` (message ``name must be > 0``) and then ``value <= maximum``."""
+    value = check_positive(name, value, fix=fix)
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}, got {value!r}; {fix}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +51,15 @@ class BlackScholes:
     dividend: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "volatility", check_positive(
-            "volatility", self.volatility, fix="pass an annualized volatility such as 0.2"))
-        object.__setattr__(self, "rate", check_real(
-            "rate", self.rate, fix="pass a finite continuously compounded rate such as 0.05"))
-        object.__setattr__(self, "dividend", check_real(
-            "dividend", self.dividend, fix="pass a finite dividend yield such as 0.0"))
+        # bounds: 10000 %/year is beyond any market; larger values only overflow (e^{rT}, σ²S²)
+        object.__setattr__(self, "volatility", positive_at_most(
+            "volatility", self.volatility, MAX_VOLATILITY, fix="pass an annualized volatility such as 0.2 (at most 100)"))
+        object.__setattr__(self, "rate", check_range(
+            "rate", self.rate, -MAX_RATE, MAX_RATE,
+            fix="pass a finite continuously compounded rate such as 0.05 (|rate| <= 100)"))
+        object.__setattr__(self, "dividend", check_range(
+            "dividend", self.dividend, -MAX_RATE, MAX_RATE,
+            fix="pass a finite dividend yield such as 0.0 (|dividend| <= 100)"))
 
     @property
     def carry(self) -> float:
@@ -69,10 +89,10 @@ class AmericanOption:
             raise ValueError(f"kind must be the string 'put' or 'call', got {self.kind!r} of type "
                              f"{type(self.kind).__name__}; use kind=\"put\" or kind=\"call\"")
         check_choice("kind", self.kind, ("put", "call"), fix='use kind="put" or kind="call"')
-        object.__setattr__(self, "strike", check_positive("strike", self.strike,
-                                                          fix="pass a positive strike such as 40"))
-        object.__setattr__(self, "maturity", check_positive("maturity", self.maturity,
-                                                            fix="pass a positive maturity in years such as 1"))
+        object.__setattr__(self, "strike", positive_at_most("strike", self.strike, MAX_STRIKE,
+                                                            fix="pass a positive strike such as 40 (at most 1e15)"))
+        object.__setattr__(self, "maturity", positive_at_most(
+            "maturity", self.maturity, MAX_MATURITY, fix="pass a positive maturity in years such as 1 (at most 1000)"))
 
     def payoff(self, spot):
         """Exercise value ``g(S)``, vectorized over NumPy arrays."""
@@ -118,14 +138,16 @@ class MertonCosts:
     maturity: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "drift", check_real("drift", self.drift, fix="pass e.g. drift=0.168"))
-        object.__setattr__(self, "rate", check_real("rate", self.rate, fix="pass e.g. rate=0.008"))
-        object.__setattr__(self, "volatility", check_positive("volatility", self.volatility,
-                                                              fix="pass e.g. volatility=0.3"))
+        object.__setattr__(self, "drift", check_range("drift", self.drift, -MAX_RATE, MAX_RATE,
+                                                      fix="pass e.g. drift=0.168 (|drift| <= 100)"))
+        object.__setattr__(self, "rate", check_range("rate", self.rate, -MAX_RATE, MAX_RATE,
+                                                     fix="pass e.g. rate=0.008 (|rate| <= 100)"))
+        object.__setattr__(self, "volatility", positive_at_most("volatility", self.volatility, MAX_VOLATILITY,
+                                                                fix="pass e.g. volatility=0.3 (at most 100)"))
         object.__setattr__(self, "cost", check_range("cost", self.cost, 0.0, 1.0, closed_high=False,
                                                      fix="pass a proportional cost in [0, 1) such as 0.005"))
-        object.__setattr__(self, "maturity", check_positive("maturity", self.maturity,
-                                                            fix="pass a positive horizon in years"))
+        object.__setattr__(self, "maturity", positive_at_most("maturity", self.maturity, MAX_MATURITY,
+                                                              fix="pass a positive horizon in years (at most 1000)"))
         # (α − r)/σ² can overflow to ±inf or nan (σ = 1e-200, α = 1e308, r = −1e308) without an exception
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             fraction = np.float64(self.drift - self.rate) / np.float64(self.volatility) ** 2

@@ -49,7 +49,7 @@ def _case_id(row):
 
 TABLE_ROWS = [(name, row) for name, rows in TABLES.items() for row in rows]
 # Bjerksund–Stensland's tolerance (5e-5 on a price of 99.2 at σ = 10, i.e. 5e-7 relative) is below the
-# "accurate" target (max(1e-6 K, 1e-5 V) = 1e-3 there; measured error 7.0e-5): that row needs "high"
+# "accurate" target (max(2e-6 K, 1e-5 V) = 1e-3 there; measured error 7.0e-5): that row needs "high"
 HIGH_PRECISION_ROWS = {("put", 100.0, 110.0, 0.05, 0.05, 1.0, 10.0)}
 
 
@@ -177,10 +177,11 @@ def test_precisions_meet_their_targets_on_the_spec_put(precision):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: solve_american(BlackScholes(1e6, 0.06), AmericanOption("put", 40, 1)), r"volatility=1000000\.0.*<= 20"),
-    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1e6)), r"maturity=1000000\.0"),
-    (lambda: solve_american(BlackScholes(0.4, 1e308), AmericanOption("put", 40, 1)), r"rate=1e\+308.*<= 50"),
-    (lambda: solve_american(BlackScholes(100.0, 0.06), AmericanOption("put", 40, 1)), r"volatility=100\.0"),
+    (lambda: solve_american(BlackScholes(1e6, 0.06), AmericanOption("put", 40, 1)), r"volatility.*1000000\.0"),
+    (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1e6)), r"maturity.*1000000\.0"),
+    (lambda: solve_american(BlackScholes(0.4, 1e308), AmericanOption("put", 40, 1)), r"rate.*1e\+308"),
+    (lambda: solve_american(BlackScholes(100.0, 0.06), AmericanOption("put", 40, 1)), r"volatility=100\.0.*<= 20"),
+    (lambda: solve_american(BlackScholes(0.4, 20.0), AmericanOption("put", 40, 10)), r"rate=20\.0.*<= 50"),
     (lambda: solve_american(BlackScholes(0.4, 0.06), AmericanOption("put", 40, 1),
                             settings=AmericanSettings(spot_max_ratio=1.01)), r"spot_max_ratio=1\.01 truncates.*>="),
     (lambda: AmericanOption(np.array(["put"]), 40, 1), r"kind must be the string"),

@@ -26,7 +26,7 @@ def _add_contract_arguments(parser, *, spot: bool) -> None:
     parser.add_argument("--n-space", type=int, default=None, help="spatial nodes (default: adaptive)")
     parser.add_argument("--n-time", type=int, default=None, help="time levels (default: adaptive)")
     parser.add_argument("--precision", choices=("fast", "accurate", "high"), default="accurate",
-                        help="error target of the adaptive grid (default accurate: max(1e-6 K, 1e-5 V))")
+                        help="error target of the adaptive grid (default accurate: max(2e-6 K, 1e-5 V))")
 
 
 def _solve(args):

@@ -200,6 +200,25 @@ def t_mm_simulator(**kw):
                               generator=torch.Generator().manual_seed(0))
 
 
+def t_mm_simulator_times(**kw):
+    from rl.market_making.simulator import MarketMakingSimulator
+
+    return MarketMakingSimulator(_mm_model(), **kw)
+
+
+def t_spread_errors(**kw):
+    from pdecore import solve_market_making
+    from rl.market_making.evaluation import spread_errors
+
+    class _Learner:  # spread_errors reads model and mean_spreads only: a flat stand-in keeps the case fast
+        model = _mm_model()
+
+        def mean_spreads(self, t, box):
+            return np.full((len(box), 1), 0.5), np.full((len(box), 1), 0.5)
+
+    return spread_errors(_Learner(), solve_market_making(_mm_model(), n_time=4), **kw)
+
+
 def t_mm_train_config(**kw):
     from rl.market_making.config import MMTrainConfig
 
@@ -364,6 +383,8 @@ TARGETS = {
                         "band": OPTIONAL | PAIR, "extra_bands": set()},
     # ---- rl.market_making (mine): the config records counts, the learner/simulator refuse them by budget
     t_mm_simulator: {"n_steps": OPTIONAL, "n_paths": set()},
+    t_mm_simulator_times: {"times": OPTIONAL},
+    t_spread_errors: {"half_width": OPTIONAL | NONNEG, "times_fraction": NONNEG},
     t_mm_train_config: {"hidden": HUGE, "layers": HUGE, "lr": set(), "lr_decay": set(), "total_steps": HUGE,
                         "batch_paths": HUGE, "paths_every": HUGE, "paths_per_step": set(), "n_steps": HUGE,
                         "time_grading": set(), "initial_inventory": NONNEG, "weight_limit": set(),

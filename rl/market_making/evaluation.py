@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pdecore.checks import check_int, check_range
 from pdecore.inventory_grid import inventory_states
 
 if TYPE_CHECKING:  # the learner imports this module: a runtime import would be circular
@@ -25,8 +26,15 @@ def spread_errors(learner: MarketMakingLearner, reference, *, times_fraction=(0.
     """
     model = learner.model
     n = model.n_options
-    w = model.max_inventory // 2 if half_width is None else int(half_width)
-    box = inventory_states(n, w)  # every inventory with |q_i| <= w
+    w = model.max_inventory // 2 if half_width is None else check_int(
+        "half_width", half_width, minimum=0, maximum=model.max_inventory,
+        fix=f"pass an inventory half-width in [0, max_inventory={model.max_inventory}], or None for Q̄/2")
+    if isinstance(times_fraction, (str, bytes)) or np.ndim(times_fraction) != 1:
+        raise ValueError(f"times_fraction must be a sequence of fractions of the horizon, got {times_fraction!r}; "
+                         "pass e.g. (0.0, 0.6)")
+    times_fraction = [check_range(f"times_fraction[{i}]", frac, 0.0, 1.0, fix="pass fractions of the horizon in [0, 1]")
+                      for i, frac in enumerate(times_fraction)]
+    box = inventory_states(n, w)  # every inventory with |q_i| <= w (refused past the memory budget)
     decay = model.decay_array()
     out = {}
     worst = 0.0

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from pdecore.budget import check_memory, check_work
-from pdecore.checks import check_int
+from pdecore.checks import check_finite_array, check_int
 from rl.black_scholes import bs_price_delta_torch
 from rl.market_making.policies import ASK, BID, DTYPE, MarketState, Quotes, SpreadPolicy
 
@@ -161,7 +161,9 @@ class MarketMakingSimulator:
         self.model = model
         horizon = float(model.horizon)
         if times is not None:
-            times = np.asarray(times, dtype=float)
+            if np.asarray(times).dtype == bool:
+                raise ValueError(f"times must be numbers, got {times!r}; pass e.g. numpy.linspace(0, T, N + 1)")
+            times = check_finite_array("times", times, fix="pass an increasing grid such as numpy.linspace(0, T, N + 1)")
             if times.ndim != 1 or times.size < 2 or not np.all(np.diff(times) > 0.0):
                 raise ValueError("times must be an increasing 1-D grid with at least two dates; pass e.g. "
                                  "numpy.linspace(0, T, N + 1)")

@@ -41,7 +41,6 @@ import copy
 import math
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
 import torch
 
 from pdecore.budget import check_memory
@@ -52,6 +51,7 @@ from rl.networks import BatchedValueNetwork
 from pdecore.basket import BASKET_CASES
 from rl.stopping.basket import DTYPES, BasketMarket, BasketSimulator
 from rl.stopping.fbm import FBMSimulator
+from rl.stopping.learner import _seeds  # the 1-D learner's seed derivation (one seed → paths, weights)
 from rl.stopping.policies import BernoulliStoppingPolicy
 
 PROBLEMS = ("basket", "fbm")
@@ -148,12 +148,6 @@ class HighDimStoppingConfig:
         if unknown:
             raise ValueError(f"unknown high-dimensional stopping settings {unknown}; allowed: {sorted(names)}")
         return cls(**values)
-
-
-def _seeds(seed: int, count: int) -> list[int]:
-    """Independent 63-bit seeds derived from one seed (NumPy's SeedSequence)."""
-    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
-    return [int(s) & (2**63 - 1) for s in state]
 
 
 class HighDimStoppingLearner:

@@ -510,3 +510,13 @@ def test_mm_simulator_and_learner_refuse_memory_before_allocating(monkeypatch):
         config[key] = value
         with pytest.raises(ValueError, match=rf"{key}={value}.*memory.*lower batch_paths"):
             MarketMakingLearner(_mm_model(), MMTrainConfig(**config))
+
+
+def test_configs_store_the_checked_integers():
+    """A TOML ``hidden = 64.0`` is stored as the int 64 (torch and numpy refuse float sizes downstream)."""
+    from pdecore import DynkinSettings
+    from rl.market_making.config import MMTrainConfig
+
+    config = MMTrainConfig(hidden=64.0, n_steps=200.0, batch_paths=256.0, seed=3.0)
+    assert all(type(getattr(config, name)) is int for name in ("hidden", "n_steps", "batch_paths", "seed"))
+    assert type(DynkinSettings(n_time=50.0).n_time) is int

@@ -69,7 +69,7 @@ def build_model(table: dict):
 
     _check_keys(table, MODEL_KEYS + PRESET_KEYS, "model")
     fields = {key: value for key, value in table.items() if key not in PRESET_KEYS}
-    if "spread_bounds" in fields:
+    if isinstance(fields.get("spread_bounds"), list):  # TOML arrays are lists; the model refuses other types by name
         fields["spread_bounds"] = tuple(fields["spread_bounds"])
     preset = table.get("preset")
     if preset is not None:

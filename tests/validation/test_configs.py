@@ -78,6 +78,8 @@ learning_rate = 0.001
     ("[model]\npreset = 'paper'\nmax_inventory = 0\n", "max_inventory"),
     ("[model]\npreset = 'paper'\n[numerics]\nmethod = 'magic'\n", "method"),
     ("[model\n", "not valid TOML"),
+    ("[model]\npreset = 'paper'\nspread_bounds = 5\n", "spread_bounds"),
+    ("[model]\npreset = 'paper'\nspread_bounds = 'wide'\n", "spread_bounds"),
 ])
 def test_bad_configs_name_the_problem(tmp_path, text, word):
     with pytest.raises(ValueError, match=word.replace("[", r"\[").replace("]", r"\]")):

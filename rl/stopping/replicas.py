@@ -54,6 +54,8 @@ class ReplicatedStoppingLearner:
         One seed per replica (``R = len(seeds)``, at least 1, all distinct).
     reference : StoppingReference, optional
         Handed to every replica's learner (for :meth:`replica`'s evaluation).
+    compile : bool, default False
+        ``torch.compile`` the networks' forward and the loss (see :class:`StoppingLearner`).
 
     Attributes
     ----------
@@ -62,7 +64,8 @@ class ReplicatedStoppingLearner:
         :meth:`replica` (or :meth:`sync`).
     """
 
-    def __init__(self, config: StoppingConfig, seeds, *, reference: StoppingReference | None = None) -> None:
+    def __init__(self, config: StoppingConfig, seeds, *, reference: StoppingReference | None = None,
+                 compile: bool = False) -> None:
         if not isinstance(config, StoppingConfig):
             raise ValueError(f"config must be a StoppingConfig, got {type(config).__name__}")
         seeds = [int(seed) for seed in seeds]
@@ -84,6 +87,8 @@ class ReplicatedStoppingLearner:
         self.volatility_optimizer = torch.optim.Adam([self.volatility], lr=config.volatility_learning_rate)
         self.value_updates = 0
         self.volatility_updates = 0
+        # as StoppingLearner(compile=True): the networks and the loss as one inductor graph
+        self._value_loss = torch.compile(self._value_loss_eager) if compile else self._value_loss_eager
 
     # ------------------------------------------------------------------ layout
     def _to_networks(self, per_replica: torch.Tensor) -> torch.Tensor:
@@ -132,9 +137,7 @@ class ReplicatedStoppingLearner:
         if self.value_updates == 0 and c.output_init == "european":
             self._init_output_shift(paths)
         self.net.train()
-        n_replicas, batch, n_dates = payoffs.shape
-        premium_part = self.net(inputs).reshape(n_replicas, n_dates, batch).transpose(1, 2)  # (R, M, L)
-        loss = self._loss(premium_part, payoffs, terminal)
+        loss = self._value_loss(inputs, payoffs, terminal)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.lr_decay_updates:
@@ -145,8 +148,10 @@ class ReplicatedStoppingLearner:
         diagnostics["losses/loss"] = loss.item() / self.n_replicas
         return diagnostics
 
-    def _loss(self, premium_part: torch.Tensor, payoffs: torch.Tensor, terminal: torch.Tensor) -> torch.Tensor:
+    def _value_loss_eager(self, inputs: torch.Tensor, payoffs: torch.Tensor, terminal: torch.Tensor) -> torch.Tensor:
         """Σ over replicas of the single learner's loss (same formulas, on ``(R, M, L)`` tensors)."""
+        n_replicas, batch, n_dates = payoffs.shape
+        premium_part = self.net(inputs).reshape(n_replicas, n_dates, batch).transpose(1, 2)  # (R, M, L)
         c = self.config
         first = self.learners[0]
         values = payoffs + premium_part

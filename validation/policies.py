@@ -148,8 +148,11 @@ def learner_policy(learner) -> Callable[[np.ndarray], np.ndarray]:
 
     * :class:`rl.stopping.learner.StoppingLearner`: exercise iff ``w_l(x) ≤ 0`` (``π ≥ ½``) with the
       calibrated evaluation networks, date ``l = round(t/Δt)``;
-    * :class:`rl.market_making.learner.MarketMakingLearner`: the mean spreads of its Gibbs policy.
+    * :class:`rl.market_making.learner.MarketMakingLearner`: the mean spreads of its Gibbs policy;
+    * :class:`rl.dynkin.learner.DynkinLearner`: sell below / buy above its learned band at the date
+      (:meth:`~rl.dynkin.learner.DynkinLearner.bands`), hold inside (``pderl/MertonCosts-v0``'s actions).
     """
+    from rl.dynkin.learner import DynkinLearner
     from rl.market_making.learner import MarketMakingLearner
     from rl.stopping.learner import StoppingLearner
 
@@ -158,7 +161,27 @@ def learner_policy(learner) -> Callable[[np.ndarray], np.ndarray]:
     if isinstance(learner, MarketMakingLearner):
         learner.network.eval()
         return _spread_policy_function(learner.policy(execution="mean"), learner.model)
-    raise ValueError(f"learner must be a StoppingLearner or a MarketMakingLearner, got {type(learner).__name__}")
+    if isinstance(learner, DynkinLearner):
+        return _band_policy(learner.bands(), learner.config.maturity / learner.config.n_steps)
+    raise ValueError(f"learner must be a StoppingLearner, MarketMakingLearner or DynkinLearner, got "
+                     f"{type(learner).__name__}")
+
+
+def _band_policy(bands, dt: float):
+    """Sell below ``x_s(t_l)``, buy above ``x_b(t_l)``, hold between (``pderl/MertonCosts-v0``'s discrete
+    actions) from bands ``(L, 2)`` on the dates ``t_l = lΔt``; a NaN edge never trades on its side."""
+    from rl.envs.merton import BUY, HOLD, SELL
+
+    bands = np.asarray(bands, dtype=float)
+    sell_edge = np.where(np.isnan(bands[:, 0]), -np.inf, bands[:, 0])
+    buy_edge = np.where(np.isnan(bands[:, 1]), np.inf, bands[:, 1])
+
+    def act(obs):
+        obs = np.asarray(obs, dtype=float).reshape(-1, 3)
+        dates = np.clip(np.floor(obs[:, 0] / dt + 1e-9).astype(np.int64), 0, len(bands) - 1)
+        ratio = obs[:, 1]
+        return np.where(ratio < sell_edge[dates], SELL, np.where(ratio > buy_edge[dates], BUY, HOLD))
+    return act
 
 
 def _stopping_learner_policy(learner):

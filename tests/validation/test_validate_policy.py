@@ -193,3 +193,19 @@ def test_cli_refuses_bad_policy_name(tmp_path, capsys):
     code = main(["validate", "policy", "--problem", str(root / "examples/stopping_paper.toml"), "--policy",
                  "nowhere_module_xyz:act"])
     assert code == 2 and "cannot import module 'nowhere_module_xyz'" in capsys.readouterr().err
+
+
+def test_dynkin_learner_as_callable_implies_its_band():
+    from rl.dynkin import DynkinConfig
+    from rl.dynkin.learner import DynkinLearner
+
+    config = DynkinConfig(batch_size=256)
+    learner = DynkinLearner(config)
+    for step in range(60):
+        learner.train_step(learner.sample_batch(step))
+    band = learner.bands()[0]
+    result = validate_policy(learner_policy(learner), config.model(), n_paths=100, years=0.5)
+    # the scan's grid step is 0.001: the implied edges are the learner's to half a step
+    assert np.isfinite(band).all()
+    np.testing.assert_allclose(result["implied_band"], band, atol=5e-4 + 1e-12)
+    assert result["log_return_mean"] is not None and np.isfinite(result["log_return_diff_vs_pde"])

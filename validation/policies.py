@@ -193,6 +193,16 @@ def _stopping_learner_policy(learner):
     def act(obs):
         obs = np.asarray(obs, dtype=np.float32).reshape(-1, 3)
         dates = np.rint(obs[:, 0] / config.dt).astype(np.int64)
+        n_dates = config.n_steps
+        rows_per_date = obs.shape[0] // n_dates
+        if rows_per_date * n_dates == obs.shape[0] and np.array_equal(
+                dates, np.repeat(np.arange(n_dates), rows_per_date)):
+            # whole paths, date-major (what validate_policy sends): one pass of the networks, the same
+            # inputs as the learner's own evaluation
+            spots = torch.as_tensor(obs[:, 1].reshape(n_dates, rows_per_date).T.copy()).to(learner.device)
+            paths = torch.cat([spots, spots[:, -1:]], dim=1)
+            w = learner.premium_part(paths, net)
+            return (w <= 0.0).T.reshape(-1).cpu().numpy().astype(np.int64)
         out = np.zeros(obs.shape[0], dtype=np.int64)
         for date in np.unique(dates):
             rows = dates == date
@@ -334,15 +344,17 @@ class _StoppingRule:
         c = self.config
         spots = paths[:, :c.n_steps].double().cpu().numpy()
         gains = self.option.payoff(spots)
-        decisions = np.empty(spots.shape, dtype=bool)
-        for date in range(c.n_steps):
-            obs = np.stack([np.full(spots.shape[0], date * c.dt), spots[:, date], gains[:, date]],
-                           axis=1).astype(np.float32)
-            action = np.asarray(self.act(obs)).reshape(-1)
-            if action.shape != (spots.shape[0],):
-                raise ValueError(f"the policy must return one action per observation row, got shape "
-                                 f"{np.shape(action)} for {spots.shape[0]} rows")
-            decisions[:, date] = action.astype(np.int64) == 1
+        n_paths, n_dates = spots.shape
+        # a Markov policy decides each (path, date) from its observation alone: one call with every
+        # observation of the chunk, date-major (a learner wrapped by learner_policy then runs its networks
+        # once, as its own evaluation does)
+        obs = np.stack([np.repeat(np.arange(n_dates) * c.dt, n_paths), spots.T.reshape(-1), gains.T.reshape(-1)],
+                       axis=1).astype(np.float32)
+        action = np.asarray(self.act(obs)).reshape(-1)
+        if action.shape != (obs.shape[0],):
+            raise ValueError(f"the policy must return one action per observation row, got shape "
+                             f"{np.shape(action)} for {obs.shape[0]} rows")
+        decisions = (action.astype(np.int64) == 1).reshape(n_dates, n_paths).T
         return torch.as_tensor(np.where(decisions, -1.0, 1.0), dtype=paths.dtype, device=paths.device)
 
 

@@ -47,6 +47,10 @@ acceptance (ML, 15000 steps, paper setting, lr 0.01 cosine to 1e-4, gap weights 
   seed 1 : band (-0.4406, -0.3581), errors 0.0072 / 0.0067; log return 2.8828, minus oracle -0.0032 (s.e. 0.0003)
   seed 2 : band (-0.4490, -0.3538), errors 0.0012 / 0.0024; log return 2.8861, minus oracle +0.0001 (s.e. 0.0001)
   (15000 steps took 530-590 s per seed under load 7-8, two seeds at a time)
+  td0 (Adam), seed 0: band (-0.4470, -0.3481), errors 0.0008 / 0.0033; log return minus oracle -0.0001
+  dai_dong, λ = 1e-4, seed 0: band (-0.4587, -0.3636) (DSXZ oracle at λ = 1e-4: (-0.4425, -0.3669)); log
+    return 2.8869 vs that oracle band's 2.8808 (its wider band, nearer the VI's, earns a little more)
+  (these two: 731 s each under load 14-18)
 short runs, 3000 steps, seed 0 (same cosine decay over 3000 steps):
   ml, λ = 1e-4   : band (-0.4502, -0.3660) vs oracle (-0.4425, -0.3669): errors 0.0077 / 0.0009
   ml, λ = 1e-6   : band (-0.4513, -0.3651) vs oracle (-0.4425, -0.3669): errors 0.0088 / 0.0017

@@ -115,6 +115,10 @@ class MMTrainConfig:
     aversion_shape_gain: float = 3.0
     device: str = "cpu"
     seed: int = 0
+    #: model-free running-risk part: "psd" (default) ``τ D R D``, ``D = diag(d_i(τ))`` one saturation per
+    #: option, positive semidefinite by construction; "entrywise" (before issue 15) one saturation per
+    #: entry of R, whose Hadamard product can be indefinite (ten options: inventories ran to the bound)
+    running_form: str = "psd"
 
     def __post_init__(self) -> None:
         def integer(name, minimum, fix, maximum=None):

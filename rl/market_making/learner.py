@@ -195,7 +195,8 @@ class MarketMakingLearner:
         self.network = MarketMakingValueNetwork(model, hidden=cfg.hidden, layers=cfg.layers,
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
                                                 aversion_shape_gain=cfg.aversion_shape_gain,
-                                                terminal_coefficients=terminal0, running_cost=running_cost)
+                                                terminal_coefficients=terminal0, running_cost=running_cost,
+                                                running_form=cfg.running_form)
         torch.set_rng_state(torch_state)
         self.network.to(self.device)  # initialized on the CPU stream above, then moved
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)

@@ -54,7 +54,7 @@ class MarketMakingValueNetwork(nn.Module):
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
                  baseline: str = "riccati", aversion_shape_gain: float = 3.0, terminal_coefficients=None,
-                 running_cost=None) -> None:
+                 running_cost=None, running_form: str = "psd") -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -65,6 +65,8 @@ class MarketMakingValueNetwork(nn.Module):
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         self.use_baseline = baseline == "riccati"
         self.model_free = baseline == "learned"
+        self.running_form = check_choice("running_form", running_form, ("psd", "entrywise"),
+                                         fix="pass 'psd' (default) or 'entrywise' (runs recorded before issue 15)")
         if self.model_free:
             level, coeffs, stiffness, running_diag, running_matrix, stiff_max = self._model_free_setup(
                 n, terminal_coefficients, running_cost)
@@ -190,9 +192,22 @@ class MarketMakingValueNetwork(nn.Module):
         return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
 
     def running_part(self, t: torch.Tensor) -> torch.Tensor:
-        """Model-free running-risk matrix ``τ (R ∘ Z(τ))``, shape ``t.shape + (n, n)`` (zero when φ = 0)."""
+        """Model-free running-risk matrix ``τ (R ∘ Z(τ))``, shape ``t.shape + (n, n)`` (zero when φ = 0).
+
+        ``running_form="psd"`` (default): ``Z_ij = d_i d_j``, ``d_i = (1 + (τ/T) e^{100 z_ii})^{−1/2}`` (the
+        diagonal saturations only), i.e. ``τ D R D`` with ``D = diag(d)``: positive semidefinite whenever R
+        is, so no direction of the inventory space can gain from holding more (Schur product theorem).
+        ``"entrywise"``: a free saturation per entry, which for many correlated options made ``R ∘ Z``
+        indefinite (ten options: the inventory ran to ±Q̄ along the negative directions on 55% of the
+        path-steps; docs/market_making_measurements.md).
+        """
         n = self.n_options
         to_go = (self.horizon - t).clamp(min=0.0)[..., None, None]
+        if self.running_form == "psd":
+            z_diag = self.running_saturation[self.tri_rows == self.tri_cols]  # triu order: z_00, …, z_nn
+            rate = torch.exp((self.RUNNING_RATE_GAIN * z_diag).clamp(max=30.0))
+            d = torch.rsqrt(1.0 + to_go[..., 0] / self.horizon * rate)  # [..., n]
+            return to_go * self.running_matrix * d[..., :, None] * d[..., None, :]
         z = torch.zeros((n, n), dtype=self.running_saturation.dtype, device=self.running_saturation.device)
         z = z.index_put((self.tri_rows, self.tri_cols), self.running_saturation)
         z = z + z.T - torch.diag(torch.diagonal(z))

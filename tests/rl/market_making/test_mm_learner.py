@@ -388,3 +388,28 @@ def test_learned_aversion_and_its_ratio_to_the_grid():
         np.testing.assert_allclose(learner.aversion(t), expected, rtol=1e-10)
     metrics = learner.evaluate()
     assert metrics["eval/aversion_ratio_t0"] > 10.0 and metrics["eval/aversion_ratio_t0.6"] > 10.0
+
+
+def test_running_part_is_positive_semidefinite_by_construction():
+    """Default "psd" form τ D R D: no inventory direction is rewarded for holding more, whatever the learned
+    saturations; the old per-entry form could turn R ∘ Z indefinite (the ten-option runaway)."""
+    n = 6
+    cov = (0.5 * np.ones((n, n)) + 0.5 * np.eye(n)) * 0.0025
+    model = MarketMakingModel(100.0, 0.02, [100.0 + i for i in range(n)], [30.0] * n, 10.0, 100.0, 100.0, 1.5,
+                              noise_cov=cov.tolist(), terminal_penalty=0.1, risk_aversion=1.0, max_inventory=10,
+                              spread_bounds=(0.0, 4.0), temperature=0.0)
+    t = torch.tensor([0.0, 5.0, 9.9], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    worst = {}
+    for form in ("psd", "entrywise"):
+        net = MarketMakingLearner(model, MMTrainConfig(**TINY, running_form=form)).network
+        lowest = math.inf
+        for _ in range(20):
+            with torch.no_grad():
+                net.running_saturation.copy_(0.05 * torch.randn(net.running_saturation.shape, generator=generator,
+                                                                dtype=torch.float64))
+                lowest = min(lowest, float(torch.linalg.eigvalsh(net.running_part(t)).min()))
+        worst[form] = lowest
+    assert worst["psd"] > -1e-12 and worst["entrywise"] < 0.0, worst
+    with pytest.raises(ValueError, match="running_form"):
+        MarketMakingLearner(model, MMTrainConfig(**TINY, running_form="full"))

@@ -70,11 +70,14 @@ leading-order shape of any linear–quadratic inventory cost) and ``w`` a small 
 features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero; the small gain ``g_u``
 (``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit. With a
 running risk penalty (φ > 0) the network adds ``−τ Qᵀ(R ∘ Z(τ))Q``, ``R = (φ/2)ΣΣᵀ`` the reward's
-running-risk matrix and ``Z_ij = 1/(1 + (τ/T) e^{100 z_ij})`` a learned saturation per entry (``z`` from
-zero): the running cost accumulated over the time to go, which inventory control caps; it carries the
-cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated ``P_T`` (the
+running-risk matrix and ``Z_ij = d_i d_j``, ``d_i = (1 + (τ/T) e^{100 z_i})^{−1/2}`` a learned saturation
+per option (``z`` from zero; ``running_form="psd"``, positive semidefinite by construction; the earlier
+saturation per entry, ``"entrywise"``, could make the form indefinite): the running cost accumulated over
+the time to go, which inventory control caps; it carries the cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated ``P_T`` (the
 reward, not the dynamics), ``L`` the mean reward of the latest simulated paths and
-``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). Any coefficient in ``(0, ĉ_i]`` has the form
+``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). ``ĉ_i`` (start) and ``R`` are the reward's
+coefficients, handed over by the learner (:meth:`MarketMakingLearner.reward_coefficients`): the network
+reads no A, k, σ, ψ0, φ or Σ itself. Any coefficient in ``(0, ĉ_i]`` has the form
 ``ĉ_i ρ_i``; at the start the value is half to all of the terminal penalty at every date, so the initial
 spreads sit at the bounds (about 5/k from the grid's): whatever the agent gets right afterwards it
 learned from the simulated data.

@@ -33,8 +33,8 @@ from pdecore.checks import check_int, check_positive
 from pdecore.dynkin_oracle import DynkinOracle, dynkin_oracle
 from validation.backtest_merton import BandStrategy, _gbm_returns, run_strategies
 
-__all__ = ["DynkinReference", "build_reference", "backtest_bands", "evaluate", "band_strategy",
-           "figure_boundaries", "figure_log_returns"]
+__all__ = ["DynkinKind", "DynkinReference", "build_reference", "backtest_bands", "evaluate", "band_strategy",
+           "figure_boundaries", "figure_log_returns", "validate_run"]
 
 BACKTEST_YEARS = 20.0
 BACKTEST_PATHS = 10_000
@@ -335,3 +335,124 @@ def config_from_spec(spec: dict):
         raise ValueError(f"unknown keys {bad} in [numerics] of a dynkin spec; use {list(SPEC_NUMERICS_KEYS)}")
     config = DynkinConfig(**model, **train, **evaluate_table)
     return config, trainer, numerics, backtest
+
+
+# ---------------------------------------------------------------------------------------- experiment kind
+class DynkinKind:
+    """Experiment adapter (:mod:`validation.experiments`) of :class:`rl.dynkin.DynkinLearner`.
+
+    ``[model]`` is the market and the cost (:data:`SPEC_MODEL_KEYS`), ``[numerics]`` the discrete
+    oracle's grid (:data:`SPEC_NUMERICS_KEYS`), ``[train]`` the other :class:`rl.dynkin.DynkinConfig`
+    fields and the trainer's settings, ``[evaluate]`` the band read-out (``eval_*``) and the 20-year
+    backtest (:data:`SPEC_BACKTEST_KEYS`). The learner only reads simulated prices and θ; the oracle and
+    the VI band are solved by :func:`build_reference` at evaluation, never handed to the learner.
+    """
+
+    name = "dynkin"
+    EVALUATE_FIELDS = ("eval_paths", "eval_seed", "eval_grid")
+    TRAINER_DEFAULTS = {"steps": 15000, "eval_every": 250, "checkpoint_every": 1000, "eval_at_start": True,
+                        "device": "cpu", "threads": 1}
+    NUMERICS_DEFAULTS = {"nodes_per_std": 16.0, "n_std": 7.0}
+    BACKTEST_DEFAULTS = {"backtest_years": BACKTEST_YEARS, "backtest_paths": BACKTEST_PATHS,
+                         "backtest_seed": BACKTEST_SEED, "steps_per_year": STEPS_PER_YEAR}
+
+    def config_class(self):
+        from rl.dynkin import DynkinConfig
+
+        return DynkinConfig
+
+    def schema(self) -> dict:
+        from dataclasses import fields
+
+        from validation.experiments import Key
+
+        config_fields = {f.name: f.default for f in fields(self.config_class())}
+        model = {name: Key.like(config_fields[name]) for name in SPEC_MODEL_KEYS}
+        evaluate_table = {name: Key.like(config_fields[name]) for name in self.EVALUATE_FIELDS}
+        evaluate_table.update({name: Key.like(value) for name, value in self.BACKTEST_DEFAULTS.items()})
+        train = {name: Key.like(default) for name, default in config_fields.items()
+                 if name not in model and name not in evaluate_table}
+        train["algorithm"].choices = ("ml", "td0", "dai_dong")
+        train.update({name: Key.like(default) for name, default in self.TRAINER_DEFAULTS.items()})
+        numerics = {name: Key.like(value) for name, value in self.NUMERICS_DEFAULTS.items()}
+        return {"model": model, "numerics": numerics, "train": train, "evaluate": evaluate_table}
+
+    def config(self, spec: dict):
+        from dataclasses import fields
+
+        names = {f.name for f in fields(self.config_class())}
+        values = {key: value for table in ("model", "train", "evaluate") for key, value in spec[table].items()
+                  if key in names}
+        return self.config_class()(**values)
+
+    def resolve(self, spec: dict) -> None:
+        """Validate by building the configuration (κΔt > 1, λ <= 0, θ >= 1 ... are refused by name)."""
+        self.config(spec)
+        for key in ("nodes_per_std", "n_std"):
+            check_positive(key, spec["numerics"][key], fix=f"set [numerics] {key} > 0")
+        check_positive("backtest_years", spec["evaluate"]["backtest_years"], fix="set [evaluate] backtest_years > 0")
+        for key in ("backtest_paths", "steps_per_year"):
+            check_int(key, spec["evaluate"][key], minimum=1, fix=f"set [evaluate] {key} >= 1")
+
+    def build(self, spec: dict, *, reference=None):
+        from rl.dynkin import DynkinLearner
+
+        return DynkinLearner(self.config(spec), device=spec["train"]["device"])
+
+    def owns_record(self, learner_record: dict) -> bool:
+        return learner_record.get("learner") == "dynkin"
+
+    def learner_from_record(self, record: dict, *, device: str = "cpu", reference="default"):
+        from rl.dynkin import DynkinLearner
+
+        values = {k: v for k, v in record["learner"].items() if k != "learner"}
+        values["device"] = device
+        return DynkinLearner(self.config_class().from_dict(values), device=device)
+
+    def evaluate(self, learner, record: dict, *, years: float | None = None, paths: int | None = None,
+                 seed: int | None = None, **unknown) -> dict:
+        """:func:`evaluate` with the spec's oracle grid and backtest (options override the backtest)."""
+        if unknown:
+            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: years, paths, seed")
+        spec = record.get("spec", {})
+        numerics = {**self.NUMERICS_DEFAULTS, **spec.get("numerics", {})}
+        backtest = {**self.BACKTEST_DEFAULTS, **{k: v for k, v in spec.get("evaluate", {}).items()
+                                                 if k in self.BACKTEST_DEFAULTS}}
+        reference = build_reference(learner.config, **numerics)
+        evaluation = evaluate(learner, reference,
+                              years=backtest["backtest_years"] if years is None else years,
+                              paths=backtest["backtest_paths"] if paths is None else paths,
+                              seed=backtest["backtest_seed"] if seed is None else seed,
+                              steps_per_year=backtest["steps_per_year"])
+        evaluation["step"] = record["checkpoint_step"]
+        evaluation["algorithm"] = learner.config.algorithm
+        return evaluation
+
+
+def validate_run(run_dir, out_dir, *, compare=(), years: float | None = None, paths: int | None = None) -> dict:
+    """Paper figure 7 for a trained run (and more runs on the same axes): the t = 0 band over training
+    (7a) and the 20-year mean log return of the band learned at each evaluation (7b), next to the
+    oracle's and the VI's bands, plus the final evaluation as ``evaluation.json``.
+    """
+    from pathlib import Path
+
+    from rl.runs import atomic_write_json, read_jsonl
+    from validation.experiments import load_run
+
+    learner, record = load_run(run_dir, kind="dynkin")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, list] = {}  # algorithm label -> runs (each its metrics.jsonl records)
+    records.setdefault(learner.config.algorithm.upper(), []).append(read_jsonl(Path(run_dir) / "metrics.jsonl"))
+    for other in compare:
+        other_learner, _ = load_run(other, kind="dynkin")
+        records.setdefault(other_learner.config.algorithm.upper(), []).append(read_jsonl(Path(other) / "metrics.jsonl"))
+    kind = DynkinKind()
+    evaluation = kind.evaluate(learner, record, years=years, paths=paths)
+    reference = build_reference(learner.config, **{**kind.NUMERICS_DEFAULTS, **record.get("spec", {}).get("numerics", {})})
+    figure_a, figure_b = out / "figure7a_boundaries.png", out / "figure7b_log_returns.png"
+    figure_boundaries(records, reference, out=figure_a)
+    figure_log_returns(records, learner.config, reference, out=figure_b,
+                       **({"years": years} if years is not None else {}), **({"paths": paths} if paths is not None else {}))
+    atomic_write_json(out / "evaluation.json", evaluation)
+    return {"figures": [str(figure_a), str(figure_b)], "evaluation": evaluation}

@@ -403,6 +403,16 @@ def _register_high_dim_stopping() -> None:
 _register_high_dim_stopping()
 
 
+def _register_dynkin() -> None:
+    """The Dynkin-game learners of Merton's problem with costs (issue 13), kept in validation.dynkin."""
+    from validation.dynkin import DynkinKind
+
+    register(DynkinKind())
+
+
+_register_dynkin()
+
+
 def trainer_settings(spec: dict) -> dict:
     """The :class:`rl.trainer.Trainer` keywords of a resolved spec (the same keys for every kind; the
     learner's own seed seeds the trainer's global generators too)."""

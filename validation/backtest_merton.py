@@ -49,6 +49,9 @@ import numpy as np
 
 from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_positive, check_range, check_real
+# the market's accounting lives once in rl (the Gymnasium environment steps it too)
+from rl.merton_market import gbm_returns as _gbm_returns  # noqa: F401  (validation.dynkin uses it)
+from rl.merton_market import rebalance
 
 __all__ = ["BandStrategy", "StrategyOutcome", "BacktestReport", "rebalance", "run_strategies", "backtest_merton"]
 
@@ -127,42 +130,6 @@ class StrategyOutcome:
             return None
         n = self.log_return.size
         return float(np.std(self.log_return, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-
-
-def rebalance(bond, stock, sell_ratio, buy_ratio, cost):
-    """Minimal trades that bring ``x = B/S`` back into ``[sell_ratio, buy_ratio]`` (vectorized).
-
-    Parameters
-    ----------
-    bond, stock : ndarray
-        Positions (values), ``stock > 0`` wherever a trade can be needed.
-    sell_ratio, buy_ratio : float or ndarray
-        Band edges (±inf allowed).
-    cost : float
-        θ.
-
-    Returns
-    -------
-    bond, stock : ndarray
-        New positions.
-    traded : ndarray
-        Stock value bought (``> 0``) or sold (``< 0``).
-    """
-    bond = np.asarray(bond, dtype=float)
-    stock = np.asarray(stock, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(stock > 0, bond / np.where(stock > 0, stock, 1.0), np.inf)
-    sell_ratio = np.asarray(sell_ratio, dtype=float)
-    buy_ratio = np.asarray(buy_ratio, dtype=float)
-    sell = ratio < sell_ratio
-    buy = ratio > buy_ratio
-    xs = np.where(sell, sell_ratio, 0.0)
-    xb = np.where(buy, buy_ratio, 0.0)
-    delta_sell = np.where(sell, (xs * stock - bond) / (xs + 1.0 - cost), 0.0)
-    delta_buy = np.where(buy, (bond - xb * stock) / (xb + 1.0 + cost), 0.0)
-    new_bond = bond + (1.0 - cost) * delta_sell - (1.0 + cost) * delta_buy
-    new_stock = stock - delta_sell + delta_buy
-    return new_bond, new_stock, delta_buy - delta_sell
 
 
 def run_strategies(gross_returns, strategies, *, rate: float, cost: float, dt: float) -> dict[str, StrategyOutcome]:
@@ -307,14 +274,6 @@ class BacktestReport:
         return "\n".join(rows)
 
 
-def _gbm_returns(model, n_days, n_paths, dt, seed, chunk_hint=None):
-    """Daily gross returns ``exp((α − σ²/2)Δt + σ√Δt Z)``, one array of ``n_paths`` per day (exact GBM
-    under the physical measure, drift α; one generator, so every strategy sees the same paths)."""
-    rng = np.random.default_rng(seed)
-    drift = (model.drift - 0.5 * model.volatility**2) * dt
-    vol = model.volatility * math.sqrt(dt)
-    for _ in range(n_days):
-        yield np.exp(drift + vol * rng.standard_normal(n_paths))
 
 
 #: Optimistic (strategy × path)-days per second of the vectorized daily loop (work refusal only).

@@ -4,7 +4,7 @@
 Built on :class:`pdecore.MertonCosts` (market ``α, r, σ``, cost ``θ``) and on the exact money
 accounting of the 20-year backtest, :mod:`validation.backtest_merton`: the daily gross stock returns
 come from its generator (``_gbm_returns``: exact GBM under the physical drift α) and every trade is its
-:func:`~validation.backtest_merton.rebalance` (the minimal trade to a bond/stock ratio, paying ``θ`` on
+:func:`~rl.merton_market.rebalance` (the minimal trade to a bond/stock ratio, paying ``θ`` on
 the traded stock value). So a policy that keeps a band earns here what the backtest reports for it.
 
 State: bond value ``B`` and stock value ``S``, ratio ``x = B/S``, stock weight ``w = S/(B + S)``; an
@@ -63,10 +63,11 @@ def merton_model(model: MertonCosts | None = None, **fields) -> MertonCosts:
 
 
 def _backtest():
-    """The backtest's accounting (imported on use: the one implementation of trades and stock paths)."""
-    from validation import backtest_merton
+    """The market's accounting (:mod:`rl.merton_market`: the one implementation of trades and stock paths,
+    shared with :mod:`validation.backtest_merton`)."""
+    from rl import merton_market
 
-    return backtest_merton
+    return merton_market
 
 
 class MertonCore:
@@ -106,7 +107,7 @@ class MertonCore:
     # ------------------------------------------------------------------ stream of daily returns
     def _new_stream(self):
         seed = int(torch.randint(0, SEED_BOUND, (1,), generator=self.generator))
-        self._stream = _backtest()._gbm_returns(self.model, self.n_days, self.n, self.dt, seed)
+        self._stream = _backtest().gbm_returns(self.model, self.n_days, self.n, self.dt, seed)
 
     def _gross(self) -> np.ndarray:
         try:

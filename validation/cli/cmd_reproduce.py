@@ -9,20 +9,25 @@ paths; the larger grids and path counts of the other stages). Both write ``repor
 
 from __future__ import annotations
 
-#: Measured wall time of ``--full`` (see the README's reproduce section); shown in ``--help``.
-FULL_RUN_TIME = "about 1 hour on 2 CPU cores"
+from validation.cli.common import seed_int
+
+#: Wall time of ``--full``, shown in ``--help``. Measured on 2 cores shared with other jobs (load average
+#: about 10): american 10 s, merton 39 s, market_making 247 s, stopping_rl 700 s (ML 1000 + TD(0) 5000
+#: steps, 2^18 test paths), mm_rl over 20 minutes; on 2 quiet cores the benchmarks' rates (README) give
+#: about a quarter of that.
+FULL_RUN_TIME = "about 20 minutes on 2 quiet CPU cores, an hour or more on a busy machine"
 
 
 def register(verbs) -> None:
     parser = verbs["reproduce"]
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="short settings: every stage in under 3 minutes on 2 CPU cores")
+                      help="short settings (target: under 3 minutes for all stages on 2 quiet CPU cores)")
     mode.add_argument("--full", action="store_true",
                       help=f"the papers' settings everywhere (ML 1000 / TD(0) 5000 steps, 2^18 test paths, larger "
                            f"grids); {FULL_RUN_TIME}. The default when neither --quick nor --full is given")
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for every stage (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed for every stage (default 0)")
     parser.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages (see --list)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder (only one pderl wrote)")
     parser.add_argument("--resume", action="store_true", help="continue the folder's run, skipping finished stages (same --quick/--seed)")

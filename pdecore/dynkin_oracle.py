@@ -54,7 +54,8 @@ Quadrature and truncation
 ``x`` keeps its sign, and ``y = log|x|`` moves by ``N(m, s²)`` over ``Δt`` with
 ``m = (r − α + σ²/2)Δt``, ``s = σ√Δt``. Each half-line is a uniform grid in ``y`` and ``C_l`` is the
 trapezoidal rule against the Gaussian density, the padded grid and the linear-in-``|x|`` extension of
-:mod:`pdecore.oracle` (``_LogGrid``, ``_Piecewise``, ``_expectation``, ``_pad``, imported). For ``λ > 0``
+:mod:`pdecore._gauss_quadrature` (``LogGrid``, ``Piecewise``, ``expectation``, ``pad_linear``, shared with
+:func:`pdecore.stopping_oracle`). For ``λ > 0``
 the values are smooth and the rule converges fast; for ``λ/κ`` far below a grid step the values are kinked
 at the two boundaries and the rule is second order there (the boundaries move by less than 5e-4 when
 the grid is refined 2x at λ = 1e-6; tested; at λ = 1e-2 by less than 1e-5).
@@ -93,16 +94,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scipy.special import expit
+
+from pdecore._gauss_quadrature import INV_SQRT_2PI, LogGrid, Piecewise, expectation, interpolate, pad_linear
 from pdecore.checks import check_int, check_positive, check_range
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
-from pdecore.oracle import _expectation, _interpolate, _LogGrid, _pad, _Piecewise
 from pdecore.params import MertonCosts
 
 __all__ = ["DynkinOracle", "dynkin_oracle", "solve_game_step", "clamped_obstacles", "no_trade_band",
            "insolvency_floor", "DEFAULT_INSOLVENCY_MARGIN"]
 
 DEFAULT_INSOLVENCY_MARGIN = 0.05
-_INV_SQRT_2PI = 0.3989422804014327
 _TOL = 1e-14
 _MAX_ITER = 300
 
@@ -128,23 +131,19 @@ def clamped_obstacles(x, cost: float, floor: float):
     return xc / (xc + 1.0 - cost), xc / (xc + 1.0 + cost)
 
 
-def _softplus(z):
-    return np.logaddexp(0.0, z)
-
-
-def _sigmoid(z):
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def _residual(d, continuation, lower, upper, penalty, temperature, dt):
-    """``H(d)`` and ``H'(d)`` of the module docstring (vectorized)."""
+    """``H(d)`` and ``H'(d)`` of the module docstring (vectorized).
+
+    The sigmoid and softplus are the vectorized NumPy/SciPy forms of the Numba scalars in
+    :mod:`pdecore._kernels.functions` (``scipy.special.expit`` and ``np.logaddexp(0, z)``, both overflow-free
+    for either sign), as in :mod:`pdecore._reference.oracle`: this oracle works on whole arrays per date.
+    """
     w = continuation + d
     a = penalty * (lower - w) / temperature
     b = penalty * (w - upper) / temperature
-    nu, mu = _sigmoid(a), _sigmoid(b)
+    nu, mu = expit(a), expit(b)
     kdt = penalty * dt
-    h = d * (1.0 - kdt * (nu + mu)) - temperature * dt * (_softplus(a) - _softplus(b))
+    h = d * (1.0 - kdt * (nu + mu)) - temperature * dt * (np.logaddexp(0.0, a) - np.logaddexp(0.0, b))
     slope = 1.0 - (penalty * kdt / temperature) * d * (mu * (1.0 - mu) - nu * (1.0 - nu))
     return h, slope
 
@@ -278,6 +277,10 @@ class DynkinOracle:
         Clamped obstacles on the grid.
     stats : dict
         Grid sizes, iterations, wall time.
+    diagnostics : SolverDiagnostics
+        The common pdecore diagnostics shape (:mod:`pdecore.diagnostics`): ``total_iterations`` sums over
+        dates the per-date maximum of the safeguarded Newton counts (over nodes and both half-lines),
+        ``n_space`` the ratio nodes, ``n_time`` = ``n_steps`` = ``L``. Every array field is read-only.
     """
 
     model: MertonCosts
@@ -294,6 +297,10 @@ class DynkinOracle:
     buy_obstacle: np.ndarray = field(repr=False)
     stats: dict = field(default_factory=dict, repr=False)
     _half_lines: tuple = field(default=(), repr=False)
+    diagnostics: SolverDiagnostics | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
     @property
     def dt(self) -> float:
@@ -322,7 +329,7 @@ class DynkinOracle:
         for sign, grid, padded in self._half_lines:
             side = sign * x > 0.0
             if side.any():
-                out[side] = _interpolate(grid, padded[level], np.log(sign * x[side]))
+                out[side] = interpolate(grid, padded[level], np.log(sign * x[side]))
         return float(out) if out.ndim == 0 else out
 
     def probabilities(self, level: int, x):
@@ -330,8 +337,8 @@ class DynkinOracle:
         w = self.value(level, x)
         sell, buy = clamped_obstacles(x, self.model.cost, self.insolvency_floor)
         lower, upper = np.minimum(sell, buy), np.maximum(sell, buy)
-        return (_sigmoid(self.penalty * (lower - w) / self.temperature),
-                _sigmoid(self.penalty * (w - upper) / self.temperature))
+        return (expit(self.penalty * (lower - w) / self.temperature),
+                expit(self.penalty * (w - upper) / self.temperature))
 
     def summary(self) -> dict:
         """Scalars for tables and JSON."""
@@ -394,7 +401,7 @@ def _validate(model, n_steps, penalty, temperature, insolvency_margin, nodes_per
 
 
 def _half_line_grid(model: MertonCosts, sign: float, floor: float, dt: float, nodes_per_std: float,
-                    n_std: float) -> _LogGrid:
+                    n_std: float) -> LogGrid:
     """Uniform grid in ``y = log|x|`` on one half-line with the transition weights of the ratio process."""
     sigma = model.volatility
     scale = sigma * math.sqrt(dt)
@@ -414,9 +421,9 @@ def _half_line_grid(model: MertonCosts, sign: float, floor: float, dt: float, no
     y = center + h * offsets
     k = np.arange(-n_pad, n_pad + 1, dtype=float)
     standardized = (k * h - drift) / scale
-    density = _INV_SQRT_2PI / scale * np.exp(-0.5 * standardized**2)
-    # the derivative kernels of _LogGrid serve narrow sub-grid bumps only, which this oracle does not use
-    return _LogGrid(y=y, h=h, n_pad=n_pad, weights=h * density, drift=drift, scale=scale, discount=1.0,
+    density = INV_SQRT_2PI / scale * np.exp(-0.5 * standardized**2)
+    # the derivative kernels of LogGrid serve narrow sub-grid bumps only, which this oracle does not use
+    return LogGrid(y=y, h=h, n_pad=n_pad, weights=h * density, drift=drift, scale=scale, discount=1.0,
                     derivative_kernels=())
 
 
@@ -465,7 +472,7 @@ def dynkin_oracle(model: MertonCosts, *, n_steps: int, penalty: float, temperatu
     dt = model.maturity / n_steps
     cost = model.cost
     half_lines = []
-    iterations = 0
+    per_date_iterations = np.zeros(n_steps, dtype=np.int64)  # max over nodes and both half-lines
     node_values = {}
     for sign in (-1.0, 1.0):
         grid = _half_line_grid(model, sign, floor, dt, nodes_per_std, n_std)
@@ -477,11 +484,11 @@ def dynkin_oracle(model: MertonCosts, *, n_steps: int, penalty: float, temperatu
         inner = grid.interior
         with np.errstate(under="ignore"):
             for level in range(n_steps - 1, -1, -1):
-                continuation = _expectation(grid, _Piecewise(padded[level + 1]))
+                continuation = expectation(grid, Piecewise(padded[level + 1]))
                 w, used = solve_game_step(continuation, lower[inner], upper[inner], penalty=penalty,
                                           temperature=temperature, dt=dt)
-                iterations = max(iterations, used)
-                padded[level] = _pad(grid, w)
+                per_date_iterations[level] = max(per_date_iterations[level], used)
+                padded[level] = pad_linear(grid, w)
         padded.setflags(write=False)
         half_lines.append((sign, grid, padded))
         node_values[sign] = (x[inner], padded[:, inner])
@@ -493,12 +500,13 @@ def dynkin_oracle(model: MertonCosts, *, n_steps: int, penalty: float, temperatu
     bands = [no_trade_band(grid_x, values[level], cost, floor) for level in range(n_steps)]
     sell_boundary = np.array([b[0] for b in bands] + [math.nan])
     buy_boundary = np.array([b[1] for b in bands] + [math.nan])
-    for array in (grid_x, values, sell_boundary, buy_boundary, sell_obstacle, buy_obstacle):
-        array.setflags(write=False)
-    stats = {"n_nodes": int(grid_x.size), "grid_step": half_lines[0][1].h, "max_newton_iterations": int(iterations),
-             "wall_time_s": time.perf_counter() - started}
+    wall = time.perf_counter() - started
+    stats = {"n_nodes": int(grid_x.size), "grid_step": half_lines[0][1].h,
+             "max_newton_iterations": int(per_date_iterations.max()), "wall_time_s": wall}
+    diagnostics = SolverDiagnostics.from_iterations(per_date_iterations, n_time=n_steps, n_space=grid_x.size,
+                                                    wall_seconds=wall)
     return DynkinOracle(model=model, n_steps=n_steps, penalty=penalty, temperature=temperature,
                         insolvency_floor=floor, times=np.linspace(0.0, model.maturity, n_steps + 1), grid=grid_x,
                         values=values, sell_boundary=sell_boundary, buy_boundary=buy_boundary,
                         sell_obstacle=sell_obstacle, buy_obstacle=buy_obstacle, stats=stats,
-                        _half_lines=tuple(half_lines))
+                        _half_lines=tuple(half_lines), diagnostics=diagnostics)

@@ -73,9 +73,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtr
 
-from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
+from pdecore._gauss_quadrature import INV_SQRT_2PI, LogGrid, Piecewise, expectation, interpolate, pad_linear
+from pdecore._kernels.oracle import solve_penalty_step
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
@@ -85,7 +85,6 @@ from pdecore.params import AmericanOption, BlackScholes
 
 __all__ = ["OracleSettings", "StoppingOracle", "stopping_oracle", "bermudan_price"]
 
-_INV_SQRT_2PI = 0.3989422804014327
 _NEWTON_TOL = 1e-14
 _NEWTON_MAX_ITER = 200
 
@@ -123,30 +122,6 @@ class OracleSettings:
 # Grid and quadrature
 # ============================================================================================ #
 
-@dataclass(frozen=True)
-class _LogGrid:
-    """Uniform padded log-spot grid; nodes ``n_pad .. n_pad + n_interior − 1`` are the interior."""
-
-    y: np.ndarray
-    h: float
-    n_pad: int
-    weights: np.ndarray  # discounted trapezoidal weights, length 2 n_pad + 1
-    drift: float  # μ
-    scale: float  # s
-    discount: float  # e^{−rΔt}
-    derivative_kernels: tuple  # e^{−rΔt} ∂^k_y φ_s(y − m) at the weights' offsets, k = 0..5
-
-    @property
-    def interior(self) -> slice:
-        """Slice of the interior nodes: where conditional expectations are computed."""
-        return slice(self.n_pad, self.y.size - self.n_pad)
-
-    @property
-    def y_interior(self) -> np.ndarray:
-        """Interior log-spots (the targets ``y_i`` of the quadrature)."""
-        return self.y[self.interior]
-
-
 def _grid_extent(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
                  nodes_per_std: float, n_std: float) -> tuple[float, float, float, float, float]:
     """``(scale, drift, h, first, last)`` of the log grid, as floats (no allocation, no int overflow).
@@ -175,7 +150,7 @@ def _grid_size(model, option, spot, dt, nodes_per_std, n_std) -> tuple[float, fl
 
 
 def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: float,
-                nodes_per_std: float, n_std: float) -> _LogGrid:
+                nodes_per_std: float, n_std: float) -> LogGrid:
     """The padded uniform log grid with the spot on a node and the transition weights."""
     scale, drift, h, first, last = _grid_extent(model, option, spot, dt, nodes_per_std, n_std)
     log_spot = math.log(spot)
@@ -186,89 +161,15 @@ def _build_grid(model: BlackScholes, option: AmericanOption, spot: float, dt: fl
     k = np.arange(-n_pad, n_pad + 1, dtype=float)
     discount = math.exp(-model.rate * dt)
     standardized = (k * h - drift) / scale
-    density = discount / scale * _INV_SQRT_2PI * np.exp(-0.5 * standardized**2)
+    density = discount / scale * INV_SQRT_2PI * np.exp(-0.5 * standardized**2)
     weights = h * density
     # ∂^k/∂y^k φ_s(y − m) = (−1/s)^k He_k((y − m)/s) φ_s(y − m), He_k the probabilists' Hermite polynomials.
     t = standardized
     hermite = (np.ones_like(t), t, t**2 - 1.0, t**3 - 3.0 * t, t**4 - 6.0 * t**2 + 3.0,
                t**5 - 10.0 * t**3 + 15.0 * t)
     derivative_kernels = tuple((-1.0 / scale) ** k * hermite[k] * density for k in range(6))
-    return _LogGrid(y=y, h=h, n_pad=n_pad, weights=weights, drift=drift, scale=scale, discount=discount,
+    return LogGrid(y=y, h=h, n_pad=n_pad, weights=weights, drift=drift, scale=scale, discount=discount,
                     derivative_kernels=derivative_kernels)
-
-
-def _truncated_moments(a: np.ndarray) -> np.ndarray:
-    """``T_m(a) = ∫_{−∞}^{a} (z − a)^m φ(z) dz`` for ``m = 0..3``, shape ``(4,) + a.shape``.
-
-    From the partial moments ``∫_{−∞}^{a} z^m φ = Φ, −φ, Φ − aφ, −(a² + 2)φ`` and the binomial
-    expansion of ``(z − a)^m``.
-    """
-    cdf = ndtr(a)
-    density = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
-    return np.stack([
-        cdf,
-        -density - a * cdf,
-        (1.0 + a * a) * cdf + a * density,
-        -(a**3 + 3.0 * a) * cdf - (a * a + 2.0) * density,
-    ])
-
-
-@dataclass
-class _Piecewise:
-    """``U(y) = base(y) + Σ_k sign_k 1{y ≤ c_k} D_k(y)`` on the padded grid (see module docstring)."""
-
-    base: np.ndarray
-    pieces: list = field(default_factory=list)  # (c, sign, D)
-    bumps: list = field(default_factory=list)  # (nodes, weights·values): a narrow bump on its own sub-grid
-
-    def nodal(self, y: np.ndarray) -> np.ndarray:
-        """The represented function at the nodes ``y`` (the padded grid)."""
-        out = self.base.copy()
-        for c, sign, d in self.pieces:
-            out += np.where(y <= c, sign * d, 0.0)
-        return out
-
-
-def _expectation(grid: _LogGrid, function: _Piecewise) -> np.ndarray:
-    """``e^{−rΔt} E[U(Y + μ + sZ)]`` at the interior nodes, singular points handled exactly."""
-    y, h, s = grid.y, grid.h, grid.scale
-    integrand = function.base.copy()
-    polynomial_part = np.zeros(y.size - 2 * grid.n_pad)
-    targets = grid.y_interior + grid.drift
-    for c, sign, d in function.pieces:
-        last = int(math.floor((c - y[0]) / h))  # last node ≤ c
-        stencil = np.arange(last - 1, last + 3)
-        t = (y[stencil] - c) / h
-        coefficients = np.linalg.solve(np.vander(t, 4, increasing=True), d[stencil])
-        # Remainder D − P is O(h^4) near c with small derivative jumps: trapezoid-safe.
-        left = slice(0, last + 1)
-        tt = (y[left] - c) / h
-        cubic = coefficients[0] + tt * (coefficients[1] + tt * (coefficients[2] + tt * coefficients[3]))
-        integrand[left] += sign * (d[left] - cubic)
-        # Exact Gaussian integral of 1{y ≤ c} P(y), P(y) = Σ a_m ((y − c)/h)^m = Σ a_m (s/h)^m ((y − c)/s)^m.
-        moments = _truncated_moments((c - targets) / s)
-        ratio = s / h
-        polynomial_part += sign * grid.discount * sum(coefficients[m] * ratio**m * moments[m]
-                                                      for m in range(4))
-    if function.bumps:
-        # Narrow bumps carried on their own fine sub-grids: the quadrature Σ_q ω_q ρ_q φ(y_q − m_i) is
-        # regrouped by the nearest main-grid node y_j, with φ expanded about y_j in Taylor series
-        # (|y_q − y_j| ≤ h/2 ≪ s: six terms leave a relative error below 1e-11), which turns it into
-        # six correlations of binned moments with the derivative kernels of the density.
-        nodes = np.concatenate([b[0] for b in function.bumps])
-        weighted = np.concatenate([b[1] for b in function.bumps])
-        nearest = np.clip(np.rint((nodes - y[0]) / h).astype(np.int64), 0, y.size - 1)
-        offset = nodes - y[nearest]
-        term = weighted.copy()
-        buffer = np.empty(polynomial_part.size)
-        for k, kernel in enumerate(grid.derivative_kernels):
-            if k:
-                term = term * offset / k
-            discounted_correlate(np.bincount(nearest, weights=term, minlength=y.size), kernel, buffer)
-            polynomial_part += buffer
-    out = np.empty(y.size - 2 * grid.n_pad)
-    discounted_correlate(integrand, grid.weights, out)
-    return out + polynomial_part
 
 
 def _bump_extent(penalty: float, temperature: float, dt: float) -> tuple[float, float]:
@@ -295,7 +196,7 @@ def _bump_extent(penalty: float, temperature: float, dt: float) -> tuple[float, 
     return float(u[significant[0]]) - 1.0, 1.2 * float(u[min(significant[-1] + 1, u.size - 1)])
 
 
-def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, float], grid: _LogGrid):
+def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, float], grid: LogGrid):
     """Sub-grid and trapezoid weights for the bump at ``root`` (its kink on a node).
 
     Placed by the linearization ``u ≈ slope (y − root)/width``: step ``0.25`` in ``u`` for ``u ≤ 40``
@@ -328,49 +229,7 @@ def _bump_nodes(root: float, slope: float, width: float, extent: tuple[float, fl
     return nodes, weights
 
 
-def _pad(grid: _LogGrid, interior_values: np.ndarray) -> np.ndarray:
-    """Extend interior values onto the pads linearly in the spot ``S = e^y`` (exact asymptotics)."""
-    n_pad = grid.n_pad
-    spots = np.exp(grid.y)
-    out = np.empty(grid.y.size)
-    out[grid.interior] = interior_values
-    i0, i1 = n_pad, n_pad + 1
-    slope = (out[i1] - out[i0]) / (spots[i1] - spots[i0])
-    out[:n_pad] = out[i0] + slope * (spots[:n_pad] - spots[i0])
-    j0, j1 = grid.y.size - n_pad - 1, grid.y.size - n_pad - 2
-    slope = (out[j0] - out[j1]) / (spots[j0] - spots[j1])
-    out[-n_pad:] = out[j0] + slope * (spots[-n_pad:] - spots[j0])
-    return out
-
-
-def _interpolate(grid: _LogGrid, padded_values: np.ndarray, log_x: np.ndarray) -> np.ndarray:
-    """Smooth values at arbitrary log-spots: 6-point Lagrange (error ``O(h^6)``) inside the grid,
-    linear in S outside it."""
-    y, h = grid.y, grid.h
-    n = y.size
-    position = (log_x - y[0]) / h
-    inside = (position >= 2.0) & (position <= n - 3.0)
-    start = np.clip(np.floor(position).astype(np.int64) - 2, 0, n - 6)
-    t = np.where(inside, position - start, 2.5)
-    value = np.zeros(np.shape(t))
-    for k in range(6):
-        basis = np.ones(np.shape(t))
-        for j in range(6):
-            if j != k:
-                basis = basis * (t - j) / (k - j)
-        value = value + basis * padded_values[start + k]
-    if np.all(inside):
-        return value
-    x = np.exp(log_x)
-    spots = np.exp(y)
-    low_slope = (padded_values[1] - padded_values[0]) / (spots[1] - spots[0])
-    high_slope = (padded_values[-1] - padded_values[-2]) / (spots[-1] - spots[-2])
-    low = padded_values[0] + low_slope * (x - spots[0])
-    high = padded_values[-1] + high_slope * (x - spots[-1])
-    return np.where(inside, value, np.where(position < 2.0, low, high))
-
-
-def _crossings(grid: _LogGrid, excess: np.ndarray):
+def _crossings(grid: LogGrid, excess: np.ndarray):
     """Sign changes of ``excess = g_ext − C − d^*`` over the interior (exercise where ``≥ 0``).
 
     Returns ``(right_exercise, [(c, sign, slope), ...])`` such that the exercise indicator equals
@@ -474,7 +333,7 @@ class StoppingOracle:
     p_stopping: float
     p_control: float
     stats: dict
-    _grid: _LogGrid = field(repr=False)
+    _grid: LogGrid = field(repr=False)
     _continuation: np.ndarray = field(repr=False)  # (L, M) padded C_l of V
     _stopping_continuation: np.ndarray = field(repr=False)  # (L, M) padded e^{−rΔt}E[U_{l+1}]
     _control_continuation: np.ndarray = field(repr=False)  # (L, M) padded e^{−rΔt}E[W_{l+1}]
@@ -519,7 +378,7 @@ class StoppingOracle:
         """``C_l(x) = e^{−rΔt} E[V_{l+1}(X_{l+1}) | X_l = x]`` for ``0 ≤ l < L``, vectorized in ``x``."""
         l = self._date(l, allow_maturity=False)
         x = self._spots(x)
-        return self._shape(x, _interpolate(self._grid, self._continuation[l], np.log(x)))
+        return self._shape(x, interpolate(self._grid, self._continuation[l], np.log(x)))
 
     def value(self, l, x):
         """``V_l(x)``: the continuation value interpolated (smooth), then the scalar equation solved at x.
@@ -536,7 +395,7 @@ class StoppingOracle:
         payoff = self.option.payoff(x)
         if l == self.n_steps:
             return self._shape(x, payoff)
-        c = _interpolate(self._grid, self._continuation[l], np.log(x))
+        c = interpolate(self._grid, self._continuation[l], np.log(x))
         v, _, _ = _solve_scalar(np.atleast_1d(payoff - c), self.penalty, self.temperature, self.dt, l)
         return self._shape(x, c + v.reshape(np.shape(c)))
 
@@ -544,7 +403,7 @@ class StoppingOracle:
         """The execution rule at date ``l < L``: ``V_l(x) ≤ g(x)`` (``π ≥ ½``), as booleans."""
         l = self._date(l, allow_maturity=False)
         x = self._spots(x)
-        c = _interpolate(self._grid, self._continuation[l], np.log(x))
+        c = interpolate(self._grid, self._continuation[l], np.log(x))
         rule = self._payoff_ext(x) - c >= self.exercise_threshold
         return bool(rule) if np.ndim(x) == 0 else rule
 
@@ -555,7 +414,7 @@ class StoppingOracle:
         """
         l = self._date(l, allow_maturity=False)
         x = self._spots(x)
-        c = _interpolate(self._grid, self._continuation[l], np.log(x))
+        c = interpolate(self._grid, self._continuation[l], np.log(x))
         if self.temperature == 0.0:
             return self._shape(x, (self._payoff_ext(x) - c >= 0.0).astype(float))
         _, pi, _ = _solve_scalar(np.atleast_1d(self.option.payoff(x) - c), self.penalty, self.temperature,
@@ -569,7 +428,7 @@ class StoppingOracle:
         payoff = self.option.payoff(x)
         if l == self.n_steps:
             return self._shape(x, payoff)
-        cont = _interpolate(self._grid, self._stopping_continuation[l], np.log(x))
+        cont = interpolate(self._grid, self._stopping_continuation[l], np.log(x))
         return self._shape(x, np.where(self.exercise(l, x), payoff, cont))
 
     def control_value(self, l, x):
@@ -578,7 +437,7 @@ class StoppingOracle:
         x = self._spots(x)
         if l == self.n_steps:
             return self._shape(x, self.option.payoff(x))
-        cont = _interpolate(self._grid, self._control_continuation[l], np.log(x))
+        cont = interpolate(self._grid, self._control_continuation[l], np.log(x))
         kdt = min(self.penalty * self.dt, 1.0)
         return self._shape(x, cont + np.where(self.exercise(l, x), kdt * (self._payoff_ext(x) - cont), 0.0))
 
@@ -745,10 +604,10 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     payoff = np.maximum(payoff_ext, 0.0)
     in_the_money_sign = 1.0 if kind == "put" else -1.0  # ITM = {y ≤ log K} for the put
 
-    def payoff_function() -> _Piecewise:
+    def payoff_function() -> Piecewise:
         # g = A + sign 1{y ≤ log K} g_ext: put A = 0, sign +1; call A = g_ext, sign −1.
         base = np.zeros_like(y) if kind == "put" else payoff_ext.copy()
-        return _Piecewise(base, [(log_strike, in_the_money_sign, payoff_ext)])
+        return Piecewise(base, [(log_strike, in_the_money_sign, payoff_ext)])
 
     n_interior = y.size - 2 * grid.n_pad
     interior = grid.interior
@@ -771,10 +630,10 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     with np.errstate(under="ignore"):
         for l in range(n_steps - 1, -1, -1):
             # 2. continuation values of the three recursions (smooth, extended onto the pads)
-            c = _pad(grid, _expectation(grid, v_next))
+            c = pad_linear(grid, expectation(grid, v_next))
             if execution_prices:
-                cu = _pad(grid, _expectation(grid, u_next))
-                cw = _pad(grid, _expectation(grid, w_next))
+                cu = pad_linear(grid, expectation(grid, u_next))
+                cw = pad_linear(grid, expectation(grid, w_next))
             else:
                 cu = cw = np.full(y.size, np.nan)
             continuation[l], stopping_continuation[l], control_continuation[l] = c, cu, cw
@@ -808,22 +667,22 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
                     bumps = []
                     for (root, _, slope), width in zip(zeros, widths):
                         nodes, weights_sub = _bump_nodes(root, slope, width, bump_extent, grid)
-                        c_sub = _interpolate(grid, c, nodes)
+                        c_sub = interpolate(grid, c, nodes)
                         spots_sub = np.exp(nodes)
                         d_sub = (strike - spots_sub if kind == "put" else spots_sub - strike) - c_sub
                         v_sub, _, _ = _solve_scalar(d_sub, effective_penalty, temperature, dt, l)
                         in_the_money = in_the_money_sign * (nodes - log_strike) <= 0.0
                         rho = (v_sub - kdt * np.maximum(d_sub, 0.0)) * in_the_money
                         bumps.append((nodes, weights_sub * rho))
-                    v_next = _Piecewise(base, [(log_strike, in_the_money_sign, c - value_otm)]
+                    v_next = Piecewise(base, [(log_strike, in_the_money_sign, c - value_otm)]
                                         + [(root, sign, jump) for root, sign, _ in zeros], bumps)
                 else:
                     # Smooth branches glued at the strike, where g_ext = 0 makes them equal.
                     base = value_otm if kind == "put" else value_itm
-                    v_next = _Piecewise(base, [(log_strike, in_the_money_sign, value_itm - value_otm)])
+                    v_next = Piecewise(base, [(log_strike, in_the_money_sign, value_itm - value_otm)])
             else:
                 jump = kdt * (payoff_ext - c)
-                v_next = _Piecewise(c + jump * right_exercise,
+                v_next = Piecewise(c + jump * right_exercise,
                                     [(root, sign, jump) for root, sign, _ in crossings])
                 nodal_value = None
 
@@ -833,10 +692,10 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
                 stopping_values[l] = control_values[l] = np.nan
                 continue
             stop_jump = payoff_ext - cu
-            u_next = _Piecewise(cu + stop_jump * right_exercise,
+            u_next = Piecewise(cu + stop_jump * right_exercise,
                                 [(root, sign, stop_jump) for root, sign, _ in crossings])
             control_jump = kdt * (payoff_ext - cw)
-            w_next = _Piecewise(cw + control_jump * right_exercise,
+            w_next = Piecewise(cw + control_jump * right_exercise,
                                 [(root, sign, control_jump) for root, sign, _ in crossings])
 
             stopping_values[l] = u_next.nodal(y)[interior]

@@ -152,6 +152,22 @@ def test_result_is_frozen_and_plots(paper_oracle):
     assert set(o.summary()) >= {"sell_boundary_t0", "buy_boundary_t0", "penalty", "temperature"}
 
 
+def test_diagnostics_and_top_level_export(paper_oracle):
+    """The common pdecore diagnostics shape, every array field frozen, and ``pdecore.DynkinOracle`` exported."""
+    import pdecore
+    from pdecore.diagnostics import SolverDiagnostics
+
+    o = paper_oracle
+    d = o.diagnostics
+    assert isinstance(d, SolverDiagnostics) and d.success
+    assert d.n_steps == d.n_time == o.n_steps and d.n_space == o.grid.size
+    assert 1 <= d.max_iterations <= d.total_iterations <= o.n_steps * d.max_iterations
+    assert d.max_iterations == o.stats["max_newton_iterations"]
+    for array in (o.times, o.sell_obstacle, o.buy_obstacle):
+        assert not array.flags.writeable
+    assert pdecore.DynkinOracle is type(o)
+
+
 def test_no_trade_band_reads_edges():
     x = np.linspace(-0.8, -0.1, 701)
     sell, buy = clamped_obstacles(x, 0.005, -0.9)

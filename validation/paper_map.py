@@ -177,27 +177,27 @@ def resolve(paper_map: dict, metrics: dict, figures: set[str] | list[str]) -> li
         entry = ResolvedItem(id=item["id"], paper=item["paper"], item=item["item"], claim=item["claim"],
                              status=item["status"], reason=item["reason"], stage=stage, stage_ran=ran,
                              figures=[f for f in item["figures"] if f in figures])
-        if ran:
-            # a check on a shown metric is written next to its value ("82.24% (target ≥ 95.00%: NOT met in
-            # this run)"); a check on another key stands alone, named by its key
-            results = {}
-            for check in item["checks"]:
-                value = lookup(metrics, check["key"])
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    spec = next((m["format"] for m in item["metrics"] if m["key"] == check["key"]), ".4g")
-                    text, passed = _check_text(check, float(value), spec)
-                    results.setdefault(check["key"], []).append((text, passed))
-                    entry.checks.append((text, passed))
-            for metric in item["metrics"]:
-                value = lookup(metrics, metric["key"])
-                if value is not None:
-                    shown = format_value(value, metric["format"])
-                    for text, passed in results.pop(metric["key"], []):
-                        shown += f" ({text}: {'met' if passed else 'NOT met in this run'})"
-                    entry.values.append((metric["label"], shown))
-            for key, found in results.items():
-                for text, passed in found:
-                    entry.values.append((key.split(".", 1)[-1], f"{text}: {'met' if passed else 'NOT met in this run'}"))
+        # metric keys name their stage, so an item also shows the numbers of another stage that ran
+        # a check on a shown metric is written next to its value ("82.24% (target ≥ 95.00%: NOT met in
+        # this run)"); a check on another key stands alone, named by its key
+        results = {}
+        for check in item["checks"]:
+            value = lookup(metrics, check["key"])
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                spec = next((m["format"] for m in item["metrics"] if m["key"] == check["key"]), ".4g")
+                text, passed = _check_text(check, float(value), spec)
+                results.setdefault(check["key"], []).append((text, passed))
+                entry.checks.append((text, passed))
+        for metric in item["metrics"]:
+            value = lookup(metrics, metric["key"])
+            if value is not None:
+                shown = format_value(value, metric["format"])
+                for text, passed in results.pop(metric["key"], []):
+                    shown += f" ({text}: {'met' if passed else 'NOT met in this run'})"
+                entry.values.append((metric["label"], shown))
+        for key, found in results.items():
+            for text, passed in found:
+                entry.values.append((key.split(".", 1)[-1], f"{text}: {'met' if passed else 'NOT met in this run'}"))
         if item["id"] in overrides:
             entry.status = overrides[item["id"]]["status"]
             entry.note = overrides[item["id"]].get("note", "")

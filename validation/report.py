@@ -50,7 +50,7 @@ def _pderl_cell(item: ResolvedItem, *, markdown: bool) -> str:
     parts = []
     if item.stage is None:
         return "—"
-    if not item.stage_ran:
+    if not (item.stage_ran or item.values or item.figures):
         return f"stage {item.stage} not run in this report (pderl reproduce --only {item.stage})"
     parts += [f"{label}: {value}" for label, value in item.values]
     for path in item.figures:

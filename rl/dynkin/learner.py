@@ -37,7 +37,6 @@ backtest and the comparison with the oracle live in :mod:`validation.dynkin`.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
@@ -48,7 +47,8 @@ from rl.dynkin.policies import TwoPlayerPolicy
 from rl.dynkin.simulator import RatioSimulator, clamped_obstacles_torch
 from rl.losses import dai_dong_intensities, dai_dong_td_loss, dynkin_martingale_loss, dynkin_td0_loss
 from rl.networks import BatchedValueNetwork
-from rl.stopping.learner import _seeds  # one seed -> independent training / initialisation seeds
+from rl.schedules import cosine_learning_rate
+from rl.seeding import derive_seeds  # one seed -> independent training / initialisation seeds
 
 
 class DynkinLearner:
@@ -70,7 +70,7 @@ class DynkinLearner:
         self.dtype = torch.float32
         self.simulator = RatioSimulator(config.model(), config.n_steps, config.initial_low, config.initial_high)
         self.policy = TwoPlayerPolicy(config.penalty, config.temperature, detach=config.detach_policy)
-        train_seed, init_seed = _seeds(config.seed, 2)
+        train_seed, init_seed = derive_seeds(config.seed, 2)
         self.generator = torch.Generator().manual_seed(train_seed)
         init = torch.Generator().manual_seed(init_seed)
         self.net = BatchedValueNetwork(config.n_steps, in_features=3, hidden=config.hidden, n_hidden=config.n_hidden,
@@ -169,11 +169,8 @@ class DynkinLearner:
         ``lr_final_fraction·learning_rate`` over ``lr_decay_updates`` updates, then constant
         (Loshchilov & Hutter 2017, without restarts); constant when ``lr_decay_updates`` is 0."""
         c = self.config
-        if not c.lr_decay_updates:
-            return c.learning_rate
-        progress = min(update / c.lr_decay_updates, 1.0)
-        fraction = c.lr_final_fraction + (1.0 - c.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return c.learning_rate * fraction
+        return cosine_learning_rate(update, learning_rate=c.learning_rate, decay_updates=c.lr_decay_updates,
+                                    final_fraction=c.lr_final_fraction)
 
     # ------------------------------------------------------------------ evaluation
     def _calibration_inputs(self) -> torch.Tensor:

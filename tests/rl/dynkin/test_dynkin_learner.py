@@ -125,3 +125,20 @@ def test_compiled_step_matches_eager():
         b = compiled.train_step(compiled.sample_batch(step))
         assert b["losses/loss"] == pytest.approx(a["losses/loss"], rel=1e-4)
     torch.testing.assert_close(_weights(compiled), _weights(eager), rtol=1e-4, atol=1e-5)
+
+
+def test_shared_schedule_and_seeds_match_the_stopping_learner():
+    """rl.schedules / rl.seeding reproduce the stopping learner's own copies exactly (so switching it
+    to them changes no stored run), and the schedule hits its stated end points."""
+    from rl.schedules import cosine_learning_rate
+    from rl.seeding import derive_seeds
+    from rl.stopping import learner as stopping_learner
+
+    if hasattr(stopping_learner, "_seeds"):
+        assert derive_seeds(7, 3) == stopping_learner._seeds(7, 3)
+    assert derive_seeds(7, 3) != derive_seeds(8, 3) and all(0 <= s < 2**63 for s in derive_seeds(7, 3))
+    kwargs = dict(learning_rate=0.1, decay_updates=100, final_fraction=0.05)
+    assert cosine_learning_rate(0, **kwargs) == 0.1
+    assert cosine_learning_rate(50, **kwargs) == pytest.approx(0.1 * (0.05 + 0.95 * 0.5))
+    assert cosine_learning_rate(100, **kwargs) == cosine_learning_rate(10_000, **kwargs) == pytest.approx(0.005)
+    assert cosine_learning_rate(10, learning_rate=0.1, decay_updates=0, final_fraction=0.05) == 0.1

@@ -40,6 +40,18 @@ VERBS = {
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit code 2).
+
+    argparse's default prints the whole usage block above the error; the CLI's contract (issue 12) is
+    one line naming the flag, like the handlers' own ``ValueError`` refusals, so scripts can show it
+    as is. The usage stays one ``--help`` away, which the line says.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _topic_modules():
     package = importlib.import_module(__name__)
     names = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if info.name.startswith("cmd_"))
@@ -50,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
     from pdecore import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="pderl",
         description="PDE oracles and reinforcement learning for optimal stopping and option market making.",
     )

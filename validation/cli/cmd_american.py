@@ -11,20 +11,21 @@ from __future__ import annotations
 import math
 
 from validation.cli.common import (IMAGE_SUFFIXES, add_black_scholes_arguments, add_json_flag, add_overwrite_flag,
-                                   black_scholes_model_and_option, check_output_file, emit)
+                                   black_scholes_model_and_option, check_output_file, emit, finite_float,
+                                   positive_int)
 
 
 def _add_contract_arguments(parser, *, spot: bool) -> None:
     """Model, contract and numerical options shared by both commands."""
     add_black_scholes_arguments(parser, spot=spot)
-    parser.add_argument("--penalty", type=float, default=None,
+    parser.add_argument("--penalty", type=finite_float, default=None,
                         help="finite penalty factor κ (default: none, i.e. the variational inequality)")
-    parser.add_argument("--temperature", type=float, default=0.0,
+    parser.add_argument("--temperature", type=finite_float, default=0.0,
                         help="exploration temperature λ > 0 (needs --penalty): the softplus HJB")
     parser.add_argument("--premium", action="store_true",
                         help="solve for the early-exercise premium V - V_European (smooth terminal data)")
-    parser.add_argument("--n-space", type=int, default=None, help="spatial nodes (default: adaptive)")
-    parser.add_argument("--n-time", type=int, default=None, help="time levels (default: adaptive)")
+    parser.add_argument("--n-space", type=positive_int, default=None, help="spatial nodes (default: adaptive)")
+    parser.add_argument("--n-time", type=positive_int, default=None, help="time levels (default: adaptive)")
     parser.add_argument("--precision", choices=("fast", "accurate", "high"), default="accurate",
                         help="error target of the adaptive grid (default accurate: max(2e-6 K, 1e-5 V))")
 

@@ -10,7 +10,8 @@ Defaults are SPEC section 4's market: α = 0.168, r = 0.008, σ = 0.3, θ = 0.00
 
 from __future__ import annotations
 
-from validation.cli.common import IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file, emit
+from validation.cli.common import (IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file, emit,
+                                   finite_float, positive_int, seed_int)
 
 def _defaults() -> dict:
     from validation.reference_data import spec_value
@@ -28,16 +29,16 @@ def _add_market(parser) -> None:
     paper's figure; ``--maturity`` is the horizon of the PDE problem whose ``t = 0`` band is reported (and
     backtested), not the backtest horizon (``--years``).
     """
-    parser.add_argument("--drift", type=float, default=DEFAULTS["drift"], help="stock drift α (default 0.168)")
-    parser.add_argument("--rate", type=float, default=DEFAULTS["rate"], help="bond rate r (default 0.008)")
-    parser.add_argument("--volatility", type=float, default=DEFAULTS["volatility"],
+    parser.add_argument("--drift", type=finite_float, default=DEFAULTS["drift"], help="stock drift α (default 0.168)")
+    parser.add_argument("--rate", type=finite_float, default=DEFAULTS["rate"], help="bond rate r (default 0.008)")
+    parser.add_argument("--volatility", type=finite_float, default=DEFAULTS["volatility"],
                         help="stock volatility σ (default 0.3)")
-    parser.add_argument("--cost", type=float, default=DEFAULTS["cost"],
+    parser.add_argument("--cost", type=finite_float, default=DEFAULTS["cost"],
                         help="proportional transaction cost θ in [0, 1) (default 0.005)")
-    parser.add_argument("--maturity", type=float, default=DEFAULTS["maturity"],
+    parser.add_argument("--maturity", type=finite_float, default=DEFAULTS["maturity"],
                         help="horizon T of the PDE problem in years (default 1)")
-    parser.add_argument("--n-space", type=int, default=None, help="grid nodes (default 600)")
-    parser.add_argument("--n-time", type=int, default=None, help="time levels (default 100)")
+    parser.add_argument("--n-space", type=positive_int, default=None, help="grid nodes (default 600)")
+    parser.add_argument("--n-time", type=positive_int, default=None, help="time levels (default 100)")
 
 
 def register(verbs) -> None:
@@ -47,9 +48,9 @@ def register(verbs) -> None:
         description="Solve Merton's log-utility problem with proportional transaction costs as a Dynkin game "
                     "(SPEC section 4) and print the sell/buy boundaries at t = 0.")
     _add_market(p)
-    p.add_argument("--penalty", type=float, default=None,
+    p.add_argument("--penalty", type=finite_float, default=None,
                    help="finite penalty κ (default: none, the variational inequality)")
-    p.add_argument("--temperature", type=float, default=0.0,
+    p.add_argument("--temperature", type=finite_float, default=0.0,
                    help="exploration temperature λ > 0 (needs --penalty): the softplus game")
     p.add_argument("--plot", metavar="FILE", default=None, help="write a figure of both boundaries over time")
     add_overwrite_flag(p)
@@ -61,11 +62,11 @@ def register(verbs) -> None:
         description="Daily minimal-trade rebalancing into a no-trade band, paying the cost on every trade, "
                     "under the physical measure; mean log return of the liquidated wealth with its standard error.")
     _add_market(b)
-    b.add_argument("--years", type=float, default=20.0, help="backtest horizon in years (default 20)")
-    b.add_argument("--paths", type=int, default=10_000, help="simulated paths (default 10000)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the path generator (default 0)")
-    b.add_argument("--steps-per-year", type=int, default=252, help="rebalancing dates per year (default 252)")
-    b.add_argument("--band", nargs=2, type=float, action="append", metavar=("XS", "XB"), default=None,
+    b.add_argument("--years", type=finite_float, default=20.0, help="backtest horizon in years (default 20)")
+    b.add_argument("--paths", type=positive_int, default=10_000, help="simulated paths (default 10000)")
+    b.add_argument("--seed", type=seed_int, default=0, help="seed of the path generator (default 0)")
+    b.add_argument("--steps-per-year", type=positive_int, default=252, help="rebalancing dates per year (default 252)")
+    b.add_argument("--band", nargs=2, type=finite_float, action="append", metavar=("XS", "XB"), default=None,
                    help="an extra band [XS, XB] in x = B/S to backtest (repeatable)")
     add_json_flag(b)
     b.set_defaults(handler=_backtest)

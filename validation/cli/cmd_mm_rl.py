@@ -18,7 +18,8 @@ the run with its recorded spec.
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, nonnegative_int,
+                                   positive_int, seed_int, thread_count)
 
 #: ``pderl train mm`` flag (argparse dest) → spec key; flags not given (``None``) leave the file's value.
 FLAG_KEYS = {"seed": "train.seed", "steps": "train.steps", "lr": "train.lr", "device": "train.device",
@@ -36,6 +37,8 @@ def overrides_from_flags(args) -> dict:
 def _train(args) -> int:
     from validation import experiments
 
+    if args.lr is not None and not 0 < args.lr <= 10:
+        raise ValueError(f"--lr must lie in (0, 10] (Adam's step; larger only diverges), got {args.lr:g}")
     if args.config is None and not args.resume:
         raise ValueError("--config FILE.toml is required (except with --resume, which reuses the run's spec); "
                          "see examples/mm_train_one_option.toml")
@@ -79,28 +82,9 @@ def _validate(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+#: argparse types shared by every command (validation.cli.common); the old names stay for importers
+_positive_int = positive_int
+_nonnegative_int = nonnegative_int
 
 
 def _add_simulation_arguments(p, *, paths: int | None) -> None:
@@ -110,9 +94,9 @@ def _add_simulation_arguments(p, *, paths: int | None) -> None:
     p.add_argument("--paths", type=_positive_int, default=paths, help=f"simulated paths per policy (default "
                    f"{default_paths})")
     p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
-    p.add_argument("--seed", type=_nonnegative_int, default=None if paths is None else 12345,
+    p.add_argument("--seed", type=seed_int, default=None if paths is None else 12345,
                    help="seed of the common random numbers (default 12345)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=1, help="torch threads (default 1)")
 
 
 def register(verbs) -> None:
@@ -124,11 +108,11 @@ def register(verbs) -> None:
     p.add_argument("--config", default=None, help="experiment spec, TOML ([model], [numerics], [train], "
                    "[evaluate]); required unless --resume")
     add_run_folder_arguments(p)
-    p.add_argument("--seed", type=_nonnegative_int, default=None, help="override [train] seed")
+    p.add_argument("--seed", type=seed_int, default=None, help="override [train] seed")
     p.add_argument("--steps", type=_positive_int, default=None, help="override [train] steps")
-    p.add_argument("--lr", type=float, default=None, help="override [train] lr (Adam learning rate)")
+    p.add_argument("--lr", type=finite_float, default=None, help="override [train] lr (Adam learning rate)")
     p.add_argument("--device", default=None, help="override [train] device (default cpu)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="override [train] threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=None, help="override [train] threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reference", action="store_true", help="do not solve the grid HJB for spread errors")
     add_json_flag(p)

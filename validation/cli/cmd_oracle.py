@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from validation.cli.common import (add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option,
-                                   emit)
+                                   emit, finite_float, positive_int)
 
 
 def register(verbs) -> None:
@@ -22,11 +22,11 @@ def register(verbs) -> None:
                     "(SPEC section 2), computed by exact Gaussian quadrature on a fine log-spot grid. "
                     "Requires penalty*maturity/steps <= 1.")
     add_black_scholes_arguments(parser, spot=True)
-    parser.add_argument("--steps", type=int, required=True, help="number L of RL dates (Δt = T/L)")
-    parser.add_argument("--penalty", type=float, required=True, help="penalty factor κ (κT/L <= 1)")
-    parser.add_argument("--temperature", type=float, required=True,
+    parser.add_argument("--steps", type=positive_int, required=True, help="number L of RL dates (Δt = T/L)")
+    parser.add_argument("--penalty", type=finite_float, required=True, help="penalty factor κ (κT/L <= 1)")
+    parser.add_argument("--temperature", type=finite_float, required=True,
                         help="entropy temperature λ >= 0 (0: bang-bang limit)")
-    parser.add_argument("--nodes-per-std", type=float, default=12.0,
+    parser.add_argument("--nodes-per-std", type=finite_float, default=12.0,
                         help="grid nodes per one-step standard deviation of log S (default 12)")
     add_json_flag(parser)
     parser.set_defaults(handler=_stopping)
@@ -36,6 +36,13 @@ def _stopping(args) -> int:
     from pdecore.oracle import bermudan_price, stopping_oracle
 
     model, option = black_scholes_model_and_option(args)
+    # the engine's reach (solve_american's spot check) and the training flags' temperature bound
+    if not 0 < args.spot or abs(math.log(args.spot / args.strike)) > 50:
+        raise ValueError(f"--spot {args.spot:g} is outside (0, e^50·strike], where the option is worth its "
+                         "intrinsic value or 0 to double precision; pass a spot within the engine's reach")
+    if args.temperature > 1e10:
+        raise ValueError(f"--temperature {args.temperature:g} is past 1e10, where the scheme is meaningless; "
+                         "pass a temperature of the scale of the payoff")
     oracle = stopping_oracle(model, option, n_steps=args.steps, penalty=args.penalty,
                              temperature=args.temperature, spot=args.spot, nodes_per_std=args.nodes_per_std)
     bermudan = bermudan_price(model, option, n_steps=args.steps, spot=args.spot,

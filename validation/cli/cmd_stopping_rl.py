@@ -24,7 +24,8 @@ Validation writes the paper's figures 1–3 and 8 and a comparison table.
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, nonnegative_int,
+                                   positive_int, seed_int, thread_count)
 
 #: Experiment kinds `pderl train|evaluate stopping` accepts: the 1-D put and the d-dimensional problems
 #: (basket put, fBm; validation.high_dim_stopping), selected by the spec's ``kind``.
@@ -59,31 +60,31 @@ def register(verbs) -> None:
                                                 "(Dong 2024 baseline); default ml")
     p.add_argument("--formulation", default=None, help="premium (learn the early-exercise premium, σ "
                                                        "learned; default) or price")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 1000; with --resume: "
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default 1000; with --resume: "
                    "the recorded total)")
-    p.add_argument("--seed", type=int, default=None, help="seed of paths and initial weights (default 0)")
-    p.add_argument("--penalty", type=float, default=None, help="penalty factor κ (default 10; κT/L <= 1)")
-    p.add_argument("--temperature", type=float, default=None, help="temperature λ (default 1)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate of the value networks (default 0.01)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of paths and initial weights (default 0)")
+    p.add_argument("--penalty", type=finite_float, default=None, help="penalty factor κ (default 10; κT/L <= 1)")
+    p.add_argument("--temperature", type=finite_float, default=None, help="temperature λ (default 1)")
+    p.add_argument("--lr", type=finite_float, default=None, help="learning rate of the value networks (default 0.01)")
     p.add_argument("--optimizer", choices=["auto", "adam", "sgd"], default=None,
                    help="update rule of the value networks; auto: plain SGD for td0 (the paper's TD(0) update "
                         "θ += α δ ∇V), Adam for ml and dong (default auto)")
-    p.add_argument("--batch", type=int, default=None, help="paths per step (default 1024)")
-    p.add_argument("--n-steps", type=int, default=None, help="number of decision dates L (default 50)")
-    p.add_argument("--sigma-lr", type=float, default=None, help="learning rate of the volatility ϕ (default 0.01)")
-    p.add_argument("--initial-sigma", type=float, default=None, help="initial volatility guess ϕ (default 0.8)")
+    p.add_argument("--batch", type=positive_int, default=None, help="paths per step (default 1024)")
+    p.add_argument("--n-steps", type=positive_int, default=None, help="number of decision dates L (default 50)")
+    p.add_argument("--sigma-lr", type=finite_float, default=None, help="learning rate of the volatility ϕ (default 0.01)")
+    p.add_argument("--initial-sigma", type=finite_float, default=None, help="initial volatility guess ϕ (default 0.8)")
     p.add_argument("--known-sigma", action="store_true", help="give the agent the true σ instead of learning it")
-    p.add_argument("--sigma-warmup", type=int, default=None,
+    p.add_argument("--sigma-warmup", type=nonnegative_int, default=None,
                    help="initial steps that train only σ (default 100; 0 trains everything from the start)")
     p.add_argument("--output-init", default=None,
                    help="initial output shift: european (the agent's European price, default) or zero")
     p.add_argument("--scheme", default=None, help="path simulation: exact (default) or euler")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default 10; 0: end only)")
-    p.add_argument("--eval-paths", type=int, default=None, help="test paths of the periodic evaluation (default 2^14)")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default 100)")
+    p.add_argument("--eval-every", type=nonnegative_int, default=None, help="evaluate every N steps (default 10; 0: end only)")
+    p.add_argument("--eval-paths", type=positive_int, default=None, help="test paths of the periodic evaluation (default 2^14)")
+    p.add_argument("--checkpoint-every", type=nonnegative_int, default=None, help="checkpoint every N steps (default 100)")
     add_run_folder_arguments(p)
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; on a "
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's choice; on a "
                    "machine shared with other busy processes use 1: multi-threaded kernels then wait for a "
                    "descheduled thread at every op, measured 20 ms -> 100-900 ms per step)")
     p.add_argument("--compile", action="store_const", const=True, default=None,
@@ -98,7 +99,7 @@ def register(verbs) -> None:
         description="P_stopping, P_control, relative errors vs the American price, per-date accuracy vs the "
                     "PDE boundary, value errors vs the discrete oracle and the PDE.")
     p.add_argument("run", help="run folder written by `pderl train stopping`")
-    p.add_argument("--test-paths", type=int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--test-paths", type=positive_int, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
@@ -109,11 +110,60 @@ def register(verbs) -> None:
                     "Markdown table against the paper's numbers and the discrete oracle's floors.")
     p.add_argument("run", help="run folder written by `pderl train stopping`")
     p.add_argument("--out", required=True, help="output folder for the figures")
-    p.add_argument("--test-paths", type=int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--test-paths", type=positive_int, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--compare", nargs="*", default=(), metavar="RUN",
                    help="more runs whose learning curves go on figure 3 (e.g. a TD(0) run)")
     add_json_flag(p)
     p.set_defaults(handler=_validate)
+
+
+#: Refusal bounds of real training flags (a value past them is no training: float32 weights overflow or
+#: the model leaves the parameter classes' range). ``--initial-sigma``: BlackScholes' volatility bound;
+#: ``--penalty``/``--temperature``: solve_american's penalty bound 1e10 (λ enters the HJB as λ/κ beside κ);
+#: learning rates: an Adam/SGD step of more than 10 on unit-scaled inputs only diverges.
+REAL_FLAG_BOUNDS = {"penalty": ("--penalty", 1e10), "temperature": ("--temperature", 1e10),
+                    "lr": ("--lr", 10.0), "sigma_lr": ("--sigma-lr", 10.0), "initial_sigma": ("--initial-sigma", 100.0)}
+
+#: Optimistic evaluation throughput (path-dates per second on one core: one forward pass of a per-date
+#: network of width 21 per path and date, vectorized over a chunk). Only evaluations that cannot finish
+#: within ``PDERL_TIME_BUDGET`` at this rate are refused.
+EVAL_PATH_DATES_PER_SECOND = 1e7
+
+
+def training_bytes(batch: int, n_dates: int, hidden: int, n_hidden: int) -> float:
+    """Estimated bytes of one training step: ``batch · (L + 1)`` path-dates × float32 × (6 path arrays
+    (normals, log-spots, spots, payoffs, values, targets) + 4 per hidden unit (activation, batch-norm
+    output and both gradients) × ``hidden · n_hidden``)."""
+    return float(batch) * (n_dates + 1) * 4.0 * (6 + 4 * hidden * n_hidden)
+
+
+def check_stopping_sizes(spec: dict, *, test_paths: int | None = None, flag: str = "--test-paths") -> None:
+    """Refuse, before any allocation, a 1-D stopping spec whose training batch exceeds the memory budget
+    or whose evaluations cannot finish within the work budget (:mod:`pdecore.budget`); the message
+    names the flag. (The deeper home of this check is rl.stopping's config/evaluation.)"""
+    from pdecore.budget import check_memory, check_work
+
+    train, evaluate = spec.get("train", {}), spec.get("evaluate", {})
+    n_dates = int(train.get("n_steps", 50))
+    if test_paths is None:
+        batch = int(train.get("batch_size", 1024))
+        check_memory(f"--batch {batch} (batch_size) with L = {n_dates} dates",
+                     training_bytes(batch, n_dates, int(train.get("hidden", 21)), int(train.get("n_hidden", 2))),
+                     fix="pass a smaller --batch (the paper's is 1024)")
+        eval_paths = int(evaluate.get("eval_paths", 2**14))
+        check_work(f"--eval-paths {eval_paths} (eval_paths) with L = {n_dates} dates", float(eval_paths) * n_dates,
+                   rate=EVAL_PATH_DATES_PER_SECOND, fix="pass a smaller --eval-paths (default 2^14)")
+    else:
+        check_work(f"{flag} {test_paths} (test_paths) with L = {n_dates} dates", float(test_paths) * n_dates,
+                   rate=EVAL_PATH_DATES_PER_SECOND, fix=f"pass a smaller {flag} (default 2^18)")
+
+
+def _check_real_flags(args) -> None:
+    for dest, (flag, bound) in REAL_FLAG_BOUNDS.items():
+        value = getattr(args, dest)
+        if value is not None and abs(value) > bound:
+            raise ValueError(f"{flag} {value:g} is past {bound:g}, where training is meaningless; pass a value "
+                             f"of the usual scale (see `pderl train stopping --help`)")
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -156,6 +206,18 @@ def _run_kind(run) -> str:
     return kind
 
 
+def _check_test_paths(run, test_paths: int | None, kind: str) -> None:
+    """``--test-paths`` against the work budget, with the run's recorded L (before loading anything)."""
+    from pathlib import Path
+
+    from rl.runs import read_json
+
+    path = Path(run) / "config.json"
+    if test_paths is None or kind != "stopping" or not path.is_file():
+        return
+    check_stopping_sizes(read_json(path, what="run configuration").get("spec", {}), test_paths=test_paths)
+
+
 def _train(args) -> int:
     import sys
     import warnings
@@ -166,6 +228,7 @@ def _train(args) -> int:
     _check_positive_int("--steps", args.steps)
     _check_positive_int("--batch", args.batch)
     _check_positive_int("--threads", args.threads)
+    _check_real_flags(args)
     if args.algo is not None and args.algo not in ("ml", "td0", "dong"):
         raise ValueError(f"--algo must be one of ml, td0, dong, got {args.algo!r}")
     overrides = overrides_from_flags(args)
@@ -178,6 +241,8 @@ def _train(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ExerciseWarning)
             spec = experiments.load_spec(spec, overrides, kind=kind)
+        if kind == "stopping":
+            check_stopping_sizes(spec)
         for warning in caught:
             print(f"pderl: warning: {warning.message}", file=sys.stderr)
         overrides = None
@@ -205,6 +270,7 @@ def _evaluate(args) -> int:
     from validation import experiments
 
     kind = _run_kind(args.run)
+    _check_test_paths(args.run, args.test_paths, kind)
     evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, test_paths=args.test_paths)
     if args.json:
         emit(evaluation, as_json=True)
@@ -228,6 +294,7 @@ def _validate(args) -> int:
     from validation.stopping import (PDEReferences, comparison_table, evaluate_learner, public_evaluation,
                                      read_metrics, write_figures)
 
+    _check_test_paths(args.run, args.test_paths, _run_kind(args.run))
     reduce_allocation_overhead()
     learner, record = load_run(args.run, kind="stopping")
     references = PDEReferences.compute(learner.config)

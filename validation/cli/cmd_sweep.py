@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from validation.cli.common import add_json_flag, emit
+from validation.cli.common import add_json_flag, emit, nonnegative_int, positive_int, retry_count, thread_count
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
+_positive_int = positive_int
+_non_negative_int = nonnegative_int
 
 
 def register(verbs) -> None:
@@ -40,12 +26,12 @@ def register(verbs) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="sweep folder (DIR/runs/<name> per run)")
     parser.add_argument("--scheduler", default=None, metavar="ADDR",
                         help="address of a running dask scheduler (tcp://HOST:8786); default: a local cluster")
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--workers", type=thread_count, default=None, metavar="N",
                         help="worker processes of the local cluster (default: min(cores, runs))")
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep in DIR: finished runs are kept, the others run or continue")
     parser.add_argument("--force", action="store_true", help="delete DIR (a pderl folder) and start over")
-    parser.add_argument("--retries", type=_non_negative_int, default=1, metavar="R",
+    parser.add_argument("--retries", type=retry_count, default=1, metavar="R",
                         help="attempts after the first for a failing run (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(parser)

@@ -42,12 +42,12 @@ def add_black_scholes_arguments(parser, *, spot: bool) -> None:
     """The market and contract of a Black–Scholes American option (``--kind ... --dividend``)."""
     parser.add_argument("--kind", choices=("put", "call"), default="put", help="option kind (default: put)")
     if spot:
-        parser.add_argument("--spot", type=float, required=True, help="spot price S0")
-    parser.add_argument("--strike", type=float, required=True, help="strike K")
-    parser.add_argument("--rate", type=float, required=True, help="risk-free rate r (continuous)")
-    parser.add_argument("--volatility", type=float, required=True, help="volatility σ (annualized)")
-    parser.add_argument("--maturity", type=float, required=True, help="maturity T in years")
-    parser.add_argument("--dividend", type=float, default=0.0, help="dividend yield q (default 0)")
+        parser.add_argument("--spot", type=finite_float, required=True, help="spot price S0")
+    parser.add_argument("--strike", type=finite_float, required=True, help="strike K")
+    parser.add_argument("--rate", type=finite_float, required=True, help="risk-free rate r (continuous)")
+    parser.add_argument("--volatility", type=finite_float, required=True, help="volatility σ (annualized)")
+    parser.add_argument("--maturity", type=finite_float, required=True, help="maturity T in years")
+    parser.add_argument("--dividend", type=finite_float, default=0.0, help="dividend yield q (default 0)")
 
 
 def black_scholes_model_and_option(args):
@@ -149,3 +149,77 @@ def check_input_text_file(flag: str, path, *, suffixes: tuple[str, ...] | None =
     except OSError as exc:
         raise ValueError(f"{flag} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
     return path
+
+
+# ------------------------------------------------------------------------------------------ argparse types
+#: Largest integer a count or seed flag accepts: numpy's and torch's int64 (a larger value cannot be
+#: a count any array holds nor a seed torch.manual_seed takes; sizes below it meet the memory and work
+#: budgets of :mod:`pdecore.budget`).
+MAX_FLAG_INTEGER = 2**63 - 1
+
+
+def _integer(text: str, minimum: int, what: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum or value > MAX_FLAG_INTEGER:
+        raise argparse.ArgumentTypeError(f"expected {what} (at most 2**63 - 1), got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts (paths, steps, nodes, threads): an integer ``1 <= n <= 2**63 - 1``."""
+    return _integer(text, 1, "a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type of periods where 0 means 'never/at the end' and of retries: ``0 <= n <= 2**63 - 1``."""
+    return _integer(text, 0, "a non-negative integer")
+
+
+def seed_int(text: str) -> int:
+    """argparse type of seeds: ``0 <= seed <= 2**63 - 1`` (what numpy's and torch's generators take)."""
+    return _integer(text, 0, "a non-negative integer seed")
+
+
+def finite_float(text: str) -> float:
+    """argparse type of real parameters: any finite float (NaN and ±inf are refused here, by the flag's
+    name; the parameter classes check the ranges, e.g. a positive volatility)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+#: Most torch threads a ``--threads`` flag takes (torch stores the count in a C int; beyond the cores of
+#: any machine more threads only wait for each other).
+MAX_THREADS = 1024
+
+
+def thread_count(text: str) -> int:
+    """argparse type of ``--threads``/``--workers``: ``1 <= n <= MAX_THREADS``."""
+    import argparse
+
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_THREADS} threads, got {value}")
+    return value
+
+
+def retry_count(text: str) -> int:
+    """argparse type of ``--retries``: ``0 <= n <= 100`` (a run failing 100 times fails for a reason)."""
+    import argparse
+
+    value = nonnegative_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected at most 100 retries, got {value}")
+    return value

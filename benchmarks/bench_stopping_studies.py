@@ -29,10 +29,14 @@ machine). See docs/stopping_studies.md for the table; summary:
   ``bmm``/``native_batch_norm``/its backward, profiled), not per-operation overhead, so stacking
   more networks adds proportional work. Replicas are kept for accelerators (one GPU kernel per layer
   for all seeds) and as the equivalence-tested building block;
+* this script (``--replicas 1 --blocks 3``, compiled, load 12–15, figure 6 then evaluated every 50
+  steps): 160 / 172 / 138 ms per ML / TD(0) / Dong step, first three steps (compilation) 38 / 142 /
+  131 s, PDE references 6.6 s, periodic evaluation 6.6 s, final evaluation 55 s; ESTIMATE 355 000
+  core-seconds = 49 h on 2 workers *at that load* (each process had about 1/7 of a core);
 * on a quiet machine (bench_rl_stopping.py ``timing``, load 2.1–2.5): 10.7 ms per compiled ML step,
-  ~10 ms per TD(0) step. At that rate the 1.53 M steps are about 15 000 core-seconds, i.e. about 2.1 h
-  on 2 cores before evaluations: the ≤ 1 hour target of issue 14 is **not** met on 2 CPU cores by
-  this implementation; see docs/stopping_studies.md for what would be needed.
+  ~10 ms per TD(0) step. At that rate the 1.54 M steps are about 15 000 core-seconds, i.e. about 2.1 h
+  on 2 cores before evaluations and compilation (2.5–3 h with them): the ≤ 1 hour target of issue 14
+  is **not** met on 2 CPU cores by this implementation; see docs/stopping_studies.md.
 """
 
 from __future__ import annotations

@@ -231,3 +231,17 @@ def test_config_round_trip():
     assert StoppingConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown"):
         StoppingConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+def test_training_paths_depend_only_on_the_seed():
+    # figure 6 (docs/stopping_studies.md) compares learners "on the same simulated paths": a run's
+    # training paths must not depend on the algorithm, its temperature, step size or σ learning
+    base = StoppingConfig(batch_size=8, eval_paths=16, test_paths=16, seed=4)
+    learners = [StoppingLearner(base.replace(**changes)) for changes in (
+        {}, {"algorithm": "dong", "temperature": 0.001, "learning_rate": 0.1},
+        {"algorithm": "td0", "volatility_warmup": 0, "learn_volatility": False})]
+    for step in range(3):
+        batches = [learner.sample_batch(step) for learner in learners]
+        learners[0].train_step(batches[0])  # training one learner does not consume its generator
+        for batch in batches[1:]:
+            assert torch.equal(batch, batches[0])

@@ -55,7 +55,8 @@ Acceptance (``acceptance``; 2^18 test paths; 5 seeds; paper settings):
   1.033 % ≤ 1.2 %); minimum over dates of the accuracy against the oracle's decisions 99.26, 98.87,
   99.08, 98.27, 99.09, 98.90, 98.33, 99.16, 98.89, 98.68 % (every seed ≥ 95 % at every date; seed 3:
   90.0 → 98.3 %); against the VI boundary 94.5–95.1 % (the oracle itself: 95.03 %). The numbers
-  above this item are the paper's weighting (``--weighting survival``).
+  above this item are the paper's weighting (``--weighting survival``); rerun with it on seeds 5–9
+  (this build): 98.9, 94.2, 89.2, 91.4, 89.7 % at dates 49, 47, 49, 49, 49 — five seeds in ten fail.
 * TD(0), 5000 steps, plain SGD at 0.01 (the paper's update, the default ``optimizer="auto"``):
   P_stopping 0.198, 0.201, 0.212, 0.227, 0.211 % (seeds 0–4; mean 0.21 % ≤ 0.5 %), P_control
   1.00 %, accuracy against the oracle ≥ 98.3 %, |V_0 − oracle| ≤ 0.50 % (these TD runs still used

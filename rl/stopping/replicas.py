@@ -34,7 +34,7 @@ from rl.losses import (dong_intensity, dong_td_errors, martingale_increments, re
                        td0_errors, volatility_martingale_residuals)
 from rl.networks import stack_networks, unstack_network
 from rl.stopping.config import StoppingConfig
-from rl.stopping.evaluation import StoppingReference
+from rl.stopping.evaluation import StoppingReference, payoff_torch
 from rl.stopping.learner import StoppingLearner
 
 
@@ -186,7 +186,6 @@ class ReplicatedStoppingLearner:
         flat = spots.reshape(n_replicas * batch, -1)
         volatility = self.volatility.detach().repeat_interleave(batch).unsqueeze(1)
         european = first.european(flat, volatility).reshape(spots.shape)
-        from rl.stopping.evaluation import payoff_torch
         gains = payoff_torch(c.kind, spots, c.strike)
         self.net.norms[-1].bias.copy_((european - gains).mean(dim=1).reshape(-1, 1))
 

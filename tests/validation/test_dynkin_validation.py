@@ -72,3 +72,27 @@ def test_example_spec_is_the_paper_setting():
     assert trainer["steps"] == 15000 and backtest["backtest_years"] == 20.0 and numerics["nodes_per_std"] == 16.0
     with pytest.raises(ValueError, match="unknown keys"):
         config_from_spec({**spec, "train": {**spec["train"], "alpha": 1}})
+
+
+def test_evaluate_bands_is_evaluate_per_band_on_one_backtest(reference):
+    """Several bands in one backtest give exactly what one evaluate() per band gives (same paths)."""
+    from validation.dynkin import evaluate_bands
+
+    config = DynkinConfig(batch_size=64, eval_paths=256, hidden=8, eval_grid=101)
+    learner = DynkinLearner(config)
+    bands = {"a": (-0.46, -0.34), "b": (-0.50, -0.30), "none": (math.nan, math.nan)}
+    together = evaluate_bands(config, reference, bands, years=2.0, paths=300)
+    for name, band in bands.items():
+        alone = evaluate(learner, reference, years=2.0, paths=300, band=band)
+        assert together[name].keys() == alone.keys()
+        for key, value in alone.items():
+            assert (value == together[name][key]) or (value != value and together[name][key] != together[name][key]), key
+    with pytest.raises(ValueError, match="oracle"):
+        evaluate_bands(config, reference, {"oracle": (-0.4, -0.3)}, years=1.0, paths=10)
+
+
+def test_figure_7a_shades_the_acceptance_tolerance(tmp_path, reference):
+    runs = [[{"step": s, "sell_boundary_t0": -0.46, "buy_boundary_t0": -0.34} for s in (0, 100)]]
+    ax = figure_boundaries({"DSXZ": runs}, reference, tolerance=0.02)
+    assert ax.get_ylabel().startswith("t = 0 boundary") and "training step" in ax.get_xlabel()
+    assert any(text.get_text() == "oracle ± 0.02" for text in ax.get_legend().get_texts())

@@ -24,7 +24,7 @@ Validation writes the paper's figures 1–3 and 8 and a comparison table.
 
 from __future__ import annotations
 
-from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, nonnegative_int,
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, integer, nonnegative_int,
                                    positive_int, seed_int, thread_count)
 
 #: Experiment kinds `pderl train|evaluate stopping` accepts: the 1-D put and the d-dimensional problems
@@ -60,7 +60,7 @@ def register(verbs) -> None:
                                                 "(Dong 2024 baseline); default ml")
     p.add_argument("--formulation", default=None, help="premium (learn the early-exercise premium, σ "
                                                        "learned; default) or price")
-    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default 1000; with --resume: "
+    p.add_argument("--steps", type=integer, default=None, help="training steps (default 1000; with --resume: "
                    "the recorded total)")
     p.add_argument("--seed", type=seed_int, default=None, help="seed of paths and initial weights (default 0)")
     p.add_argument("--penalty", type=finite_float, default=None, help="penalty factor κ (default 10; κT/L <= 1)")
@@ -69,7 +69,7 @@ def register(verbs) -> None:
     p.add_argument("--optimizer", choices=["auto", "adam", "sgd"], default=None,
                    help="update rule of the value networks; auto: plain SGD for td0 (the paper's TD(0) update "
                         "θ += α δ ∇V), Adam for ml and dong (default auto)")
-    p.add_argument("--batch", type=positive_int, default=None, help="paths per step (default 1024)")
+    p.add_argument("--batch", type=integer, default=None, help="paths per step (default 1024)")
     p.add_argument("--n-steps", type=positive_int, default=None, help="number of decision dates L (default 50)")
     p.add_argument("--sigma-lr", type=finite_float, default=None, help="learning rate of the volatility ϕ (default 0.01)")
     p.add_argument("--initial-sigma", type=finite_float, default=None, help="initial volatility guess ϕ (default 0.8)")
@@ -99,7 +99,7 @@ def register(verbs) -> None:
         description="P_stopping, P_control, relative errors vs the American price, per-date accuracy vs the "
                     "PDE boundary, value errors vs the discrete oracle and the PDE.")
     p.add_argument("run", help="run folder written by `pderl train stopping`")
-    p.add_argument("--test-paths", type=positive_int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--test-paths", type=integer, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
@@ -110,7 +110,7 @@ def register(verbs) -> None:
                     "Markdown table against the paper's numbers and the discrete oracle's floors.")
     p.add_argument("run", help="run folder written by `pderl train stopping`")
     p.add_argument("--out", required=True, help="output folder for the figures")
-    p.add_argument("--test-paths", type=positive_int, default=None, help="number of test paths (default 2^18)")
+    p.add_argument("--test-paths", type=integer, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--compare", nargs="*", default=(), metavar="RUN",
                    help="more runs whose learning curves go on figure 3 (e.g. a TD(0) run)")
     add_json_flag(p)
@@ -147,14 +147,14 @@ def check_stopping_sizes(spec: dict, *, test_paths: int | None = None, flag: str
     n_dates = int(train.get("n_steps", 50))
     if test_paths is None:
         batch = int(train.get("batch_size", 1024))
-        check_memory(f"--batch {batch} (batch_size) with L = {n_dates} dates",
+        check_memory(f"--batch {batch} (batch_size) with --n-steps {n_dates} (L dates)",
                      training_bytes(batch, n_dates, int(train.get("hidden", 21)), int(train.get("n_hidden", 2))),
                      fix="pass a smaller --batch (the paper's is 1024)")
         eval_paths = int(evaluate.get("eval_paths", 2**14))
-        check_work(f"--eval-paths {eval_paths} (eval_paths) with L = {n_dates} dates", float(eval_paths) * n_dates,
+        check_work(f"--eval-paths {eval_paths} (eval_paths) with --n-steps {n_dates} (L dates)", float(eval_paths) * n_dates,
                    rate=EVAL_PATH_DATES_PER_SECOND, fix="pass a smaller --eval-paths (default 2^14)")
     else:
-        check_work(f"{flag} {test_paths} (test_paths) with L = {n_dates} dates", float(test_paths) * n_dates,
+        check_work(f"{flag} {test_paths} (test_paths) with --n-steps {n_dates} (L dates)", float(test_paths) * n_dates,
                    rate=EVAL_PATH_DATES_PER_SECOND, fix=f"pass a smaller {flag} (default 2^18)")
 
 

@@ -223,3 +223,9 @@ def retry_count(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"expected at most 100 retries, got {value}")
     return value
+
+
+def integer(text: str) -> int:
+    """argparse type of an integer whose range the handler checks (its ``ValueError`` names the flag):
+    only the syntax and ``|n| <= 2**63 - 1`` here."""
+    return _integer(text, -MAX_FLAG_INTEGER, "an integer")

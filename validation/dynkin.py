@@ -17,7 +17,9 @@
 Keys of :func:`evaluate` (issue 13): ``sell_boundary_t0``, ``buy_boundary_t0`` (learned),
 ``oracle_sell_boundary_t0``, ``oracle_buy_boundary_t0``, ``vi_sell_boundary_t0``, ``vi_buy_boundary_t0``,
 ``mean_log_return``, ``mean_log_return_stderr`` (learned band), ``oracle_mean_log_return``,
-``buy_and_hold_mean_log_return``, plus ``mean_log_return_minus_oracle`` (+ ``_stderr``),
+``buy_and_hold_mean_log_return``, plus ``sell_boundary_minus_oracle``, ``buy_boundary_minus_oracle`` and
+``max_abs_boundary_error`` (the issue's 0.02 criterion; what a sweep aggregates to say which learner wins),
+``mean_log_return_minus_oracle`` (+ ``_stderr``),
 ``oracle_mean_log_return_stderr``, ``buy_and_hold_bankrupt_share``, ``merton_growth`` (the
 frictionless ``years·(r + (α − r)²/(2σ²))``) and the backtest settings.
 """
@@ -193,8 +195,13 @@ def evaluate_bands(config, reference: DynkinReference, bands: dict, *, years: fl
             paired = outcomes[name].log_return - outcomes["oracle"].log_return
             difference = float(paired.mean())
             difference_se = float(paired.std(ddof=1) / math.sqrt(paired.size))
+        sell_error = float(band[0]) - float(reference.oracle_band[0])
+        buy_error = float(band[1]) - float(reference.oracle_band[1])
+        worst = max(abs(sell_error), abs(buy_error))  # NaN (no band) stays NaN; a missing edge gives inf
         out[name] = {
             "sell_boundary_t0": float(band[0]), "buy_boundary_t0": float(band[1]),
+            "sell_boundary_minus_oracle": sell_error, "buy_boundary_minus_oracle": buy_error,
+            "max_abs_boundary_error": worst if sell_error == sell_error and buy_error == buy_error else math.nan,
             "oracle_sell_boundary_t0": float(reference.oracle_band[0]),
             "oracle_buy_boundary_t0": float(reference.oracle_band[1]),
             "vi_sell_boundary_t0": float(reference.vi_band[0]), "vi_buy_boundary_t0": float(reference.vi_band[1]),

@@ -96,3 +96,21 @@ def test_figure_7a_shades_the_acceptance_tolerance(tmp_path, reference):
     ax = figure_boundaries({"DSXZ": runs}, reference, tolerance=0.02)
     assert ax.get_ylabel().startswith("t = 0 boundary") and "training step" in ax.get_xlabel()
     assert any(text.get_text() == "oracle ± 0.02" for text in ax.get_legend().get_texts())
+
+
+def test_study_grid_sweep_file_is_the_papers_table():
+    """examples/study_dynkin_grid.toml: 3 λ × 4 lr × 2 algorithms × 10 seeds at the paper setting."""
+    from pathlib import Path
+
+    from validation.sweeps import load_sweep
+
+    sweep = load_sweep(Path(__file__).resolve().parents[2] / "examples" / "study_dynkin_grid.toml")
+    assert len(sweep.points) == 240
+    seen = {(p.spec["train"]["algorithm"], p.spec["train"]["temperature"], p.spec["train"]["learning_rate"])
+            for p in sweep.points}
+    assert seen == {(a, t, lr) for a in ("ml", "dai_dong") for t in (1e-2, 1e-4, 1e-6)
+                    for lr in (0.1, 0.05, 0.01, 0.005)}
+    point = sweep.points[0].spec
+    assert (point["train"]["steps"], point["train"]["n_steps"], point["train"]["penalty"]) == (15000, 10, 5.0)
+    assert point["evaluate"]["backtest_paths"] == 10000 and sweep.options["evaluate"] is True
+    assert "evaluate/max_abs_boundary_error" in sweep.options["metrics"]

@@ -1,0 +1,93 @@
+"""``pderl reproduce`` interrupted by Ctrl-C (SIGINT) or ``kill -9`` after its first stage, then
+``--resume``, ends with the same ``metrics.json`` and ``report.md`` as an uninterrupted run (issue 12
+acceptance), timings aside.
+
+Real processes and real stages (``--quick --only american merton``: the two cheapest, about 30 s
+together under load): the signal arrives while the second stage runs, the first stage's record is on
+disk, and the resumed run must load it, rerun the second from its start and write the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["american", "merton"]
+
+
+def _command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "validation.cli", "reproduce", "--quick", "--only", *STAGES, "--out", str(out),
+            "--no-progress", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def _without_timings(value):
+    """A metrics tree without its wall-clock entries (keys naming seconds or wall time)."""
+    if isinstance(value, dict):
+        return {key: _without_timings(item) for key, item in value.items()
+                if not re.search(r"seconds|wall|_ms$|elapsed", key)}
+    if isinstance(value, list):
+        return [_without_timings(item) for item in value]
+    return value
+
+
+def _report_without_timings(text: str) -> str:
+    return re.sub(r"\d+(\.\d+)?(e[-+]?\d+)? ?(ms|s|min)\b", "<time>", text)
+
+
+def _outputs(out: Path) -> tuple[dict, str]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    return _without_timings(metrics), _report_without_timings((out / "report.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce") / "plain"
+    done = subprocess.run(_command(out), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return _outputs(out)
+
+
+def _interrupt_after_first_stage(out: Path, sig: int) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    first = out / "stages" / f"{STAGES[0]}.json"
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.exists() and process.poll() is None, "the first stage did not finish while the run went on"
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig):
+    out = tmp_path / "R"
+    stopped = _interrupt_after_first_stage(out, sig)
+    if sig == signal.SIGINT:
+        assert stopped.returncode == 130, stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        assert stopped.stderr.strip().splitlines()[-1].startswith("pderl: interrupted")
+    else:
+        assert stopped.returncode == -signal.SIGKILL
+    assert not (out / "stages" / f"{STAGES[1]}.json").exists()
+    resumed = subprocess.run(_command(out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{STAGES[0]}: already done" in resumed.stderr + resumed.stdout
+    metrics, report = _outputs(out)
+    expected_metrics, expected_report = uninterrupted
+    assert metrics == expected_metrics
+    assert report == expected_report

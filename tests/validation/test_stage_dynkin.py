@@ -48,3 +48,11 @@ def test_error_of_a_missing_edge_is_infinite():
     row = {"sell_boundary_t0": -math.inf, "buy_boundary_t0": -0.35, "oracle_sell_boundary_t0": -0.45,
            "oracle_buy_boundary_t0": -0.35, "mean_log_return_minus_oracle": math.nan}
     assert _errors(row) == (math.inf, 0.0, math.inf)
+
+
+def test_spec_file_equals_the_kind_defaults():
+    """The stage falls back to the kind's defaults without examples/: they must be the paper setting."""
+    from validation.experiments import load_spec
+    from validation.stages.stage_60_dynkin import SPEC_FILE
+
+    assert load_spec(SPEC_FILE) == load_spec({"kind": "dynkin"})

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pdecore import AmericanOption, BlackScholes, solve_american
@@ -54,7 +54,10 @@ def test_quantlib_peer_at_default_grid(kind, volatility, maturity, rate, dividen
     days = max(int(round(maturity * 365)), 18)
     maturity = days / 365.0  # QuantLib works in whole days: price exactly the same contract
     spot = ratio * strike
-    expected = _quantlib_american(kind, spot, strike, days, volatility, rate, dividend)
+    try:
+        expected = _quantlib_american(kind, spot, strike, days, volatility, rate, dividend)
+    except RuntimeError:  # the peer's own tanh-sinh integrator fails on degenerate inputs (e.g. q = 1e-14)
+        assume(False)
     result = solve_american(BlackScholes(volatility, rate, dividend), AmericanOption(kind, strike, maturity))
     got = result.price(spot)
     error = abs(got - expected)

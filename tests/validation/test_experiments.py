@@ -82,7 +82,7 @@ def test_overrides_replace_single_keys_and_ints_become_floats():
     ({"kind": "stopping", "numerics": {"n_space": 10}}, ["'n_space'", "[numerics]"]),
     ({"kind": "stopping", "evaluation": {}}, ["'evaluation'"]),
     ({"kind": "market_making", "model": {"preset": "paper"}, "train": {"total_steps": 3}}, ["'total_steps'", "'steps'"]),
-    ({"kind": "dynkin"}, ["'dynkin'", "kind"]),
+    ({"kind": "heston"}, ["'heston'", "kind"]),
     ({"train": {}}, ["kind"]),
 ], ids=["train", "model", "numerics", "table", "renamed", "unknown-kind", "no-kind"])
 def test_unknown_keys_are_named(spec, words):

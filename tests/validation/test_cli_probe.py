@@ -19,6 +19,7 @@ import io
 import os
 import signal
 import traceback
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,62 @@ def test_bad_value_refused_in_one_line(command, flag, value, fill):
         return
     code, _, err = run_cli(_argv(command, flag, value, fill))
     _check(command, flag, value, code, err)
+
+
+# ------------------------------------------------------------------------------------------------ path flags
+#: (command, flag or None for the positional, kind of bad path); the flag's value replaces its own.
+PATH_CASES = [
+    *[("boundary american", "--csv", kind) for kind in ("folder", "no_parent", "existing")],
+    *[("boundary american", "--plot", kind) for kind in ("folder", "no_parent", "bad_suffix", "existing")],
+    *[("solve merton", "--plot", kind) for kind in ("folder", "no_parent", "bad_suffix", "existing")],
+    *[("solve mm", "--config", kind) for kind in ("folder", "missing", "binary")],
+    *[("solve mm", "--plot", kind) for kind in ("existing", "no_parent")],
+    *[("train stopping", "--config", kind) for kind in ("folder", "missing", "binary")],
+    ("train stopping", "--out", "existing"),  # a run folder's missing parents are created (--out runs/r1)
+    *[("train mm", "--config", kind) for kind in ("folder", "missing", "binary")],
+    ("train mm", "--out", "existing"),
+    *[("evaluate stopping", None, kind) for kind in ("missing", "existing")],
+    *[("evaluate mm", None, kind) for kind in ("missing", "existing")],
+    ("validate stopping", "--out", "existing"),
+    ("validate mm", "--out", "existing"),
+    ("reproduce", "--out", "existing"),
+    *[("sweep", None, kind) for kind in ("folder", "missing", "binary")],
+    ("sweep", "--out", "existing"),
+]
+COMMANDS["solve mm"] = (["solve", "mm"], ["--config", "{mm_config}"])
+
+
+def _bad_path(kind: str, base) -> str:
+    if kind == "folder":
+        return str(base)
+    if kind == "no_parent":
+        return str(base / "no" / "such" / "x.png")
+    if kind == "bad_suffix":
+        return str(base / "figure.xyz")
+    if kind == "missing":
+        return str(base / "missing.toml")
+    path = base / ("binary.toml" if kind == "binary" else "existing.png")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary" if kind == "binary" else b"a user's file\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("command, flag, kind", PATH_CASES,
+                         ids=[f"{c.replace(' ', '-')}{f or '-RUN'}={k}" for c, f, k in PATH_CASES])
+def test_bad_path_refused_in_one_line(command, flag, kind, fill, tmp_path):
+    value = _bad_path(kind, tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if flag is None:
+        prefix, flags = COMMANDS[command]
+        argv = [part.format_map(fill) for part in prefix[:2]] + [value] + \
+            [part.format_map(fill) for part in (*prefix[3:], *flags)]
+    else:
+        argv = _argv(command, flag, value, fill)
+    code, _, err = run_cli(argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, f"{argv}: exit {code}\n{err}"
+    assert value in lines[0] or repr(value) in lines[0], f"path not named: {lines[0]}"
+    if flag is not None:
+        assert flag in lines[0], f"flag not named: {lines[0]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a refused command wrote next to the path"
+    if kind == "existing":
+        assert Path(value).read_bytes() == b"a user's file\n", "a user's file was changed"

@@ -18,7 +18,8 @@ the run with its recorded spec.
 
 from __future__ import annotations
 
-from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, nonnegative_int,
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, check_input_text_file,
+                                   check_output_folder, emit, finite_float, nonnegative_int,
                                    positive_int, seed_int, thread_count)
 
 #: ``pderl train mm`` flag (argparse dest) → spec key; flags not given (``None``) leave the file's value.
@@ -39,6 +40,8 @@ def _train(args) -> int:
 
     if args.lr is not None and not 0 < args.lr <= 10:
         raise ValueError(f"--lr must lie in (0, 10] (Adam's step; larger only diverges), got {args.lr:g}")
+    if args.config is not None:
+        check_input_text_file("--config", args.config)
     if args.config is None and not args.resume:
         raise ValueError("--config FILE.toml is required (except with --resume, which reuses the run's spec); "
                          "see examples/mm_train_one_option.toml")
@@ -74,6 +77,7 @@ def _validate(args) -> int:
     from validation.experiments import load_run
     from validation.market_making import validate_run
 
+    check_output_folder("--out", args.out)
     torch.set_num_threads(max(1, args.threads))
     learner, _ = load_run(args.run, kind="market_making")
     result = validate_run(learner, args.out, n_paths=args.paths, n_steps=args.n_steps, seed=args.seed)

@@ -24,7 +24,8 @@ Validation writes the paper's figures 1–3 and 8 and a comparison table.
 
 from __future__ import annotations
 
-from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, integer, nonnegative_int,
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, check_input_text_file,
+                                   check_output_folder, emit, finite_float, integer, nonnegative_int,
                                    positive_int, seed_int, thread_count)
 
 #: Experiment kinds `pderl train|evaluate stopping` accepts: the 1-D put and the d-dimensional problems
@@ -229,6 +230,8 @@ def _train(args) -> int:
     _check_positive_int("--batch", args.batch)
     _check_positive_int("--threads", args.threads)
     _check_real_flags(args)
+    if args.config is not None:
+        check_input_text_file("--config", args.config)
     if args.algo is not None and args.algo not in ("ml", "td0", "dong"):
         raise ValueError(f"--algo must be one of ml, td0, dong, got {args.algo!r}")
     overrides = overrides_from_flags(args)
@@ -294,6 +297,7 @@ def _validate(args) -> int:
     from validation.stopping import (PDEReferences, comparison_table, evaluate_learner, public_evaluation,
                                      read_metrics, write_figures)
 
+    check_output_folder("--out", args.out)
     _check_test_paths(args.run, args.test_paths, _run_kind(args.run))
     reduce_allocation_overhead()
     learner, record = load_run(args.run, kind="stopping")

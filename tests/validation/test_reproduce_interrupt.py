@@ -3,8 +3,9 @@
 acceptance), timings aside.
 
 Real processes and real stages (``--quick --only american merton``: the two cheapest, about 30 s
-together under load): the signal arrives while the second stage runs, the first stage's record is on
-disk, and the resumed run must load it, rerun the second from its start and write the same report.
+together under load). The signal arrives inside the first stage (nothing finished yet) or inside the
+second (the first stage's record is on disk): the resumed run must load what finished, rerun the
+interrupted stage from its start and write the same report.
 """
 
 from __future__ import annotations
@@ -61,32 +62,40 @@ def uninterrupted(tmp_path_factory):
     return _outputs(out)
 
 
-def _interrupt_after_first_stage(out: Path, sig: int) -> subprocess.CompletedProcess:
+def _interrupt(out: Path, sig: int, when: Path, delay: float = 0.0) -> subprocess.CompletedProcess:
+    """Start the run, wait for ``when`` to exist (plus ``delay`` seconds), send ``sig``."""
     process = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    first = out / "stages" / f"{STAGES[0]}.json"
-    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not when.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert first.exists() and process.poll() is None, "the first stage did not finish while the run went on"
+    time.sleep(delay)
+    assert when.exists() and process.poll() is None, f"{when.name} was not written while the run went on"
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig):
+@pytest.mark.parametrize("during", STAGES, ids=lambda stage: f"during-{stage}")
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig, during):
+    """The signal arrives inside the stage ``during``: in the first, 1 s after ``run.json`` is written
+    (no stage finished); in the second, once the first stage's record exists."""
     out = tmp_path / "R"
-    stopped = _interrupt_after_first_stage(out, sig)
+    if during == STAGES[0]:
+        stopped = _interrupt(out, sig, out / "run.json", delay=1.0)
+    else:
+        stopped = _interrupt(out, sig, out / "stages" / f"{STAGES[0]}.json")
     if sig == signal.SIGINT:
         assert stopped.returncode == 130, stopped.stderr
         assert "Traceback" not in stopped.stderr
         assert stopped.stderr.strip().splitlines()[-1].startswith("pderl: interrupted")
     else:
         assert stopped.returncode == -signal.SIGKILL
-    assert not (out / "stages" / f"{STAGES[1]}.json").exists()
+    assert not (out / "stages" / f"{during}.json").exists()
     resumed = subprocess.run(_command(out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{STAGES[0]}: already done" in resumed.stderr + resumed.stdout
+    if during == STAGES[1]:
+        assert f"{STAGES[0]}: already done" in resumed.stderr + resumed.stdout
     metrics, report = _outputs(out)
     expected_metrics, expected_report = uninterrupted
     assert metrics == expected_metrics

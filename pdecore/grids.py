@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pdecore.budget import check_memory
 from pdecore.checks import check_int, check_positive, check_real
 
 
@@ -53,12 +54,17 @@ class SinhGrid:
         if not lower <= center <= upper:
             raise ValueError(f"grid center must lie in [{lower}, {upper}], got {center!r}; "
                              "move the center inside the interval")
-        check_int("n_points", self.n_points, minimum=5, fix="use at least 5 grid points")
+        # stored as an int (a float 1e300 that passes as integral would reach np.linspace as a float)
+        object.__setattr__(self, "n_points", check_int("n_points", self.n_points, minimum=5, maximum=10**9,
+                                                       fix="use between 5 and 1e9 grid points"))
         check_positive("concentration", self.concentration,
                        fix="pass a positive width, e.g. a tenth of the interval length")
 
     def nodes(self) -> np.ndarray:
         """The nodes, strictly increasing, ``nodes[0] = lower``, ``nodes[-1] = upper``."""
+        # about four float arrays of n_points live at once (xi, the sinh argument, x, the result)
+        check_memory(f"SinhGrid with n_points={self.n_points}", 32.0 * float(self.n_points),
+                     fix="use fewer grid points (a few thousand resolve any 1-D problem of pdecore)")
         alpha = self.concentration
         c1 = np.arcsinh((self.lower - self.center) / alpha)
         c2 = np.arcsinh((self.upper - self.center) / alpha)

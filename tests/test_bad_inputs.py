@@ -419,24 +419,7 @@ TARGETS = {
 }
 
 #: (target name, parameter, bad key) -> reason: cases failing in files another helper owns.
-_H4_MARKET = ("routed to H4 (rl/stopping/config.py): StoppingConfig should build its BlackScholes/AmericanOption "
-              "(pdecore.params bounds: strike, spot <= 1e15, |rate|, |dividend| <= 100, volatility <= 100) so that "
-              "1e300 is refused by name as in pdecore")
 ROUTED: dict[tuple[str, str, str], str] = {
-    ("sinh_grid", "n_points", "huge"): "routed to the owner of pdecore/grids.py (H7): SinhGrid(n_points=1e300).nodes() "
-                                       "raises TypeError, and n_points=10**9 allocates 8 GB without pdecore.budget; "
-                                       "store check_int's int and check_memory(8 × n_points × ~4) in nodes()",
-    ("stopping_config", "strike", "huge"): _H4_MARKET,
-    ("stopping_config", "spot", "huge"): _H4_MARKET,
-    ("stopping_config", "volatility", "huge"): _H4_MARKET,
-    ("stopping_config", "rate", "huge"): _H4_MARKET,
-    ("stopping_config", "dividend", "huge"): _H4_MARKET,
-    ("stopping_config", "maturity", "huge"): "routed to H4 (rl/stopping/config.py): maturity=1e300 is refused as "
-                                             "'penalty * dt must lie in [0, 1]', a message that does not name maturity",
-    ("stopping_config", "learning_rate", "huge"): "routed to H4 (rl/stopping/config.py): learning_rate=1e300 accepted; "
-                                                  "bound it (MMTrainConfig refuses lr > 10)",
-    ("stopping_config", "seed", "huge"): "routed to H4 (rl/stopping/config.py): seed=1e300 accepted; torch seeds are "
-                                         "64-bit (check_int(..., maximum=2**63 - 2))",
 }
 
 

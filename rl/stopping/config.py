@@ -195,6 +195,15 @@ class StoppingConfig:
                                                           fix=f"pass a positive {name.replace('_', ' ')}"))
         for name in ("rate", "dividend"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), fix=f"pass a finite {name}"))
+        # the market and the contract through pdecore's own parameter objects, so that their bounds
+        # (volatility <= 100, |rate|, |dividend| <= 100, strike <= 1e15, maturity <= 1000 years) apply here too
+        self.model()
+        self.option()
+        check_range("spot", self.spot, 0.0, 1e15, closed_low=False, fix="pass a spot price below 1e15")
+        for name in ("learning_rate", "volatility_learning_rate", "volatility_fine_learning_rate"):
+            # a step size past 10 diverges on any of the paper's problems (the networks' outputs are O(K))
+            check_range(name, getattr(self, name), 0.0, 10.0, closed_low=False,
+                        fix=f"pass a {name.replace('_', ' ')} in (0, 10], e.g. 0.01")
         object.__setattr__(self, "n_steps", check_int("n_steps", self.n_steps, minimum=1,
                                                       fix="pass a positive number of dates such as 50"))
         object.__setattr__(self, "batch_size", check_int(
@@ -206,9 +215,11 @@ class StoppingConfig:
         for name in ("eval_paths", "test_paths"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}; pass e.g. 16384")
-        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed"))
-        object.__setattr__(self, "eval_seed", check_int("eval_seed", self.eval_seed, minimum=0,
-                                                        fix="pass a non-negative seed"))
+        # torch seeds are 64-bit: a seed must stay below 2**63
+        object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0, maximum=2**63 - 2,
+                                                   fix="pass a non-negative seed below 2**63"))
+        object.__setattr__(self, "eval_seed", check_int("eval_seed", self.eval_seed, minimum=0, maximum=2**63 - 2,
+                                                        fix="pass a non-negative seed below 2**63"))
         for name in ("batch_norm", "learn_volatility", "detach_policy"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -53,6 +53,8 @@ import torch
 from rl.black_scholes import bs_price_torch
 from rl.losses import dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss
 from rl.networks import BatchedValueNetwork
+from rl.schedules import cosine_learning_rate
+from rl.seeding import derive_seeds
 from rl.stopping.config import StoppingConfig
 from rl.stopping.evaluation import EVAL_CHUNK, StoppingReference, evaluate_stopping, payoff_torch
 from rl.stopping.policies import BernoulliStoppingPolicy
@@ -62,10 +64,7 @@ from rl.stopping.simulator import GBMSimulator
 # ---------------------------------------------------------------------------------------------------
 # the learner
 # ---------------------------------------------------------------------------------------------------
-def _seeds(seed: int, count: int) -> list[int]:
-    """Independent 63-bit seeds derived from one seed (NumPy's SeedSequence)."""
-    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
-    return [int(s) & (2**63 - 1) for s in state]
+_seeds = derive_seeds  # the name rl.stopping.high_dim imports (one seed derivation: rl.seeding)
 
 
 class StoppingLearner:
@@ -104,7 +103,7 @@ class StoppingLearner:
         self.simulator = GBMSimulator(config.model(), config.option(), spot=config.spot, n_steps=config.n_steps,
                                       scheme=config.scheme)
         self._reference = reference
-        train_seed, init_seed = _seeds(config.seed, 2)
+        train_seed, init_seed = derive_seeds(config.seed, 2)
         self.generator = torch.Generator().manual_seed(train_seed)
         init = torch.Generator().manual_seed(init_seed)
         self.net = BatchedValueNetwork(config.n_steps, in_features=2, hidden=config.hidden,
@@ -251,11 +250,8 @@ class StoppingLearner:
         to ``lr_final_fraction · learning_rate`` over ``lr_decay_updates`` updates, then constant
         (Loshchilov & Hutter 2017, without restarts); constant when ``lr_decay_updates`` is 0."""
         c = self.config
-        if not c.lr_decay_updates:
-            return c.learning_rate
-        progress = min(update / c.lr_decay_updates, 1.0)
-        fraction = c.lr_final_fraction + (1.0 - c.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return c.learning_rate * fraction
+        return cosine_learning_rate(update, learning_rate=c.learning_rate, decay_updates=c.lr_decay_updates,
+                                    final_fraction=c.lr_final_fraction)
 
     def _train_features_eager(self, paths: torch.Tensor):
         """Training inputs of one batch and the European martingale loss of ϕ (None if ϕ is known)."""

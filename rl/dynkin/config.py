@@ -15,18 +15,19 @@ obstacles are clamped at the insolvency floor ``−(1−θ)(1 − insolvency_mar
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from pdecore.checks import check_choice, check_int, check_positive, check_range, check_real
 from pdecore.dynkin_oracle import insolvency_floor
 from pdecore.params import MertonCosts
+from rl.config_base import ConfigRecord
 
 ALGORITHMS = ("ml", "td0", "dai_dong")
 OPTIMIZERS = ("auto", "adam", "sgd")
 
 
 @dataclass(frozen=True)
-class DynkinConfig:
+class DynkinConfig(ConfigRecord):
     """Settings of one Dynkin-learner run.
 
     Parameters
@@ -165,20 +166,3 @@ class DynkinConfig:
         """The true market as a :class:`pdecore.MertonCosts`."""
         return MertonCosts(drift=self.drift, rate=self.rate, volatility=self.volatility, cost=self.cost,
                            maturity=self.maturity)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DynkinConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused (they signal another version)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown DynkinConfig fields {unknown}; the run was written by another version")
-        return cls(**data)
-
-    def replace(self, **changes) -> "DynkinConfig":
-        data = self.to_dict()
-        data.update(changes)
-        return DynkinConfig(**data)

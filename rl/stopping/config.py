@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from pdecore.checks import (check_choice, check_int, check_nonnegative, check_positive, check_range,
                                check_real)
 from pdecore.params import AmericanOption, BlackScholes
+from rl.config_base import ConfigRecord
 
 ALGORITHMS = ("ml", "td0", "dong")
 FORMULATIONS = ("premium", "price")
@@ -27,7 +28,7 @@ class ExerciseWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class StoppingConfig:
+class StoppingConfig(ConfigRecord):
     """Settings of one stopping-learner run.
 
     Parameters
@@ -251,20 +252,3 @@ class StoppingConfig:
     def option(self) -> AmericanOption:
         """The contract as a :class:`pdecore.AmericanOption` (also validates ``kind``)."""
         return AmericanOption(self.kind, self.strike, self.maturity)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "StoppingConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused (they signal another version)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown StoppingConfig fields {unknown}; the run was written by another version")
-        return cls(**data)
-
-    def replace(self, **changes) -> "StoppingConfig":
-        data = self.to_dict()
-        data.update(changes)
-        return StoppingConfig(**data)

@@ -34,6 +34,8 @@ MEANINGFUL = {
     ("price american", "--rate"): {"-1", "0"},            # rates may be zero or negative (|r| <= 100)
     ("price american", "--dividend"): {"0"},
     ("price american", "--temperature"): {"0"},           # 0: no exploration (the VI / penalized PDE)
+    ("price american --penalty", "--temperature"): {"0"},
+    ("solve merton --penalty", "--temperature"): {"0"},
     ("boundary american", "--rate"): {"-1", "0"},
     ("boundary american", "--dividend"): {"0"},
     ("boundary american", "--temperature"): {"0"},
@@ -70,6 +72,10 @@ COMMANDS = {
     "oracle stopping": (["oracle", "stopping"], ["--spot", "36", *AMERICAN, "--steps", "10", "--penalty", "1",
                                                  "--temperature", "0.1", "--nodes-per-std", "4"]),
     "solve merton": (["solve", "merton"], ["--n-space", "100", "--n-time", "20"]),
+    # the exploratory engines: --temperature is probed with a finite penalty
+    "price american --penalty": (["price", "american"], ["--spot", "36", *AMERICAN, "--precision", "fast",
+                                                        "--penalty", "1"]),
+    "solve merton --penalty": (["solve", "merton"], ["--n-space", "100", "--n-time", "20", "--penalty", "5"]),
     "backtest merton": (["backtest", "merton"], ["--n-space", "100", "--n-time", "20", "--years", "0.1",
                                                  "--paths", "20", "--steps-per-year", "50"]),
     "train stopping": (["train", "stopping"], ["--steps", "1", "--batch", "16", "--eval-paths", "64",
@@ -86,6 +92,8 @@ COMMANDS = {
 }
 
 FLOAT_FLAGS = {
+    "price american --penalty": ["--temperature"],
+    "solve merton --penalty": ["--temperature"],
     "price american": ["--spot", "--strike", "--rate", "--volatility", "--maturity", "--dividend", "--penalty",
                        "--temperature"],
     "boundary american": ["--strike", "--rate", "--volatility", "--maturity", "--dividend", "--penalty",

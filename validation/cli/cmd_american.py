@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 from validation.cli.common import (IMAGE_SUFFIXES, add_black_scholes_arguments, add_json_flag, add_overwrite_flag,
-                                   black_scholes_model_and_option, check_output_file, emit, finite_float,
-                                   positive_int)
+                                   black_scholes_model_and_option, check_output_file, check_temperature, emit,
+                                   finite_float, positive_int)
 
 
 def _add_contract_arguments(parser, *, spot: bool) -> None:
@@ -39,6 +39,7 @@ def _solve(args):
     from pdecore import solve_american
 
     model, option = black_scholes_model_and_option(args)
+    check_temperature(args.temperature)
     return solve_american(model, option, n_space=args.n_space, n_time=args.n_time, penalty=args.penalty,
                           temperature=args.temperature, premium=args.premium, precision=args.precision,
                           spot=getattr(args, "spot", None))  # the grid covers the spot, the estimate is there

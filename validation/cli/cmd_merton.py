@@ -10,7 +10,8 @@ Defaults are SPEC section 4's market: α = 0.168, r = 0.008, σ = 0.3, θ = 0.00
 
 from __future__ import annotations
 
-from validation.cli.common import (IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file, emit,
+from validation.cli.common import (IMAGE_SUFFIXES, add_json_flag, add_overwrite_flag, check_output_file,
+                                   check_temperature, emit,
                                    finite_float, positive_int, seed_int)
 
 def _defaults() -> dict:
@@ -96,6 +97,7 @@ def _solve(args) -> int:
     """
     import time
 
+    check_temperature(args.temperature)
     if args.plot:  # checked before the solve: a bad path costs nothing
         check_output_file("--plot", args.plot, suffixes=IMAGE_SUFFIXES, overwrite=args.overwrite)
 

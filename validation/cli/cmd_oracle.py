@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from validation.cli.common import (add_black_scholes_arguments, add_json_flag, black_scholes_model_and_option,
-                                   emit, finite_float, positive_int)
+                                   check_temperature, emit, finite_float, positive_int)
 
 
 def register(verbs) -> None:
@@ -40,9 +40,7 @@ def _stopping(args) -> int:
     if not 0 < args.spot or abs(math.log(args.spot / args.strike)) > 50:
         raise ValueError(f"--spot {args.spot:g} is outside (0, e^50·strike], where the option is worth its "
                          "intrinsic value or 0 to double precision; pass a spot within the engine's reach")
-    if args.temperature > 1e10:
-        raise ValueError(f"--temperature {args.temperature:g} is past 1e10, where the scheme is meaningless; "
-                         "pass a temperature of the scale of the payoff")
+    check_temperature(args.temperature)
     oracle = stopping_oracle(model, option, n_steps=args.steps, penalty=args.penalty,
                              temperature=args.temperature, spot=args.spot, nodes_per_std=args.nodes_per_std)
     bermudan = bermudan_price(model, option, n_steps=args.steps, spot=args.spot,

@@ -47,13 +47,13 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from pdecore.basket import BASKET_CASES
 from pdecore.budget import check_memory
 from pdecore.checks import check_choice, check_int, check_positive, check_real
 from rl.black_scholes import bs_price_torch
 from rl.losses import martingale_loss
 from rl.networks import BatchedValueNetwork
 from rl.seeding import derive_seeds as _seeds  # the learners' shared seed derivation (one seed → paths, weights)
-from pdecore.basket import BASKET_CASES
 from rl.stopping.basket import DTYPES, BasketMarket, BasketSimulator
 from rl.stopping.fbm import FBMSimulator
 from rl.stopping.policies import BernoulliStoppingPolicy

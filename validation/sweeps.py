@@ -90,7 +90,11 @@ from validation import experiments
 SWEEP_TABLES = ("base", "grid", "sweep")
 
 #: Keys of the ``[sweep]`` table and their defaults.
-SWEEP_OPTIONS = {"evaluate": False, "metrics": None, "x": None, "group": None}
+SWEEP_OPTIONS = {"evaluate": False, "metrics": None, "x": None, "group": None, "floors": None, "curves": None}
+
+#: Legend of a floor drawn on its metric's panel (``[sweep] floors``): the stopping studies' floors are
+#: the discrete oracle's errors at the run's own penalty and temperature (docs/stopping_studies.md).
+FLOOR_LABEL = "discrete oracle floor (same κ, λ)"
 
 #: The grid key that holds the repetitions averaged over (every other grid key makes a grid point).
 SEED_KEY = "train.seed"
@@ -117,6 +121,7 @@ MAX_NAME = 100
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 RESULTS_NAME, SUMMARY_NAME, FIGURE_NAME, RECORD_NAME = "results.csv", "summary.csv", "sweep.png", "sweep.json"
+CURVES_NAME, CURVES_FIGURE_NAME = "curves.csv", "curves.png"
 RUNS_FOLDER = "runs"
 WORKER_WAIT = 30  # seconds a given scheduler may take to have a worker (workers started just before it)
 CONNECT_TIMEOUT = 20  # seconds to reach a given scheduler
@@ -148,11 +153,16 @@ class SweepSpec:
         return self.base["kind"]
 
     @property
+    def keys(self) -> list[str]:
+        """The overridden dotted keys, a coupled grid key (``"a,b"``) split into its components."""
+        return [part for key in self.grid for part in split_grid_key(key)]
+
+    @property
     def group(self) -> list[str]:
         """The grid keys that make a grid point (default: every grid key but :data:`SEED_KEY`)."""
         if self.options["group"] is not None:
             return list(self.options["group"])
-        return [key for key in self.grid if key != SEED_KEY]
+        return [key for key in self.keys if key != SEED_KEY]
 
 
 def _canonical(spec: Mapping) -> dict:
@@ -186,6 +196,11 @@ def _short_hash(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def split_grid_key(key: str) -> list[str]:
+    """The dotted keys a grid key varies: ``"train.algorithm,train.steps"`` -> both (varied together)."""
+    return [part.strip() for part in key.split(",")]
+
+
 def run_name(overrides: Mapping[str, Any]) -> str:
     """The run folder's name: ``key=value`` pairs joined by commas, filesystem-safe.
 
@@ -205,20 +220,28 @@ def run_name(overrides: Mapping[str, Any]) -> str:
     return safe
 
 
-def _check_options(options: Mapping, grid: Mapping, source: str) -> dict:
+def _check_options(options: Mapping, grid: list[str], source: str) -> dict:
     unknown = sorted(set(options) - set(SWEEP_OPTIONS))
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in [sweep] of {source}; allowed keys: {', '.join(SWEEP_OPTIONS)}")
     resolved = {**SWEEP_OPTIONS, **options}
     if not isinstance(resolved["evaluate"], bool):
         raise ValueError(f"[sweep] evaluate must be a boolean (true/false), got {resolved['evaluate']!r}")
-    for key in ("metrics", "group"):
+    examples = {"metrics": '["evaluate/rel_error_stopping"]', "group": '["train.penalty"]',
+                "curves": '["eval/rel_error_stopping"]'}
+    for key, example in examples.items():
         value = resolved[key]
         if value is not None and not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
-            raise ValueError(f"[sweep] {key} must be a list of strings, got {value!r}; e.g. {key} = "
-                             + ('["evaluate/rel_error_stopping"]' if key == "metrics" else '["train.penalty"]'))
+            raise ValueError(f"[sweep] {key} must be a list of strings, got {value!r}; e.g. {key} = {example}")
         if value is not None:
             resolved[key] = list(value)
+    floors = resolved["floors"]
+    if floors is not None:
+        if not (isinstance(floors, Mapping) and all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in floors.items())):
+            raise ValueError(f"[sweep] floors must be a table of metric -> floor metric (strings), got {floors!r}; "
+                             'e.g. floors = {"evaluate/rel_error_stopping" = "evaluate/oracle_floor_stopping"}')
+        resolved["floors"] = dict(floors)
     for key in resolved["group"] or ():
         if key not in grid:
             raise ValueError(f"[sweep] group names {key!r}, which is not a key of [grid] ({', '.join(grid) or 'empty'}); "
@@ -278,14 +301,33 @@ def load_sweep(spec, *, root=None) -> SweepSpec:
     grid = data.get("grid", {})
     if not isinstance(grid, Mapping):
         raise ValueError(f"grid in {source} must be a table [grid] of dotted keys to lists, got {grid!r}")
+    owner: dict[str, str] = {}
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"[grid] {key!r} must be a non-empty list of values, got {values!r}; "
                              f"e.g. \"{key}\" = [1, 5, 10]")
-    options = _check_options(data.get("sweep", {}), grid, source)
+        parts = split_grid_key(key)
+        for part in parts:
+            if not part:
+                raise ValueError(f"[grid] {key!r} has an empty key between its commas; write e.g. "
+                                 '"train.algorithm,train.steps"')
+            if part in owner:
+                raise ValueError(f"[grid] key {part!r} is varied twice (in {owner[part]!r} and {key!r}); "
+                                 "give each key once")
+            owner[part] = key
+        if len(parts) > 1:  # coupled keys: each value is one tuple of values, varied together
+            for value in values:
+                if not isinstance(value, list) or len(value) != len(parts):
+                    raise ValueError(f"[grid] {key!r} couples {len(parts)} keys, so each value must be a list of "
+                                     f"{len(parts)} values (one per key), got {value!r}; e.g. \"{key}\" = "
+                                     f"[[{', '.join(['...'] * len(parts))}], ...]")
+    options = _check_options(data.get("sweep", {}), list(owner), source)
     points, seen = [], {}
     for values in itertools.product(*grid.values()):
-        overrides = dict(zip(grid, values))
+        overrides = {}
+        for key, value in zip(grid, values):
+            parts = split_grid_key(key)
+            overrides.update(zip(parts, value) if len(parts) > 1 else [(key, value)])
         try:
             resolved = experiments.load_spec(base_data, overrides)
         except ValueError as exc:
@@ -685,7 +727,7 @@ def results_rows(sweep: SweepSpec, result: SweepResult) -> tuple[list[str], list
         rows.append({"run": run["name"], **run["overrides"], "status": run["status"],
                      "steps": summary.get("step"), "seconds": summary.get("seconds"), "attempts": run["attempts"],
                      "error": run["errors"][-1] if run["status"] != "completed" and run["errors"] else "", **metrics})
-    columns = ["run", *sweep.grid, "status", "steps", "seconds", "attempts", "error", *metric_names]
+    columns = ["run", *sweep.keys, "status", "steps", "seconds", "attempts", "error", *metric_names]
     return columns, rows
 
 
@@ -756,12 +798,18 @@ def _label(key: str) -> str:
     return LABELS.get(key) or LABELS.get(bare) or key
 
 
-def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Path) -> Path | None:
+def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Path,
+                 floors: Mapping[str, str] | None = None) -> Path | None:
     """``sweep.png``: one panel per metric, mean ± 1 s.d. over seeds against the ``x`` key.
 
     Lines are the combinations of the other group keys; a numeric x with positive values spanning
-    two decades or more gets a log axis. Nothing is drawn (None) without completed runs or metrics.
+    two decades or more gets a log axis. ``floors`` maps a plotted metric column to the column of its
+    floor (``[sweep] floors``), drawn dashed on the metric's panel as its mean over seeds at each x:
+    once, grey, labelled :data:`FLOOR_LABEL`, when every line has the same floor (the oracle's floor
+    depends on κ and λ, not on the learner), else once per line in the line's colour. Nothing is
+    drawn (None) without completed runs or metrics.
     """
+    floors = dict(floors or {})
     group = sweep.group
     if not metrics or not any(row["n"] for row in rows):
         return None
@@ -778,6 +826,7 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
     numeric = x_key is not None and all(_numeric(s) for s in x_values)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        floor_lines: list[tuple] = []
         lines: dict[tuple, list[dict]] = {}
         for row in rows:
             lines.setdefault(tuple(json.dumps(row[o]) for o in others), []).append(row)
@@ -794,6 +843,11 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
             line = ax.errorbar(xs, mean, yerr=sd, marker="o", capsize=3, label=label).lines[0]
             ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=line.get_color(), alpha=0.2, linewidth=0)
+            if metric in floors:
+                floor_points = [(x, r[f"{floors[metric]}_mean"]) for x, r in zip(xs, members)
+                                if math.isfinite(r[f"{floors[metric]}_mean"])]
+                floor_lines.append((floor_points, line.get_color(), label))
+        _draw_floors(ax, floor_lines)
         if numeric:
             positives = [float(json.loads(s)) for s in x_values]
             if min(positives) > 0 and max(positives) / min(positives) >= 100:
@@ -805,7 +859,7 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
         ax.set_ylabel(_label(metric))
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-        if len(lines) > 1:
+        if len(lines) > 1 or floor_lines:
             ax.legend(fontsize=8)
     counts = sorted({r["n"] for r in rows if r["n"]})
     fig.suptitle(f"{Path(sweep.source).name}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
@@ -814,6 +868,22 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _draw_floors(ax, floor_lines: list[tuple]) -> None:
+    """Dashed floors on a panel: one grey line when every line's floor is the same, else one per line."""
+    floor_lines = [entry for entry in floor_lines if entry[0]]
+    if not floor_lines:
+        return
+    first = floor_lines[0][0]
+    shared = all(len(points) == len(first) and all(
+        xa == xb and math.isclose(ya, yb, rel_tol=1e-9, abs_tol=1e-15) for (xa, ya), (xb, yb) in zip(points, first))
+        for points, _, _ in floor_lines)
+    if shared:
+        floor_lines = [(first, "0.35", None)]
+    for points, color, label in floor_lines:
+        ax.plot([x for x, _ in points], [y for _, y in points], linestyle="--", color=color, linewidth=1.3,
+                marker="_", label=FLOOR_LABEL if label is None else f"{label}: {FLOOR_LABEL}")
 
 
 def _numeric(text: str) -> bool:
@@ -841,14 +911,146 @@ def write_outputs(sweep: SweepSpec, result: SweepResult) -> tuple[dict, list[str
             else:
                 plotted.append(column)
         aggregated = list(dict.fromkeys(["seconds", *plotted]))
+    floors = {}
+    for name, floor_name in (sweep.options["floors"] or {}).items():
+        column, floor_column = _metric_column(name, columns), _metric_column(floor_name, columns)
+        if column is None or floor_column is None:
+            missing = name if column is None else floor_name
+            warnings.append(f"[sweep] floors names {missing!r}, which no run reported; its floor is not drawn")
+        elif column not in plotted:
+            warnings.append(f"[sweep] floors names {name!r}, which is not a plotted metric ({', '.join(plotted)}); "
+                            "add it to [sweep] metrics to draw its floor")
+        else:
+            floors[column] = floor_column
+    aggregated = list(dict.fromkeys([*aggregated, *floors.values()]))
     files = {"results": result.out / RESULTS_NAME, "summary": result.out / SUMMARY_NAME}
     _write_csv(files["results"], columns, rows)
     summary_columns, summary = summary_rows(sweep, columns, rows, aggregated)
     _write_csv(files["summary"], summary_columns, summary)
-    figure = plot_summary(sweep, summary, plotted, result.out / FIGURE_NAME)
+    figure = plot_summary(sweep, summary, plotted, result.out / FIGURE_NAME, floors=floors)
     if figure is not None:
         files["figure"] = figure
+    if sweep.options["curves"]:
+        files.update(write_curves(sweep, result, warnings))
     return files, warnings
+
+
+# ====================================================================== learning curves
+def curve_rows(sweep: SweepSpec, result: SweepResult, metrics: list[str]) -> tuple[list[str], list[dict], list[str]]:
+    """``curves.csv``: per grid point (the group keys) and training step, mean and s.d. of each metric.
+
+    Each completed run's ``runs/<name>/metrics.jsonl`` (one record per periodic evaluation, with its
+    ``step``) is read; the runs of a grid point are the seeds averaged over, as in ``summary.csv``
+    (``n`` counts the runs holding a finite value at that step; s.d. with ``ddof = 1``, empty for
+    ``n = 1``). A metric is looked up as given, then as ``eval/<name>``.
+
+    Returns
+    -------
+    columns, rows, found
+        ``found``: the metric names (as written in the records) that some run reported.
+    """
+    from rl.runs import read_jsonl
+
+    group = sweep.group
+    names = {metric: None for metric in metrics}
+    series: dict[tuple, dict[int, dict[str, list[float]]]] = {}
+    for run in result.runs:
+        if run["status"] != "completed":
+            continue
+        path = result.out / RUNS_FOLDER / run["name"] / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        key = tuple(json.dumps(run["overrides"][g], sort_keys=True) for g in group)
+        steps = series.setdefault(key, {})
+        for record in read_jsonl(path):
+            for metric in metrics:
+                name = metric if metric in record else f"eval/{metric}" if f"eval/{metric}" in record else None
+                value = record.get(name) if name else None
+                if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue
+                names[metric] = name
+                if math.isfinite(float(value)):
+                    steps.setdefault(int(record["step"]), {}).setdefault(metric, []).append(float(value))
+    found = [m for m in metrics if names[m] is not None]
+    columns = [*group, "step", *[f"{names[m]}_{stat}" for m in found for stat in ("n", "mean", "sd")]]
+    rows = []
+    for key, steps in series.items():
+        for step in sorted(steps):
+            entry = {g: json.loads(k) for g, k in zip(group, key)}
+            entry["step"] = step
+            for metric in found:
+                values = steps[step].get(metric, [])
+                mean, sd = _mean_sd(values) if values else (math.nan, math.nan)
+                entry.update({f"{names[metric]}_n": len(values), f"{names[metric]}_mean": mean,
+                              f"{names[metric]}_sd": sd})
+            rows.append(entry)
+    return columns, rows, [names[m] for m in found]
+
+
+def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Path) -> Path | None:
+    """``curves.png``: one panel per metric, its mean ± 1 s.d. band over seeds against training steps,
+    one line per grid point (the paper's figure 6 learning curves). A metric whose positive values
+    span two decades or more gets a log y-axis (errors fall from 100 % to a fraction of a percent)."""
+    if not metrics or not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    group = sweep.group
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 4.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        lines: dict[tuple, list[dict]] = {}
+        for row in rows:
+            lines.setdefault(tuple(json.dumps(row[g]) for g in group), []).append(row)
+        drawn = []
+        for line_key, members in lines.items():
+            members = [r for r in members if r[f"{metric}_n"] and math.isfinite(r[f"{metric}_mean"])]
+            if not members:
+                continue
+            steps = [r["step"] for r in members]
+            mean = [r[f"{metric}_mean"] for r in members]
+            sd = [r[f"{metric}_sd"] if math.isfinite(r[f"{metric}_sd"]) else 0.0 for r in members]
+            label = ", ".join(f"{g.rpartition('.')[2]}={json.loads(k)}" for g, k in zip(group, line_key)) or None
+            line, = ax.plot(steps, mean, label=label, linewidth=1.4)
+            ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+            drawn.extend(mean)
+        positives = [v for v in drawn if v > 0]
+        if positives and len(positives) == len(drawn) and max(positives) / min(positives) >= 100:
+            ax.set_yscale("log")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel(_label(metric))
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+        if len(lines) > 1:
+            ax.legend(fontsize=7)
+    counts = sorted({r[f"{m}_n"] for r in rows for m in metrics if r[f"{m}_n"]})
+    fig.suptitle(f"{Path(sweep.source).name}: learning curves, mean ± 1 s.d. over seeds "
+                 f"(n = {', '.join(map(str, counts))})", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_curves(sweep: SweepSpec, result: SweepResult, warnings: list[str]) -> dict:
+    """Write ``curves.csv`` and ``curves.png`` for ``[sweep] curves``; appends to ``warnings``."""
+    requested = sweep.options["curves"]
+    columns, rows, found = curve_rows(sweep, result, requested)
+    for metric in requested:
+        if metric not in found and f"eval/{metric}" not in found:
+            warnings.append(f"[sweep] curves names {metric!r}, which no run's metrics.jsonl records; "
+                            "curves need periodic evaluations (train.eval_every > 0)")
+    files = {}
+    if rows:
+        files["curves"] = result.out / CURVES_NAME
+        _write_csv(files["curves"], columns, rows)
+        figure = plot_curves(sweep, rows, found, result.out / CURVES_FIGURE_NAME)
+        if figure is not None:
+            files["curves_figure"] = figure
+    return files
 
 
 __all__ = ["GridPoint", "LABELS", "SWEEP_OPTIONS", "SweepResult", "SweepSpec", "load_sweep", "run_name", "run_point",

@@ -126,6 +126,98 @@ def test_aggregates_keep_failed_rows_and_average_completed_ones(tmp_path):
     assert float(summary[("td0", "10.0")]["eval/rel_error_stopping_mean"]) == pytest.approx(0.095)
 
 
+def test_coupled_grid_keys_vary_together_with_readable_names():
+    """``"train.algorithm,train.steps" = [["ml", 3], ["td0", 5]]``: two settings, not four; each key its column."""
+    sweep = load_sweep({"base": BASE, "grid": {"train.algorithm,train.steps": [["ml", 3], ["td0", 5]],
+                                               "train.seed": [0, 1]}, "sweep": {"group": ["train.algorithm"]}})
+    assert [p.name for p in sweep.points] == ["algorithm=ml,steps=3,seed=0", "algorithm=ml,steps=3,seed=1",
+                                              "algorithm=td0,steps=5,seed=0", "algorithm=td0,steps=5,seed=1"]
+    assert [(p.spec["train"]["algorithm"], p.spec["train"]["steps"]) for p in sweep.points] == \
+        [("ml", 3), ("ml", 3), ("td0", 5), ("td0", 5)]
+    assert sweep.keys == ["train.algorithm", "train.steps", "train.seed"]
+    assert load_sweep({"base": BASE, "grid": sweep.grid}).group == ["train.algorithm", "train.steps"]
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"train.algorithm,train.steps": [["ml", 3], "td0"]}, ["couples 2 keys", "list of 2 values", "'td0'"]),
+    ({"train.algorithm,train.steps": [["ml", 3, 4]]}, ["couples 2 keys"]),
+    ({"train.steps": [3], "train.algorithm,train.steps": [["ml", 3]]}, ["'train.steps' is varied twice"]),
+    ({"train.algorithm,": [["ml", 3]]}, ["empty key"]),
+    ({"train.algorithm,train.steps": [["ml", 3], ["ml", 3]]}, ["same experiment"]),
+])
+def test_bad_coupled_keys_are_refused_by_name(grid, words):
+    with pytest.raises(ValueError) as info:
+        load_sweep({"base": BASE, "grid": grid})
+    for word in words:
+        assert word in str(info.value)
+
+
+def fake_runs(sweep, out, curve=None):
+    """Completed runs of ``sweep`` as run_sweep records them; ``curve(index, step)`` fills metrics.jsonl."""
+    runs = []
+    for index, point in enumerate(sweep.points):
+        evaluation = {"p_stopping_error": 0.01 + 0.001 * index, "oracle_floor_stopping": 0.002 * point.spec["train"]["penalty"]}
+        runs.append({"name": point.name, "overrides": point.overrides, "status": "completed", "computed": True,
+                     "attempts": 1, "errors": [], "summary": {"step": 200, "seconds": 1.0, "evaluation": {}},
+                     "evaluation": evaluation})
+        if curve is not None:
+            folder = out / "runs" / point.name
+            folder.mkdir(parents=True)
+            folder.joinpath("metrics.jsonl").write_text("".join(
+                json.dumps({"step": step, "eval/rel_error_stopping": curve(index, step), "time/elapsed_s": 1.0}) + "\n"
+                for step in (0, 100, 200)))
+    return runs
+
+
+def test_floors_are_aggregated_and_drawn_once_when_shared(tmp_path):
+    """[sweep] floors: the floor column is averaged into summary.csv and drawn dashed on its metric's
+    panel; a floor the learners share (the oracle's, same κ and λ) is one grey line with the label."""
+    sweep = load_sweep({"base": BASE, "grid": {"train.algorithm,train.steps": [["ml", 3], ["td0", 5]],
+                                               "train.penalty": [1, 10], "train.seed": [0, 1]},
+                        "sweep": {"x": "train.penalty", "metrics": ["evaluate/p_stopping_error"],
+                                  "floors": {"evaluate/p_stopping_error": "evaluate/oracle_floor_stopping",
+                                             "evaluate/missing": "evaluate/oracle_floor_stopping"}}})
+    result = sweeps.SweepResult(out=tmp_path, runs=fake_runs(sweep, tmp_path), failures=[], seconds=0.0,
+                                scheduler="-", workers=0)
+    files, warnings = sweeps.write_outputs(sweep, result)
+    assert len(warnings) == 1 and "'evaluate/missing'" in warnings[0]
+    summary = {(r["train.algorithm"], r["train.penalty"]): r for r in read_csv(files["summary"])}
+    assert float(summary[("td0", "10.0")]["evaluate/oracle_floor_stopping_mean"]) == pytest.approx(0.02)
+    assert float(summary[("ml", "1.0")]["evaluate/p_stopping_error_mean"]) == pytest.approx(0.0105)
+    assert files["figure"].stat().st_size > 10_000 and "curves" not in files
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    sweeps._draw_floors(ax, [([(1.0, 0.002), (10.0, 0.02)], "C0", "ml"), ([(1.0, 0.002), (10.0, 0.02)], "C1", "td0")])
+    assert [line.get_label() for line in ax.lines] == [sweeps.FLOOR_LABEL]
+    assert ax.lines[0].get_linestyle() == "--"
+    sweeps._draw_floors(ax, [([(1.0, 0.002)], "C0", "ml"), ([(1.0, 0.003)], "C1", "td0")])
+    assert [line.get_label() for line in ax.lines[1:]] == [f"ml: {sweeps.FLOOR_LABEL}", f"td0: {sweeps.FLOOR_LABEL}"]
+    plt.close(fig)
+
+
+def test_learning_curves_average_metrics_jsonl_over_seeds(tmp_path):
+    """[sweep] curves: mean and s.d. (ddof=1) per grid point and step from each run's metrics.jsonl."""
+    sweep = load_sweep({"base": BASE, "grid": {"train.algorithm": ["dong", "td0"], "train.seed": [0, 1, 2]},
+                        "sweep": {"curves": ["eval/rel_error_stopping", "eval/never_logged"]}})
+    runs = fake_runs(sweep, tmp_path, curve=lambda index, step: 1.0 / (1 + step) + 0.001 * index)
+    runs[2].update(status="failed", summary=None, evaluation=None)  # dong seed 2: not averaged
+    result = sweeps.SweepResult(out=tmp_path, runs=runs, failures=[], seconds=0.0, scheduler="-", workers=0)
+    files, warnings = sweeps.write_outputs(sweep, result)
+    assert len(warnings) == 1 and "'eval/never_logged'" in warnings[0] and "eval_every" in warnings[0]
+    rows = {(r["train.algorithm"], r["step"]): r for r in read_csv(files["curves"])}
+    assert len(rows) == 6
+    dong, td0 = rows[("dong", "100")], rows[("td0", "200")]
+    assert dong["eval/rel_error_stopping_n"] == "2" and td0["eval/rel_error_stopping_n"] == "3"
+    assert float(dong["eval/rel_error_stopping_mean"]) == pytest.approx(1 / 101 + 0.0005)
+    assert float(td0["eval/rel_error_stopping_sd"]) == pytest.approx(0.001)
+    assert files["curves_figure"].name == "curves.png" and files["curves_figure"].stat().st_size > 10_000
+
+
 # ====================================================================== on a cluster
 @pytest.fixture(scope="module")
 def cluster():

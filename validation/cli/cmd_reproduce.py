@@ -13,9 +13,9 @@ from validation.cli.common import seed_int
 
 #: Wall time of ``--full``, shown in ``--help``. Measured on 2 cores shared with other jobs (load average
 #: about 10): american 10 s, merton 39 s, market_making 247 s, stopping_rl 700 s (ML 1000 + TD(0) 5000
-#: steps, 2^18 test paths), mm_rl over 20 minutes; on 2 quiet cores the benchmarks' rates (README) give
-#: about a quarter of that.
-FULL_RUN_TIME = "about 20 minutes on 2 quiet CPU cores, an hour or more on a busy machine"
+#: steps, 2^18 test paths), mm_rl 1771 s, mm_claims 33 s: 47 minutes of wall time for 13.4 minutes of
+#: CPU time, so about 15-20 minutes on 2 quiet cores (to be re-measured there).
+FULL_RUN_TIME = "about 15-20 minutes on 2 quiet CPU cores (47 minutes measured on a busy machine)"
 
 
 def register(verbs) -> None:

@@ -149,8 +149,10 @@ def check_input_text_file(flag: str, path, *, suffixes: tuple[str, ...] | None =
     path = _path_argument(flag, path)
     if not path.exists():
         raise ValueError(f"{flag} {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a directory, so it is not a file; give the file's path")
     if not path.is_file():
-        raise ValueError(f"{flag} {str(path)!r} is not a file")
+        raise ValueError(f"{flag} {str(path)!r} is not a regular file")
     _check_suffix(flag, path, suffixes)
     try:
         data = path.read_bytes()

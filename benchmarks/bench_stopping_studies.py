@@ -49,8 +49,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = ("study_fig4_penalty", "study_fig4_penalty_td0", "study_fig5_temperature", "study_fig5_temperature_td0",
-           "study_fig9_temperature_k50", "study_fig9_temperature_k50_td0", "study_fig6_dong")
+STUDIES = ("study_fig4_penalty", "study_fig5_temperature", "study_fig9_temperature_k50", "study_fig6_dong")
 
 
 def _load() -> str:

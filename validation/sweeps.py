@@ -17,11 +17,20 @@ A TOML file (or a mapping)::
     [grid]                         # dotted overrides -> lists of values; the cartesian product is run
     "train.penalty" = [1, 5]
     "train.seed" = [0, 1]
+    "train.algorithm,train.steps" = [["ml", 1000], ["td0", 5000]]   # coupled keys: varied together
     [sweep]                        # optional: SWEEP_OPTIONS
     evaluate = true                # experiments.evaluate(run) after training, stored as evaluation.json
     metrics = ["evaluate/rel_error_stopping"]   # columns of results.csv aggregated and plotted
     x = "train.penalty"            # the figure's x-axis (a grid key)
     group = ["train.penalty"]      # the grid keys a grid point is made of (default: all but the seed)
+    curves = ["eval/rel_error_stopping"]   # learning curves from each run's metrics.jsonl (curves.png)
+    [sweep.floors]                 # metric -> floor metric, drawn dashed on the metric's panel
+    "evaluate/rel_error_stopping" = "evaluate/oracle_floor_stopping"
+
+A grid key of comma-joined dotted keys is *coupled*: each of its values is a list with one value per
+key, and the keys vary together as one axis of the cartesian product (the stopping paper trains ML
+for 1000 steps and TD(0) for 5000: two settings, not four). Everywhere else (run names, CSV columns,
+``group``, ``x``) each key stands alone (:attr:`SweepSpec.keys`).
 
 Every grid point is resolved with :func:`validation.experiments.load_spec` before anything runs, so
 a bad value is refused with that function's message (naming table, key and value) and an unknown
@@ -56,7 +65,10 @@ training seconds, attempts, error, then the final periodic evaluation of ``summa
 (the ``group`` keys) the number of completed runs ``n`` and, per metric, the mean and the sample
 standard deviation (``ddof = 1``: the spread of one seed's result, the paper's ±1 s.d. bands; empty
 for ``n = 1``). ``DIR/sweep.png``: each plotted metric's mean ± 1 s.d. band over the ``x`` key, one
-line per combination of the other group keys. ``DIR/sweep.json``: the plan, every run's status,
+line per combination of the other group keys, and each ``floors`` metric's mean dashed on its
+metric's panel (:data:`FLOOR_LABEL`). With ``curves``: ``DIR/curves.csv`` (per grid point and
+training step, ``n``, mean and s.d. of each curve metric over the runs' ``metrics.jsonl``) and
+``DIR/curves.png`` (mean ± 1 s.d. learning curves, the stopping paper's figure 6). ``DIR/sweep.json``: the plan, every run's status,
 attempts and errors, the failures, the cluster used, the versions.
 
 Python API::
@@ -1053,5 +1065,5 @@ def write_curves(sweep: SweepSpec, result: SweepResult, warnings: list[str]) -> 
     return files
 
 
-__all__ = ["GridPoint", "LABELS", "SWEEP_OPTIONS", "SweepResult", "SweepSpec", "load_sweep", "run_name", "run_point",
-           "run_sweep"]
+__all__ = ["FLOOR_LABEL", "GridPoint", "LABELS", "SWEEP_OPTIONS", "SweepResult", "SweepSpec", "curve_rows",
+           "load_sweep", "plot_curves", "run_name", "run_point", "run_sweep", "split_grid_key", "write_curves"]

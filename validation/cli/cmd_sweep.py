@@ -21,7 +21,9 @@ def register(verbs) -> None:
     parser = verbs["sweep"]
     parser.description = ("Run every point of a sweep spec (a base experiment spec and a [grid] of overrides) as "
                           "its own training run on dask.distributed, then write DIR/results.csv, "
-                          "DIR/summary.csv (mean and s.d. over seeds) and DIR/sweep.png. See docs/sweeps.md.")
+                          "DIR/summary.csv (mean and s.d. over seeds), DIR/sweep.png (with each [sweep.floors] "
+                          "floor dashed) and, with [sweep] curves, DIR/curves.csv and DIR/curves.png (learning "
+                          "curves over training steps). See docs/sweeps.md.")
     parser.add_argument("spec", metavar="FILE.toml", help="the sweep spec (e.g. examples/sweep_smoke.toml)")
     parser.add_argument("--out", required=True, metavar="DIR", help="sweep folder (DIR/runs/<name> per run)")
     parser.add_argument("--scheduler", default=None, metavar="ADDR",

@@ -296,9 +296,9 @@ def plot_spreads_vs_inventory(learner, reference, t: float, *, option: int = 0, 
     if reference is not None:
         ax.plot(q[:, option], reference.bid_spread(t, q, option=option), "-", color="C0", label="grid bid")
         ax.plot(q[:, option], reference.ask_spread(t, q, option=option), "-", color="C3", label="grid ask")
-    ax.set_xlabel(f"inventory of option {option}")
-    ax.set_ylabel("mean spread")
-    ax.set_title(f"spreads vs inventory at t = {t:g}")
+    ax.set_xlabel(f"inventory of option {option} (lots)")
+    ax.set_ylabel("mean spread (price units)")
+    ax.set_title(f"spreads vs inventory at t = {t:g} days")
     ax.legend(fontsize=7)
     return ax
 
@@ -318,9 +318,9 @@ def plot_spreads_over_time(learner, reference, inventory: int, *, option: int = 
         grid_ask = [reference.ask_spread(t, q[0], option=option) for t in times]
         ax.plot(times, grid_bid, "-", color="C0", label="grid bid")
         ax.plot(times, grid_ask, "-", color="C3", label="grid ask")
-    ax.set_xlabel("t")
-    ax.set_ylabel("mean spread")
-    ax.set_title(f"spreads over time at inventory {inventory}")
+    ax.set_xlabel("time t (days)")
+    ax.set_ylabel("mean spread (price units)")
+    ax.set_title(f"spreads over time at a long inventory q = {inventory} lots")
     ax.legend(fontsize=7)
     return ax
 
@@ -332,8 +332,8 @@ def plot_inventory_paths(paths: dict, *, option: int = 0, label: str = "learned"
     mean, sd = inventory.mean(axis=1), inventory.std(axis=1)
     ax.plot(times, mean, color="C0", label=f"{label}: mean")
     ax.fill_between(times, mean - sd, mean + sd, color="C0", alpha=0.25, label="± 1 s.d.")
-    ax.set_xlabel("t")
-    ax.set_ylabel(f"inventory of option {option}")
+    ax.set_xlabel("time t (days)")
+    ax.set_ylabel(f"inventory of option {option} (lots)")
     ax.set_title(f"inventory paths ({inventory.shape[1]} paths)")
     ax.legend(fontsize=7)
     return ax
@@ -356,9 +356,9 @@ def plot_cross_inventory(learner, reference, *, t: float = 0.0, half_width: int 
         if reference is not None:
             ax.plot(q[:, 0], reference.bid_spread(t, q, option=j), "-", color=color, label=f"grid bid {j}")
             ax.plot(q[:, 0], reference.ask_spread(t, q, option=j), "--", color=color, label=f"grid ask {j}")
-    ax.set_xlabel("inventory of option 0 (option 1 flat)")
-    ax.set_ylabel("mean spread")
-    ax.set_title(title or f"cross-inventory effect at t = {t:g}")
+    ax.set_xlabel("inventory of option 0 (lots; option 1 flat)")
+    ax.set_ylabel("mean spread (price units)")
+    ax.set_title(title or f"cross-inventory effect at t = {t:g} days")
     ax.legend(fontsize=6, ncol=2)
     return ax
 

@@ -382,6 +382,7 @@ def plot_premium_curves(learner, references: PDEReferences, *, dates=None, axes=
     net = learner.evaluation_network()
     learned = learner.value_on_grid(spots, net=net)
     boundary = references.stopping_reference(config).boundary
+    sigma, drift = config.volatility, config.rate - config.dividend - 0.5 * config.volatility**2
     for ax, l in zip(axes, dates):
         t = l * config.dt
         european = bs_price(config.kind, spots, config.strike, config.maturity - t, config.volatility, config.rate,
@@ -394,9 +395,18 @@ def plot_premium_curves(learner, references: PDEReferences, *, dates=None, axes=
         ax.plot(spots, learned_premium, color="C0", lw=1.5, label=f"learned ({config.algorithm})")
         if np.isfinite(boundary[l]):
             ax.axvline(boundary[l], color="C1", ls=":", label="VI boundary S*(t)")
-        ax.set_title(f"l = {l} (t = {t:.2f})")
-        ax.set_xlabel("spot")
-    axes[0].set_ylabel("early-exercise premium")
+        ax.set_title(f"date l = {l} (t = {t:.2f} years)")
+        ax.set_xlabel("spot S")
+        # y-range from the spots the paths visit at t (±3 s.d. of log S_t, at least ±10 % of S_0): the
+        # unvisited deep in-the-money corner, where no learner gets data, must not set the scale
+        half = max(3.0 * sigma * np.sqrt(t), 0.1)
+        visited = (spots >= config.spot * np.exp(drift * t - half)) & (spots <= config.spot * np.exp(drift * t + half))
+        if visited.any():
+            shown = np.concatenate([pde_premium[visited], oracle_premium[visited]])
+            low, high = float(shown.min()), float(shown.max())
+            pad = 0.15 * max(high - low, 0.05)
+            ax.set_ylim(low - pad, high + pad)
+    axes[0].set_ylabel("early-exercise premium V − V_E")
     axes[0].legend(fontsize=8)
     return axes
 
@@ -420,8 +430,8 @@ def plot_decisions(evaluation: dict, learner, references: PDEReferences, *, ax=N
     american = references.american
     ax.plot(american.times, american.boundary, color="C0", lw=2, label="PDE free boundary")
     ax.axhline(config.strike, color="k", ls=":", lw=1)
-    ax.set_xlabel("t")
-    ax.set_ylabel("spot")
+    ax.set_xlabel("time t (years)")
+    ax.set_ylabel("spot S")
     ax.set_title(f"learned stopping decisions ({config.algorithm}); min accuracy "
                  f"{100 * evaluation['min_accuracy_vi']:.2f} % vs PDE, {100 * evaluation['min_accuracy']:.2f} % "
                  "vs oracle")
@@ -429,14 +439,17 @@ def plot_decisions(evaluation: dict, learner, references: PDEReferences, *, ax=N
     return ax
 
 
-def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: dict | None = None):
+def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: dict | None = None,
+                         warmup: int | dict = 0):
     """Paper figure 3: relative errors of ``P_stopping`` and ``P_control`` vs training step (log scale).
 
     ``curves`` maps a label (e.g. ``"ML"``) to a run's ``metrics.jsonl`` records. Solid lines use the
     common-random-number estimate (``eval/rel_error_*_crn``: learned rule minus the oracle's rule on
     the same paths, plus the oracle's exact price), which shows the learning error; thin lines the
     plain Monte Carlo estimate of the paper, whose sampling error on the 2^14 evaluation paths (about
-    0.8 %) hides the last digits.
+    0.8 %) hides the last digits. ``warmup`` (steps, or label → steps): evaluations before it are
+    skipped, since during the σ warm-up the value networks are untrained and the learned rule never
+    exercises (a 100 % error that would read as a stalled run).
     """
     import matplotlib.pyplot as plt
 
@@ -446,8 +459,10 @@ def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: di
         ax = axes[index]
         for number, (label, records) in enumerate(curves.items()):
             color = f"C{number}"
+            start = warmup.get(label, 0) if isinstance(warmup, dict) else warmup
             for suffix, style in (("_crn", dict(lw=1.6)), ("", dict(lw=0.8, alpha=0.5, ls="--"))):
-                points = [(r["step"], r[f"eval/{key}{suffix}"]) for r in records if f"eval/{key}{suffix}" in r]
+                points = [(r["step"], r[f"eval/{key}{suffix}"]) for r in records
+                          if f"eval/{key}{suffix}" in r and r["step"] > start]
                 if points:
                     steps, errors = zip(*points)
                     name = f"{label} (common random numbers)" if suffix else f"{label} (plain MC)"
@@ -461,7 +476,8 @@ def plot_learning_curves(curves: dict[str, list[dict]], *, axes=None, floors: di
     return axes
 
 
-def plot_volatility_curve(records: list[dict], *, true_volatility: float, ax=None):
+def plot_volatility_curve(records: list[dict], *, true_volatility: float, initial_volatility: float | None = None,
+                          ax=None):
     """Paper figure 8: the learned σ (ϕ, fitted by the European martingale loss) against training step,
     from the ``charts/volatility`` entries of ``records`` (``metrics.jsonl``), with the true σ dashed.
     Returns the Axes."""
@@ -470,6 +486,8 @@ def plot_volatility_curve(records: list[dict], *, true_volatility: float, ax=Non
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     points = [(r["step"], r["charts/volatility"]) for r in records if "charts/volatility" in r]
+    if initial_volatility is not None and (not points or points[0][0] > 0):
+        points.insert(0, (0, initial_volatility))  # the guess ϕ starts from (records begin after a step)
     if points:
         steps, values = zip(*points)
         ax.plot(steps, values, label="learned σ")
@@ -508,15 +526,18 @@ def write_figures(learner, evaluation: dict, references: PDEReferences, out_dir,
 
     if curves:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        warmup = learner.config.volatility_warmup if learner.config.learn_volatility else 0
         plot_learning_curves(curves, axes=axes, floors={"rel_error_stopping": evaluation["oracle_floor_stopping"],
-                                                        "rel_error_control": evaluation["oracle_floor_control"]})
+                                                        "rel_error_control": evaluation["oracle_floor_control"]},
+                             warmup=warmup)
         fig.tight_layout()
         written.append(out_dir / f"{prefix}learning_curves.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
         records = next(iter(curves.values()))
         fig, ax = plt.subplots(figsize=(6, 4))
-        plot_volatility_curve(records, true_volatility=learner.config.volatility, ax=ax)
+        plot_volatility_curve(records, true_volatility=learner.config.volatility,
+                              initial_volatility=learner.config.initial_volatility, ax=ax)
         fig.tight_layout()
         written.append(out_dir / f"{prefix}volatility.png")
         fig.savefig(written[-1], dpi=110)

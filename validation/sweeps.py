@@ -124,6 +124,8 @@ LABELS = {
     "steps": "training steps",
     "rel_error_stopping": "|P_stop − V_PDE| / V_PDE", "rel_error_control": "|P_ctrl − V_PDE| / V_PDE",
     "min_accuracy": "min per-date accuracy (fraction)", "mean_accuracy": "mean per-date accuracy (fraction)",
+    "min_accuracy_vi": "min per-date accuracy vs VI boundary", "mean_accuracy_vi": "mean per-date accuracy vs VI boundary",
+    "oracle_floor_stopping": "oracle |P_stop − V_PDE| / V_PDE", "oracle_floor_control": "oracle |P_ctrl − V_PDE| / V_PDE",
     "p_stopping": "P_stopping (price units)", "p_control": "P_control (price units)",
     "sigma_learned": "learned σ (per √year)", "volatility": "learned σ (per √year)",
 }

@@ -12,12 +12,20 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from pdecore.budget import check_memory
 from pdecore.checks import (check_choice, check_int, check_nonnegative, check_positive, check_range,
                                check_real)
 from pdecore.params import AmericanOption, BlackScholes
 from rl.config_base import ConfigRecord
 
 ALGORITHMS = ("ml", "td0", "dong")
+
+
+def training_bytes(batch: int, n_dates: int, hidden: int, n_hidden: int) -> float:
+    """Estimated bytes of one training step: ``batch · (L + 1)`` path-dates × float32 × (6 path arrays
+    (normals, log-spots, spots, payoffs, values, targets) + 4 per hidden unit (activation, batch-norm
+    output and both gradients) × ``hidden · n_hidden``)."""
+    return float(batch) * (n_dates + 1) * 4.0 * (6 + 4 * hidden * n_hidden)
 FORMULATIONS = ("premium", "price")
 OPTIMIZERS = ("auto", "adam", "sgd")
 MARTINGALE_WEIGHTINGS = ("restarted", "survival")
@@ -225,6 +233,10 @@ class StoppingConfig(ConfigRecord):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_nonnegative("dividend", self.dividend, fix="pass a dividend yield >= 0")
+        check_memory(f"a stopping learner with batch_size={self.batch_size}, n_steps={self.n_steps}, "
+                     f"hidden={self.hidden}, n_hidden={self.n_hidden}",
+                     training_bytes(self.batch_size, self.n_steps, self.hidden, self.n_hidden),
+                     fix="pass a smaller batch_size (the paper's is 1024)")
         penalty_step = self.penalty * self.dt
         if self.algorithm != "dong":
             check_range("penalty * dt", penalty_step, 0.0, 1.0,

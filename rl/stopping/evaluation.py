@@ -32,6 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pdecore.budget import check_work
+
+#: Optimistic path-dates per second of the chunked evaluation on one core (work refusals only).
+EVAL_PATH_DATES_PER_SECOND = 1e7
+
 EVAL_CHUNK = 2**15  # paths per forward pass in evaluation (bounds memory at ~L·21·chunk floats)
 
 
@@ -216,6 +221,9 @@ def evaluate_stopping(learner, n_paths: int, reference: StoppingReference | None
     if n_paths < 2:
         raise ValueError(f"n_paths must be >= 2 (a standard error needs two paths), got {n_paths}; "
                          "pass e.g. 262144")
+    # memory is bounded by the chunking (EVAL_CHUNK paths at a time); the work is not
+    check_work(f"a stopping evaluation on test_paths={n_paths} with {c.n_steps} dates", float(n_paths) * c.n_steps,
+               rate=EVAL_PATH_DATES_PER_SECOND, fix="pass fewer test paths (2^18 give a standard error of ~0.01%)")
     net = net if net is not None else learner.evaluation_network()
     n_dates = c.n_steps
     boundary = reference.boundary if reference is not None else None

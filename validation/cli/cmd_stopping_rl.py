@@ -131,18 +131,12 @@ REAL_FLAG_BOUNDS = {"penalty": ("--penalty", 1e10), "temperature": ("--temperatu
 EVAL_PATH_DATES_PER_SECOND = 1e7
 
 
-def training_bytes(batch: int, n_dates: int, hidden: int, n_hidden: int) -> float:
-    """Estimated bytes of one training step: ``batch · (L + 1)`` path-dates × float32 × (6 path arrays
-    (normals, log-spots, spots, payoffs, values, targets) + 4 per hidden unit (activation, batch-norm
-    output and both gradients) × ``hidden · n_hidden``)."""
-    return float(batch) * (n_dates + 1) * 4.0 * (6 + 4 * hidden * n_hidden)
-
-
 def check_stopping_sizes(spec: dict, *, test_paths: int | None = None, flag: str = "--test-paths") -> None:
     """Refuse, before any allocation, a 1-D stopping spec whose training batch exceeds the memory budget
     or whose evaluations cannot finish within the work budget (:mod:`pdecore.budget`); the message
     names the flag. (The deeper home of this check is rl.stopping's config/evaluation.)"""
     from pdecore.budget import check_memory, check_work
+    from rl.stopping.config import training_bytes
 
     train, evaluate = spec.get("train", {}), spec.get("evaluate", {})
     n_dates = int(train.get("n_steps", 50))

@@ -1013,13 +1013,16 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
     import matplotlib.pyplot as plt
 
     group = sweep.group
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 4.0), squeeze=False)
+    n_lines = len({tuple(json.dumps(row[g]) for g in group) for row in rows})
+    many = n_lines > 8  # e.g. the Dynkin grid's 24 (algorithm, λ, lr): legend beside the panel, 12 colours × styles
+    fig, axes = plt.subplots(1, len(metrics), figsize=((8.8 if many else 5.4) * len(metrics), 4.0), squeeze=False)
+    palette = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2][:2]  # 12 distinct colours
     for ax, metric in zip(axes[0], metrics):
         lines: dict[tuple, list[dict]] = {}
         for row in rows:
             lines.setdefault(tuple(json.dumps(row[g]) for g in group), []).append(row)
         drawn = []
-        for line_key, members in lines.items():
+        for index, (line_key, members) in enumerate(lines.items()):
             members = [r for r in members if r[f"{metric}_n"] and math.isfinite(r[f"{metric}_mean"])]
             if not members:
                 continue
@@ -1027,7 +1030,8 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
             mean = [r[f"{metric}_mean"] for r in members]
             sd = [r[f"{metric}_sd"] if math.isfinite(r[f"{metric}_sd"]) else 0.0 for r in members]
             label = ", ".join(f"{g.rpartition('.')[2]}={json.loads(k)}" for g, k in zip(group, line_key)) or None
-            line, = ax.plot(steps, mean, label=label, linewidth=1.4)
+            style = {"color": palette[index % 12], "linestyle": ("-", "--", ":", "-.")[index // 12 % 4]} if many else {}
+            line, = ax.plot(steps, mean, label=label, linewidth=1.4, **style)
             ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=line.get_color(), alpha=0.2, linewidth=0)
             drawn.extend(mean)
@@ -1038,13 +1042,15 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
         ax.set_ylabel(_label(metric))
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-        if len(lines) > 1:
+        if many:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        elif len(lines) > 1:
             ax.legend(fontsize=7)
     counts = sorted({r[f"{m}_n"] for r in rows for m in metrics if r[f"{m}_n"]})
     fig.suptitle(f"{Path(sweep.source).name}: learning curves, mean ± 1 s.d. over seeds "
                  f"(n = {', '.join(map(str, counts))})", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": a legend beside a panel is kept
     plt.close(fig)
     return path
 

@@ -74,11 +74,11 @@ import numpy as np
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
 from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_NAMES, MODE_SOFTPLUS, penalty_march
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
-from pdecore.checks import check_finite_array, check_int, check_nonnegative, check_positive, check_range
+from pdecore.checks import check_finite_array, check_int, check_positive, check_range
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.grids import concentrated_log_nodes
-from pdecore.params import AmericanOption, BlackScholes, positive_at_most
+from pdecore.params import AmericanOption, BlackScholes, check_temperature, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["AmericanSettings", "AmericanResult", "solve_american", "PRECISIONS", "Precision", "check_reach"]
@@ -765,7 +765,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     if not isinstance(option, AmericanOption):
         raise ValueError(f"option must be a pdecore.AmericanOption, got {option!r}; "
                          "pass e.g. AmericanOption('put', strike=40, maturity=1)")
-    temperature = check_nonnegative("temperature", temperature, fix="pass 0 (no exploration) or a positive λ")
+    temperature = check_temperature(temperature, fix="pass 0 (no exploration) or a positive λ")
     if penalty is not None:
         penalty = positive_at_most("penalty", penalty, MAX_PENALTY,
                                    fix="pass a positive penalty factor such as 10 (at most 1e10), or None for the "

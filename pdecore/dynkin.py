@@ -76,9 +76,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pdecore.budget import check_memory, check_work
-from pdecore.checks import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+from pdecore.checks import check_choice, check_finite_array, check_int, check_positive
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
+from pdecore.params import check_temperature
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["DynkinSettings", "DynkinResult", "solve_dynkin", "contact_boundary", "contact_tolerance"]
@@ -526,7 +527,7 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
         raise ValueError(f"settings must be a pdecore.DynkinSettings, got {settings!r}; "
                          "pass e.g. DynkinSettings(n_time=200)")
     n_time, scheme, tol, max_iter = settings.n_time, settings.scheme, settings.tol, settings.max_iter
-    temperature = check_nonnegative("temperature", temperature, fix="pass 0 (no exploration) or λ > 0")
+    temperature = check_temperature(temperature, fix="pass 0 (no exploration) or λ > 0")
     if penalty is not None:
         penalty = check_positive("penalty", penalty, fix="pass κ > 0, or None for the variational inequality")
     if temperature > 0.0 and penalty is None:

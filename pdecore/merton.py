@@ -68,12 +68,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
+from pdecore.checks import check_int, check_positive, check_range
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.dynkin import (DynkinResult, DynkinSettings, _interpolate_value, _plot_boundaries, contact_boundary,
                             contact_tolerance, solve_dynkin)
 from pdecore.grids import SinhGrid
-from pdecore.params import MertonCosts, positive_at_most
+from pdecore.params import MertonCosts, check_temperature, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["MertonSettings", "MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
@@ -433,7 +433,7 @@ def solve_merton_costs(model: MertonCosts, *, n_space: int | None = None, n_time
     if penalty is not None:
         positive_at_most("penalty", penalty, MAX_PENALTY,
                          fix="pass a positive penalty such as 5 (at most 1e10), or None for the variational inequality")
-    temperature = check_nonnegative("temperature", temperature, fix="pass 0 or a temperature λ > 0")
+    temperature = check_temperature(temperature, fix="pass 0 or a temperature λ > 0")
     solvent = 1.0 - model.cost
     x_m = model.merton_ratio
     if not x_m > -solvent:

@@ -78,10 +78,10 @@ from pdecore._gauss_quadrature import INV_SQRT_2PI, LogGrid, Piecewise, expectat
 from pdecore._kernels.oracle import solve_penalty_step
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.budget import check_memory, check_work
-from pdecore.checks import check_int, check_nonnegative, check_positive, check_range
+from pdecore.checks import check_int, check_positive, check_range
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
-from pdecore.params import AmericanOption, BlackScholes
+from pdecore.params import AmericanOption, BlackScholes, check_temperature
 
 __all__ = ["OracleSettings", "StoppingOracle", "stopping_oracle", "bermudan_price"]
 
@@ -478,12 +478,14 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
                          "pass AmericanOption(kind=..., strike=..., maturity=...)")
     n_steps = check_int("n_steps", n_steps, minimum=1, fix="pass the number of RL dates, e.g. n_steps=50")
     penalty = check_positive("penalty", penalty, fix="pass a positive penalty factor such as 10")
-    temperature = check_nonnegative("temperature", temperature,
-                                    fix="pass a temperature >= 0 (0 is the bang-bang limit), e.g. 1")
+    temperature = check_temperature(temperature, fix="pass a temperature >= 0 (0 is the bang-bang limit), e.g. 1")
     if spot is None:
         spot = option.strike
     else:
         spot = check_positive("spot", spot, fix="pass a positive spot such as 40")
+        if abs(math.log(spot / option.strike)) > 50.0:  # as solve_american: e^50 ≈ 5e21 strikes away
+            raise ValueError(f"spot={spot!r} is e^{abs(math.log(spot / option.strike)):.0f} strikes from strike="
+                             f"{option.strike!r}; pass a spot with |log(spot/strike)| <= 50")
     settings = OracleSettings() if settings is None else settings
     if not isinstance(settings, OracleSettings):
         raise ValueError(f"settings must be a pdecore.OracleSettings, got {settings!r}; "

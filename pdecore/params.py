@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdecore.checks import check_choice, check_positive, check_range
+from pdecore.checks import check_choice, check_nonnegative, check_positive, check_range
 
 
 # Model bounds: beyond them a parameter is meaningless and only overflows (refused by name). Annualized
@@ -22,6 +22,20 @@ MAX_VOLATILITY = 100.0
 MAX_RATE = 100.0
 MAX_STRIKE = 1e15
 MAX_MATURITY = 1000.0
+
+
+#: Largest temperature λ any engine accepts: past it the entropy term λ·log(1 + e^{κ(g − V)/λ}) is
+#: λ·log 2 + κ(g − V)/2 to double precision, a constant source of order λ that swamps every price.
+MAX_TEMPERATURE = 1e10
+
+
+def check_temperature(value, *, fix: str) -> float:
+    """``temperature`` in ``[0, MAX_TEMPERATURE]``, or a ValueError naming it."""
+    value = check_nonnegative("temperature", value, fix=fix)
+    if value > MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be <= {MAX_TEMPERATURE:g}, got {value!r}; {fix} (beyond it the entropy "
+                         "term is a constant of order λ that swamps every value)")
+    return value
 
 
 def positive_at_most(name: str, value, maximum: float, *, fix: str) -> float:

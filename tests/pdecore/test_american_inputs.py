@@ -100,3 +100,32 @@ def test_result_carries_diagnostics_and_read_only_arrays():
     for name in ("spots", "times", "values", "boundary"):
         with pytest.raises(ValueError, match="read-only"):
             getattr(result, name)[0] = 0.0
+
+
+@pytest.mark.parametrize("call", ["american", "oracle", "merton", "dynkin"])
+def test_temperature_past_the_bound_is_refused_by_name(call):
+    """λ = 1e300 used to return a price of 5e305 with exit 0: every engine bounds λ by MAX_TEMPERATURE."""
+    import numpy as np
+
+    from pdecore import MertonCosts, solve_dynkin, solve_merton_costs, stopping_oracle
+
+    model, option = BlackScholes(0.4, 0.06), AmericanOption("put", 40.0, 1.0)
+    calls = {
+        "american": lambda: solve_american(model, option, penalty=1.0, temperature=1e300),
+        "oracle": lambda: stopping_oracle(model, option, n_steps=50, penalty=10.0, temperature=1e300),
+        "merton": lambda: solve_merton_costs(MertonCosts(0.168, 0.008, 0.3, 0.005, 1.0), penalty=5.0,
+                                             temperature=1e300),
+        "dynkin": lambda: solve_dynkin(np.linspace(0, 1, 11), diffusion=np.full(11, 0.1), drift=np.zeros(11),
+                                       lower_obstacle=np.zeros(11), upper_obstacle=np.ones(11),
+                                       terminal=np.full(11, 0.5), maturity=1.0, penalty=1.0, temperature=1e300),
+    }
+    with pytest.raises(ValueError, match="temperature must be <= 1e"):
+        calls[call]()
+
+
+def test_oracle_spot_far_from_the_strike_is_refused():
+    from pdecore import stopping_oracle
+
+    with pytest.raises(ValueError, match=r"spot=1e\+300"):
+        stopping_oracle(BlackScholes(0.4, 0.06), AmericanOption("put", 40.0, 1.0), n_steps=50, penalty=10.0,
+                        temperature=1.0, spot=1e300)

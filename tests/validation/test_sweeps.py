@@ -258,6 +258,12 @@ def test_smoke_sweep_writes_every_run_and_the_aggregates(smoke):
     assert float(summary[0]["evaluate/min_accuracy_sd"]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5,
                                                                           rel=1e-12)
     assert (out / "sweep.png").stat().st_size > 10_000
+    # [sweep.floors] and [sweep] curves of the smoke file: the floor's mean, the curves at steps 0 and 5
+    assert all(float(row["evaluate/oracle_floor_stopping_mean"]) >= 0 for row in summary)
+    curves = read_csv(out / "curves.csv")
+    assert [(row["train.penalty"], row["step"], row["eval/rel_error_stopping_n"]) for row in curves] == \
+        [("5.0", "0", "2"), ("5.0", "5", "2"), ("10.0", "0", "2"), ("10.0", "5", "2")]
+    assert (out / "curves.png").stat().st_size > 10_000
     record = json.loads((out / "sweep.json").read_text())
     assert record["status"] == "completed" and record["failures"] == [] and len(record["runs"]) == 4
 

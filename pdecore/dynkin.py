@@ -521,6 +521,15 @@ def solve_dynkin(grid, *, diffusion, drift, lower_obstacle, upper_obstacle, term
         i = int(np.argmax(lo_obs - up_obs))
         raise ValueError(f"lower_obstacle must not exceed upper_obstacle, got {lo_obs[i]!r} > {up_obs[i]!r} at "
                          f"x={x[i]!r}; swap the obstacles or fix their formulas")
+    # the game's value lies between the obstacles at every time, T included: a terminal value outside
+    # them is not a Dynkin game (the first step would jump to the obstacle), so it is refused, not clipped
+    slack = 1e-12 * (1.0 + np.maximum(np.abs(lo_obs), np.abs(up_obs)))
+    outside = (term < lo_obs - slack) | (term > up_obs + slack)
+    if np.any(outside):
+        i = int(np.argmax(outside))
+        raise ValueError(f"terminal must lie between the obstacles, got {term[i]!r} outside [{lo_obs[i]!r}, "
+                         f"{up_obs[i]!r}] at x={x[i]!r}; pass a terminal value with lower_obstacle <= terminal <= "
+                         "upper_obstacle")
     maturity = check_positive("maturity", maturity, fix="pass a positive horizon")
     settings = DynkinSettings() if settings is None else settings
     if not isinstance(settings, DynkinSettings):

@@ -277,3 +277,16 @@ def test_dynkin_settings_store_integers_and_bound_tol():
         DynkinSettings(tol=2.0)
     with pytest.raises(ValueError, match="max_iter"):
         DynkinSettings(max_iter=1e300)
+
+
+def test_terminal_value_outside_the_obstacles_is_refused():
+    """A terminal value outside [lower, upper] is not a Dynkin game (issue 11): refused by name."""
+    import numpy as np
+    import pytest
+
+    from pdecore import solve_dynkin
+
+    grid = np.linspace(0.0, 1.0, 11)
+    with pytest.raises(ValueError, match="terminal must lie between the obstacles"):
+        solve_dynkin(grid, diffusion=np.full(11, 0.1), drift=np.zeros(11), lower_obstacle=np.zeros(11),
+                     upper_obstacle=np.ones(11), terminal=np.full(11, 2.0), maturity=1.0)

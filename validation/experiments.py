@@ -670,7 +670,14 @@ def load_run(run_dir, device: str = "cpu", *, reference="default", kind: str | N
     adapter = _adapter(kind)
     learner = adapter.learner_from_record(record, device=device, reference=reference)
     state = load_checkpoint(checkpoint_path)  # weights only: a crafted checkpoint cannot run code
-    learner.load_state_dict(state["learner"])
+    try:
+        learner.load_state_dict(state["learner"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        # e.g. config.json edited by hand (hidden = 7) so that the networks it builds no longer fit the weights
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {str(checkpoint_path)!r} does not fit the learner that "
+                         f"{str(run_dir / 'config.json')!r} describes ({first.rstrip(':')}); restore the run's "
+                         "config.json or train a new run") from None
     if hasattr(adapter, "after_load"):
         adapter.after_load(learner)
     record["kind"] = kind

@@ -281,3 +281,21 @@ def test_old_market_making_record_gives_its_spec(tmp_path):
     rebuilt = experiments.load_spec(experiments.KINDS["market_making"].spec_from_record(record))
     assert rebuilt["train"] == recorded["train"] and rebuilt["numerics"] == recorded["numerics"]
     assert experiments.KINDS["market_making"].model(rebuilt) == experiments.KINDS["market_making"].model(recorded)
+
+
+def test_hand_edited_config_that_no_longer_fits_the_weights_is_one_line(tmp_path, capsys, torch_one_thread):
+    """Editing ``hidden`` in a run's config.json made ``evaluate`` crash with a torch size mismatch
+    (issue 12): the loader names both files."""
+    import json
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "stopping", "--steps", "2", "--batch", "64", "--eval-paths", "256", "--out", str(run_dir),
+                 "--no-progress"]) == 0
+    record = json.loads((run_dir / "config.json").read_text())
+    record["learner"]["hidden"] = 7
+    record["spec"]["train"]["hidden"] = 7
+    (run_dir / "config.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["evaluate", "stopping", str(run_dir), "--test-paths", "1024"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint.pt" in err and "config.json" in err, err

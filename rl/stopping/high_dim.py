@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -51,9 +51,10 @@ from pdecore.basket import BASKET_CASES
 from pdecore.budget import check_memory
 from pdecore.checks import check_choice, check_int, check_positive, check_real
 from rl.black_scholes import bs_price_torch
+from rl.config_base import ConfigRecord
 from rl.losses import martingale_loss
 from rl.networks import BatchedValueNetwork
-from rl.seeding import derive_seeds as _seeds  # the learners' shared seed derivation (one seed → paths, weights)
+from rl.seeding import derive_seeds  # the learners' shared seed derivation (one seed → paths, weights)
 from rl.stopping.basket import DTYPES, BasketMarket, BasketSimulator
 from rl.stopping.fbm import FBMSimulator
 from rl.stopping.policies import BernoulliStoppingPolicy
@@ -65,7 +66,7 @@ EVAL_CHUNK_BYTES = 2**28
 
 
 @dataclass(frozen=True)
-class HighDimStoppingConfig:
+class HighDimStoppingConfig(ConfigRecord):
     """Settings of :class:`HighDimStoppingLearner` (defaults: the paper's basket at d = 40).
 
     Parameters
@@ -142,17 +143,6 @@ class HighDimStoppingConfig:
     def dt(self) -> float:
         return 1.0 / self.n_dates
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "HighDimStoppingConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown high-dimensional stopping settings {unknown}; allowed: {sorted(names)}")
-        return cls(**values)
-
 
 class HighDimStoppingLearner:
     """Martingale-loss learner of a d-dimensional stopping problem (implements :mod:`rl.trainer`'s contract).
@@ -188,7 +178,7 @@ class HighDimStoppingLearner:
         self.state_dimension = self.simulator.dimension
         self.premium = config.formulation == "premium"
         self.check_memory(config.batch_size, training=True)
-        train_seed, init_seed = _seeds(config.seed, 2)
+        train_seed, init_seed = derive_seeds(config.seed, 2)
         self.generator = torch.Generator().manual_seed(train_seed)
         init = torch.Generator().manual_seed(init_seed)
         self.net = BatchedValueNetwork(config.n_dates, in_features=self.state_dimension + 1, hidden=config.hidden,

@@ -64,7 +64,6 @@ from rl.stopping.simulator import GBMSimulator
 # ---------------------------------------------------------------------------------------------------
 # the learner
 # ---------------------------------------------------------------------------------------------------
-_seeds = derive_seeds  # the name rl.stopping.high_dim imports (one seed derivation: rl.seeding)
 
 
 class StoppingLearner:

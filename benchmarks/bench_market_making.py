@@ -50,8 +50,8 @@ def main(argv=None) -> int:
         model = MarketMakingModel.paper_defaults(n, max_inventory=qbar, horizon=4.0, temperature=temperature)
         solve_market_making(model, n_time=10)  # compile / warm the caches
         seconds, result = _best_of(lambda: solve_market_making(model, n_time=1000, n_substeps=1), args.repeat)
-        states = result.diagnostics["n_states"]
-        steps = result.diagnostics["rk4_steps"]
+        states = result.stats["n_states"]
+        steps = result.stats["rk4_steps"]
         label = f"n={n} Q̄={qbar} γ={temperature:g}"
         verdict = "" if target is None else (f"{target:>10.1f}" + ("  ok" if seconds <= target else "  SLOW"))
         print(f"{label:<28}{states:>9}{steps:>7}{seconds:>10.3f}{_best_of.cpu:>8.3f}"
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     for n, qbar, temperature in ((1, 50, 0.1), (2, 30, 0.0), (2, 30, 0.1), (3, 15, 0.0)):
         model = MarketMakingModel.paper_defaults(n, max_inventory=qbar, temperature=temperature)
         seconds, result = _best_of(lambda: solve_market_making(model, n_time=1000), 1)
-        states = result.diagnostics["n_states"]
-        steps = result.diagnostics["rk4_steps"]
+        states = result.stats["n_states"]
+        steps = result.stats["rk4_steps"]
         label = f"n={n} Q̄={qbar} γ={temperature:g}"
         print(f"{label:<28}{states:>9}{steps:>7}{seconds:>10.3f}{_best_of.cpu:>8.3f}"
               f"{states * steps / seconds:>16.3e}  {result.theta(0.0, (0,) * n):.6f}")

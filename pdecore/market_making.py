@@ -34,7 +34,7 @@ policy): the exponent ``u(δ) = A e^{−kδ}(δ+Δ)/γ`` is interpolated linearl
 the node spacing elsewhere), in log-sum-exp form. The time loop reads ``H_γ`` from a cubic Hermite
 table in ``x = z/(1+|z|)``, ``z = (Δ − center)/width``, built once per solve with this rule; its
 interpolation error
-is measured and reported in ``diagnostics["hamiltonian_table_error"]``.
+is measured and reported in ``stats["hamiltonian_table_error"]``.
 
 References
 ----------
@@ -53,6 +53,7 @@ import numpy as np
 from pdecore._numba import STATUS_MESSAGES, STATUS_OK
 from pdecore.budget import check_memory, check_work
 from pdecore.checks import check_int, check_positive
+from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 # the Gibbs density lives in pdecore.gibbs; gibbs_moments and deterministic_quotes stay importable
 # from here for the callers written against this module (validation's stage 30)
@@ -151,11 +152,15 @@ class MarketMakingResult:
         θ at every saved time and inventory.
     terminal_coeffs : (n,) ndarray
         The ``c_i`` of the terminal condition ``θ(T, q) = −Σ c_i q_i²``.
-    diagnostics : dict
+    stats : dict
         ``n_time``, ``n_substeps``, ``rk4_steps``, ``dt``, ``max_rate``, ``max_rate_dt``,
         ``stability_limit``, ``refinements``, ``n_states``, ``seconds``, and for γ > 0
         ``hamiltonian_table_error`` (relative, ``|error|/(1 + |H|)`` at sampled midpoints),
         ``table_points``, ``n_quadrature``.
+    diagnostics : SolverDiagnostics
+        The shape every pdecore result carries (status, message, counters, grid, wall time); the
+        explicit RK4 march has no Newton iterations, so its step count is ``n_steps`` and the
+        stability refinements are ``total_iterations``.
 
     Notes
     -----
@@ -168,8 +173,12 @@ class MarketMakingResult:
     inventory_grid: np.ndarray
     values: np.ndarray
     terminal_coeffs: np.ndarray
-    diagnostics: dict
+    stats: dict
     _tables: tuple | None = field(default=None, repr=False)
+    diagnostics: SolverDiagnostics | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
     # ---------------------------------------------------------------- value
     def _slice(self, t: float) -> np.ndarray:
@@ -276,7 +285,7 @@ class MarketMakingResult:
         intensity = (model.intensity_bid_array() if side == "bid" else model.intensity_ask_array())[option]
         low, high = model.spread_bounds
         return gibbs_density(gain, intensity, model.decay_array()[option], model.temperature, low, high,
-                             self.diagnostics["n_quadrature"])
+                             self.stats["n_quadrature"])
 
     def policy_table(self) -> PolicyTable:
         """``(times, inventory_grid, bid_spreads, ask_spreads)`` at every saved time and inventory.
@@ -525,5 +534,9 @@ def solve_market_making(model: MarketMakingModel, *, n_time: int | None = None, 
     times = np.linspace(0.0, model.horizon, n_time + 1)
     return MarketMakingResult(model=model, times=times,
                               inventory_grid=inventory_axis(qbar), values=values,
-                              terminal_coeffs=np.asarray(coeffs, dtype=float), diagnostics=diagnostics,
-                              _tables=tables)
+                              terminal_coeffs=np.asarray(coeffs, dtype=float), stats=diagnostics,
+                              _tables=tables,
+                              diagnostics=SolverDiagnostics(
+                                  status=0, message="completed", total_iterations=int(refinements),
+                                  max_iterations=int(refinements), n_steps=int(monitor[1]), n_time=int(n_time),
+                                  n_space=int(values[0].size), wall_seconds=float(diagnostics["seconds"])))

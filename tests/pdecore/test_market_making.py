@@ -73,7 +73,7 @@ def test_kernel_matches_numpy_twin(temperature, bounds):
                               temperature=temperature)
     n_time = 20 if temperature == 0.0 else 6  # the γ > 0 twin integrates directly: keep it short
     numba_result = solve_market_making(model, n_time=n_time, n_quadrature=256)
-    times, values = solve_reference(model, n_time, numba_result.diagnostics["n_substeps"], n_quadrature=256)
+    times, values = solve_reference(model, n_time, numba_result.stats["n_substeps"], n_quadrature=256)
     np.testing.assert_allclose(numba_result.times, times)
     scale = np.max(np.abs(values))
     tolerance = 1e-12 if temperature == 0.0 else 1e-8  # γ > 0: Hermite table vs direct quadrature
@@ -149,9 +149,9 @@ def test_stability_monitor_refines_or_raises():
     with pytest.raises(ConvergenceError, match="n_substeps"):
         solve_market_making(model, n_time=20, n_substeps=1)  # dt·R ≈ 11 > 1.39
     result = solve_market_making(model, n_time=20)
-    assert result.diagnostics["max_rate_dt"] <= 1.39
+    assert result.stats["max_rate_dt"] <= 1.39
     assert np.all(np.isfinite(result.values))
-    twice = solve_market_making(model, n_time=20, n_substeps=2 * result.diagnostics["n_substeps"])
+    twice = solve_market_making(model, n_time=20, n_substeps=2 * result.stats["n_substeps"])
     # the default step (dt·R ≤ 1) is accurate to ~1e-4 relative even with the clipping kinks of H
     assert np.max(np.abs(twice.values - result.values)) < 1e-4 * np.max(np.abs(result.values))
 
@@ -209,7 +209,7 @@ def test_result_api(exploratory_result):
             result.theta(0.0, bad)
     with pytest.raises(ValueError, match="t must"):
         result.theta(2.0, (0, 0))
-    d = result.diagnostics
+    d = result.stats
     assert d["max_rate_dt"] <= d["stability_limit"] and d["hamiltonian_table_error"] < 1e-8
 
 
@@ -253,8 +253,8 @@ def test_table_range_is_widened_when_gains_leave_it(monkeypatch):
     reference = solve_market_making(model, n_time=10)
     monkeypatch.setattr(engine, "_gain_bound", lambda *_: 0.05)
     narrow = solve_market_making(model, n_time=10)
-    assert narrow.diagnostics["gain_bound"] >= 0.2  # widened at least once
-    assert narrow.diagnostics["n_substeps"] == reference.diagnostics["n_substeps"]
+    assert narrow.stats["gain_bound"] >= 0.2  # widened at least once
+    assert narrow.stats["n_substeps"] == reference.stats["n_substeps"]
     np.testing.assert_allclose(narrow.values, reference.values, rtol=1e-8, atol=1e-8)
 
 
@@ -325,3 +325,17 @@ def test_terminal_coeffs_named_in_both_solvers(coeffs):
         solve_market_making(model, n_time=4, terminal_coeffs=coeffs)
     with pytest.raises(ValueError, match="terminal_coeffs"):
         quadratic_approximation(model, terminal_coeffs=coeffs)
+
+
+def test_result_carries_the_common_diagnostics_and_frozen_arrays():
+    """One diagnostics shape on every pdecore result (issue 10): the grid HJB's too, its solver's own
+    counters kept in ``stats``; arrays are read-only."""
+    from pdecore.diagnostics import SolverDiagnostics
+
+    model = MarketMakingModel.paper_defaults(max_inventory=5)
+    result = solve_market_making(model, n_time=20)
+    d = result.diagnostics
+    assert isinstance(d, SolverDiagnostics) and d.success and d.n_steps == result.stats["rk4_steps"]
+    assert d.n_space == 11 and d.n_time == 20 and d.wall_seconds > 0
+    with pytest.raises(ValueError, match="read-only"):
+        result.values[0, 0] = 1.0

@@ -44,7 +44,7 @@ def test_zero_risk_aversion_splits_into_single_option_problems(a_bid, a_ask, k, 
     """φ = 0: θ(t, q1, q2) = θ1(t, q1) + θ2(t, q2), whatever the noise correlation (SPEC's fact)."""
     model = _two_option_model(a_bid, a_ask, k, 0.0, upper, correlation=correlation)
     both = solve_market_making(model, n_time=10, terminal_coeffs=coeffs)
-    substeps = both.diagnostics["n_substeps"]
+    substeps = both.stats["n_substeps"]
     first = solve_market_making(_single(model, 0), n_time=10, n_substeps=substeps, terminal_coeffs=coeffs[:1])
     second = solve_market_making(_single(model, 1), n_time=10, n_substeps=substeps,
                                  terminal_coeffs=coeffs[1:])

@@ -55,7 +55,7 @@ def _solve(args) -> int:
         options = {key: numerics[key] for key in ("n_time", "n_substeps", "n_quadrature", "terminal_coeffs")
                    if key in numerics}
         solution = solve_market_making(model, **options)
-        diagnostics = solution.diagnostics
+        diagnostics = solution.stats
     payload = {"method": method, "n_options": n, "theta_0_0": float(solution.theta(0.0, (0,) * n)),
                "options": []}
     for i in range(n):

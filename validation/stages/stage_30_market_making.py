@@ -112,7 +112,7 @@ def run(ctx: StageContext) -> StageOutput:
     bound = _bound_frequency(result)
     metrics["one_option"] = {"theta_0_0": result.theta(0.0, (0,)), "seconds": seconds, "spreads": rows,
                              "long_narrows_ask_widens_bid": sanity, "steeper_near_horizon": steeper,
-                             "diagnostics": result.diagnostics, "inventory_bound": bound,
+                             "diagnostics": result.stats, "inventory_bound": bound,
                              "terminal_coeffs": result.terminal_coeffs.tolist()}
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -138,7 +138,7 @@ def run(ctx: StageContext) -> StageOutput:
         "A = 100/day,",
         f"k = 1.5, ψ0 = 0.1, γ = 0.1, spreads in [0, 4], Q̄ = {one.max_inventory}); c = "
         f"{result.terminal_coeffs[0]:.4f}; θ(0, 0) = {result.theta(0.0, (0,)):.4f}; solve {seconds:.2f} s "
-        f"({result.diagnostics['rk4_steps']} RK4 steps).",
+        f"({result.stats['rk4_steps']} RK4 steps).",
         "",
         "| t (days) | bid q=0 | ask q=0 | bid q=+20 | ask q=+20 | bid q=−20 | ask q=−20 |",
         "|---|---|---|---|---|---|---|",
@@ -234,7 +234,7 @@ def run(ctx: StageContext) -> StageOutput:
             "spread_at_flat": [float(spreads[f"bid{i}"][flat_index] + spreads[f"ask{i}"][flat_index])
                                for i in (0, 1)],
             "plotted_inventory": [int(shown[0]), int(shown[-1])],
-            "rk4_steps": two.diagnostics["rk4_steps"]}
+            "rk4_steps": two.stats["rk4_steps"]}
     # at φ = 0 option 0 is exactly the one-option problem solved above with Q̄ = 100: the gap over the
     # plotted range measures what the bound Q̄ of the two-option grid does to the drawn quotes
     batch = np.stack([shown, np.zeros_like(shown)], axis=1)
@@ -327,6 +327,6 @@ def run(ctx: StageContext) -> StageOutput:
         res3 = solve_market_making(three, n_time=100)
         metrics["three_options"] = {"seconds": time.perf_counter() - started,
                                     "theta_0_0": res3.theta(0.0, (0, 0, 0)),
-                                    "rk4_steps": res3.diagnostics["rk4_steps"]}
+                                    "rk4_steps": res3.stats["rk4_steps"]}
 
     return StageOutput(title=TITLE, metrics=metrics, report="\n".join(report), figures=figures)

@@ -27,6 +27,16 @@ class StageContext:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
+    def save_figure(self, fig, name: str, *, dpi: int = 120) -> str:
+        """Lay out, write and close ``fig`` as ``figures/name``; returns that report-relative path (what a
+        stage lists in :attr:`StageOutput.figures` and links from its Markdown)."""
+        import matplotlib.pyplot as plt
+
+        fig.tight_layout()
+        fig.savefig(self.figure_path(name), dpi=dpi)
+        plt.close(fig)
+        return f"figures/{name}"
+
     def data_path(self, name: str) -> Path:
         """Path of a data file (CSV, tables) inside the run's ``data/`` folder."""
         folder = self.out_dir / "data"

@@ -147,10 +147,7 @@ def run(ctx: StageContext) -> StageOutput:
     ax.set_ylabel("exercise boundary S*(t)")
     ax.set_title("American put: exercise boundary")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("american_boundary.png"), dpi=120)
-    plt.close(fig)
-    figures.append("figures/american_boundary.png")
+    figures.append(ctx.save_figure(fig, "american_boundary.png"))
     sections.append("### Free boundary\n\n" + _table(boundary_rows, 3) +
                     "\n\n![Exercise boundary S*(t) of the American put (the blue line of the stopping paper's "
                     "figure 2) and of the exploratory problems, κ = 10]"
@@ -175,10 +172,7 @@ def run(ctx: StageContext) -> StageOutput:
     ax2.set_ylabel("time t (years)")
     ax2.set_title("time value V − g over (t, S)")
     ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("american_value_surface.png"), dpi=120)
-    plt.close(fig)
-    figures.append("figures/american_value_surface.png")
+    figures.append(ctx.save_figure(fig, "american_value_surface.png"))
     sections.append("### Value surface\n\n![Left: American value V(0, S) and payoff; right: time value "
                     "V − g over (t, S) with the exercise boundary](figures/american_value_surface.png)")
 

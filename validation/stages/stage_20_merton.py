@@ -77,9 +77,7 @@ def run(ctx: StageContext) -> StageOutput:
     top = max(vi.band(0.0)[1], kappa5.band(0.0)[1]) + 0.75
     axes[0].set_ylim(float(finite_sell.min()) - 0.05, top)
     fig.suptitle(f"Merton with costs θ = {model.cost:g}: sell and buy boundaries (t = T: liquidate)")
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("merton_boundaries.png"), dpi=120)
-    plt.close(fig)
+    ctx.save_figure(fig, "merton_boundaries.png")
 
     # === grid refinement of the t = 0 band === #
     refinement = []

@@ -129,10 +129,7 @@ def run(ctx: StageContext) -> StageOutput:
     axes[1].set_xlabel("time t (days)")
     axes[1].set_ylabel("mean spread (price units)")
     axes[1].set_title(f"spreads over time at a long inventory q = {long_q} lots")
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_one_option_spreads.png"), dpi=120)
-    plt.close(fig)
-    figures.append("figures/mm_one_option_spreads.png")
+    figures.append(ctx.save_figure(fig, "mm_one_option_spreads.png"))
     report += [
         "One ATM call, paper-like defaults in days (S0 = 100, daily σ = 0.02, T = 10, maturity 30,",
         "A = 100/day,",
@@ -181,10 +178,7 @@ def run(ctx: StageContext) -> StageOutput:
     ax.set_ylabel("spread (price units)")
     ax.set_title("no terminal penalty (ψ0 = 0), deterministic (γ = 0)")
     ax.legend(title="all four lines coincide at 1/k", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_no_penalty_spreads.png"), dpi=120)
-    plt.close(fig)
-    figures.append("figures/mm_no_penalty_spreads.png")
+    figures.append(ctx.save_figure(fig, "mm_no_penalty_spreads.png"))
     report += [
         f"Without a terminal penalty (ψ0 = 0) and with γ = 0 (paper figure 1) every spread is {reference_spread:.4f} "
         f"= 1/k at every inventory and at t = 0 and 0.6 T (largest change {change:.1e}).",
@@ -243,10 +237,7 @@ def run(ctx: StageContext) -> StageOutput:
                        for side in ("bid", "ask"))
     metrics["two_options"]["bound_effect_in_plotted_range"] = bound_effect
     axes[0].set_ylabel("mean spread at t = 0 (price units)")
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_two_options_cross.png"), dpi=120)
-    plt.close(fig)
-    figures.append("figures/mm_two_options_cross.png")
+    figures.append(ctx.save_figure(fig, "mm_two_options_cross.png"))
     m0, m1 = metrics["two_options"]["phi0"], metrics["two_options"]["phi_correlated"]
     flat0, flat1 = m0["spread_at_flat"]
     wider_otm = flat1 > flat0 + 1e-4  # a visible difference, not round-off

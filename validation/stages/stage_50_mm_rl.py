@@ -73,24 +73,15 @@ def run(ctx: StageContext) -> StageOutput:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, frac in zip(axes, (0.0, 0.6)):
         plot_spreads_vs_inventory(learner, reference, frac * model.horizon, ax=ax)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_rl_spreads_vs_inventory.png"), dpi=110)
-    plt.close(fig)
-    figures.append("figures/mm_rl_spreads_vs_inventory.png")
+    figures.append(ctx.save_figure(fig, "mm_rl_spreads_vs_inventory.png", dpi=110))
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_spreads_over_time(learner, reference, settings["long_inventory"], ax=ax)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_rl_spreads_over_time.png"), dpi=110)
-    plt.close(fig)
-    figures.append("figures/mm_rl_spreads_over_time.png")
+    figures.append(ctx.save_figure(fig, "mm_rl_spreads_over_time.png", dpi=110))
     paths = compare_policies(model, {"learned": learner.policy()}, n_paths=settings["path_paths"], n_steps=n_steps,
                              seed=ctx.seed + 1, record="learned")["_paths"]
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_inventory_paths(paths, ax=ax)
-    fig.tight_layout()
-    fig.savefig(ctx.figure_path("mm_rl_inventory_paths.png"), dpi=110)
-    plt.close(fig)
-    figures.append("figures/mm_rl_inventory_paths.png")
+    figures.append(ctx.save_figure(fig, "mm_rl_inventory_paths.png", dpi=110))
 
     metrics = {key: evaluation[key] for key in (
         "max_spread_error", "max_spread_error_t0", "max_spread_error_t0.6", "pnl_mean", "pnl_std",

@@ -360,7 +360,7 @@ def config_from_spec(spec: dict):
     """
     from dataclasses import fields
 
-    from rl.dynkin import DynkinConfig
+    from rl.dynkin.config import DynkinConfig
 
     if spec.get("kind", "dynkin") != "dynkin":
         raise ValueError(f"spec kind must be 'dynkin', got {spec.get('kind')!r}")
@@ -406,7 +406,7 @@ class DynkinKind:
                          "backtest_seed": BACKTEST_SEED, "steps_per_year": STEPS_PER_YEAR}
 
     def config_class(self):
-        from rl.dynkin import DynkinConfig
+        from rl.dynkin.config import DynkinConfig
 
         return DynkinConfig
 

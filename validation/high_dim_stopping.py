@@ -39,7 +39,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 DATA_FILE = Path(__file__).parent / "data" / "high_dim_stopping.json"
 #: Acceptance tolerances of issue 17 (relative for the basket, relative-or-absolute for the fBm).
@@ -96,6 +95,8 @@ def build_reference(config) -> dict:
 def oracle_rule(learner, oracle):
     """The discrete oracle's execution rule on the basket's raw test paths (log-prices ``(B, L+1, d)``):
     exercise at date ``l`` iff the 1-D oracle exercises at ``G_l = exp(Σ_k log x_k /√d)``."""
+    import torch  # on use: importing the experiment registry must not load torch
+
     n_dates = learner.config.n_dates
 
     def rule(raw: torch.Tensor) -> torch.Tensor:
@@ -183,7 +184,7 @@ class HighDimStoppingKind:
                         "device": "cpu", "threads": 0}
 
     def config_class(self):
-        from rl.stopping.high_dim import HighDimStoppingConfig
+        from rl.stopping.high_dim_config import HighDimStoppingConfig
 
         return HighDimStoppingConfig
 

@@ -13,8 +13,21 @@ References (the discrete oracle a perfect learner reaches, the VI band, the 20-y
 by :mod:`validation.dynkin` and handed in: a learner never solves a PDE.
 """
 
-from rl.dynkin.config import DynkinConfig
-from rl.dynkin.learner import DynkinLearner
-from rl.dynkin.simulator import RatioSimulator
+import importlib
+
+# public name -> module; loaded on first use (PEP 562) so that ``rl.dynkin.config`` — what the experiment
+# registry reads — is importable without torch
+_EXPORTS = {"DynkinConfig": "rl.dynkin.config", "DynkinLearner": "rl.dynkin.learner",
+            "RatioSimulator": "rl.dynkin.simulator"}
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'rl.dynkin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["DynkinConfig", "DynkinLearner", "RatioSimulator"]

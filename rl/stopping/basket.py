@@ -36,7 +36,7 @@ from pdecore.basket import BASKET_CASES, geometric_equivalent, paper_dividends, 
 from pdecore.budget import check_memory
 from pdecore.checks import check_choice, check_int, check_positive, check_real
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # keys: rl.stopping.high_dim_config.DTYPE_NAMES
 
 
 @dataclass(frozen=True)

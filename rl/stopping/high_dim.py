@@ -43,105 +43,22 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 
-from pdecore.basket import BASKET_CASES
 from pdecore.budget import check_memory
-from pdecore.checks import check_choice, check_int, check_positive, check_real
+from pdecore.checks import check_int
 from rl.black_scholes import bs_price_torch
-from rl.config_base import ConfigRecord
 from rl.losses import martingale_loss
 from rl.networks import BatchedValueNetwork
 from rl.seeding import derive_seeds  # the learners' shared seed derivation (one seed → paths, weights)
 from rl.stopping.basket import DTYPES, BasketMarket, BasketSimulator
 from rl.stopping.fbm import FBMSimulator
+from rl.stopping.high_dim_config import FORMULATIONS, PROBLEMS, HighDimStoppingConfig  # noqa: F401 (re-exported)
 from rl.stopping.policies import BernoulliStoppingPolicy
 
-PROBLEMS = ("basket", "fbm")
-FORMULATIONS = ("price", "premium")
 #: Bytes of evaluation inputs held at once (paths are evaluated in chunks of at most this size).
 EVAL_CHUNK_BYTES = 2**28
-
-
-@dataclass(frozen=True)
-class HighDimStoppingConfig(ConfigRecord):
-    """Settings of :class:`HighDimStoppingLearner` (defaults: the paper's basket at d = 40).
-
-    Parameters
-    ----------
-    problem : {"basket", "fbm"}
-    dimension : int
-        Basket: number of assets d. Ignored by the fBm (its state has ``n_dates + 1`` coordinates).
-    case : {"main", "variant"}
-        Basket parameter set (:data:`rl.stopping.basket.BASKET_CASES`).
-    correlation : float
-        Basket: equicorrelation of the Brownian motions (paper 0).
-    hurst : float
-        fBm: Hurst index H.
-    n_dates : int
-        L decision dates on [0, T] (T = 1).
-    formulation : {"price", "premium"}
-    penalty, temperature : float
-        κ (with ``κΔt ≤ 1``) and λ.
-    learning_rate, lr_decay_every, lr_decay_factor :
-        Adam step ``learning_rate · lr_decay_factor^{⌊step/lr_decay_every⌋}`` (0: constant).
-    batch_size, hidden, n_hidden, batch_norm :
-        Paths per step and the networks' shape (SPEC section 3: 2 hidden layers of 21, batch norm).
-    dtype : {"float32", "float64"}
-        Precision of paths and networks.
-    seed, eval_paths, test_paths, eval_seed :
-        Training seed; periodic and final test paths and their seed (common to all runs).
-    """
-
-    problem: str = "basket"
-    dimension: int = 40
-    case: str = "main"
-    correlation: float = 0.0
-    hurst: float = 0.3
-    n_dates: int = 100
-    formulation: str = "premium"
-    penalty: float = 100.0
-    temperature: float = 1.0
-    learning_rate: float = 0.05
-    lr_decay_every: int = 300
-    lr_decay_factor: float = 0.1
-    batch_size: int = 1024
-    hidden: int = 21
-    n_hidden: int = 2
-    batch_norm: bool = True
-    dtype: str = "float32"
-    seed: int = 0
-    eval_paths: int = 2**14
-    test_paths: int = 2**17
-    eval_seed: int = 20260
-    steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
-
-    def __post_init__(self) -> None:
-        check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
-        check_choice("formulation", self.formulation, FORMULATIONS, fix="use 'price' or 'premium'")
-        check_choice("case", self.case, tuple(BASKET_CASES), fix="use case='main' or 'variant'")
-        check_choice("dtype", self.dtype, tuple(DTYPES), fix="use 'float32' or 'float64'")
-        for name in ("dimension", "n_dates", "batch_size", "hidden", "n_hidden", "eval_paths", "test_paths",
-                     "steps"):
-            check_int(name, getattr(self, name), minimum=2 if name == "batch_size" else 1,
-                      fix=f"pass a positive integer {name}")
-        check_int("lr_decay_every", self.lr_decay_every, minimum=0, fix="pass 0 (constant) or a step count")
-        check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
-        check_int("eval_seed", self.eval_seed, minimum=0, fix="pass a non-negative seed")
-        for name in ("penalty", "temperature", "learning_rate", "lr_decay_factor"):
-            check_positive(name, getattr(self, name), fix=f"pass a positive {name}")
-        check_real("correlation", self.correlation, fix="pass 0 for independent assets")
-        check_real("hurst", self.hurst, fix="pass a Hurst index in (0, 1)")
-        if self.penalty / self.n_dates > 1.0 + 1e-12:
-            raise ValueError(f"penalty={self.penalty!r} with n_dates={self.n_dates!r} gives κΔt = "
-                             f"{self.penalty / self.n_dates:.4g} > 1 (survival factor 1 − κπΔt < 0); pass "
-                             f"penalty <= {self.n_dates}")
-
-    @property
-    def dt(self) -> float:
-        return 1.0 / self.n_dates
 
 
 class HighDimStoppingLearner:

@@ -20,7 +20,8 @@ oracle band and buy-and-hold on common paths (``mean_log_return`` ± ``mean_log_
 
 from __future__ import annotations
 
-from validation.cli.common import add_json_flag, add_run_folder_arguments, emit
+from validation.cli.common import (add_json_flag, add_run_folder_arguments, emit, finite_float, positive_int,
+                                   seed_int, thread_count)
 
 #: flag dest -> spec key (only flags given on the command line become overrides)
 FLAG_KEYS = {"seed": "train.seed", "steps": "train.steps", "algo": "train.algorithm", "penalty": "train.penalty",
@@ -33,39 +34,24 @@ EVALUATE_KEYS = ("sell_boundary_t0", "buy_boundary_t0", "oracle_sell_boundary_t0
                  "buy_and_hold_mean_log_return", "merton_growth", "step")
 
 
-def _positive_float(text: str) -> float:
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
 def register(verbs) -> None:
     """Add the ``dynkin`` noun to ``train``, ``evaluate`` and ``validate``."""
-    from validation.cli.cmd_mm_rl import _nonnegative_int, _positive_int
-
     p = verbs["train"].add_parser(
         "dynkin", help="learn Merton's no-trade band with costs as a Dynkin game (paper section 4.7)",
         description="Train the two-player exploratory stopping learners (martingale loss, TD(0), Dai-Dong) on "
                     "simulated stock prices into a run folder; defaults: the paper setting of "
                     "examples/dynkin_paper.toml.")
     p.add_argument("--config", default=None, help="experiment spec TOML (kind = \"dynkin\"); default: the paper's")
-    p.add_argument("--seed", type=_nonnegative_int, default=None, help="seed of paths and weights")
-    p.add_argument("--steps", type=_positive_int, default=None, help="training steps (paper: 15000)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of paths and weights")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (paper: 15000)")
     p.add_argument("--algo", choices=("ml", "td0", "dai_dong"), default=None, help="learner (default ml)")
-    p.add_argument("--penalty", type=_positive_float, default=None, help="κ (κΔt <= 1; paper 5)")
-    p.add_argument("--temperature", type=_positive_float, default=None, help="λ (paper 1e-2, 1e-4, 1e-6)")
-    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (paper 0.1 ... 0.005)")
-    p.add_argument("--n-steps", type=_positive_int, default=None, help="decision dates L (paper 10)")
-    p.add_argument("--batch", type=_positive_int, default=None, help="paths per step (default 1024)")
+    p.add_argument("--penalty", type=finite_float, default=None, help="κ (κΔt <= 1; paper 5)")
+    p.add_argument("--temperature", type=finite_float, default=None, help="λ (paper 1e-2, 1e-4, 1e-6)")
+    p.add_argument("--lr", type=finite_float, default=None, help="learning rate (paper 0.1 ... 0.005)")
+    p.add_argument("--n-steps", type=positive_int, default=None, help="decision dates L (paper 10)")
+    p.add_argument("--batch", type=positive_int, default=None, help="paths per step (default 1024)")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default 1)")
     add_run_folder_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)
@@ -76,9 +62,9 @@ def register(verbs) -> None:
         description="Learned band vs the discrete oracle at the run's (κ, λ, L) and the VI band; 20-year daily "
                     "backtest of the learned band, the oracle band and buy-and-hold on common paths.")
     p.add_argument("run", help="run folder written by `pderl train dynkin`")
-    p.add_argument("--years", type=_positive_float, default=None, help="backtest horizon (default: the spec's, 20)")
-    p.add_argument("--paths", type=_positive_int, default=None, help="backtest paths (default: the spec's, 10000)")
-    p.add_argument("--seed", type=_nonnegative_int, default=None, help="seed of the common backtest paths")
+    p.add_argument("--years", type=finite_float, default=None, help="backtest horizon (default: the spec's, 20)")
+    p.add_argument("--paths", type=positive_int, default=None, help="backtest paths (default: the spec's, 10000)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of the common backtest paths")
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
 
@@ -89,8 +75,8 @@ def register(verbs) -> None:
     p.add_argument("run", help="run folder written by `pderl train dynkin`")
     p.add_argument("--out", required=True, help="output folder for the figures")
     p.add_argument("--compare", nargs="*", default=(), metavar="RUN", help="more Dynkin runs on the same axes")
-    p.add_argument("--years", type=_positive_float, default=None, help="backtest horizon (default 20)")
-    p.add_argument("--paths", type=_positive_int, default=None, help="backtest paths")
+    p.add_argument("--years", type=finite_float, default=None, help="backtest horizon (default 20)")
+    p.add_argument("--paths", type=positive_int, default=None, help="backtest paths")
     add_json_flag(p)
     p.set_defaults(handler=_validate)
 

@@ -19,7 +19,7 @@ the run with its recorded spec.
 from __future__ import annotations
 
 from validation.cli.common import (add_json_flag, add_run_folder_arguments, check_input_text_file,
-                                   check_output_folder, emit, finite_float, nonnegative_int,
+                                   check_output_folder, emit, finite_float,
                                    positive_int, seed_int, thread_count)
 
 #: ``pderl train mm`` flag (argparse dest) → spec key; flags not given (``None``) leave the file's value.
@@ -86,18 +86,15 @@ def _validate(args) -> int:
     return 0
 
 
-#: argparse types shared by every command (validation.cli.common); the old names stay for importers
-_positive_int = positive_int
-_nonnegative_int = nonnegative_int
 
 
 def _add_simulation_arguments(p, *, paths: int | None) -> None:
     """The common-random-number simulation flags of ``evaluate mm`` (``None``: the run's ``[evaluate]``
     values, 4000 paths and seed 12345 unless its spec says otherwise) and ``validate mm``."""
     default_paths = "the run's [evaluate] paths, 4000" if paths is None else paths
-    p.add_argument("--paths", type=_positive_int, default=paths, help=f"simulated paths per policy (default "
+    p.add_argument("--paths", type=positive_int, default=paths, help=f"simulated paths per policy (default "
                    f"{default_paths})")
-    p.add_argument("--n-steps", type=_positive_int, default=None, help="simulation steps (default 2·T·max A)")
+    p.add_argument("--n-steps", type=positive_int, default=None, help="simulation steps (default 2·T·max A)")
     p.add_argument("--seed", type=seed_int, default=None if paths is None else 12345,
                    help="seed of the common random numbers (default 12345)")
     p.add_argument("--threads", type=thread_count, default=1, help="torch threads (default 1)")
@@ -113,7 +110,7 @@ def register(verbs) -> None:
                    "[evaluate]); required unless --resume")
     add_run_folder_arguments(p)
     p.add_argument("--seed", type=seed_int, default=None, help="override [train] seed")
-    p.add_argument("--steps", type=_positive_int, default=None, help="override [train] steps")
+    p.add_argument("--steps", type=positive_int, default=None, help="override [train] steps")
     p.add_argument("--lr", type=finite_float, default=None, help="override [train] lr (Adam learning rate)")
     p.add_argument("--device", default=None, help="override [train] device (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None, help="override [train] threads (default 1)")

@@ -55,7 +55,7 @@ def _validate_policy(args) -> int:
 
 def register(verbs) -> None:
     """Add the ``policy`` noun to ``validate``."""
-    from validation.cli.cmd_mm_rl import _positive_int  # one positive-integer argparse type for the CLI
+    from validation.cli.common import positive_int, thread_count  # the CLI's one set of argparse types
     from validation.cli.common import add_json_flag, add_overwrite_flag
 
     p = verbs["validate"].add_parser(
@@ -67,14 +67,14 @@ def register(verbs) -> None:
                     "20-year log return).")
     p.add_argument("--problem", required=True, help="experiment spec TOML (kind stopping, market_making or dynkin)")
     p.add_argument("--policy", required=True, help="module:attribute of the policy (a trailing () calls a factory)")
-    p.add_argument("--paths", type=_positive_int, default=None,
+    p.add_argument("--paths", type=positive_int, default=None,
                    help="test paths (default: the spec's; stopping 2^18, market making 4000, Merton 10000)")
     p.add_argument("--seed", type=int, default=None, help="seed of the common random numbers (default: the spec's)")
-    p.add_argument("--n-steps", type=_positive_int, default=None, help="market making: simulation steps")
+    p.add_argument("--n-steps", type=positive_int, default=None, help="market making: simulation steps")
     p.add_argument("--years", type=float, default=None, help="Merton: backtest horizon in years (default 20)")
     p.add_argument("--action-mode", choices=("discrete", "band"), default=None,
                    help="Merton: the policy's action layout (default discrete: sell/hold/buy)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=1, help="torch threads (default 1)")
     p.add_argument("--plot", default=None, help="also write the validation figure to this image file")
     add_overwrite_flag(p)
     add_json_flag(p)

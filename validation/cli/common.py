@@ -63,11 +63,11 @@ def black_scholes_model_and_option(args):
 #: Largest ``--temperature`` the PDE commands take: the penalty bound of solve_american (λ enters the
 #: exploratory HJB as λ/κ beside κ); past it the engines return finite but meaningless numbers (a price
 #: of 5e305 for a 40-strike put at λ = 1e300), so the flag is refused by name.
-MAX_TEMPERATURE = 1e10
-
-
 def check_temperature(value) -> None:
-    """Refuse ``--temperature`` above :data:`MAX_TEMPERATURE` (one line naming the flag)."""
+    """Refuse ``--temperature`` above the engines' bound :data:`pdecore.params.MAX_TEMPERATURE`, naming
+    the flag (the engines refuse it too, naming the parameter)."""
+    from pdecore.params import MAX_TEMPERATURE
+
     if value is not None and value > MAX_TEMPERATURE:
         raise ValueError(f"--temperature {value:g} is past {MAX_TEMPERATURE:g}, where the exploratory scheme is "
                          "meaningless; pass a temperature of the scale of the payoff (e.g. 1)")

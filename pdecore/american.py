@@ -78,7 +78,7 @@ from pdecore.checks import check_finite_array, check_int, check_positive, check_
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.grids import concentrated_log_nodes
-from pdecore.params import AmericanOption, BlackScholes, check_temperature, positive_at_most
+from pdecore.params import MAX_PENALTY, AmericanOption, BlackScholes, check_temperature, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["AmericanSettings", "AmericanResult", "solve_american", "PRECISIONS", "Precision", "check_reach"]
@@ -86,7 +86,6 @@ __all__ = ["AmericanSettings", "AmericanResult", "solve_american", "PRECISIONS",
 MIN_SPACE_POINTS = 21
 MIN_TIME_STEPS = 4
 MAX_SPACE_POINTS, MAX_TIME_STEPS = 200_001, 100_000  # beyond: memory, not accuracy (refused by name)
-MAX_PENALTY = 1e10  # κΔτ beyond double precision's use; None solves the variational inequality
 
 # Reach of the engine. Beyond these the log-price range of the grid leaves floating point (σ√T) or the
 # discount factors e^{−rT}, e^{−qT} under/overflow (|r|T, |q|T): refused, never silently wrong.

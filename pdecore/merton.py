@@ -73,7 +73,7 @@ from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.dynkin import (DynkinResult, DynkinSettings, _interpolate_value, _plot_boundaries, contact_boundary,
                             contact_tolerance, solve_dynkin)
 from pdecore.grids import SinhGrid
-from pdecore.params import MertonCosts, check_temperature, positive_at_most
+from pdecore.params import MAX_PENALTY, MertonCosts, check_temperature, positive_at_most
 from pdecore.schemes import ThetaScheme
 
 __all__ = ["MertonSettings", "MertonResult", "solve_merton_costs", "merton_grid", "merton_obstacles", "merton_boundaries",
@@ -83,7 +83,7 @@ DEFAULT_N_SPACE = 600
 DEFAULT_N_TIME = 100
 DEFAULT_INSOLVENCY_MARGIN = 0.05
 # sizes and penalties beyond these are meaningless (memory, or κΔτ past double precision): refused
-MAX_N_SPACE, MAX_N_TIME, MAX_PENALTY = 200_001, 100_000, 1e10
+MAX_N_SPACE, MAX_N_TIME = 200_001, 100_000
 
 
 @dataclass(frozen=True, slots=True)

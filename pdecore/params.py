@@ -27,6 +27,9 @@ MAX_MATURITY = 1000.0
 #: Largest temperature λ any engine accepts: past it the entropy term λ·log(1 + e^{κ(g − V)/λ}) is
 #: λ·log 2 + κ(g − V)/2 to double precision, a constant source of order λ that swamps every price.
 MAX_TEMPERATURE = 1e10
+#: Largest finite penalty κ any engine accepts (κΔτ beyond double precision's use; None solves the
+#: variational inequality itself).
+MAX_PENALTY = 1e10
 
 
 def check_temperature(value, *, fix: str) -> float:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from validation.cli.common import add_json_flag, emit, nonnegative_int, positive_int, retry_count, thread_count
+from validation.cli.common import add_json_flag, emit, retry_count, thread_count
 
-
-_positive_int = positive_int
-_non_negative_int = nonnegative_int
 
 
 def register(verbs) -> None:

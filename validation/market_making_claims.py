@@ -465,8 +465,8 @@ def plot_claims(claims: dict, out_dir) -> list[Path]:
         axes[0].plot([r["strike"] for r in rows], [r["bid_q0"] for r in rows], "o-", label="common A, k")
         money = strike["moneyness"]
         axes[0].plot([r["strike"] for r in money], [r["bid_q0"] for r in money], "s--", label="vega-scaled k")
-        axes[0].set_xlabel("strike")
-        axes[0].set_ylabel("mean spread at q = 0, t = 0")
+        axes[0].set_xlabel("strike K (price units)")
+        axes[0].set_ylabel("mean spread at q = 0, t = 0 (price units)")
         axes[0].set_title("(b) quotes at q = 0 against the strike")
         axes[0].legend(fontsize=7)
         q = np.arange(-20, 21)
@@ -474,20 +474,21 @@ def plot_claims(claims: dict, out_dir) -> list[Path]:
             axes[1].plot(q, r["bid_curve"], "-", color=f"C{j}", label=f"bid K = {r['strike']:g}")
             axes[1].plot(q, r["ask_curve"], "--", color=f"C{j}")
         axes[1].set_xlabel("inventory (lots)")
-        axes[1].set_ylabel("mean spread at t = 0 (ask dashed)")
+        axes[1].set_ylabel("mean spread at t = 0, price units (ask dashed)")
         axes[1].set_title("vega-scaled k (examples/mm_moneyness_intensities.toml)")
         axes[1].legend(fontsize=7)
         save(fig, "mm_claim_b_moneyness.png")
     if "paths" in claims:
         paths = claims["paths"]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for color, (name, band) in zip(("C0", "C1"), paths["symmetric"].items()):
-            axes[0].plot(band["times"], band["mean"], color=color, label=f"{name}: mean")
+        # the grid's and the learned mean nearly coincide: a dashed second line keeps both visible
+        for color, style, (name, band) in zip(("C0", "C1"), ("-", "--"), paths["symmetric"].items()):
+            axes[0].plot(band["times"], band["mean"], color=color, linestyle=style, label=f"{name}: mean")
             axes[0].fill_between(band["times"], band["mean"] - band["sd"], band["mean"] + band["sd"], color=color,
                                  alpha=0.2, label=f"{name}: ± 1 s.d.")
         axes[0].axhline(0.0, color="k", lw=0.5)
         axes[0].set_xlabel("t (days)")
-        axes[0].set_ylabel("inventory")
+        axes[0].set_ylabel("inventory (lots)")
         axes[0].set_title("(c) symmetric intensities: mean inventory 0")
         axes[0].legend(fontsize=7)
         for color, (name, band) in zip(("C3", "C2"), paths["imbalanced"].items()):

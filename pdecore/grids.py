@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pdecore._kernels.grids import concentrated_nodes
 from pdecore.budget import check_memory
 from pdecore.checks import check_int, check_positive, check_real
 
@@ -93,7 +94,8 @@ def uniform_nodes(lower: float, upper: float, n_points: int) -> np.ndarray:
 
 
 def concentrated_log_nodes(log_lower: float, log_upper: float, centers, widths, n_points: int, *,
-                           snap: float | None = None, background: float = 0.3) -> np.ndarray:
+                           snap: float | None = None, background: float = 0.3,
+                           snap_parity: int | None = None) -> np.ndarray:
     """Nodes ``z_0 < … < z_{n−1}`` on ``[log_lower, log_upper]`` (a log-price axis), dense near ``centers``.
 
     The node density is a uniform background plus one sinh peak per centre (QuantLib's
@@ -125,6 +127,9 @@ def concentrated_log_nodes(log_lower: float, log_upper: float, centers, widths, 
         does), which keeps the grid smooth on both sides.
     background : float
         Fraction of the nodes in the uniform part, in ``[0, 1)``.
+    snap_parity : {0, 1}, optional
+        Put the snapped node at an even (0) or odd (1) index, the nearer one to where it would fall:
+        then every other node of the grid (a companion grid with half the spacing doubled) keeps it.
 
     Returns
     -------
@@ -145,52 +150,14 @@ def concentrated_log_nodes(log_lower: float, log_upper: float, centers, widths, 
     if not 0.0 <= background < 1.0:
         raise ValueError(f"background must lie in [0, 1), got {background!r}; pass e.g. 0.3")
 
-    def peaks(z):
-        return np.sum(np.arcsinh((np.asarray(z, dtype=float)[..., None] - centers) / widths), axis=-1)
-
-    peak_mass = float(peaks(upper) - peaks(lower)) if centers.size else 0.0
-    if peak_mass > 0.0:
-        slope = background / (1.0 - background) * peak_mass / (upper - lower)
-    else:
-        slope = 1.0
-
-    def cumulative(z):
-        return slope * z + peaks(z)
-
-    f_lo, f_hi = float(cumulative(lower)), float(cumulative(upper))
-    xi = np.linspace(0.0, 1.0, n_points)
-    if snap is not None and lower < snap < upper:
-        xi_snap = (float(cumulative(snap)) - f_lo) / (f_hi - f_lo)
-        k = min(max(int(round(xi_snap * (n_points - 1))), 1), n_points - 2)
-        i = np.arange(n_points, dtype=float)
-        xi = np.where(i <= k, i / k * xi_snap, xi_snap + (i - k) / (n_points - 1 - k) * (1.0 - xi_snap))
-    target = f_lo + xi * (f_hi - f_lo)
-
-    def density(z):
-        return slope + np.sum(1.0 / np.sqrt(widths**2 + (z[:, None] - centers) ** 2), axis=-1)
-
-    # F is strictly increasing and smooth: a few bisections bracket each root, then safeguarded Newton
-    # steps (F' = ρ > 0) converge quadratically (60 bisections cost as much as the solve itself)
-    low, high = np.full(n_points, lower), np.full(n_points, upper)
-    for _ in range(12):
-        mid = 0.5 * (low + high)
-        below = cumulative(mid) < target
-        low = np.where(below, mid, low)
-        high = np.where(below, high, mid)
-    z = 0.5 * (low + high)
-    for _ in range(40):
-        residual = cumulative(z) - target
-        if np.max(np.abs(residual)) <= 1e-12 * (f_hi - f_lo):  # ξ exact to 1e-12: the nodes are converged
-            break
-        low = np.where(residual < 0.0, z, low)
-        high = np.where(residual > 0.0, z, high)
-        newton = z - residual / density(z)
-        inside = (newton > low) & (newton < high)
-        z = np.where(inside, newton, 0.5 * (low + high))  # bisect where Newton leaves the bracket
-    z[0], z[-1] = lower, upper
-    if snap is not None and lower < snap < upper:
-        z[k] = snap
-    if not np.all(np.diff(z) > 0.0):
+    # the whole construction (background slope, targets, snapping, roots) runs in one kernel call: the
+    # NumPy version spent as long in per-call overhead as in arithmetic
+    z = np.empty(n_points)
+    status = concentrated_nodes(float(lower), float(upper), np.ascontiguousarray(centers, dtype=float),
+                                np.ascontiguousarray(widths, dtype=float), float(background),
+                                float(snap) if snap is not None else 0.0, snap is not None,
+                                -1 if snap_parity is None else int(snap_parity), z)
+    if status != 0:
         raise ValueError(f"the concentration widths {widths!r} are too narrow for {n_points} nodes on "
                          f"[{lower}, {upper}] (nodes coincide in floating point); widen them")
     return z

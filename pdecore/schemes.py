@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pdecore._kernels.time_grid import graded_theta_steps
 from pdecore.checks import check_int, check_range
 
 
@@ -79,18 +80,13 @@ class ThetaScheme:
             ``τ_0 = 0, …, τ_N = horizon`` is reached (level 0 is before any sub-step: -1).
         """
         n_steps = check_int("n_time", n_steps, minimum=1, fix="use at least 1 time step")
-        tau = self.level_times(horizon, n_steps)
-        dtau, weights, levels = [], [], [-1]
-        for n in range(n_steps):
-            h = tau[n + 1] - tau[n]
-            if n < self.rannacher_steps and self.implicit_weight < 1.0:
-                dtau += [0.5 * h, 0.5 * h]
-                weights += [1.0, 1.0]
-            else:
-                dtau.append(h)
-                weights.append(self.implicit_weight)
-            levels.append(len(dtau) - 1)
-        return np.asarray(dtau), np.asarray(weights), np.asarray(levels, dtype=np.int64)
+        # the first ``split`` steps are Rannacher steps: two implicit-Euler half-steps each
+        split = min(self.rannacher_steps, n_steps) if self.implicit_weight < 1.0 else 0
+        dtau, weights = np.empty(n_steps + split), np.empty(n_steps + split)
+        levels = np.empty(n_steps + 1, dtype=np.int64)
+        graded_theta_steps(float(horizon), int(n_steps), float(self.grading), int(split), float(self.implicit_weight),
+                           dtau, weights, levels)
+        return dtau, weights, levels
 
     def level_times(self, horizon: float, n_steps: int) -> np.ndarray:
         """The graded levels ``τ_n = horizon · (n/N)^p``, ``n = 0..N``."""

@@ -26,10 +26,12 @@ STATUS_OK = 0
 STATUS_MAX_ITER = -1
 STATUS_SINGULAR = -2
 STATUS_NOT_FINITE = -3
+STATUS_NOT_ONE_INTERVAL = -4
 
 STATUS_MESSAGES = {
     STATUS_OK: "converged",
     STATUS_MAX_ITER: "maximum number of Newton iterations reached",
     STATUS_SINGULAR: "zero pivot in the tridiagonal solve (matrix is not an M-matrix)",
     STATUS_NOT_FINITE: "non-finite value in the iterate",
+    STATUS_NOT_ONE_INTERVAL: "the exercise region is not one interval at the end of the grid (projected solve inapplicable)",
 }

@@ -29,20 +29,25 @@ assembles the problem in QuantLib's fixed order:
 1. *grid*: the node ``S = 0`` plus nodes on ``[K e^{z_lo}, K e^{z_hi}]`` that are log-concentrated at the
    strike (a node exactly on it), at the spot and where the exercise boundary lives, with a fifth of
    them uniform in ``log S`` (:func:`pdecore.grids.concentrated_log_nodes`); the range follows the
-   covered spots' drift ``(r − q − σ²/2)T`` in both directions plus ``width·σ√T``
-   (:meth:`AmericanSettings.resolve`);
+   covered spots' drift ``(r − q − σ²/2)T`` in both directions plus ``width·σ√T`` and, for the
+   variational inequality, ends inside the region beyond the perpetual boundary, which is exercised
+   at every date (:meth:`AmericanSettings.resolve`);
 2. *operator*: the M-matrix generator of 𝓛 (central differences where they keep the off-diagonals
    non-negative, upwind otherwise; :func:`pdecore._kernels.operator.build_generator`);
 3. *obstacle*: ``g`` (or ``h = g − V_E`` per sub-step time point for the premium);
 4. *boundary conditions*: at ``S = 0`` the PDE row itself (it degenerates to ``V_τ = −rV`` plus the
    obstacle term); at ``S_max`` a put is worthless (Dirichlet 0) and a call is linear (``V_SS = 0``);
 5. *time stepping*: Crank–Nicolson in ``τ = T − t`` on levels graded towards expiry
-   (``τ_n = T(n/N)^2``) with two Rannacher steps, each split into two implicit-Euler half-steps; each
-   sub-step solves the penalized tridiagonal system by the penalty Newton iteration of
-   :mod:`pdecore._kernels.penalty` (hard constraint with ``Large = 1/tol``, exact finite κ, or softplus).
+   (``τ_n = T(n/N)^2``) with four Rannacher steps, each split into two implicit-Euler half-steps. For
+   the variational inequality each sub-step is one Brennan–Schwartz direct solve of the linear
+   complementarity problem, certified by its complementarity conditions
+   (:mod:`pdecore._kernels.projected`; a call on the mirrored grid), with the penalty iteration as the
+   fallback; the penalized and exploratory problems (and ``vi_solver="penalty"``) use the penalty
+   Newton iteration of :mod:`pdecore._kernels.penalty` (hard constraint with ``Large = 1/tol``, exact
+   finite κ, or softplus).
 
-Accuracy contract: every solve is repeated on a companion grid with half the nodes and half the time
-levels; ``|V_h − V_2h|/(2^p − 1)`` (Richardson, ``p = 2`` or the observed order) at the spot is the
+Accuracy contract: every solve is repeated on a companion grid with half the nodes (every other node
+of the grid) and half the time levels; ``|V_h − V_2h|/(2^p − 1)`` (Richardson, ``p = 2`` or the observed order) at the spot is the
 ``price_error_estimate``. With default grid sizes both grids are doubled until it meets the
 ``precision`` preset's target (:data:`PRECISIONS`), or the call is refused with a ValueError naming the
 regime; models beyond the engine's reach are refused up front (:func:`check_reach`).
@@ -71,9 +76,12 @@ from typing import Any
 
 import numpy as np
 
+from pdecore._kernels.exercise import exercise_boundary_levels
 from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
 from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_NAMES, MODE_SOFTPLUS, penalty_march
-from pdecore._numba import STATUS_MESSAGES, STATUS_OK
+from pdecore._kernels.projected import projected_march
+from pdecore._kernels.spline import natural_spline_evaluate, natural_spline_moments
+from pdecore._numba import STATUS_MESSAGES, STATUS_NOT_ONE_INTERVAL, STATUS_OK
 from pdecore.checks import check_finite_array, check_int, check_positive, check_range
 from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
@@ -213,6 +221,18 @@ class AmericanSettings:
         Relative tolerance of the penalty iteration (and ``Large = 1/tol`` for the VI).
     max_iter : int
         Newton iterations allowed per time step before :class:`ConvergenceError`.
+    trim_exercised : bool
+        For the variational inequality, end the grid a width β inside the region exercised at every
+        date (beyond the perpetual boundary, where ``V = g`` exactly; see :meth:`resolve`). ``False``
+        keeps the grid the penalized and exploratory problems use, for node-by-node comparisons
+        (Lemma 2.1, Theorem 2.5).
+    vi_solver : {"projected", "penalty"}
+        How each time step of the variational inequality is solved. ``"projected"`` (default): one
+        Brennan–Schwartz direct solve per step, certified step by step by the complementarity conditions
+        (:mod:`pdecore._kernels.projected`), with the penalty iteration as the fallback where the exercise
+        region is not one interval at the end of the grid. ``"penalty"``: the Forsyth–Vetzal penalty
+        iteration with ``Large = 1/tol`` throughout (two to three solves per step; prices agree to
+        ``O(tol)``).
     """
 
     n_space: int | None = None
@@ -223,6 +243,8 @@ class AmericanSettings:
     concentration: float | None = None
     tol: float = 1e-8
     max_iter: int = 50
+    trim_exercised: bool = True
+    vi_solver: str = "projected"
 
     def __post_init__(self) -> None:
         if self.n_space is not None:
@@ -246,14 +268,20 @@ class AmericanSettings:
                         fix="pass e.g. 0.1 (a tenth of the strike in log-price)")
         check_range("tol", self.tol, 1e-14, 1e-2, fix="use e.g. 1e-8")
         check_int("max_iter", self.max_iter, minimum=1, fix="allow e.g. 50 iterations")
+        if not isinstance(self.trim_exercised, (bool, np.bool_)):
+            raise ValueError(f"trim_exercised must be True or False, got {self.trim_exercised!r}")
+        if self.vi_solver not in ("projected", "penalty"):
+            raise ValueError(f"vi_solver must be 'projected' or 'penalty', got {self.vi_solver!r}; "
+                             "pass vi_solver='projected' (default) or 'penalty'")
 
     def resolve(self, model: BlackScholes, option: AmericanOption, *, premium: bool = False,
-                spot: float | None = None, precision: str = "accurate") -> dict[str, Any]:
+                spot: float | None = None, precision: str = "accurate", penalized: bool = False) -> dict[str, Any]:
         """Concrete grid for this model: ``n_space, n_time, spot_max_ratio, spot_min_ratio, concentration,
         nodes`` (``nodes`` in units of the strike, ``nodes[0] = 0``).
 
-        Range. The covered spots are ``[K/4, 3K]`` and ``spot`` if given (so that the usual quotes stay
-        on the grid); with ``μ = r − q − σ²/2`` the log-price of a covered spot ends, at ``T``, within
+        Range. The covered spots are the strike and ``spot`` if one is given (the price asked for; the
+        error estimate is taken there), else the usual quotes ``[K/4, 3K]``; with ``μ = r − q − σ²/2``
+        the log-price of a covered spot ends, at ``T``, within
         ``z ± width·σ√T`` of ``z + μT`` (Black–Scholes), hence
 
         ``z_lo = min(z_cover) + min(μT, 0) − width·σ√T``, ``z_hi = max(z_cover) + max(μT, 0) + width·σ√T``.
@@ -262,6 +290,12 @@ class AmericanSettings:
         drift; ``S_max`` from ``max(r − q, 0)`` alone truncated it). Below ``z_lo`` the only node is
         ``S = 0``: there the value is linear in ``S`` (put: ``K − S`` exercised or the European
         ``Ke^{−rτ} − Se^{−qτ}``; call: 0), which the three-point formulas reproduce exactly on any spacing.
+
+        Exercised at every date. For the variational inequality (not the penalized or premium forms) the
+        region beyond the perpetual boundary ``S*_∞`` (put with ``r > 0``: ``S ≤ S*_∞``; call with
+        ``q > 0``: ``S ≥ S*_∞``; :func:`_perpetual_boundary`) holds ``V = g`` at all times, linear in
+        ``S``: the grid ends a width β inside it (the put keeps the node ``S = 0``, the call one far node
+        at the end of the covered range), so no node is spent where the value is known exactly.
 
         Concentration (``β = min(0.3σ√T, 0.5)`` in log-price): at the strike (the kink; a node exactly
         on it), at the spot if it is more than ``2β`` away (deep out-of-the-money quotes), and at the
@@ -274,6 +308,7 @@ class AmericanSettings:
         sigma, rate, dividend, maturity = model.volatility, model.rate, model.dividend, option.maturity
         total_vol = sigma * math.sqrt(maturity)
         log_drift = (rate - dividend - 0.5 * sigma**2) * maturity
+        # covered: the strike and the spot of interest, or the usual quotes [K/4, 3K] when none is given
         cover = [math.log(0.25), math.log(3.0)]
         z_spot = None
         if spot is not None:
@@ -282,13 +317,28 @@ class AmericanSettings:
                 raise ValueError(f"spot={spot!r} is e^{z_spot:.3g} times the strike {option.strike!r}, beyond "
                                  f"the engine's reach (|log(spot/strike)| <= {MAX_LOG_MONEYNESS:g}); the option "
                                  "is worth its intrinsic value (or 0) to double precision: price it as such")
-            cover.append(z_spot)
+            cover = [0.0, z_spot]
+        beta = self.concentration if self.concentration is not None else min(0.3 * total_vol, 0.5)
         # clamped where S is 0 or ∞ to double precision for the value (e^{−80}K: the put is linear, the call
         # 0 there) and where the three-point denominators h³ would underflow (x ≈ e^{−230})
         z_lo = max(min(cover) + min(log_drift, 0.0) - width * total_vol, MIN_LOG_NODE)
         z_hi = min(max(cover) + max(log_drift, 0.0) + width * total_vol, MAX_LOG_NODE)
+        # beyond the perpetual boundary the option is exercised at every date (put: S ≤ S*_∞, only for
+        # r > 0; call: S ≥ S*_∞, only for q > 0; with the other sign a second boundary can exist), so the
+        # value there is the payoff, linear in S, which the three-point formulas reproduce exactly on any
+        # spacing: the grid stops a concentration width β inside that region instead of spending nodes
+        # on it (the SPEC put: S*_∞ = 0.43K, where the drift rule alone reached 0.09K). Only for the
+        # variational inequality (a finite penalty leaves V below g there, not linear) and not for the
+        # premium form (its obstacle g − V_E is not linear there).
+        exact_exercise = self.trim_exercised and not premium and not penalized
+        perpetual = _perpetual_boundary(option.kind, sigma, rate, dividend) if exact_exercise else math.nan
+        call_cut = None
+        if option.kind == "put" and rate > 0.0 and math.isfinite(perpetual):
+            z_lo = min(max(z_lo, math.log(perpetual) - beta), -beta)
+        elif option.kind == "call" and dividend > 0.0 and math.isfinite(perpetual):
+            call_cut = max(math.log(perpetual) + beta, beta)
         if self.spot_max_ratio is not None:
-            needed = math.exp(z_hi)
+            needed = math.exp(z_hi if call_cut is None else min(z_hi, call_cut))
             if self.spot_max_ratio < needed:
                 raise ValueError(
                     f"spot_max_ratio={self.spot_max_ratio!r} truncates the solution: the covered spots "
@@ -296,9 +346,13 @@ class AmericanSettings:
                     f"deviations (volatility*sqrt(maturity) = {total_vol:.4g}, (r - q - sigma^2/2)T = "
                     f"{log_drift:.4g}); pass spot_max_ratio >= {needed:.4g}, or None for the derived range")
             z_hi = math.log(self.spot_max_ratio)
-        beta = self.concentration if self.concentration is not None else min(0.3 * total_vol, 0.5)
+        # a call's grid keeps one far node at the end of the range, so that every covered spot stays on
+        # the grid (the cell up to it is exercised: V = S − K there exactly)
+        z_far = None
+        if call_cut is not None and call_cut < z_hi:
+            z_far, z_hi = z_hi, call_cut
         centers, widths = [0.0], [beta]
-        if z_spot is not None and abs(z_spot) > 2.0 * beta:
+        if z_spot is not None and abs(z_spot) > 2.0 * beta and z_lo < z_spot < z_hi:
             centers.append(z_spot)
             widths.append(beta)
         # advection-dominated: the payoff kink travels to z = −μτ with width σ√τ (μ = r − q − σ²/2) and
@@ -343,8 +397,9 @@ class AmericanSettings:
             # at 200 / 400 / 800 steps)
             travel = abs(rate - dividend) * math.sqrt(maturity) / sigma
             n_time = int(math.ceil(preset.n_time * min(max(1.0, travel / 2.0), 4.0)))
-        nodes = american_nodes(z_lo, z_hi, centers, widths, int(n_space))
-        return {"n_space": int(n_space), "n_time": int(n_time), "spot_max_ratio": float(math.exp(z_hi)),
+        nodes = american_nodes(z_lo, z_hi, centers, widths, int(n_space), z_far)
+        return {"n_space": int(n_space), "n_time": int(n_time),
+                "spot_max_ratio": float(math.exp(z_hi if z_far is None else z_far)), "far_node": z_far,
                 "spot_min_ratio": float(math.exp(z_lo)), "concentration": float(beta), "width": float(width),
                 "log_range": (float(z_lo), float(z_hi)), "centers": tuple(centers), "widths": tuple(widths),
                 "nodes": nodes}
@@ -363,71 +418,65 @@ def _boundary_band(kind: str, sigma: float, rate: float, dividend: float, beta: 
     if not (math.isfinite(limit) and limit > 0.0):
         return []
     peaks = [(math.log(limit), beta)]
-    half_var, b = 0.5 * sigma**2, rate - dividend - 0.5 * sigma**2
-    discriminant = b * b + 4.0 * half_var * rate
-    if discriminant >= 0.0:
-        root = (-b - math.sqrt(discriminant) if kind == "put" else -b + math.sqrt(discriminant)) / (2.0 * half_var)
-        if (kind == "put" and root < 0.0) or (kind == "call" and root > 1.0):
-            perpetual = root / (root - 1.0)
-            if perpetual > 0.0 and math.isfinite(perpetual):
-                z_perpetual, z_limit = math.log(perpetual), math.log(limit)
-                peaks.append((0.5 * (z_perpetual + z_limit), max(0.5 * abs(z_perpetual - z_limit), beta)))
+    perpetual = _perpetual_boundary(kind, sigma, rate, dividend)
+    if math.isfinite(perpetual):
+        z_perpetual, z_limit = math.log(perpetual), math.log(limit)
+        peaks.append((0.5 * (z_perpetual + z_limit), max(0.5 * abs(z_perpetual - z_limit), beta)))
     return peaks
 
 
-def american_nodes(z_lo: float, z_hi: float, centers, widths, n_space: int) -> np.ndarray:
-    """Nodes in units of the strike: ``0`` followed by ``n_space − 1`` log-concentrated nodes on
-    ``[e^{z_lo}, e^{z_hi}]`` with one exactly on the strike (see :meth:`AmericanSettings.resolve`)."""
-    z = concentrated_log_nodes(z_lo, z_hi, centers, widths, n_space - 1, snap=0.0, background=UNIFORM_FRACTION)
-    x = np.concatenate([[0.0], np.exp(z)])
+def _perpetual_boundary(kind: str, sigma: float, rate: float, dividend: float) -> float:
+    """The perpetual exercise boundary ``S*_∞/K = λ/(λ − 1)`` (NaN where there is none), with ``λ`` the
+    root of ``½σ²λ(λ − 1) + (r − q)λ − r = 0`` that is negative (put) or above 1 (call) (McKean 1965;
+    Merton 1973). A finite-maturity option is worth less than the perpetual one and exercises wherever
+    it does: ``S*(t) ≥ S*_∞`` for a put, ``≤`` for a call."""
+    half_var, b = 0.5 * sigma**2, rate - dividend - 0.5 * sigma**2
+    discriminant = b * b + 4.0 * half_var * rate
+    if discriminant < 0.0:
+        return math.nan
+    root = (-b - math.sqrt(discriminant) if kind == "put" else -b + math.sqrt(discriminant)) / (2.0 * half_var)
+    if (kind == "put" and root < 0.0) or (kind == "call" and root > 1.0):
+        perpetual = root / (root - 1.0)
+        if perpetual > 0.0 and math.isfinite(perpetual):
+            return perpetual
+    return math.nan
+
+
+def american_nodes(z_lo: float, z_hi: float, centers, widths, n_space: int, z_far: float | None = None) -> np.ndarray:
+    """Nodes in units of the strike: ``0`` followed by log-concentrated nodes on ``[e^{z_lo}, e^{z_hi}]``
+    with one exactly on the strike, and the node ``e^{z_far}`` if given; ``n_space`` in all (see
+    :meth:`AmericanSettings.resolve`)."""
+    # the strike at an odd z-index, i.e. an even index of x (x[0] = 0): the companion grid x[::2] of the
+    # error estimate keeps it (as it keeps x[0] and, for odd n_space, the last node)
+    far = [] if z_far is None else [math.exp(z_far)]
+    z = concentrated_log_nodes(z_lo, z_hi, centers, widths, n_space - 1 - len(far), snap=0.0,
+                               background=UNIFORM_FRACTION, snap_parity=1 if n_space % 2 == 1 else None)
+    x = np.concatenate([[0.0], np.exp(z), far])
     x[1 + int(np.argmin(np.abs(z)))] = 1.0  # exp(0) is 1 already; keep the strike node exact
     return x
 
 
 class _NaturalCubicSpline:
-    """Natural cubic spline ``s`` through ``(x_i, y_i)`` with its first two derivatives.
+    """Natural cubic spline ``s`` through ``(x_i, y_i)`` with its first two derivatives
+    (:mod:`pdecore._kernels.spline`; de Boor 1978, ch. IV).
 
-    The second derivatives ``M_i = s''(x_i)`` solve the tridiagonal system
-    ``h_{i−1} M_{i−1} + 2(h_{i−1} + h_i) M_i + h_i M_{i+1} = 6(Δ_i − Δ_{i−1})``,
-    ``Δ_i = (y_{i+1} − y_i)/h_i``,
-    with ``M_0 = M_{n−1} = 0`` (de Boor 1978, ch. IV). The natural end conditions are exact for the
-    American payoffs: the value is linear at ``S = 0`` (put: exercised; call: worthless) and at
-    ``S_max``. Written here on top of the project's Thomas kernel so that the command line does not
-    pay for importing ``scipy.interpolate`` (about half a second).
+    The natural end conditions ``s'' = 0`` are exact for the American payoffs: the value is linear at
+    ``S = 0`` (put: exercised; call: worthless) and at ``S_max``. Written on the project's kernels so
+    that the command line does not pay for importing ``scipy.interpolate`` (about half a second).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        from pdecore._kernels.tridiagonal import thomas_solve
-
-        n = x.size
-        h = np.diff(x)
-        slopes = np.diff(y) / h
-        lower, diag, upper, rhs = np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n)
-        lower[1:-1], upper[1:-1] = h[:-1], h[1:]
-        diag[1:-1] = 2.0 * (h[:-1] + h[1:])
-        rhs[1:-1] = 6.0 * np.diff(slopes)
-        second = np.zeros(n)
-        thomas_solve(lower, diag, upper, rhs, second, np.zeros(n))
-        self.x, self.y, self.h, self.second = x, y, h, second
+        self.x = np.ascontiguousarray(x, dtype=float)
+        self.y = np.ascontiguousarray(y, dtype=float)
+        self.second = np.empty(self.x.size)
+        natural_spline_moments(self.x, self.y, self.second)
 
     def __call__(self, points: np.ndarray, derivative: int = 0) -> np.ndarray:
-        x, y, h, m = self.x, self.y, self.h, self.second
-        i = np.clip(np.searchsorted(x, points, side="right") - 1, 0, x.size - 2)
-        hi = h[i]
-        left, right = x[i + 1] - points, points - x[i]  # distances to the interval's ends
-        a = y[i] / hi - m[i] * hi / 6.0
-        b = y[i + 1] / hi - m[i + 1] * hi / 6.0
-        if derivative == 0:
-            return (m[i] * left**3 + m[i + 1] * right**3) / (6.0 * hi) + a * left + b * right
-        if derivative == 1:
-            return (-m[i] * left**2 + m[i + 1] * right**2) / (2.0 * hi) - a + b
-        return (m[i] * left + m[i + 1] * right) / hi
-
-
-def _frozen(array) -> np.ndarray:
-    array = np.array(array, dtype=float)
-    array.setflags(write=False)
-    return array
+        points = np.asarray(points, dtype=float)
+        out = np.empty(points.size)
+        natural_spline_evaluate(self.x, self.y, self.second, np.ascontiguousarray(points.ravel()), int(derivative),
+                                out)
+        return out.reshape(points.shape)
 
 
 @dataclass(frozen=True)
@@ -593,28 +642,11 @@ def _exercise_boundary(x, values, payoff, kind, interpolation, threshold):
         boundary = _exercise_boundary(-x[::-1], values[:, ::-1], payoff[::-1], "put", interpolation,
                                       threshold)
         return -boundary
-    n_levels, n = values.shape
-    gap = values - payoff[None, :]
-    exercised = (gap <= threshold) & (payoff[None, :] > 0.0)
-    any_exercised = exercised.any(axis=1)
-    # last exercised node i of each level (the put's exercise region is [0, S*]); i+1 continues
-    i = n - 1 - np.argmax(exercised[:, ::-1], axis=1)
-    i = np.minimum(i, n - 3)
-    rows = np.arange(n_levels)
-    j = i + 1
-    g_i, g_j, g_k = gap[rows, i], gap[rows, j], gap[rows, j + 1]
-    x_far, x_i, x_j, x_k = x[np.maximum(i - 1, 0)], x[i], x[j], x[j + 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        linear = x_i + np.clip(-g_i / (g_j - g_i), 0.0, 1.0) * (x_j - x_i)
-        linear = np.where(g_j != g_i, linear, x_i)
-        if interpolation == "sqrt":
-            s_j, s_k = np.sqrt(np.maximum(g_j, 0.0)), np.sqrt(np.maximum(g_k, 0.0))
-            root = x_j - s_j * (x_k - x_j) / (s_k - s_j)
-            usable = (g_j > 0.0) & (s_k > s_j)
-            estimate = np.where(usable, np.clip(root, x_far, x_j), linear)
-        else:
-            estimate = linear
-    return np.where(any_exercised, estimate, np.nan)
+    boundary = np.empty(values.shape[0])
+    exercise_boundary_levels(np.ascontiguousarray(x, dtype=float), np.ascontiguousarray(values, dtype=float),
+                             np.ascontiguousarray(payoff, dtype=float), interpolation == "sqrt", float(threshold),
+                             boundary)
+    return boundary
 
 
 def _boundary_at_expiry(kind: str, strike: float, rate: float, dividend: float) -> float:
@@ -664,15 +696,30 @@ def _march(model: BlackScholes, option: AmericanOption, x: np.ndarray, n_time: i
         obstacle = payoff[None, :].copy()
         initial = payoff.copy()
 
-    # 5b. time stepping: the penalty Newton march, whole loop inside numba
+    # 5b. time stepping, whole loop inside numba. The variational inequality first tries the projected
+    #     (Brennan–Schwartz) march: one direct solve per step, exact for an exercise region that is one
+    #     interval at the end of the grid (put: [0, S*]; a call is mirrored), which the kernel certifies
+    #     step by step; otherwise (two boundaries, e.g. a put with q < r < 0) the penalty Newton march.
     values = np.zeros((levels.size, n))
     iterations = np.zeros(dtau.size, dtype=np.int64)
     changes = np.zeros(dtau.size)
-    dummy = np.zeros((1, n))
     kernel_started = time.perf_counter()
-    status, failing_step = penalty_march(lower, diag, upper, initial, dtau, weights, levels, obstacle, dummy,
-                                         False, dummy, False, mode, kappa, lam, settings.tol,
-                                         settings.max_iter, values, iterations, changes)
+    status = STATUS_NOT_ONE_INTERVAL
+    if mode == MODE_HARD and settings.vi_solver == "projected":
+        if option.kind == "put":
+            status, failing_step = projected_march(lower, diag, upper, initial, dtau, weights, levels, obstacle,
+                                                   values, iterations)
+        else:  # mirror: the call's exercise region [S*, S_max] becomes the start of the grid
+            mirrored = np.zeros((levels.size, n))
+            status, failing_step = projected_march(upper[::-1].copy(), diag[::-1].copy(), lower[::-1].copy(),
+                                                   initial[::-1].copy(), dtau, weights, levels,
+                                                   np.ascontiguousarray(obstacle[:, ::-1]), mirrored, iterations)
+            values = np.ascontiguousarray(mirrored[:, ::-1])
+    if status == STATUS_NOT_ONE_INTERVAL:
+        dummy = np.zeros((1, n))
+        status, failing_step = penalty_march(lower, diag, upper, initial, dtau, weights, levels, obstacle, dummy,
+                                             False, dummy, False, mode, kappa, lam, settings.tol,
+                                             settings.max_iter, values, iterations, changes)
     kernel_seconds = time.perf_counter() - kernel_started
     if status != STATUS_OK:
         raise ConvergenceError(
@@ -700,7 +747,8 @@ def _estimate_points(x: np.ndarray, spots: np.ndarray) -> np.ndarray:
 
 
 def _coarse_size(n_space: int, n_time: int) -> tuple[int, int]:
-    """The companion grid of the error estimate: half the nodes and half the time levels."""
+    """The companion grid of the error estimate: half the nodes and half the time levels (for an odd
+    ``n_space`` the fine grid's every other node, ``x[::2]``, graded levels likewise nested)."""
     return max((n_space - 1) // 2 + 1, MIN_SPACE_POINTS), max(n_time // 2, MIN_TIME_STEPS)
 
 
@@ -787,9 +835,11 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
             n_space=settings.n_space if n_space is None else n_space,
             n_time=settings.n_time if n_time is None else n_time,
             scheme=settings.scheme, width=settings.width, spot_max_ratio=settings.spot_max_ratio,
-            concentration=settings.concentration, tol=settings.tol, max_iter=settings.max_iter)
+            concentration=settings.concentration, tol=settings.tol, max_iter=settings.max_iter,
+            trim_exercised=settings.trim_exercised, vi_solver=settings.vi_solver)
     adaptive = settings.n_space is None and settings.n_time is None
-    grid_spec = settings.resolve(model, option, premium=bool(premium), spot=spot, precision=precision)
+    grid_spec = settings.resolve(model, option, premium=bool(premium), spot=spot, precision=precision,
+                                 penalized=penalty is not None)
     strike, maturity = option.strike, option.maturity
     rate, dividend = model.rate, model.dividend
     if penalty is None:
@@ -813,11 +863,13 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     else:
         check_spots = np.array([spot_ratio])
         spot_looseness = np.array([1.0])
-    looseness = np.tile(spot_looseness, 3)  # the spots, then their left and right neighbour nodes
+    looseness = np.concatenate([spot_looseness] * 3)  # the spots, then their left and right neighbour nodes
 
-    def solve_on(n_nodes, n_levels):
-        nodes = grid_spec["nodes"] if n_nodes == grid_spec["n_space"] else american_nodes(
-            z_lo, z_hi, centers, widths, n_nodes)
+    def nodes_for(n_nodes):
+        return grid_spec["nodes"] if n_nodes == grid_spec["n_space"] else american_nodes(
+            z_lo, z_hi, centers, widths, n_nodes, grid_spec["far_node"])
+
+    def solve_on(nodes, n_levels):
         return (nodes,) + _march(model, option, nodes, n_levels, settings, mode, kappa, lam, bool(premium))
 
     # 1.–5. on the grid and on its companion; refine both while the estimate misses the target
@@ -826,9 +878,14 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     refinements = 0
     while True:
         try:
+            fine_nodes = nodes_for(n_fine)
             if coarse is None:
-                coarse = solve_on(*_coarse_size(n_fine, m_fine))
-            fine = solve_on(n_fine, m_fine)
+                n_coarse, m_coarse = _coarse_size(n_fine, m_fine)
+                # every other node of the fine grid where that has the size (the strike is kept, see
+                # american_nodes), else a grid of its own
+                coarse_nodes = fine_nodes[::2] if fine_nodes[::2].size == n_coarse else nodes_for(n_coarse)
+                coarse = solve_on(coarse_nodes, m_coarse)
+            fine = solve_on(fine_nodes, m_fine)
         except ConvergenceError:
             if not adaptive or 2 * n_fine * 2 * m_fine > preset.budget:
                 raise
@@ -889,7 +946,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         "newton_iterations": iterations.tolist(),
         "total_newton_iterations": int(iterations.sum()),
         "max_newton_iterations": int(iterations.max()),
-        "mean_newton_iterations": float(iterations.mean()),
+        "mean_newton_iterations": float(iterations.sum()) / max(iterations.size, 1),
         "n_space": n, "n_time": int(m_fine), "n_substeps": int(iterations.size),
         "spot_max": grid_spec["spot_max_ratio"] * strike, "spot_min": grid_spec["spot_min_ratio"] * strike,
         "concentration": grid_spec["concentration"], "width": grid_spec["width"],
@@ -902,7 +959,8 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
     }
     diagnostics = SolverDiagnostics.from_iterations(iterations, status=STATUS_OK, n_time=int(m_fine),
                                                     n_space=n, wall_seconds=stats["wall_seconds"])
-    return AmericanResult(model=model, option=option, spots=_frozen(x * strike), times=_frozen(times),
-                          values=_frozen(values * strike), boundary=_frozen(boundary), stats=stats,
+    # fresh arrays, made read-only by AmericanResult.__post_init__
+    return AmericanResult(model=model, option=option, spots=x * strike, times=times,
+                          values=values * strike, boundary=boundary, stats=stats,
                           penalty=penalty, temperature=temperature, premium=bool(premium),
                           diagnostics=diagnostics, price_error_estimate=estimate * strike)

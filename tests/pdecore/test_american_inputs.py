@@ -78,12 +78,15 @@ def test_bad_settings():
         AmericanSettings(max_iter=0)
     with pytest.raises(ValueError, match=r"scheme must be a ThetaScheme"):
         AmericanSettings(scheme="cn")
+    with pytest.raises(ValueError, match=r"vi_solver must be 'projected' or 'penalty', got 'psor'"):
+        AmericanSettings(vi_solver="psor")
 
 
 def test_non_convergence_raises_with_diagnostics():
-    """One Newton iteration cannot settle the penalty set of the first step that activates it."""
+    """One Newton iteration cannot settle the penalty set of the first step that activates it (the
+    penalty solver of the VI; the default projected solver takes one direct solve per step)."""
     with pytest.raises(ConvergenceError) as info:
-        solve_american(MODEL, PUT, n_space=81, n_time=20, settings=AmericanSettings(max_iter=1))
+        solve_american(MODEL, PUT, n_space=81, n_time=20, settings=AmericanSettings(max_iter=1, vi_solver="penalty"))
     diagnostics = info.value.diagnostics
     assert diagnostics["iterations"] == 1 and diagnostics["mode"] == "hard"
     assert diagnostics["step"] >= 0 and diagnostics["tau"] > 0 and diagnostics["relative_change"] > 0

@@ -135,15 +135,17 @@ class Precision:
     budget: float
 
 
-# Measured (issue 11; QuantLib QdFp high precision as the truth, spot passed, 2 loaded CPU cores):
-# "accurate" — QuantLib's American test tables within their tolerances (worst 7.8e-5 BAW, 1.3e-4 Ju;
-# Bjerksund–Stensland's σ = 10 row 7.0e-5 > its 5e-5, 1.3e-5 with "high"), 540 greeks-grid contracts
-# worst 7.3e-4 on prices up to 100; 1,226 extreme contracts (σ 0.01–3, T 1e-4–30, r < 0, q > r,
-# S/K 0.005–50, K = 100): none off by more than 1e-3 in both absolute and relative terms, 15 refused
-# (T = 30 with a carry of 5–95 % against σ ≤ 0.5), worst absolute error 3.3e-3 (on a price where it is
-# below 1e-3 relative); true error / estimate: median 1.0 over the 414 cases with an error above 1e-6,
-# but up to 6000 where both are tiny (an estimate is not a bound). SPEC put: fast 3.6e-4, accurate
-# 4.2e-5, high 2.8e-6 (estimates 3.6e-4, 4.2e-5, 2.9e-6).
+# Measured (issue 11; QuantLib QdFp high precision as the truth, spot passed, 2 idle CPU cores;
+# python benchmarks/bench_american_accuracy.py [--precision P]):
+# "accurate" (default) — QuantLib's American test tables all within their tolerances: worst 3.6e-5
+# (Barone-Adesi–Whaley, tolerance 3e-3), 2.3e-5 (Bjerksund–Stensland, 5e-5), 6.7e-5 (Ju, 1e-3); the
+# 540 greeks-grid contracts worst 4.5e-4 on prices up to 100; 2,100 extreme contracts (σ 0.01–3,
+# T 1e-4–30, r < 0, q > r, q ≫ r, S/K 0.005–50, K = 100): none off by more than 1e-3 in both absolute and
+# relative terms, 6 refused (T = 30, σ = 0.01 with a carry of 8–95 %), worst absolute error 2.3e-3 on a
+# price of 81 (2.8e-5 relative); true error / estimate: median 1.0, at most 2.0 over the greeks grid
+# (an estimate is not a bound). "high" — tables worst 1.8e-5. "fast" — tables worst 4.1e-4 / 3.3e-4 /
+# 8.6e-4 (within Barone-Adesi–Whaley's and Ju's tolerances, not Bjerksund–Stensland's 5e-5). SPEC put:
+# fast 2.7e-4, accurate 2.0e-5, high 1.4e-6 (estimates 2.8e-4, 2.0e-5, 1.4e-6) in 0.6 / 6.9 / 119 ms.
 PRECISIONS = {
     "fast": Precision(n_space=321, n_time=100, width=5.0, atol=1e-5, rtol=2e-4, budget=1e7),
     "accurate": Precision(n_space=1201, n_time=400, width=5.5, atol=2e-6, rtol=1e-5, budget=6e7),

@@ -668,8 +668,9 @@ def _march(model: BlackScholes, option: AmericanOption, x: np.ndarray, n_time: i
            mode: int, kappa: float, lam: float, premium: bool):
     """Steps 2–5 of the module docstring on the nodes ``x`` (units of the strike).
 
-    Returns ``(values, tau_levels, iterations, kernel_seconds)`` with ``values[j]`` the solution at
-    ``τ = tau_levels[j]`` (ascending from expiry), or raises :class:`ConvergenceError`.
+    Returns ``(values, tau_levels, iterations, kernel_seconds, solver)`` with ``values[j]`` the solution
+    at ``τ = tau_levels[j]`` (ascending from expiry) and ``solver`` the march that ran (``"projected"`` or
+    ``"penalty"``), or raises :class:`ConvergenceError`.
     """
     sigma, rate, dividend, maturity = model.volatility, model.rate, model.dividend, option.maturity
     n = x.size
@@ -717,7 +718,9 @@ def _march(model: BlackScholes, option: AmericanOption, x: np.ndarray, n_time: i
                                                    initial[::-1].copy(), dtau, weights, levels,
                                                    np.ascontiguousarray(obstacle[:, ::-1]), mirrored, iterations)
             values = np.ascontiguousarray(mirrored[:, ::-1])
+    solver = "projected"
     if status == STATUS_NOT_ONE_INTERVAL:
+        solver = "penalty"
         dummy = np.zeros((1, n))
         status, failing_step = penalty_march(lower, diag, upper, initial, dtau, weights, levels, obstacle, dummy,
                                              False, dummy, False, mode, kappa, lam, settings.tol,
@@ -732,7 +735,7 @@ def _march(model: BlackScholes, option: AmericanOption, x: np.ndarray, n_time: i
             mode=MODE_NAMES[mode], n_space=int(n), n_time=int(n_time))
     if premium:
         values = values + bs_price(option.kind, x[None, :], 1.0, tau_levels[:, None], sigma, rate, dividend)
-    return values, tau_levels, iterations, kernel_seconds
+    return values, tau_levels, iterations, kernel_seconds, solver
 
 
 def _prices_near(x: np.ndarray, values_t0: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -928,7 +931,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         previous = differences_raw
         coarse, n_fine, m_fine, refinements = fine, 2 * n_fine - 1, 2 * m_fine, refinements + 1
 
-    x, values, tau_levels, iterations, kernel_seconds = fine
+    x, values, tau_levels, iterations, kernel_seconds, solver = fine
     n = x.size
     payoff = np.maximum(1.0 - x, 0.0) if option.kind == "put" else np.maximum(x - 1.0, 0.0)
     # levels run in τ (0 = expiry); results run in calendar time t = T − τ, ascending
@@ -952,7 +955,7 @@ def solve_american(model: BlackScholes, option: AmericanOption, *, n_space: int 
         "n_space": n, "n_time": int(m_fine), "n_substeps": int(iterations.size),
         "spot_max": grid_spec["spot_max_ratio"] * strike, "spot_min": grid_spec["spot_min_ratio"] * strike,
         "concentration": grid_spec["concentration"], "width": grid_spec["width"],
-        "mode": MODE_NAMES[mode], "premium": bool(premium), "tol": settings.tol,
+        "mode": MODE_NAMES[mode], "solver": solver, "premium": bool(premium), "tol": settings.tol,
         "precision": precision, "adaptive": adaptive, "refinements": refinements,
         "error_estimate_spot": spot_ratio * strike,
         "price_error_estimate": estimate * strike, "boundary_error_estimate": boundary_estimate,

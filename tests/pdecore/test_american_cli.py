@@ -26,16 +26,19 @@ def test_price_json_has_the_documented_keys(capsys):
     assert -0.5 < payload["delta"] < -0.3 and payload["gamma"] > 0
     assert abs(payload["boundary_t0"] - spec_value("american.put.boundary")[0.0]) <= 0.05
     assert payload["stats"]["mode"] == "hard" and payload["stats"]["max_newton_iterations"] >= 1
+    assert payload["stats"]["solver"] == "projected"
 
 
-@pytest.mark.parametrize("extra,mode", [(["--penalty", "10"], "finite"),
-                                        (["--penalty", "10", "--temperature", "1"], "softplus"),
-                                        (["--premium", "--dividend", "0.02"], "hard")])
-def test_price_variants_text(capsys, extra, mode):
+@pytest.mark.parametrize("extra,solver", [(["--penalty", "10"], "finite penalty iteration"),
+                                          (["--penalty", "10", "--temperature", "1"], "softplus penalty iteration"),
+                                          (["--premium", "--dividend", "0.02"], "projected LCP solve")])
+def test_price_variants_text(capsys, extra, solver):
+    """The solver line names what ran: the penalty iteration of the penalized problems, the certified
+    projected solve of the variational inequality (premium form included)."""
     code = main(["price", "american", "--spot", "40", *SPEC_ARGS, *SMALL, *extra])
     assert code == 0
     out = capsys.readouterr().out
-    assert "price:" in out and "boundary_t0" in out and f"{mode} penalty" in out
+    assert "price:" in out and "boundary_t0" in out and solver in out
 
 
 def test_call_without_dividend_has_no_boundary(capsys):

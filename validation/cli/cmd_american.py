@@ -50,6 +50,14 @@ def _summary_stats(stats: dict) -> dict:
     return {key: value for key, value in stats.items() if key != "newton_iterations"}
 
 
+def _solver_label(stats: dict) -> str:
+    """How the steps were solved: the projected (Brennan–Schwartz) solve of the variational inequality,
+    or the penalty iteration (hard, finite κ, or softplus)."""
+    if stats["solver"] == "projected":
+        return "projected LCP solve (Brennan-Schwartz, certified)"
+    return f"{stats['mode']} penalty iteration"
+
+
 def _price(args) -> int:
     """Handler of ``pderl price american``: price, greeks at ``--spot``, ``S*(0)`` and statistics."""
     result = _solve(args)
@@ -74,9 +82,8 @@ def _price(args) -> int:
         f"{'gamma':>12}: {payload['gamma']:.6f}",
         f"{'boundary_t0':>12}: "
         + ("none" if payload["boundary_t0"] is None else f"{payload['boundary_t0']:.4f}"),
-        f"{'solver':>12}: {stats['mode']} penalty, {stats['n_space']} nodes x {stats['n_time']} steps, "
-        f"Newton iterations total {stats['total_newton_iterations']} "
-        f"(max {stats['max_newton_iterations']}/step), "
+        f"{'solver':>12}: " + _solver_label(stats) + f", {stats['n_space']} nodes x {stats['n_time']} steps, "
+        f"linear solves total {stats['total_newton_iterations']} (max {stats['max_newton_iterations']}/step), "
         f"{1e3 * stats['wall_seconds']:.1f} ms",
     ])
     emit(payload, as_json=False, text=text)

@@ -33,6 +33,10 @@ machine). See docs/stopping_studies.md for the table; summary:
   steps): 160 / 172 / 138 ms per ML / TD(0) / Dong step, first three steps (compilation) 38 / 142 /
   131 s, PDE references 6.6 s, periodic evaluation 6.6 s, final evaluation 55 s; ESTIMATE 355 000
   core-seconds = 49 h on 2 workers *at that load* (each process had about 1/7 of a core);
+* this script on the idle machine (``--replicas 1 --blocks 3``, compiled, load 1.3–1.6): 10.2 / 9.7 /
+  8.9 ms per ML / TD(0) / Dong step, first three steps 2.8 / 0.2 / 0.4 s, PDE references 0.4 s, periodic
+  evaluation 0.32 s, final evaluation 2.5 s; ESTIMATE 16 200 core-seconds of training + 2 600 of
+  evaluation = **2.6 h on 2 workers**;
 * on a quiet machine (bench_rl_stopping.py ``timing``, load 2.1–2.5): 10.7 ms per compiled ML step,
   ~10 ms per TD(0) step. At that rate the 1.54 M steps are about 15 000 core-seconds, i.e. about 2.1 h
   on 2 cores before evaluations and compilation (2.5–3 h with them): the ≤ 1 hour target of issue 14

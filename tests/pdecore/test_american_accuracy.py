@@ -8,6 +8,7 @@ parameter and the fix. Cases:
   Bjerksund–Stensland, Ju 1999, the contracts of the FD greeks test), each within the source's
   tolerance at the default precision (the table values themselves are approximations: QdFp re-prices
   every row);
+* BENCHOP's American puts (problem 1 b), sets I and II), against its published values and QdFp;
 * the failure classes of issue 11 (small σ√T with strong drift, very short maturities at the money,
   very large σ√T, deep out-of-the-money calls, q ≫ r);
 * a grid of extreme valid inputs and a hypothesis property over the valid parameter space: within
@@ -194,3 +195,30 @@ def test_precisions_meet_their_targets_on_the_spec_put(precision):
 def test_out_of_reach_inputs_are_refused_with_the_fix(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# BENCHOP (von Sydow et al. 2015, Int. J. Comput. Math. 92(12)), problem 1 b): the American put under
+# Black–Scholes, K = 100, with the project's published reference values (its MATLAB driver, ``U``).
+BENCHOP_1B = [
+    # (spot, maturity, rate, volatility, published value)
+    (90.0, 1.0, 0.03, 0.15, 10.726486710094511),   # set I
+    (100.0, 1.0, 0.03, 0.15, 4.820608184813253),
+    (110.0, 1.0, 0.03, 0.15, 1.828207584020458),
+    (97.0, 0.25, 0.1, 0.01, 3.000000000000682),    # set II (challenging: σ = 0.01, deep in the money)
+    (98.0, 0.25, 0.1, 0.01, 2.000000000010786),
+    (99.0, 0.25, 0.1, 0.01, 1.000000000010715),
+]
+
+
+@pytest.mark.parametrize("spot,maturity,rate,volatility,published", BENCHOP_1B,
+                         ids=[f"S{c[0]:g}-T{c[1]:g}-v{c[3]:g}" for c in BENCHOP_1B])
+def test_benchop_american_put_values(spot, maturity, rate, volatility, published):
+    """BENCHOP's American puts at the default precision: within 1e-5 relative of the published values
+    and within 1e-5·K of QdFp. The published set-I values are themselves 5–10e-6 relative *below* QdFp
+    high precision (10.7265416 against 10.7264867 at S = 90), which pdecore's converged grid
+    (8001 × 4000 nodes × levels) reproduces to 3e-7: their last digits are approximate, so the
+    comparison with them is relative at their own accuracy, and with QdFp at the engine's."""
+    truth = quantlib_qdfp("put", 100.0, spot, 0.0, rate, maturity, volatility)
+    got, result = _solve_price("put", 100.0, spot, 0.0, rate, maturity, volatility)
+    assert abs(got - published) <= 1e-5 * published, (spot, got, published, result.price_error_estimate)
+    assert abs(got - truth) <= 1e-5 * 100.0, (spot, got, truth)

@@ -12,6 +12,9 @@ skipped. Case sets, each reported separately:
   Bjerksund–Stensland, Ju 1999), each row within its source's tolerance (``TOLERANCES``), at
   ``--precision`` and again at ``"high"``;
 * ``greeks``: the 540 contracts of QuantLib's ``testFdGreeks`` grid, within 1e-3 absolute;
+* ``qd``: the 482 random contracts of QuantLib's QD+/QdFp test (``testQdAmericanEngines``, rebuilt from
+  its generator) within that test's tolerance (0.5 % relative above 0.1, else 5e-4), and its 31 edge
+  contracts within 3× the accurate target (zero volatility, strike, spot or maturity are refused);
 * ``extreme``: 2,100 valid inputs, K = 100, puts and calls, σ 0.01–3, T 1e-4–30, (r, q) with r < 0,
   q > r and q ≫ r, S/K 0.005–50; within 1e-3 absolute or 1e-3 relative (issue 11's acceptance:
   never off by more than 1e-3 in both terms without an error).
@@ -47,9 +50,10 @@ from pathlib import Path
 # the QuantLib cases and the QdFp reference live with the tests that use them
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pdecore"))
 
-from quantlib_american_cases import TABLES, TOLERANCES, greeks_grid_cases, quantlib_qdfp  # noqa: E402
+from quantlib_american_cases import (QD_EDGE_CASES, QD_RANDOM_ATOL, QD_RANDOM_RTOL, TABLES,  # noqa: E402
+                                     TOLERANCES, greeks_grid_cases, qd_random_cases, quantlib_qdfp)
 
-SETS = ("tables", "greeks", "extreme")
+SETS = ("tables", "greeks", "qd", "extreme")
 GREEKS_TOLERANCE = 1e-3      # absolute, as in tests/pdecore/test_american_accuracy.py
 EXTREME_ATOL = 1e-3          # issue 11: a failure is off by more than 1e-3 in BOTH absolute and relative terms
 EXTREME_RTOL = 1e-3
@@ -80,6 +84,16 @@ def table_cases(precision):
 def greeks_cases(precision):
     return [_case("greeks", "greeks_grid", *row[:7], precision=precision, atol=GREEKS_TOLERANCE)
             for row in greeks_grid_cases()]
+
+
+def qd_cases(precision):
+    """QuantLib's QD+ random contracts (its criterion) and edge contracts (3× the accurate target)."""
+    rows = [_case("qd", "qd_random", *row[:7], precision=precision, atol=QD_RANDOM_ATOL, rtol=QD_RANDOM_RTOL)
+            for row in qd_random_cases()]
+    for kind, spot, strike, days, volatility, rate, dividend in QD_EDGE_CASES:
+        rows.append(_case("qd", "qd_edge", kind, strike, spot, dividend, rate, days / 365.0, volatility,
+                          precision=precision, atol=3 * 2e-6 * max(strike, 1e-300), rtol=3e-5))
+    return rows
 
 
 def extreme_cases(precision):
@@ -224,7 +238,7 @@ def main(argv=None) -> int:
             precisions = [args.precision] + (["high"] if args.precision != "high" else [])
             runs += [(f"tables [{p}]", table_cases(p)) for p in precisions]
         else:
-            cases = greeks_cases(args.precision) if set_name == "greeks" else extreme_cases(args.precision)
+            cases = {"greeks": greeks_cases, "qd": qd_cases, "extreme": extreme_cases}[set_name](args.precision)
             runs.append((f"{set_name} [{args.precision}]", cases[::10] if args.quick else cases))
     if args.limit is not None:
         runs = [(label, cases[:args.limit]) for label, cases in runs]

@@ -156,3 +156,57 @@ def quantlib_qdfp(kind: str, strike: float, spot: float, dividend: float, rate: 
     option = ql.VanillaOption(payoff, ql.AmericanExercise(today, today + 365))
     option.setPricingEngine(ql.QdFpAmericanEngine(process, ql.QdFpAmericanEngine.highPrecisionScheme()))
     return option.NPV()
+
+
+def qd_random_cases(count: int = 482, seed: int = 12345):
+    """The random contracts of QuantLib's ``testQdAmericanEngines`` (QD+ and QdFp engines), rebuilt from
+    its generator: QuantLib's ``PseudoRandom`` Gaussian sequence (Mersenne twister, seed 12345,
+    inverse-cumulative normal), seven draws per contract in the test's order — call if the first is
+    positive, spot and strike ``100 e^{1.5 Z}``, ``1 + ⌊365 e^{2Z}⌋`` days, σ ``0.5 e^Z``, r and q
+    ``0.1 e^Z``. Rows ``(kind, strike, spot, dividend, rate, maturity, volatility, None)``; the test's
+    own criterion against its cached PDE values is 0.5 % relative above 0.1, else 5e-4 absolute
+    (``QD_RANDOM_RTOL``, ``QD_RANDOM_ATOL``). The rebuilt contracts reproduce those cached values with
+    QdFp within that criterion."""
+    import math
+
+    import QuantLib as ql
+
+    rng = ql.InvCumulativeMersenneTwisterGaussianRng(ql.MersenneTwisterUniformRng(seed))
+    rows = []
+    for _ in range(count):
+        kind = "call" if rng.next().value() > 0 else "put"
+        spot = 100.0 * math.exp(1.5 * rng.next().value())
+        strike = 100.0 * math.exp(1.5 * rng.next().value())
+        days = int(1 + 365 * math.exp(2.0 * rng.next().value()))
+        volatility = 0.5 * math.exp(rng.next().value())
+        rate = 0.10 * math.exp(rng.next().value())
+        dividend = 0.10 * math.exp(rng.next().value())
+        rows.append((kind, strike, spot, dividend, rate, days / 365.0, volatility, None))
+    return rows
+
+
+QD_RANDOM_RTOL, QD_RANDOM_ATOL = 5e-3, 5e-4
+
+# The edge contracts of QuantLib's ``testQdAmericanEngines``: (kind, spot, strike, days, σ, r, q). Those
+# with a zero volatility, strike, spot or maturity are outside pdecore's inputs (each is refused by
+# name); the others are priced against QdFp high precision (the test's cached values are the QD+
+# approximation's own: e.g. 22.9738 for the first, where QdFp and pdecore give 23.000294).
+QD_EDGE_CASES = [
+    ("put", 100.0, 120.0, 3650, 0.25, 0.10, 0.03), ("call", 120.0, 100.0, 3650, 0.25, 0.03, 0.10),
+    ("put", 100.0, 0.0, 365, 0.25, 0.02, 0.02), ("put", 100.0, 1e-8, 365, 0.25, 0.02, 0.02),
+    ("call", 100.0, 0.0, 365, 0.25, 0.05, 0.01), ("call", 100.0, 1e-7, 365, 0.25, 0.05, 0.01),
+    ("call", 100.0, 50.0, 365, 0.0, 0.05, 0.01), ("call", 100.0, 50.0, 365, 1e-8, 0.05, 0.01),
+    ("put", 100.0, 120.0, 4 * 3650, 1e-6, 0.01, 0.50), ("put", 100.0, 120.0, 4 * 3650, 0.0, 0.01, 0.50),
+    ("put", 100.0, 120.0, 365, 1e-7, 0.05, 0.01), ("put", 100.0, 120.0, 365, 0.0, 0.05, 0.01),
+    ("put", 100.0, 120.0, 365, 1e-7, 0.00, 0.05), ("put", 100.0, 120.0, 365, 0.0, 0.00, 0.05),
+    ("put", 1e-6, 120.0, 365, 0.25, -0.075, 0.05), ("put", 0.0, 120.0, 365, 0.25, -0.075, 0.05),
+    ("call", 1e-6, 120.0, 365, 0.25, 0.075, 0.05), ("call", 0.0, 120.0, 365, 0.25, 0.075, 0.05),
+    ("put", 100.0, 120.0, 1, 0.25, 0.05, 0.0), ("put", 100.0, 120.0, 0, 0.25, 0.05, 0.0),
+    ("put", 0.0, 0.0, 365, 0.0, 0.0, 0.0),
+    ("call", 100.0, 1e-7, 365, 1e-8, 0.05, 0.025), ("call", 100.0, 0.0, 365, 1e-8, 0.05, 0.025),
+    ("call", 1e-8, 100.0, 365, 1e-8, 0.05, 0.025),
+    ("call", 100.0, 100.0, 365, 0.25, 0.0, 0.025), ("call", 100.0, 100.0, 365, 0.25, 0.05, 0.0),
+    ("call", 1e10, 100.0, 365, 0.25, 0.01, 0.05), ("call", 100.0, 1e10, 365, 0.25, 0.01, 0.05),
+    ("call", 100.0, 100.0, 365, 100.0, 0.01, 0.05), ("call", 100.0, 100.0, 365, 0.25, 0.10, 10.0),
+    ("call", 100.0, 100.0, 170 * 365, 0.25, 0.01, 0.002),
+]

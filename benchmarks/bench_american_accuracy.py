@@ -14,7 +14,7 @@ skipped. Case sets, each reported separately:
 * ``greeks``: the 540 contracts of QuantLib's ``testFdGreeks`` grid, within 1e-3 absolute;
 * ``qd``: the 482 random contracts of QuantLib's QD+/QdFp test (``testQdAmericanEngines``, rebuilt from
   its generator) within that test's tolerance (0.5 % relative above 0.1, else 5e-4), and its 31 edge
-  contracts within 3× the accurate target (zero volatility, strike, spot or maturity are refused);
+  contracts within 3× the precision's target (zero volatility, strike, spot or maturity are refused);
 * ``extreme``: 2,100 valid inputs, K = 100, puts and calls, σ 0.01–3, T 1e-4–30, (r, q) with r < 0,
   q > r and q ≫ r, S/K 0.005–50; within 1e-3 absolute or 1e-3 relative (issue 11's acceptance:
   never off by more than 1e-3 in both terms without an error).
@@ -87,12 +87,16 @@ def greeks_cases(precision):
 
 
 def qd_cases(precision):
-    """QuantLib's QD+ random contracts (its criterion) and edge contracts (3× the accurate target)."""
+    """QuantLib's QD+ random contracts (its criterion) and edge contracts (3× the precision's target,
+    as ``tests/pdecore/test_american_accuracy.py`` checks them)."""
+    from pdecore.american import PRECISIONS
+
+    preset = PRECISIONS[precision]
     rows = [_case("qd", "qd_random", *row[:7], precision=precision, atol=QD_RANDOM_ATOL, rtol=QD_RANDOM_RTOL)
             for row in qd_random_cases()]
     for kind, spot, strike, days, volatility, rate, dividend in QD_EDGE_CASES:
         rows.append(_case("qd", "qd_edge", kind, strike, spot, dividend, rate, days / 365.0, volatility,
-                          precision=precision, atol=3 * 2e-6 * max(strike, 1e-300), rtol=3e-5))
+                          precision=precision, atol=3 * preset.atol * strike, rtol=3 * preset.rtol))
     return rows
 
 

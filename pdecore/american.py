@@ -701,8 +701,9 @@ def _march(model: BlackScholes, option: AmericanOption, x: np.ndarray, n_time: i
 
     # 5b. time stepping, whole loop inside numba. The variational inequality first tries the projected
     #     (Brennan–Schwartz) march: one direct solve per step, exact for an exercise region that is one
-    #     interval at the end of the grid (put: [0, S*]; a call is mirrored), which the kernel certifies
-    #     step by step; otherwise (two boundaries, e.g. a put with q < r < 0) the penalty Newton march.
+    #     interval at the end of the grid (put: [0, S*]; a call is mirrored; a put with q < r < 0, whose
+    #     region leaves S = 0, passes too, the S = 0 row being decoupled), which the kernel certifies step
+    #     by step; where the check fails, the penalty Newton march.
     values = np.zeros((levels.size, n))
     iterations = np.zeros(dtau.size, dtype=np.int64)
     changes = np.zeros(dtau.size)

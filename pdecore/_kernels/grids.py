@@ -75,8 +75,8 @@ def concentrated_nodes(lower, upper, centers, widths, background, snap, has_snap
         else:
             xi = xi_snap + (i - k_snap) / (n - 1 - k_snap) * (1.0 - xi_snap)
         targets[i] = f_lo + xi * (f_hi - f_lo)
+    out[0] = lower  # the roots start from it
     _roots(lower, upper, slope, centers, widths, targets, 1e-12 * (f_hi - f_lo), out)
-    out[0] = lower
     out[n - 1] = upper
     if k_snap >= 0:
         out[k_snap] = snap
@@ -88,13 +88,10 @@ def concentrated_nodes(lower, upper, centers, widths, background, snap, has_snap
 
 @njit_kernel
 def _roots(lower, upper, slope, centers, widths, targets, tolerance, out):
-    """Write the roots of ``F(z) = targets[k]`` into ``out`` (``targets`` increasing, within
-    ``[F(lower), F(upper)]``); ``out[0] = lower`` and ``out[-1] = upper`` exactly. Returns the largest
-    number of iterations any node needed (at most 200 each; the residual tolerance is ``tolerance``)."""
+    """Write the roots of ``F(z) = targets[k]``, ``0 < k < n − 1``, into ``out`` (``targets`` increasing,
+    within ``[F(lower), F(upper)]``; ``out[0]`` must hold ``lower``): at most 200 iterations a node, to a
+    residual of ``tolerance``. The caller sets the end nodes."""
     n = targets.shape[0]
-    out[0] = lower
-    out[n - 1] = upper
-    worst = 0
     z = lower
     previous_step = 0.0
     value = _cumulative(z, slope, centers, widths)  # F at the previous node
@@ -130,6 +127,3 @@ def _roots(lower, upper, slope, centers, widths, targets, tolerance, out):
         value = residual + target
         previous_step = z - out[k - 1]
         out[k] = z
-        if it > worst:
-            worst = it
-    return worst

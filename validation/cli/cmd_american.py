@@ -147,10 +147,11 @@ def _boundary(args) -> int:
 def register(verbs) -> None:
     """Add ``american`` to the ``price`` and ``boundary`` verbs."""
     p = verbs["price"].add_parser(
-        "american", help="price an American option by the penalty method",
-        description="Price an American put or call under Black-Scholes by the Forsyth-Vetzal penalty method "
-                    "(variational inequality, penalized PDE with --penalty, exploratory HJB with "
-                    "--temperature); prints price, delta, gamma, the boundary at t=0 and solver statistics.")
+        "american", help="price an American option (finite differences, certified LCP or penalty solves)",
+        description="Price an American put or call under Black-Scholes: the variational inequality by a "
+                    "certified Brennan-Schwartz solve per step (the Forsyth-Vetzal penalty iteration as the "
+                    "fallback), the penalized PDE with --penalty, the exploratory HJB with --temperature; "
+                    "prints price, delta, gamma, the boundary at t=0 and solver statistics.")
     _add_contract_arguments(p, spot=True)
     add_json_flag(p)
     p.set_defaults(handler=_price)

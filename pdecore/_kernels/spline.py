@@ -15,35 +15,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from pdecore._kernels.tridiagonal import thomas_solve
 from pdecore._numba import njit_kernel
 
 
 @njit_kernel
 def natural_spline_moments(x, y, out):
     """Write the second derivatives ``M`` of the natural cubic spline through ``(x, y)`` into ``out``
-    (Thomas algorithm on the system of the module docstring; ``n ≥ 2``)."""
+    (the system of the module docstring, by the project's Thomas kernel; ``n ≥ 2``)."""
     n = x.shape[0]
-    out[0] = 0.0
-    out[n - 1] = 0.0
-    if n < 3:
-        return
-    modified_upper = np.empty(n)
-    modified_rhs = np.empty(n)
-    # rows 1 … n−2; the end rows are M = 0 and drop out of the interior system
-    previous_upper, previous_rhs = 0.0, 0.0
+    lower, diag, upper, rhs = np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n)
+    # end rows: M_0 = M_{n−1} = 0 (identity rows, zero right-hand side)
     for i in range(1, n - 1):
         h_left = x[i] - x[i - 1]
         h_right = x[i + 1] - x[i]
-        rhs = 6.0 * ((y[i + 1] - y[i]) / h_right - (y[i] - y[i - 1]) / h_left)
-        lower = h_left if i > 1 else 0.0
-        pivot = 2.0 * (h_left + h_right) - lower * previous_upper
-        previous_upper = (h_right if i < n - 2 else 0.0) / pivot
-        previous_rhs = (rhs - lower * previous_rhs) / pivot
-        modified_upper[i] = previous_upper
-        modified_rhs[i] = previous_rhs
-    out[n - 2] = modified_rhs[n - 2]
-    for i in range(n - 3, 0, -1):
-        out[i] = modified_rhs[i] - modified_upper[i] * out[i + 1]
+        lower[i], diag[i], upper[i] = h_left, 2.0 * (h_left + h_right), h_right
+        rhs[i] = 6.0 * ((y[i + 1] - y[i]) / h_right - (y[i] - y[i - 1]) / h_left)
+    thomas_solve(lower, diag, upper, rhs, out, np.empty(n))
 
 
 @njit_kernel

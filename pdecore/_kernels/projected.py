@@ -117,18 +117,19 @@ def projected_march(lower, diag, upper, initial, dtau, weights, levels, obstacle
         block = min(BLOCK, m - block_start)
         # pivots of A = I − s𝓛, s = wh:  p_{n−1} = 1 − s d_{n−1},  p_i = 1 − s d_i − s² u_i l_{i+1} / p_{i+1}
         for j in range(block):
-            s = weights[block_start + j] * dtau[block_start + j]
-            pivot = 1.0 - s * diag[n - 1]
-            if pivot == 0.0:
-                iterations_out[block_start + j] = 1
-                return STATUS_SINGULAR, block_start + j
-            inverse_pivot[n - 1, j] = 1.0 / pivot
-        for j in range(block):
             step_weight[j] = weights[block_start + j] * dtau[block_start + j]
+            inverse_pivot[n - 1, j] = 1.0 / (1.0 - step_weight[j] * diag[n - 1])
         for i in range(n - 2, -1, -1):
             for j in range(block):
                 s = step_weight[j]
                 inverse_pivot[i, j] = 1.0 / (1.0 - s * diag[i] - s * s * coupling[i] * inverse_pivot[i + 1, j])
+        # a zero pivot (not an M-matrix) shows as a non-finite inverse: refused before any substitution, so
+        # that no NaN can be hidden by the projection max(free, ℓ) below
+        for i in range(n):
+            for j in range(block):
+                if not math.isfinite(inverse_pivot[i, j]):
+                    iterations_out[block_start + j] = 1
+                    return STATUS_SINGULAR, block_start + j
         for j in range(block):
             k = block_start + j
             h = dtau[k]
@@ -149,7 +150,7 @@ def projected_march(lower, diag, upper, initial, dtau, weights, levels, obstacle
             # 2. projected substitution upwards from row 0, fused with 3. the complementarity check of
             #    row i − 1 on the original rows (A v − b ≥ 0, and = 0 where v > ℓ, to round-off), which
             #    certifies the one-interval assumption; a non-finite value fails it (comparisons with NaN
-            #    are false)
+            #    are false; the pivots were checked finite above)
             free = reduced[0] * inverse_pivot[0, j]
             v[0] = max(free, g[0])
             free = (reduced[1] + ih * lower[1] * v[0]) * inverse_pivot[1, j]

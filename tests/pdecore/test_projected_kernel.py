@@ -135,3 +135,19 @@ def test_projected_and_penalty_solvers_agree(kind, model, premium):
     assert projected.stats["total_newton_iterations"] == projected.stats["n_substeps"]
     assert np.max(np.abs(projected.values - penalty.values)) <= 1e-6
     assert abs(projected.price(100.0) - penalty.price(100.0)) <= 1e-6
+
+
+def test_zero_pivot_is_refused_as_singular_before_any_substitution():
+    """A matrix with a zero pivot (not an M-matrix: here ``1 − s·d = 0`` in the last row) is refused with
+    STATUS_SINGULAR at its step, not projected onto the obstacle, where max(NaN, ℓ) could hide it."""
+    from pdecore._numba import STATUS_SINGULAR
+
+    n = 5
+    dtau, weights = np.array([0.5, 0.5]), np.array([1.0, 1.0])
+    levels = np.array([-1, 0, 1], dtype=np.int64)
+    lower, upper = np.zeros(n), np.zeros(n)
+    diag = np.full(n, -1.0)
+    diag[-1] = 2.0  # 1 − 0.5·2 = 0
+    obstacle = np.zeros((1, n))
+    status, step, _, _ = _run(lower, diag, upper, np.ones(n), dtau, weights, levels, obstacle)
+    assert status == STATUS_SINGULAR and step == 0

@@ -165,8 +165,11 @@ def run(ctx: StageContext) -> StageOutput:
     ax2 = fig.add_subplot(1, 2, 2)
     keep = american.spots <= 80.0
     premium_surface = american.values[:, keep] - put.payoff(american.spots[keep])[None, :]
-    mesh = ax2.pcolormesh(american.spots[keep], american.times, premium_surface, shading="auto",
+    # Gouraud shading interpolates between the nodes: "auto" drew half a cell beyond each node, i.e. down
+    # to S < 0 once the grid has no node between S = 0 and the always-exercised region's edge (~15 here)
+    mesh = ax2.pcolormesh(american.spots[keep], american.times, premium_surface, shading="gouraud",
                           cmap="viridis")
+    ax2.set_xlim(0.0, 80.0)
     ax2.plot(american.boundary, american.times, color="w", lw=1.5, label="S*(t)")
     fig.colorbar(mesh, ax=ax2, label="V(t, S) − g(S)")
     ax2.set_xlabel("spot S")

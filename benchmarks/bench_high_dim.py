@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +69,19 @@ def main(argv=None) -> int:
     parser.add_argument("--formulation", choices=["price", "premium"], default=None)
     parser.add_argument("--test-paths", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other spec key, e.g. --set train.n_dates=200 (value parsed as TOML)")
     parser.add_argument("--out", default=None, help="JSON file for the evaluations")
     args = parser.parse_args(argv)
     overrides = {}
+    for item in args.set:
+        key, _, text = item.partition("=")
+        if not text:
+            parser.error(f"--set {item!r}: write KEY=VALUE, e.g. train.n_dates=200")
+        try:
+            overrides[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:  # a bare word: a string (e.g. --set train.formulation=price)
+            overrides[key.strip()] = text
     if args.lr_decay_every is not None:
         overrides["train.lr_decay_every"] = args.lr_decay_every
     if args.formulation is not None:

@@ -229,7 +229,7 @@ class HighDimStoppingLearner:
         values = payoffs + premium_part
         prob = self.policy.probability_of_gap(-premium_part)
         loss = martingale_loss(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
-                               rate=self.rate, dt=c.dt)
+                               rate=self.rate, dt=c.dt, weighting=c.martingale_weighting)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.optimizer.param_groups:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pdecore.basket import BASKET_CASES
 from pdecore.checks import check_choice, check_int, check_positive, check_real
 from rl.config_base import ConfigRecord
+from rl.stopping.config import MARTINGALE_WEIGHTINGS
 
 PROBLEMS = ("basket", "fbm")
 FORMULATIONS = ("price", "premium")
@@ -38,6 +39,14 @@ class HighDimStoppingConfig(ConfigRecord):
     n_dates : int
         L decision dates on [0, T] (T = 1).
     formulation : {"price", "premium"}
+    martingale_weighting : {"restarted", "survival"}
+        Per-date weights of the martingale loss, as for the 1-D learner
+        (:class:`rl.stopping.config.StoppingConfig`): ``"survival"`` is the paper's ``½ E[Σ_l G_l² Δt]``,
+        which weighs date ``l``'s residual by ``R_l²``; ``"restarted"`` (default) fits every path at
+        every date (:func:`rl.losses.restarted_martingale_residuals`, same minimizer). Why the default:
+        at ``κΔt = 1`` a path the current rule stops has ``R = 0`` from then on, so with ``"survival"``
+        the later dates' networks never see the states that the early rule (wrongly) stops, and the
+        fit settles on a self-consistent but poor rule (measured in :mod:`validation.high_dim_stopping`).
     penalty, temperature : float
         κ (with ``κΔt ≤ 1``) and λ.
     learning_rate, lr_decay_every, lr_decay_factor :
@@ -57,6 +66,7 @@ class HighDimStoppingConfig(ConfigRecord):
     hurst: float = 0.3
     n_dates: int = 100
     formulation: str = "premium"
+    martingale_weighting: str = "restarted"
     penalty: float = 100.0
     temperature: float = 1.0
     learning_rate: float = 0.05
@@ -77,6 +87,8 @@ class HighDimStoppingConfig(ConfigRecord):
         check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
         check_choice("formulation", self.formulation, FORMULATIONS, fix="use 'price' or 'premium'")
         check_choice("case", self.case, tuple(BASKET_CASES), fix="use case='main' or 'variant'")
+        check_choice("martingale_weighting", self.martingale_weighting, MARTINGALE_WEIGHTINGS,
+                     fix='use "restarted" (default) or "survival" (the paper\'s Algorithm 1)')
         check_choice("dtype", self.dtype, DTYPE_NAMES, fix="use 'float32' or 'float64'")
         for name in ("dimension", "n_dates", "batch_size", "hidden", "n_hidden", "eval_paths", "test_paths",
                      "steps"):

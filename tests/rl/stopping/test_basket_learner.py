@@ -70,3 +70,31 @@ def test_bad_settings_refused():
         HighDimStoppingConfig(n_dates=10, penalty=20.0)
     with pytest.raises(ValueError, match="problem"):
         HighDimStoppingConfig(problem="heston")
+    with pytest.raises(ValueError, match="martingale_weighting.*restarted"):
+        HighDimStoppingConfig(martingale_weighting="uniform")
+
+
+@pytest.mark.parametrize("weighting", ["restarted", "survival"])
+def test_training_loss_is_the_configured_martingale_loss(weighting):
+    """One step's loss equals rl.losses.martingale_loss with the configured weighting, by hand."""
+    from rl.losses import martingale_loss
+
+    assert HighDimStoppingConfig().martingale_weighting == "restarted"  # the default (see the config's docstring)
+    config = HighDimStoppingConfig(**TINY, martingale_weighting=weighting)
+    learner = HighDimStoppingLearner(config)
+    raw = learner.sample_batch(0)
+    reported = learner.train_step(raw)["losses/loss"]
+    again = HighDimStoppingLearner(config)  # same seed: same initial networks
+    inputs, payoffs, terminal, _, _ = again.features(raw, need_european=False)
+    again._init_output_shift(payoffs, terminal)
+    again.net.train()
+    with torch.no_grad():
+        premium_part = again.net(inputs).T
+    prob = again.policy.probability_of_gap(-premium_part)
+    expected = martingale_loss(payoffs + premium_part, payoffs, terminal, prob, penalty=config.penalty,
+                               temperature=config.temperature, rate=again.rate, dt=config.dt, weighting=weighting)
+    assert reported == pytest.approx(float(expected), rel=1e-6)
+    other = "survival" if weighting == "restarted" else "restarted"
+    different = martingale_loss(payoffs + premium_part, payoffs, terminal, prob, penalty=config.penalty,
+                                temperature=config.temperature, rate=again.rate, dt=config.dt, weighting=other)
+    assert float(different) != pytest.approx(float(expected), rel=1e-6)

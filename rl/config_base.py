@@ -9,7 +9,9 @@ The learners' settings (:class:`rl.stopping.config.StoppingConfig`,
 * :meth:`ConfigRecord.to_dict` — the JSON-ready mapping (``dataclasses.asdict``);
 * :meth:`ConfigRecord.from_dict` — the inverse, refusing unknown keys by name (a key the class does not
   know means the record was written by another version or edited by hand: silently dropping it would
-  train or evaluate something else than what was recorded);
+  train or evaluate something else than what was recorded); a field *missing* from a record (written
+  before the field existed) takes its ``LEGACY_DEFAULTS`` value, the behaviour of that older version,
+  not the current default;
 * :meth:`ConfigRecord.replace` — a copy with some fields changed, validated again like a new config.
 """
 
@@ -24,10 +26,13 @@ T = TypeVar("T", bound="ConfigRecord")
 class ConfigRecord:
     """Mixin for frozen dataclass configurations (see the module docstring).
 
-    ``RECORD_NAME`` names the settings in error messages (default: the class name).
+    ``RECORD_NAME`` names the settings in error messages (default: the class name). ``LEGACY_DEFAULTS``
+    maps a field added after runs were already recorded to the value that reproduces what those runs
+    did (a new default must not change what an old run's networks mean).
     """
 
     RECORD_NAME: str | None = None
+    LEGACY_DEFAULTS: dict[str, Any] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a mapping of plain values (what ``config.json`` records)."""
@@ -47,7 +52,8 @@ class ConfigRecord:
         if unknown:
             raise ValueError(f"unknown {cls.RECORD_NAME or cls.__name__} fields {unknown}; the run was written by "
                              f"another version (allowed: {sorted(cls.field_names())})")
-        return cls(**data)
+        missing = {name: value for name, value in cls.LEGACY_DEFAULTS.items() if name not in data}
+        return cls(**{**missing, **data})
 
     def replace(self: T, **changes) -> T:
         """A copy with ``changes`` applied, validated again (``__post_init__`` runs)."""

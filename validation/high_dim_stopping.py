@@ -15,13 +15,8 @@ References
 The learned rule's price on fresh paths is a lower bound of the value (up to its standard error);
 an upper bound by duality (Andersen–Broadie) is not computed here.
 
-Measured (issue 17, 1 thread on a 2-core machine shared by ~7 jobs, so times are upper bounds):
-basket d = 40, premium, seed 1, 1000 steps (1022 s): 6.4741 ± 0.0215 on 2^17 paths (−1.09 % vs 6.545208),
-0.061 ± 0.006 below the oracle's rule on the same paths (Bermudan 6.514905): *not* within the 0.5 % target;
-seed 2 (quiet machine, 243 s): 6.4687 ± 0.0214 (−1.17 %), 0.066 ± 0.006 below the oracle's rule; price
-formulation, seed 0: 6.301 ± 0.061 (2^14 paths). fBm (2^14 paths, price formulation, fewer than the paper's
-3000 steps): H = 0.05, 600 steps: 1.2467 ± 0.0065 vs Becker 1.293 (−3.6 %); H = 0.3, 1000 steps: 0.257 ±
-0.005 vs 0.370 (−31 %: far from converged, cause not yet found). d = 200 was not run.
+Measured: ``docs/high_dim_stopping.md`` (every acceptance run of issue 17 with its command, the
+paper's values and runtimes beside ours, and what was tried and not kept).
 
 Spec (``kind = "high_dim_stopping"``)::
 

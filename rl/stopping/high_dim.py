@@ -5,7 +5,8 @@ fractional Brownian motion (101-dimensional Markovized state) of the stopping pa
 Method (SPEC section 3, unchanged but for the state). On the dates ``t_l = lΔt``, ``l = 0..L``, one
 value network per date ``l < L`` (:class:`rl.networks.BatchedValueNetwork`: all dates in one batched
 module, batch norm after the input, before each ReLU and on the output) takes the paper's inputs, the
-state and the payoff, ``(X_l, h_l) ∈ R^{D+1}``, and outputs ``w_l = V_l − h_l``. The policy is
+state and the payoff, ``(X_l, h_l) ∈ R^{D+1}`` (the basket's state as log-prices by default,
+``state_inputs``), and outputs ``w_l = V_l − h_l``. The policy is
 ``π_l = sigmoid(−κ w_l/λ)`` (detached), the loss the offline martingale loss
 :func:`rl.losses.martingale_loss` (Dai, Sun, Xu & Zhou, Algorithm 1), one Adam step per batch of fresh
 paths, and execution exercises at the first date with ``w_l ≤ 0`` (``π ≥ ½``).
@@ -28,9 +29,12 @@ at ``λ → 0``); measured for the basket's 1-D equivalent (:func:`pdecore.oracl
 λ = 1): P_stopping floors 6.2994 (κ = 10), 6.5061 (κ = 50), 6.5149 (κ = 100, = Bermudan) against the
 American 6.5452, so κ = 10 alone would cost 3.8 %.
 
-Measured (d = 40, seed 0, paper schedule, 1000 steps, 2^14 test paths, on a machine shared by ~7 jobs):
-``price`` 6.301 ± 0.061 (control variate 6.346 ± 0.032) in 1131 s; ``premium`` 6.392 ± 0.061 (6.428 ± 0.032)
-in 1103 s, against the American 6.5452 and the Bermudan (101 dates) 6.5149: hence ``premium`` by default.
+Measured (d = 40, seed 0, paper schedule, 1000 steps, 2^14 test paths, prices as inputs and the
+paper's survival weights, on a machine shared by ~7 jobs): ``price`` 6.301 ± 0.061 (control variate
+6.346 ± 0.032); ``premium`` 6.392 ± 0.061 (6.428 ± 0.032), against the American 6.5452 and the
+Bermudan (101 dates) 6.5149: hence ``premium`` by default. The restarted weighting and log-price
+inputs (the config's defaults, see :class:`HighDimStoppingConfig`) came later; all acceptance runs
+are in ``docs/high_dim_stopping.md``.
 
 Evaluation: :meth:`HighDimStoppingLearner.evaluate` reports on fresh common test paths (seed
 ``eval_seed``) ``p_stopping`` = ``E[e^{−rτ} g(X_τ)]`` (plain Monte Carlo, a lower bound of the value up
@@ -180,7 +184,8 @@ class HighDimStoppingLearner:
         """``(inputs (L, D + 1, B), payoffs h (B, L), terminal (B,), gains g (B, L + 1), european (B, L + 1))``.
 
         ``h`` and ``terminal`` follow the formulation; the inputs are the paper's: the state (basket:
-        the prices ``X_l``; fBm: the Markovized path) and ``h``. ``gains`` and ``european`` are float64
+        the log-prices ``log X_l``, or the prices with ``state_inputs="level"``; fBm: the Markovized
+        path) and ``h``. ``gains`` and ``european`` are float64
         (for the evaluation; ``european`` is ``None`` when neither the formulation nor the caller needs it),
         the rest in the learner's dtype.
         """
@@ -193,7 +198,7 @@ class HighDimStoppingLearner:
             payoffs = gains[:, :c.n_dates]
             terminal = gains[:, -1]
         if c.problem == "basket":
-            states = torch.exp(raw[:, :c.n_dates, :])
+            states = raw[:, :c.n_dates, :] if c.state_inputs == "log" else torch.exp(raw[:, :c.n_dates, :])
         else:
             states = self.simulator.states(raw)[:, :c.n_dates, :]
         payoffs = payoffs.to(self.dtype)

@@ -17,6 +17,8 @@ from rl.stopping.config import MARTINGALE_WEIGHTINGS
 
 PROBLEMS = ("basket", "fbm")
 FORMULATIONS = ("price", "premium")
+#: What the networks see of the state: ``"log"`` (basket only: log-prices), ``"level"`` (the prices; the fBm path).
+STATE_INPUTS = ("auto", "log", "level")
 #: Floating-point types of the simulated paths (the keys of :data:`rl.stopping.basket.DTYPES`).
 DTYPE_NAMES = ("float32", "float64")
 
@@ -39,6 +41,15 @@ class HighDimStoppingConfig(ConfigRecord):
     n_dates : int
         L decision dates on [0, T] (T = 1).
     formulation : {"price", "premium"}
+    state_inputs : {"auto", "log", "level"}
+        The state part of the networks' inputs (the payoff part is ``h``). ``"level"``: the state itself,
+        the prices ``X_l`` (the paper's wording) or the fBm path. ``"log"`` (basket only): the log-prices,
+        the GBM's natural coordinates; a monotone transform of the state, so no model knowledge enters.
+        ``"auto"`` (default) resolves to ``"log"`` for the basket and ``"level"`` for the fBm. Why: with
+        ``σ_i`` up to 1.6 the prices are lognormal with tails so heavy that the input batch norm (scaled
+        by a batch standard deviation that the tail dominates) sends a few paths per batch far out in
+        every hidden unit, more of them the more assets there are (measured in
+        :mod:`validation.high_dim_stopping`).
     martingale_weighting : {"restarted", "survival"}
         Per-date weights of the martingale loss, as for the 1-D learner
         (:class:`rl.stopping.config.StoppingConfig`): ``"survival"`` is the paper's ``½ E[Σ_l G_l² Δt]``,
@@ -66,6 +77,7 @@ class HighDimStoppingConfig(ConfigRecord):
     hurst: float = 0.3
     n_dates: int = 100
     formulation: str = "premium"
+    state_inputs: str = "auto"
     martingale_weighting: str = "restarted"
     penalty: float = 100.0
     temperature: float = 1.0
@@ -83,10 +95,19 @@ class HighDimStoppingConfig(ConfigRecord):
     eval_seed: int = 20260
     steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
 
+    #: What runs recorded before these keys existed did: prices as inputs, the paper's survival weights.
+    LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival"}
+
     def __post_init__(self) -> None:
         check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
         check_choice("formulation", self.formulation, FORMULATIONS, fix="use 'price' or 'premium'")
         check_choice("case", self.case, tuple(BASKET_CASES), fix="use case='main' or 'variant'")
+        check_choice("state_inputs", self.state_inputs, STATE_INPUTS, fix='use "auto", "log" or "level"')
+        if self.state_inputs == "auto":
+            object.__setattr__(self, "state_inputs", "log" if self.problem == "basket" else "level")
+        if self.state_inputs == "log" and self.problem != "basket":
+            raise ValueError(f"state_inputs='log' needs positive states (the basket's prices), got problem="
+                             f"{self.problem!r}; use state_inputs='level' (or 'auto') for the fBm path")
         check_choice("martingale_weighting", self.martingale_weighting, MARTINGALE_WEIGHTINGS,
                      fix='use "restarted" (default) or "survival" (the paper\'s Algorithm 1)')
         check_choice("dtype", self.dtype, DTYPE_NAMES, fix="use 'float32' or 'float64'")
@@ -111,4 +132,4 @@ class HighDimStoppingConfig(ConfigRecord):
         return 1.0 / self.n_dates
 
 
-__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "PROBLEMS"]
+__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "PROBLEMS", "STATE_INPUTS"]

@@ -31,12 +31,16 @@ def test_same_seed_same_numbers_on_cpu():
 
 
 @pytest.mark.parametrize("formulation", ["price", "premium"])
-def test_inputs_are_state_and_payoff(formulation):
-    learner = HighDimStoppingLearner(HighDimStoppingConfig(**{**TINY, "formulation": formulation}))
-    raw = learner.sample_batch(0)
+@pytest.mark.parametrize("state_inputs", ["auto", "log", "level"])
+def test_inputs_are_state_and_payoff(formulation, state_inputs):
+    config = HighDimStoppingConfig(**{**TINY, "formulation": formulation, "state_inputs": state_inputs})
+    assert config.state_inputs == ("log" if state_inputs == "auto" else state_inputs)  # auto: log-prices
+    learner = HighDimStoppingLearner(config)
+    raw = learner.sample_batch(0)  # log-prices
     inputs, payoffs, terminal, gains, european = learner.features(raw)
     assert inputs.shape == (10, 6, 64)
-    assert torch.allclose(inputs[:, :5, :], torch.exp(raw[:, :10, :]).permute(1, 2, 0))
+    state = raw[:, :10, :] if config.state_inputs == "log" else torch.exp(raw[:, :10, :])
+    assert torch.allclose(inputs[:, :5, :], state.permute(1, 2, 0))
     assert torch.equal(inputs[:, 5, :], payoffs.T)
     if formulation == "premium":  # h = g − V_E, terminal 0
         assert torch.allclose(payoffs.double(), (gains - european)[:, :10], atol=1e-5)
@@ -70,6 +74,9 @@ def test_bad_settings_refused():
         HighDimStoppingConfig(n_dates=10, penalty=20.0)
     with pytest.raises(ValueError, match="problem"):
         HighDimStoppingConfig(problem="heston")
+    with pytest.raises(ValueError, match="state_inputs='log'.*fBm"):
+        HighDimStoppingConfig(problem="fbm", state_inputs="log")
+    assert HighDimStoppingConfig(problem="fbm").state_inputs == "level"
     with pytest.raises(ValueError, match="martingale_weighting.*restarted"):
         HighDimStoppingConfig(martingale_weighting="uniform")
 
@@ -98,3 +105,15 @@ def test_training_loss_is_the_configured_martingale_loss(weighting):
     different = martingale_loss(payoffs + premium_part, payoffs, terminal, prob, penalty=config.penalty,
                                 temperature=config.temperature, rate=again.rate, dt=config.dt, weighting=other)
     assert float(different) != pytest.approx(float(expected), rel=1e-6)
+
+
+def test_a_record_written_before_the_new_keys_keeps_its_meaning():
+    """Runs recorded before state_inputs / martingale_weighting existed were trained on prices with the
+    survival weights: rebuilding them must give that, not today's defaults (log-prices, restarted)."""
+    record = HighDimStoppingConfig(**TINY).to_dict()
+    assert (record["state_inputs"], record["martingale_weighting"]) == ("log", "restarted")
+    del record["state_inputs"], record["martingale_weighting"]
+    old = HighDimStoppingConfig.from_dict(record)
+    assert (old.state_inputs, old.martingale_weighting) == ("level", "survival")
+    with pytest.raises(ValueError, match="unknown .*fields.*'shape'"):
+        HighDimStoppingConfig.from_dict({**record, "shape": 3})

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from pdecore import AmericanOption, BlackScholes, solve_american
@@ -94,15 +94,19 @@ def test_dominates_payoff_and_european_and_is_monotone_in_spot(kind, volatility,
 
 @settings(max_examples=15)
 @given(kind=kinds, volatility=st.floats(0.05, 0.9), maturity=maturities, rate=rates, dividend=dividends)
+@example(kind="call", volatility=0.0546875, maturity=2.0, rate=0.140625, dividend=0.046875)
 def test_monotone_in_volatility(kind, volatility, maturity, rate, dividend):
     option = AmericanOption(kind, 1.0, maturity)
     low = solve_american(BlackScholes(volatility, rate, dividend), option, **COARSE)
     high = solve_american(BlackScholes(volatility * 1.1, rate, dividend), option, **COARSE)
     spots = np.linspace(0.5, 2.0, 13)
-    # prices off the nodes are spline-interpolated (error O(h²) ≈ 1e-6 K on this coarse grid, where the
-    # difference of the two prices is itself tiny, deep in or out of the money)
+    # deep in or out of the money the two prices differ by far less than this coarse grid's error, which
+    # is up to ~1e-5 K there: a call K = 1, T = 2, σ = 0.055, r = 0.14, q = 0.047 (never exercised, so
+    # the exact price is the European) is 7.8e-6 above it at S = 2 on 161 × 60, 6.9e-7 on the default
+    # grid, and the σ·1.1 price came out 1.5e-6 below the σ one (found by hypothesis). The bound is the
+    # grid's error, not a monotonicity slack: the solver's own estimate is 1.6e-5 near the money.
     difference = high.price(spots) - low.price(spots)
-    assert np.all(difference >= -1e-6), (kind, volatility, maturity, rate, dividend, difference.min())
+    assert np.all(difference >= -1e-5), (kind, volatility, maturity, rate, dividend, difference.min())
 
 
 @settings(max_examples=15)

@@ -47,7 +47,7 @@ SPEC_FALLBACKS = {
     BASKET_SPEC: {"kind": "high_dim_stopping", "model": {"problem": "basket", "dimension": 40},
                   "train": {"eval_every": 0, "checkpoint_every": 100, "threads": 1}},
     FBM_SPEC: {"kind": "high_dim_stopping", "model": {"problem": "fbm", "hurst": 0.3},
-               "train": {"formulation": "price", "temperature": 0.1, "learning_rate": 0.01, "lr_decay_every": 200,
+               "train": {"temperature": 0.1, "learning_rate": 0.01, "lr_decay_every": 200,
                          "lr_decay_factor": 0.5, "steps": 3000, "eval_every": 0, "checkpoint_every": 200,
                          "threads": 1},
                "evaluate": {"eval_paths": 8192, "test_paths": 32768}},

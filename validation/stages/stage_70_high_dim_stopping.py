@@ -67,14 +67,17 @@ TABLE_KEYS = ("label", "problem", "dimension", "hurst", "p_stopping", "p_stoppin
               "seconds", "paper_paper_runtime_s")
 
 
-def _train(ctx: StageContext, spec_file: Path, name: str, overrides: dict):
-    """One run through the experiment layer; returns ``(learner, summary)``."""
+def _train(ctx: StageContext, spec_file: Path, name: str, steps: int, overrides: dict):
+    """One run of ``steps`` steps (one checkpoint, at the end) through the experiment layer; returns
+    ``(learner, summary)``."""
     from validation import experiments
 
+    ctx.log(f"[high_dim] {name}: training {steps} steps ...")
     run_dir = ctx.out_dir / "runs" / name
     spec = spec_file if spec_file.exists() else SPEC_FALLBACKS[spec_file]
-    summary = experiments.run(spec, out=run_dir, overrides={**overrides, "train.threads": 1}, force=True,
-                              progress=ctx.progress, kind="high_dim_stopping")
+    overrides = {**overrides, "train.steps": steps, "train.checkpoint_every": steps, "train.threads": 1}
+    summary = experiments.run(spec, out=run_dir, overrides=overrides, force=True, progress=ctx.progress,
+                              kind="high_dim_stopping")
     learner, _ = experiments.load_run(run_dir, kind="high_dim_stopping")
     return learner, summary
 
@@ -247,11 +250,8 @@ def run(ctx: StageContext) -> StageOutput:
     basket_rows, fbm_rows = [], []
     decision_learner, decision_reference = None, None
     for dimension in settings["dimensions"]:
-        steps = settings["basket_steps"]
-        ctx.log(f"[high_dim] basket d = {dimension}: training {steps} steps ...")
-        learner, summary = _train(ctx, BASKET_SPEC, f"basket_d{dimension}",
-                                  {**common, "model.dimension": dimension, "train.steps": steps,
-                                   "train.checkpoint_every": steps})
+        learner, summary = _train(ctx, BASKET_SPEC, f"basket_d{dimension}", settings["basket_steps"],
+                                  {**common, "model.dimension": dimension})
         reference = build_reference(learner.config)
         evaluation = evaluate_learner(learner, test_paths=settings["basket_test_paths"], reference=reference)
         basket_rows.append({**evaluation, "dimension": dimension, "hurst": None, "label": f"d = {dimension}",
@@ -259,11 +259,8 @@ def run(ctx: StageContext) -> StageOutput:
         if decision_learner is None:
             decision_learner, decision_reference = learner, reference
     for hurst in settings["hursts"]:
-        steps = settings["fbm_steps"]
-        ctx.log(f"[high_dim] fBm H = {hurst}: training {steps} steps ...")
-        learner, summary = _train(ctx, FBM_SPEC, f"fbm_{_hurst_key(hurst)}",
-                                  {**common, "model.hurst": hurst, "train.steps": steps,
-                                   "train.checkpoint_every": steps})
+        learner, summary = _train(ctx, FBM_SPEC, f"fbm_{_hurst_key(hurst)}", settings["fbm_steps"],
+                                  {**common, "model.hurst": hurst})
         evaluation = evaluate_learner(learner, test_paths=settings["fbm_test_paths"])
         fbm_rows.append({**evaluation, "dimension": None, "hurst": hurst, "label": f"H = {hurst:g}",
                          "seconds": float(summary["seconds"])})

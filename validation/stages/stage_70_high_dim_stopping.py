@@ -20,7 +20,9 @@ steps) is the acceptance setting.
 Quick mode: d = 40 and H = 0.3, a few dozen steps each, small test sets (well under a minute on 2 cores;
 the numbers show the pipeline, not the method). Full mode: d ∈ {40, 80, 120, 160, 200} (1000 steps,
 2^17 test paths) and H ∈ {0.05, 0.3, 0.5, 0.7, 0.95} (3000 steps, 2^15 test paths), one seed each
-(about 1.5 hours on 2 cores; seeds: ``examples/study_basket_d.toml`` and ``study_fbm_h.toml``).
+(the runs one after another on 1 thread: about 1.7 hours from the single runs measured in
+``docs/high_dim_stopping.md``, 150 s at d = 40 to 1000 s at d = 200 and about 600 s per H; more
+seeds: ``examples/study_basket_d.toml`` and ``study_fbm_h.toml`` on a sweep).
 
 Outputs: ``figures/high_dim_basket_prices.png`` (learned price against d with the 1-D references and
 the paper's values), ``figures/high_dim_basket_decisions.png`` (the learned exercise decisions in the

@@ -5,36 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
+from kernel_problems import put_problem, receding_obstacle
 from pdecore._kernels.functions import sigmoid, softplus
 from pdecore._kernels.penalty import MODE_FINITE, MODE_HARD, MODE_SOFTPLUS, obstacle_term, penalty_march
 from pdecore._numba import STATUS_MAX_ITER, STATUS_OK
 from pdecore._reference.penalty import obstacle_term_reference, penalty_march_reference
-from pdecore.grids import SinhGrid
-from pdecore.schemes import ThetaScheme
 
 
 def _problem(n=41, n_time=12, *, time_dependent=False, two_sided=False, with_source=False):
     """A Black-Scholes put in units of the strike (x = S/K), optionally with a time-dependent
     obstacle (premium-like), a second obstacle (Dynkin-like) and a source."""
-    x = SinhGrid(0.0, 4.0, 1.0, n, 0.15).nodes()
-    sigma, r, q = 0.4, 0.06, 0.02
-    lower, diag, upper = np.zeros(n), np.zeros(n), np.zeros(n)
-    build_generator(x, 0.5 * sigma**2 * x**2, (r - q) * x, np.full(n, -r), BOUNDARY_DEGENERATE,
-                    BOUNDARY_DIRICHLET, lower, diag, upper)
-    dtau, weights, levels = ThetaScheme.crank_nicolson(rannacher_steps=2).time_steps(1.0, n_time)
-    payoff = np.maximum(1.0 - x, 0.0)
-    tau = np.concatenate([[0.0], np.cumsum(dtau)])
-    if time_dependent:
-        low = payoff[None, :] - 0.05 * np.sqrt(tau)[:, None] * np.exp(-x)[None, :]
-    else:
-        low = payoff[None, :]
+    p = put_problem(n, n_time)
+    x, payoff, tau = p["x"], p["payoff"], p["tau"]
+    low = receding_obstacle(p) if time_dependent else payoff[None, :]
     up = (payoff + 0.02 + 0.3 * x)[None, :] if two_sided else np.zeros((1, n))
     src = (0.01 * np.sin(3 * x)[None, :] * (1 + tau[:, None])) if with_source else np.zeros((1, n))
     initial = low[0].copy()
-    return dict(lower=lower, diag=diag, upper=upper, initial=initial, dtau=dtau, weights=weights,
-                levels=levels, lower_obstacle=np.ascontiguousarray(low), upper_obstacle=up,
-                has_upper=two_sided, source=np.ascontiguousarray(src), has_source=with_source)
+    return dict(lower=p["lower"], diag=p["diag"], upper=p["upper"], initial=initial, dtau=p["dtau"],
+                weights=p["weights"], levels=p["levels"], lower_obstacle=np.ascontiguousarray(low),
+                upper_obstacle=up, has_upper=two_sided, source=np.ascontiguousarray(src), has_source=with_source)
 
 
 def _run_kernel(p, mode, penalty, temperature, tol=1e-9, max_iter=60):

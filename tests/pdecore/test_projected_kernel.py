@@ -12,25 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernel_problems import put_problem, receding_obstacle
 from pdecore import AmericanOption, BlackScholes, solve_american
-from pdecore._kernels.operator import BOUNDARY_DEGENERATE, BOUNDARY_DIRICHLET, build_generator
 from pdecore._kernels.projected import BLOCK, projected_march
 from pdecore._numba import STATUS_NOT_ONE_INTERVAL, STATUS_OK
 from pdecore.american import AmericanSettings
-from pdecore.grids import SinhGrid
-from pdecore.schemes import ThetaScheme
 
 
 def _put_problem(n=41, n_time=12, sigma=0.4, r=0.06, q=0.02, time_dependent=False):
-    x = SinhGrid(0.0, 4.0, 1.0, n, 0.15).nodes()
-    lower, diag, upper = np.zeros(n), np.zeros(n), np.zeros(n)
-    build_generator(x, 0.5 * sigma**2 * x**2, (r - q) * x, np.full(n, -r), BOUNDARY_DEGENERATE,
-                    BOUNDARY_DIRICHLET, lower, diag, upper)
-    dtau, weights, levels = ThetaScheme.crank_nicolson(rannacher_steps=2).time_steps(1.0, n_time)
-    payoff = np.maximum(1.0 - x, 0.0)
-    tau = np.concatenate([[0.0], np.cumsum(dtau)])
-    obstacle = payoff[None, :] - (0.05 * np.sqrt(tau)[:, None] * np.exp(-x)[None, :] if time_dependent else 0.0)
-    return x, lower, diag, upper, dtau, weights, levels, np.ascontiguousarray(obstacle)
+    p = put_problem(n, n_time, sigma, r, q)
+    obstacle = receding_obstacle(p) if time_dependent else p["payoff"][None, :]
+    return (p["x"], p["lower"], p["diag"], p["upper"], p["dtau"], p["weights"], p["levels"],
+            np.ascontiguousarray(obstacle))
 
 
 def _howard_twin(lower, diag, upper, initial, dtau, weights, levels, obstacle):

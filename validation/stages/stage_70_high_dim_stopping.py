@@ -173,6 +173,8 @@ def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: i
     import numpy as np
     import torch
 
+    from validation.high_dim_stopping import oracle_rule
+
     generator = torch.Generator().manual_seed(seed)
     raw = learner.sample_raw(n_paths, generator)
     exercise, _, _ = learner.exercise(raw)
@@ -180,8 +182,7 @@ def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: i
     geometric = learner.simulator.geometric_mean_log(raw).cpu().numpy()
     n_dates = learner.config.n_dates
     times = np.arange(n_dates + 1) * learner.config.dt
-    oracle_decisions = np.stack([np.asarray(oracle.exercise(l, geometric[:, l]), dtype=bool)
-                                 for l in range(n_dates)], axis=1)
+    oracle_decisions = oracle_rule(learner, oracle)(raw).numpy()  # the evaluation's comparison rule
     strike = learner.market.strike
     in_money = geometric[:, :n_dates] < strike
 

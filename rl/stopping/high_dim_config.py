@@ -49,7 +49,7 @@ class HighDimStoppingConfig(ConfigRecord):
         ``σ_i`` up to 1.6 the prices are lognormal with tails so heavy that the input batch norm (scaled
         by a batch standard deviation that the tail dominates) sends a few paths per batch far out in
         every hidden unit, more of them the more assets there are (measured in
-        :mod:`validation.high_dim_stopping`).
+        ``docs/high_dim_stopping.md``).
     martingale_weighting : {"restarted", "survival"}
         Per-date weights of the martingale loss, as for the 1-D learner
         (:class:`rl.stopping.config.StoppingConfig`): ``"survival"`` is the paper's ``½ E[Σ_l G_l² Δt]``,
@@ -57,7 +57,7 @@ class HighDimStoppingConfig(ConfigRecord):
         every date (:func:`rl.losses.restarted_martingale_residuals`, same minimizer). Why the default:
         at ``κΔt = 1`` a path the current rule stops has ``R = 0`` from then on, so with ``"survival"``
         the later dates' networks never see the states that the early rule (wrongly) stops, and the
-        fit settles on a self-consistent but poor rule (measured in :mod:`validation.high_dim_stopping`).
+        fit settles on a self-consistent but poor rule (measured in ``docs/high_dim_stopping.md``).
     penalty, temperature : float
         κ (with ``κΔt ≤ 1``) and λ.
     learning_rate, lr_decay_every, lr_decay_factor :

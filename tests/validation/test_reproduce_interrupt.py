@@ -26,8 +26,28 @@ pytestmark = pytest.mark.slow
 STAGES = ["american", "merton"]
 
 
-def _command(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "validation.cli", "reproduce", "--quick", "--only", *STAGES, "--out", str(out),
+MODULES = {"american": "stage_10_american", "merton": "stage_20_merton"}
+
+# Runs the CLI with one stage held open: on entering it writes ``held.marker`` into the output folder and
+# sleeps before doing its real work, so a signal sent once the marker exists lands inside that stage
+# whatever the machine's load (the merton stage alone takes ~1.5 s: a poll loop racing it lost once).
+HOLD_STAGE = """
+import importlib, sys, time
+stage = importlib.import_module("validation.stages." + sys.argv.pop(1))
+original = stage.run
+def held(ctx):
+    (ctx.out_dir / "held.marker").write_text("")
+    time.sleep(600)
+    return original(ctx)
+stage.run = held
+from validation.cli import main
+sys.exit(main())
+"""
+
+
+def _command(out: Path, *extra: str, hold: str | None = None) -> list[str]:
+    launcher = ["-m", "validation.cli"] if hold is None else ["-c", HOLD_STAGE, MODULES[hold]]
+    return [sys.executable, *launcher, "reproduce", "--quick", "--only", *STAGES, "--out", str(out),
             "--no-progress", *extra]
 
 
@@ -62,9 +82,12 @@ def uninterrupted(tmp_path_factory):
     return _outputs(out)
 
 
-def _interrupt(out: Path, sig: int, when: Path, delay: float = 0.0) -> subprocess.CompletedProcess:
-    """Start the run, wait for ``when`` to exist (plus ``delay`` seconds), send ``sig``."""
-    process = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _interrupt(out: Path, sig: int, when: Path, delay: float = 0.0, hold: str | None = None
+               ) -> subprocess.CompletedProcess:
+    """Start the run (with stage ``hold`` held open), wait for ``when`` to exist (plus ``delay`` seconds),
+    send ``sig``."""
+    process = subprocess.Popen(_command(out, hold=hold), env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not when.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -79,12 +102,14 @@ def _interrupt(out: Path, sig: int, when: Path, delay: float = 0.0) -> subproces
 @pytest.mark.parametrize("during", STAGES, ids=lambda stage: f"during-{stage}")
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig, during):
     """The signal arrives inside the stage ``during``: in the first, 1 s after ``run.json`` is written
-    (no stage finished); in the second, once the first stage's record exists."""
+    (mid-computation, no stage finished); in the second, while it is held open after the first stage's
+    record was written."""
     out = tmp_path / "R"
     if during == STAGES[0]:
         stopped = _interrupt(out, sig, out / "run.json", delay=1.0)
     else:
-        stopped = _interrupt(out, sig, out / "stages" / f"{STAGES[0]}.json")
+        stopped = _interrupt(out, sig, out / "held.marker", hold=during)
+        assert (out / "stages" / f"{STAGES[0]}.json").exists()
     if sig == signal.SIGINT:
         assert stopped.returncode == 130, stopped.stderr
         assert "Traceback" not in stopped.stderr

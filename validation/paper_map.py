@@ -148,6 +148,8 @@ def _check_text(check: dict, value: float, spec: str) -> tuple[str, bool]:
     if check["op"] == "abs_diff<=":
         gap = abs(value - check["target"])
         passed = gap <= check["value"]
+        if check["target"] == 0:  # an error metric: there is no paper value to show, only the bound on |error|
+            return f"target |error| ≤ {check['value']:g}", passed
         return f"paper: {shown(check['target'])}, tolerance {check['value']:g}", passed
     passed = value <= check["value"] if check["op"] == "<=" else value >= check["value"]
     return f"target {'≤' if check['op'] == '<=' else '≥'} {shown(check['value'])}", passed

@@ -95,6 +95,16 @@ def test_resolve_looks_up_metrics_checks_targets_and_takes_stage_statuses():
         resolve(paper_map, {"merton": {"paper_map": {"nope": {"status": "reproduced"}}}}, set())
 
 
+def test_an_error_bound_reads_as_a_bound_not_as_a_paper_value():
+    """A check ``|error − 0| ≤ tol`` (the high-dimensional errors) names no paper value ("paper: +0.0000")."""
+    from validation.paper_map import _check_text
+
+    assert _check_text({"op": "abs_diff<=", "value": 0.008, "target": 0.0}, -0.01, "+.4f") == \
+        ("target |error| ≤ 0.008", False)
+    assert _check_text({"op": "abs_diff<=", "value": 0.002, "target": 5.317}, 5.3182, ".6f") == \
+        ("paper: 5.317000, tolerance 0.002", True)
+
+
 def test_values_are_human_text_not_python_reprs():
     assert format_value({"ml": 1000, "td0": 5000}) == "ml: 1000, td0: 5000"
     assert format_value([2.0, 2.01], ".2f") == "2.00, 2.01"

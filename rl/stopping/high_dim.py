@@ -6,7 +6,8 @@ Method (SPEC section 3, unchanged but for the state). On the dates ``t_l = lΔt`
 value network per date ``l < L`` (:class:`rl.networks.BatchedValueNetwork`: all dates in one batched
 module, batch norm after the input, before each ReLU and on the output) takes the paper's inputs, the
 state and the payoff, ``(X_l, h_l) ∈ R^{D+1}`` (the basket's state as log-prices by default,
-``state_inputs``), and outputs ``w_l = V_l − h_l``. The policy is
+``state_inputs``; for the basket one input layer shared by all dates by default, ``input_layer``), and
+outputs ``w_l = V_l − h_l``. The policy is
 ``π_l = sigmoid(−κ w_l/λ)`` (detached), the loss the offline martingale loss
 :func:`rl.losses.martingale_loss` (Dai, Sun, Xu & Zhou, Algorithm 1), one Adam step per batch of fresh
 paths, and execution exercises at the first date with ``w_l ≤ 0`` (``π ≥ ½``).
@@ -103,7 +104,8 @@ class HighDimStoppingLearner:
         self.generator = torch.Generator().manual_seed(train_seed)
         init = torch.Generator().manual_seed(init_seed)
         self.net = BatchedValueNetwork(config.n_dates, in_features=self.state_dimension + 1, hidden=config.hidden,
-                                       n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init)
+                                       n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init,
+                                       shared_input=config.input_layer == "shared")
         self.net.to(device=self.device, dtype=self.dtype)
         self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=True)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)

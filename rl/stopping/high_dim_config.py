@@ -19,6 +19,8 @@ PROBLEMS = ("basket", "fbm")
 FORMULATIONS = ("price", "premium")
 #: What the networks see of the state: ``"log"`` (basket only: log-prices), ``"level"`` (the prices; the fBm path).
 STATE_INPUTS = ("auto", "log", "level")
+#: The networks' input layer: ``"shared"`` (one for all dates, basket default) or ``"per_date"`` (fBm default).
+INPUT_LAYERS = ("auto", "shared", "per_date")
 #: Floating-point types of the simulated paths (the keys of :data:`rl.stopping.basket.DTYPES`).
 DTYPE_NAMES = ("float32", "float64")
 
@@ -50,6 +52,17 @@ class HighDimStoppingConfig(ConfigRecord):
         by a batch standard deviation that the tail dominates) sends a few paths per batch far out in
         every hidden unit, more of them the more assets there are (measured in
         ``docs/high_dim_stopping.md``).
+    input_layer : {"auto", "shared", "per_date"}
+        ``"per_date"``: every date's network has its own input layer (the paper). ``"shared"``: one input
+        layer ``Linear(D + 1, hidden)`` for all dates, after each date's own input batch norm, the later
+        layers per date (:class:`rl.networks.BatchedValueNetwork`, ``shared_input``). ``"auto"`` (default)
+        resolves to ``"shared"`` for the basket and ``"per_date"`` for the fBm. Why: after a date's batch
+        norm the basket's informative direction (the standardized log geometric mean, weights ``∝ σ_i``)
+        is the same at every date, while the other D − 1 directions are noise; one layer fitted from all
+        dates' paths finds it from L times the data, and the learning error that grows with d shrinks
+        (measured in ``docs/high_dim_stopping.md``). The fBm's informative direction (the conditional
+        mean's weights on the past) changes with the date, so it keeps one layer per date. A generic
+        architecture choice: nothing of the model enters.
     martingale_weighting : {"restarted", "survival"}
         Per-date weights of the martingale loss, as for the 1-D learner
         (:class:`rl.stopping.config.StoppingConfig`): ``"survival"`` is the paper's ``½ E[Σ_l G_l² Δt]``,
@@ -78,6 +91,7 @@ class HighDimStoppingConfig(ConfigRecord):
     n_dates: int = 100
     formulation: str = "premium"
     state_inputs: str = "auto"
+    input_layer: str = "auto"
     martingale_weighting: str = "restarted"
     penalty: float = 100.0
     temperature: float = 1.0
@@ -96,7 +110,7 @@ class HighDimStoppingConfig(ConfigRecord):
     steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
 
     #: What runs recorded before these keys existed did: prices as inputs, the paper's survival weights.
-    LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival"}
+    LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival", "input_layer": "per_date"}
 
     def __post_init__(self) -> None:
         check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
@@ -108,6 +122,9 @@ class HighDimStoppingConfig(ConfigRecord):
         if self.state_inputs == "log" and self.problem != "basket":
             raise ValueError(f"state_inputs='log' needs positive states (the basket's prices), got problem="
                              f"{self.problem!r}; use state_inputs='level' (or 'auto') for the fBm path")
+        check_choice("input_layer", self.input_layer, INPUT_LAYERS, fix='use "auto", "shared" or "per_date"')
+        if self.input_layer == "auto":
+            object.__setattr__(self, "input_layer", "shared" if self.problem == "basket" else "per_date")
         check_choice("martingale_weighting", self.martingale_weighting, MARTINGALE_WEIGHTINGS,
                      fix='use "restarted" (default) or "survival" (the paper\'s Algorithm 1)')
         check_choice("dtype", self.dtype, DTYPE_NAMES, fix="use 'float32' or 'float64'")
@@ -132,4 +149,4 @@ class HighDimStoppingConfig(ConfigRecord):
         return 1.0 / self.n_dates
 
 
-__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "PROBLEMS", "STATE_INPUTS"]
+__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "INPUT_LAYERS", "PROBLEMS", "STATE_INPUTS"]

@@ -82,3 +82,31 @@ def test_same_generator_same_initial_weights():
     b = BatchedValueNetwork(5, generator=torch.Generator().manual_seed(9))
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("in_features", [2, 9])  # the elementwise input layer and the matmul one
+def test_shared_input_layer_is_one_map_for_every_net(in_features):
+    """``shared_input=True``: one input weight for all nets, the rest per net; the module equals the
+    loop of networks that all hold that weight, and the shared weight's gradient is the sum of theirs."""
+    generator = torch.Generator().manual_seed(4)
+    network = BatchedValueNetwork(3, in_features=in_features, hidden=5, generator=generator,
+                                  shared_input=True).double()  # float64: sums of gradients compared to 1e-10
+    assert network.linears[0].weight.shape == (1, 5, in_features)
+    assert network.linears[1].weight.shape == (3, 5, 5)
+    x = torch.randn(3, in_features, 16, generator=generator, dtype=torch.float64)
+    network.train()
+    copies = [sequential_copy(network, l).double().train() for l in range(3)]
+    batched = network(x)
+    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(3)])
+    torch.testing.assert_close(batched, looped, rtol=1e-10, atol=1e-10)
+    batched.square().sum().backward()
+    looped.square().sum().backward()
+    pooled = sum(copies[l][1].weight.grad for l in range(3))
+    torch.testing.assert_close(network.linears[0].weight.grad[0], pooled, rtol=1e-10, atol=1e-10)
+
+
+def test_shared_input_networks_are_not_stacked_as_replicas():
+    from rl.networks import stack_networks
+
+    with pytest.raises(ValueError, match="shared input layer"):
+        stack_networks([BatchedValueNetwork(2, hidden=3, shared_input=True)] * 2)

@@ -108,12 +108,29 @@ def test_training_loss_is_the_configured_martingale_loss(weighting):
 
 
 def test_a_record_written_before_the_new_keys_keeps_its_meaning():
-    """Runs recorded before state_inputs / martingale_weighting existed were trained on prices with the
-    survival weights: rebuilding them must give that, not today's defaults (log-prices, restarted)."""
+    """Runs recorded before state_inputs / martingale_weighting / input_layer existed were trained on prices
+    with the survival weights and one input layer per date: rebuilding them must give that, not today's
+    defaults (log-prices, restarted, shared)."""
     record = HighDimStoppingConfig(**TINY).to_dict()
-    assert (record["state_inputs"], record["martingale_weighting"]) == ("log", "restarted")
-    del record["state_inputs"], record["martingale_weighting"]
+    keys = ("state_inputs", "martingale_weighting", "input_layer")
+    assert tuple(record[key] for key in keys) == ("log", "restarted", "shared")
+    for key in keys:
+        del record[key]
     old = HighDimStoppingConfig.from_dict(record)
-    assert (old.state_inputs, old.martingale_weighting) == ("level", "survival")
+    assert tuple(getattr(old, key) for key in keys) == ("level", "survival", "per_date")
+    assert HighDimStoppingLearner(old).net.linears[0].weight.shape[0] == old.n_dates  # the old runs' weights load
     with pytest.raises(ValueError, match="unknown .*fields.*'shape'"):
         HighDimStoppingConfig.from_dict({**record, "shape": 3})
+
+
+@pytest.mark.parametrize("problem, resolved", [("basket", "shared"), ("fbm", "per_date")])
+def test_input_layer_auto_resolves_per_problem_and_shapes_the_network(problem, resolved):
+    settings = {**TINY, "problem": problem}
+    assert HighDimStoppingConfig(**settings).input_layer == resolved
+    for layer, rows in (("shared", 1), ("per_date", 10)):
+        learner = HighDimStoppingLearner(HighDimStoppingConfig(**settings, input_layer=layer))
+        assert learner.net.linears[0].weight.shape[0] == rows
+        assert learner.net.linears[1].weight.shape[0] == 10  # the later layers stay per date
+        learner.train_step(learner.sample_batch(0))
+    with pytest.raises(ValueError, match="input_layer.*per_date"):
+        HighDimStoppingConfig(input_layer="tied")

@@ -95,6 +95,7 @@ class BatchedLinear(nn.Module):
     (the ``nn.Linear`` convention) and ``b`` ``(n_nets, out_features, 1)``. Initialised like
     ``nn.Linear`` (uniform in ``±1/sqrt(in_features)``). ``bias=False`` where a batch normalization
     follows: it subtracts the batch mean, so a bias there is a redundant parameter and wasted work.
+    Built with ``n_nets = 1`` it is one map applied to every net's slice of ``x`` (a shared layer).
     """
 
     def __init__(self, n_nets: int, in_features: int, out_features: int, *, bias: bool = True,

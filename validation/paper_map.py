@@ -15,7 +15,8 @@ status:
     no stage reproduces it yet; the reason says where it will come from.
 
 :func:`resolve` joins the static map with one report's stage results: metric values are looked up,
-``checks`` (a number against the paper's target) are evaluated, and a stage may override an item's
+``checks`` (a number against a bound, ``<=`` / ``>=``; its distance to the paper's value,
+``abs_diff<=`` with ``target``; or an error's size, ``abs<=``) are evaluated, and a stage may override an item's
 status at run time through the reserved metrics key ``"paper_map"`` (``{item_id: {"status", "note"}}``),
 e.g. when the verdict depends on a number the stage computed. Items whose stage did not run are marked
 so, never reported as reproduced by this run.
@@ -35,7 +36,7 @@ STATUS_LABELS = {"reproduced": "reproduced", "corrected": "corrected", "partial"
 #: Metrics key under which a stage attaches run-time statuses (``{item_id: {"status": ..., "note": ...}}``).
 STAGE_STATUS_KEY = "paper_map"
 _ITEM_KEYS = {"id", "paper", "item", "claim", "status", "stage", "figures", "metrics", "checks", "reason"}
-_OPS = ("<=", ">=", "abs_diff<=")
+_OPS = ("<=", ">=", "abs<=", "abs_diff<=")
 
 
 def load_paper_map(path=None) -> dict:
@@ -148,9 +149,9 @@ def _check_text(check: dict, value: float, spec: str) -> tuple[str, bool]:
     if check["op"] == "abs_diff<=":
         gap = abs(value - check["target"])
         passed = gap <= check["value"]
-        if check["target"] == 0:  # an error metric: there is no paper value to show, only the bound on |error|
-            return f"target |error| ≤ {check['value']:g}", passed
         return f"paper: {shown(check['target'])}, tolerance {check['value']:g}", passed
+    if check["op"] == "abs<=":  # an error metric: no paper value to show, only the bound on |error|
+        return f"target |error| ≤ {check['value']:g}", abs(value) <= check["value"]
     passed = value <= check["value"] if check["op"] == "<=" else value >= check["value"]
     return f"target {'≤' if check['op'] == '<=' else '≥'} {shown(check['value'])}", passed
 

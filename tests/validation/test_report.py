@@ -96,10 +96,10 @@ def test_resolve_looks_up_metrics_checks_targets_and_takes_stage_statuses():
 
 
 def test_an_error_bound_reads_as_a_bound_not_as_a_paper_value():
-    """A check ``|error − 0| ≤ tol`` (the high-dimensional errors) names no paper value ("paper: +0.0000")."""
+    """A check ``|error| ≤ tol`` (op ``abs<=``, the high-dimensional errors) names no paper value ("paper: +0.0000")."""
     from validation.paper_map import _check_text
 
-    assert _check_text({"op": "abs_diff<=", "value": 0.008, "target": 0.0}, -0.01, "+.4f") == \
+    assert _check_text({"op": "abs<=", "value": 0.008}, -0.01, "+.4f") == \
         ("target |error| ≤ 0.008", False)
     assert _check_text({"op": "abs_diff<=", "value": 0.002, "target": 5.317}, 5.3182, ".6f") == \
         ("paper: 5.317000, tolerance 0.002", True)

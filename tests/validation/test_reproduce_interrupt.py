@@ -26,8 +26,6 @@ pytestmark = pytest.mark.slow
 STAGES = ["american", "merton"]
 
 
-MODULES = {"american": "stage_10_american", "merton": "stage_20_merton"}
-
 # Runs the CLI with one stage held open: on entering it writes ``held.marker`` into the output folder and
 # sleeps before doing its real work, so a signal sent once the marker exists lands inside that stage
 # whatever the machine's load (the merton stage alone takes ~1.5 s: a poll loop racing it lost once).
@@ -46,7 +44,12 @@ sys.exit(main())
 
 
 def _command(out: Path, *extra: str, hold: str | None = None) -> list[str]:
-    launcher = ["-m", "validation.cli"] if hold is None else ["-c", HOLD_STAGE, MODULES[hold]]
+    if hold is None:
+        launcher = ["-m", "validation.cli"]
+    else:  # the stage's module, named as reproduce names it (stage_20_merton → merton)
+        from validation.reproduce import _short, available_stages
+
+        launcher = ["-c", HOLD_STAGE, next(name for name in available_stages() if _short(name) == hold)]
     return [sys.executable, *launcher, "reproduce", "--quick", "--only", *STAGES, "--out", str(out),
             "--no-progress", *extra]
 

@@ -2,7 +2,7 @@
 motion (stopping paper v3, section 5; SPEC section 7; issue 17).
 
 The martingale-loss learner of :mod:`rl.stopping.high_dim` (one batched network per date, inputs the
-state and the payoff) is trained through :func:`validation.experiments.run` from the shipped specs
+state and the payoff; the basket's input layer shared by all dates) is trained through :func:`validation.experiments.run` from the shipped specs
 ``examples/basket_d40.toml`` (``model.dimension`` overridden along the paper's d-grid) and
 ``examples/fbm.toml`` (``model.hurst`` along the H-grid), and judged
 
@@ -314,8 +314,8 @@ def run(ctx: StageContext) -> StageOutput:
         verdict += " (quick mode, not the acceptance setting)"
     lines = [
         "Learner: offline martingale loss (restarted weighting), one network per date with the paper's inputs "
-        "(the state, as log-prices for the basket, and the payoff), batch norm, the paper's learning-rate "
-        "schedules; κ = 1/Δt. Prices are "
+        "(the state, as log-prices for the basket, and the payoff; the basket's input layer shared by all "
+        "dates), batch norm, the paper's learning-rate schedules; κ = 1/Δt. Prices are "
         "the learned rule's on fresh test paths (a lower bound up to Monte Carlo error, as in the paper); the "
         "control-variate column is the same expectation with the exact European (basket) or the conditional "
         "mean of W_1 (fBm) as a martingale control.",

@@ -156,7 +156,7 @@ def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, toler
     ax.plot(table["dimensions"], table["main"]["paper"], "x", color="tab:red", ms=8, label="paper (DSXZ v3)")
     ax.plot(table["dimensions"], table["main"]["becker"], "+", color="tab:purple", ms=9, label="Becker et al.")
     ax.set_xlabel("dimension d (number of assets)")
-    ax.set_ylabel("price of the geometric-basket put")
+    ax.set_ylabel("price of the geometric-basket put\n(currency units; basket index G(0) = 100)")
     ax.set_title("Basket put, d = 40…200 (stopping paper v3, section 5; SPEC section 7)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

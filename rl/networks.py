@@ -45,23 +45,31 @@ class BatchedBatchNorm(nn.Module):
     normalize, unbiased variance for the running estimate, ``momentum`` 0.1, ``eps`` 1e-5, affine
     weight 1 and bias 0 at start). Implemented with ``torch.nn.functional.batch_norm`` on the
     ``(1, n_nets·features, batch)`` view, whose channels are exactly the ``(date, feature)`` pairs.
+    ``affine=False``: standardization only, no learned scale and shift (``weight`` and ``bias`` are None).
     """
 
-    def __init__(self, n_nets: int, features: int, *, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, n_nets: int, features: int, *, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True) -> None:
         super().__init__()
         self.eps = eps
         self.momentum = momentum
         self.features = features
-        self.weight = nn.Parameter(torch.ones(n_nets, features))
-        self.bias = nn.Parameter(torch.zeros(n_nets, features))
+        self.affine = bool(affine)
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(n_nets, features))
+            self.bias = nn.Parameter(torch.zeros(n_nets, features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
         self.register_buffer("running_mean", torch.zeros(n_nets, features))
         self.register_buffer("running_var", torch.ones(n_nets, features))
 
     def _apply_norm(self, x: torch.Tensor, training: bool, momentum: float) -> torch.Tensor:
         shape = x.shape
         out = F.batch_norm(x.reshape(1, shape[0] * shape[1], shape[2]), self.running_mean.view(-1),
-                           self.running_var.view(-1), self.weight.reshape(-1), self.bias.reshape(-1),
-                           training, momentum, self.eps)
+                           self.running_var.view(-1),
+                           self.weight.reshape(-1) if self.affine else None,
+                           self.bias.reshape(-1) if self.affine else None, training, momentum, self.eps)
         return out.view(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,6 +165,12 @@ class BatchedValueNetwork(nn.Module):
         standardized geometric mean has weights ``∝ σ_i`` at every date), the shared layer fits that
         direction from all L dates' paths at once instead of L times from one date's each
         (measured: ``docs/high_dim_stopping.md``).
+    input_affine : bool, default True
+        Learned per-net scale and shift after the input batch norm (``nn.BatchNorm1d``'s affine part).
+        Before a per-net input layer they are redundant (that layer absorbs them exactly). Before a
+        shared input layer they are not: the scales are ``L × in_features`` free per-date weights of the
+        inputs, the per-date noise the shared layer exists to remove; ``False`` standardizes only
+        (measured: ``docs/high_dim_stopping.md``). Needs ``batch_norm``.
 
     Shapes
     ------
@@ -166,7 +180,7 @@ class BatchedValueNetwork(nn.Module):
 
     def __init__(self, n_nets: int, *, in_features: int = 2, hidden: int = 21, n_hidden: int = 2,
                  batch_norm: bool = True, generator: torch.Generator | None = None,
-                 shared_input: bool = False) -> None:
+                 shared_input: bool = False, input_affine: bool = True) -> None:
         super().__init__()
         self.n_nets = check_int("n_nets", n_nets, minimum=1, fix="pass the number of decision dates")
         self.in_features = check_int("in_features", in_features, minimum=1, fix="pass e.g. 2")
@@ -174,6 +188,10 @@ class BatchedValueNetwork(nn.Module):
         self.n_hidden = check_int("n_hidden", n_hidden, minimum=1, fix="pass e.g. 2")
         self.batch_norm = bool(batch_norm)
         self.shared_input = bool(shared_input)
+        self.input_affine = bool(input_affine)
+        if not self.input_affine and not self.batch_norm:
+            raise ValueError("input_affine=False removes the input batch norm's scale and shift, but batch_norm=False "
+                             "has no input batch norm; pass input_affine=True or batch_norm=True")
         widths = [in_features] + [hidden] * n_hidden
         self.linears = nn.ModuleList(
             [BatchedLinear(1 if index == 0 and self.shared_input else n_nets, a, b, bias=not batch_norm,
@@ -181,7 +199,9 @@ class BatchedValueNetwork(nn.Module):
              for index, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
             + [BatchedLinear(n_nets, hidden, 1, bias=not batch_norm, generator=generator)])
         if self.batch_norm:
-            self.norms = nn.ModuleList([BatchedBatchNorm(n_nets, w) for w in widths] + [BatchedBatchNorm(n_nets, 1)])
+            self.norms = nn.ModuleList([BatchedBatchNorm(n_nets, in_features, affine=self.input_affine)]
+                                       + [BatchedBatchNorm(n_nets, w) for w in widths[1:]]
+                                       + [BatchedBatchNorm(n_nets, 1)])
         else:
             self.norms = nn.ModuleList()
 
@@ -234,10 +254,11 @@ def sequential_copy(network: BatchedValueNetwork, index: int) -> nn.Sequential:
     layers: list[nn.Module] = []
 
     def _norm(batched: BatchedBatchNorm) -> nn.BatchNorm1d:
-        norm = nn.BatchNorm1d(batched.features, eps=batched.eps, momentum=batched.momentum)
+        norm = nn.BatchNorm1d(batched.features, eps=batched.eps, momentum=batched.momentum, affine=batched.affine)
         with torch.no_grad():
-            norm.weight.copy_(batched.weight[index])
-            norm.bias.copy_(batched.bias[index])
+            if batched.affine:
+                norm.weight.copy_(batched.weight[index])
+                norm.bias.copy_(batched.bias[index])
             norm.running_mean.copy_(batched.running_mean[index])
             norm.running_var.copy_(batched.running_var[index])
         return norm
@@ -277,14 +298,17 @@ def stack_networks(networks: list[BatchedValueNetwork]) -> BatchedValueNetwork:
     if any(network.shared_input for network in networks):
         raise ValueError("networks with a shared input layer cannot be stacked as replicas (their input layer "
                          "would be shared across replicas too); stack networks built with shared_input=False")
-    shape = (first.n_nets, first.in_features, first.hidden, first.n_hidden, first.batch_norm)
+    shape = (first.n_nets, first.in_features, first.hidden, first.n_hidden, first.batch_norm, first.input_affine)
     for network in networks[1:]:
-        other = (network.n_nets, network.in_features, network.hidden, network.n_hidden, network.batch_norm)
+        other = (network.n_nets, network.in_features, network.hidden, network.n_hidden, network.batch_norm,
+                 network.input_affine)
         if other != shape:
             raise ValueError(f"networks of different shapes cannot be stacked: {other} vs {shape} "
-                             "(n_nets, in_features, hidden, n_hidden, batch_norm); stack replicas of one shape")
+                             "(n_nets, in_features, hidden, n_hidden, batch_norm, input_affine); stack replicas of "
+                             "one shape")
     stacked = BatchedValueNetwork(first.n_nets * len(networks), in_features=first.in_features, hidden=first.hidden,
-                                  n_hidden=first.n_hidden, batch_norm=first.batch_norm)
+                                  n_hidden=first.n_hidden, batch_norm=first.batch_norm,
+                                  input_affine=first.input_affine)
     stacked.to(next(first.parameters()).device)
     states = [network.state_dict() for network in networks]
     stacked.load_state_dict({key: torch.cat([state[key] for state in states], dim=0) for key in states[0]})

@@ -105,7 +105,8 @@ class HighDimStoppingLearner:
         init = torch.Generator().manual_seed(init_seed)
         self.net = BatchedValueNetwork(config.n_dates, in_features=self.state_dimension + 1, hidden=config.hidden,
                                        n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init,
-                                       shared_input=config.input_layer == "shared")
+                                       shared_input=config.input_layer == "shared",
+                                       input_affine=config.input_norm == "affine")
         self.net.to(device=self.device, dtype=self.dtype)
         self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=True)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)

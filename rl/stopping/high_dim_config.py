@@ -20,6 +20,7 @@ FORMULATIONS = ("price", "premium")
 #: What the networks see of the state: ``"log"`` (basket only: log-prices), ``"level"`` (the prices; the fBm path).
 STATE_INPUTS = ("auto", "log", "level")
 #: The networks' input layer: ``"shared"`` (one for all dates, basket default) or ``"per_date"`` (fBm default).
+INPUT_NORMS = ("auto", "standardize", "affine")
 INPUT_LAYERS = ("auto", "shared", "per_date")
 #: Floating-point types of the simulated paths (the keys of :data:`rl.stopping.basket.DTYPES`).
 DTYPE_NAMES = ("float32", "float64")
@@ -63,6 +64,14 @@ class HighDimStoppingConfig(ConfigRecord):
         (measured in ``docs/high_dim_stopping.md``). The fBm's informative direction (the conditional
         mean's weights on the past) changes with the date, so it keeps one layer per date. A generic
         architecture choice: nothing of the model enters.
+    input_norm : {"auto", "standardize", "affine"}
+        What follows each date's input batch norm's standardization: ``"affine"`` a learned scale and
+        shift per date and input (``nn.BatchNorm1d``'s default, the paper's), ``"standardize"`` nothing.
+        ``"auto"`` (default) resolves to ``"standardize"`` with the shared input layer (and batch norm)
+        and to ``"affine"`` otherwise. Why: before a per-date layer the scales are redundant (the
+        layer absorbs them), but before the shared layer they are ``L × (D + 1)`` per-date weights of the
+        inputs, each fitted from one date's paths, which puts back the per-date noise the shared layer
+        removes (measured in ``docs/high_dim_stopping.md``).
     martingale_weighting : {"restarted", "survival"}
         Per-date weights of the martingale loss, as for the 1-D learner
         (:class:`rl.stopping.config.StoppingConfig`): ``"survival"`` is the paper's ``½ E[Σ_l G_l² Δt]``,
@@ -92,6 +101,7 @@ class HighDimStoppingConfig(ConfigRecord):
     formulation: str = "premium"
     state_inputs: str = "auto"
     input_layer: str = "auto"
+    input_norm: str = "auto"
     martingale_weighting: str = "restarted"
     penalty: float = 100.0
     temperature: float = 1.0
@@ -110,7 +120,8 @@ class HighDimStoppingConfig(ConfigRecord):
     steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
 
     #: What runs recorded before these keys existed did: prices as inputs, the paper's survival weights.
-    LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival", "input_layer": "per_date"}
+    LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival", "input_layer": "per_date",
+                       "input_norm": "affine"}
 
     def __post_init__(self) -> None:
         check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
@@ -125,6 +136,13 @@ class HighDimStoppingConfig(ConfigRecord):
         check_choice("input_layer", self.input_layer, INPUT_LAYERS, fix='use "auto", "shared" or "per_date"')
         if self.input_layer == "auto":
             object.__setattr__(self, "input_layer", "shared" if self.problem == "basket" else "per_date")
+        check_choice("input_norm", self.input_norm, INPUT_NORMS, fix='use "auto", "standardize" or "affine"')
+        if self.input_norm == "auto":
+            object.__setattr__(self, "input_norm", "standardize" if self.input_layer == "shared" and self.batch_norm
+                               else "affine")
+        if self.input_norm == "standardize" and not self.batch_norm:
+            raise ValueError('input_norm="standardize" needs the input batch norm, got batch_norm=False; use '
+                             'input_norm="affine" (or "auto") without batch norm')
         check_choice("martingale_weighting", self.martingale_weighting, MARTINGALE_WEIGHTINGS,
                      fix='use "restarted" (default) or "survival" (the paper\'s Algorithm 1)')
         check_choice("dtype", self.dtype, DTYPE_NAMES, fix="use 'float32' or 'float64'")
@@ -149,4 +167,4 @@ class HighDimStoppingConfig(ConfigRecord):
         return 1.0 / self.n_dates
 
 
-__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "INPUT_LAYERS", "PROBLEMS", "STATE_INPUTS"]
+__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "INPUT_LAYERS", "INPUT_NORMS", "PROBLEMS", "STATE_INPUTS"]

@@ -105,6 +105,30 @@ def test_shared_input_layer_is_one_map_for_every_net(in_features):
     torch.testing.assert_close(network.linears[0].weight.grad[0], pooled, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_input_batch_norm_without_affine_only_standardizes(shared_input):
+    """``input_affine=False``: the input batch norm has no scale or shift (the later ones keep theirs); the
+    batched module still equals the loop of plain networks, and in evaluation mode after calibration."""
+    generator = torch.Generator().manual_seed(6)
+    network = BatchedValueNetwork(3, in_features=4, hidden=5, generator=generator, shared_input=shared_input,
+                                  input_affine=False).double()
+    assert network.norms[0].weight is None and network.norms[0].bias is None
+    assert "norms.0.weight" not in network.state_dict() and "norms.1.weight" in network.state_dict()
+    x = torch.randn(3, 4, 32, generator=generator, dtype=torch.float64) * 7.0 + 3.0
+    network.train()
+    copies = [sequential_copy(network, l).double().train() for l in range(3)]
+    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(3)])
+    torch.testing.assert_close(network(x), looped, rtol=1e-10, atol=1e-10)
+    standardized = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(network.norms[0](x), standardized, rtol=1e-10, atol=1e-10)
+    trained = network(x).detach()
+    network.calibrate(x)
+    with torch.no_grad():
+        torch.testing.assert_close(network(x), trained, rtol=1e-8, atol=1e-8)
+    with pytest.raises(ValueError, match="input_affine=False.*batch_norm=False"):
+        BatchedValueNetwork(2, batch_norm=False, input_affine=False)
+
+
 def test_shared_input_networks_are_not_stacked_as_replicas():
     from rl.networks import stack_networks
 

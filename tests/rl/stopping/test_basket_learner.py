@@ -108,17 +108,22 @@ def test_training_loss_is_the_configured_martingale_loss(weighting):
 
 
 def test_a_record_written_before_the_new_keys_keeps_its_meaning():
-    """Runs recorded before state_inputs / martingale_weighting / input_layer existed were trained on prices
-    with the survival weights and one input layer per date: rebuilding them must give that, not today's
-    defaults (log-prices, restarted, shared)."""
+    """Runs recorded before state_inputs / martingale_weighting / input_layer / input_norm existed were
+    trained on prices with the survival weights, one input layer per date and the affine input batch norm:
+    rebuilding them must give that, not today's defaults (log-prices, restarted, shared, standardize)."""
     record = HighDimStoppingConfig(**TINY).to_dict()
-    keys = ("state_inputs", "martingale_weighting", "input_layer")
-    assert tuple(record[key] for key in keys) == ("log", "restarted", "shared")
+    keys = ("state_inputs", "martingale_weighting", "input_layer", "input_norm")
+    assert tuple(record[key] for key in keys) == ("log", "restarted", "shared", "standardize")
+    shared_affine = {key: value for key, value in record.items() if key != "input_norm"}
     for key in keys:
         del record[key]
     old = HighDimStoppingConfig.from_dict(record)
-    assert tuple(getattr(old, key) for key in keys) == ("level", "survival", "per_date")
+    assert tuple(getattr(old, key) for key in keys) == ("level", "survival", "per_date", "affine")
     assert HighDimStoppingLearner(old).net.linears[0].weight.shape[0] == old.n_dates  # the old runs' weights load
+    # a run recorded with the shared layer but before input_norm: shared layer, affine input norm
+    between = HighDimStoppingConfig.from_dict(shared_affine)
+    assert (between.input_layer, between.input_norm) == ("shared", "affine")
+    assert HighDimStoppingLearner(between).net.norms[0].weight is not None
     with pytest.raises(ValueError, match="unknown .*fields.*'shape'"):
         HighDimStoppingConfig.from_dict({**record, "shape": 3})
 
@@ -134,3 +139,21 @@ def test_input_layer_auto_resolves_per_problem_and_shapes_the_network(problem, r
         learner.train_step(learner.sample_batch(0))
     with pytest.raises(ValueError, match="input_layer.*per_date"):
         HighDimStoppingConfig(input_layer="tied")
+
+
+@pytest.mark.parametrize("input_layer, resolved", [("shared", "standardize"), ("per_date", "affine")])
+def test_input_norm_auto_follows_the_input_layer(input_layer, resolved):
+    """Per-date scales before a shared input layer are per-date weights of the inputs; "auto" drops them
+    there and keeps them (redundant, the paper's) before per-date layers."""
+    config = HighDimStoppingConfig(**TINY, input_layer=input_layer)
+    assert config.input_norm == resolved
+    learner = HighDimStoppingLearner(config)
+    input_norm = learner.net.norms[0]
+    assert (input_norm.weight is None) == (resolved == "standardize")
+    assert all(parameter is not None for norm in learner.net.norms[1:] for parameter in (norm.weight, norm.bias))
+    learner.train_step(learner.sample_batch(0))
+    assert HighDimStoppingConfig(**TINY, input_layer="shared", batch_norm=False).input_norm == "affine"
+    with pytest.raises(ValueError, match="input_norm.*batch_norm=False"):
+        HighDimStoppingConfig(**TINY, input_norm="standardize", batch_norm=False)
+    with pytest.raises(ValueError, match="input_norm.*standardize"):
+        HighDimStoppingConfig(**TINY, input_norm="scaled")

@@ -103,11 +103,15 @@ def oracle_rule(learner, oracle):
     return rule
 
 
-def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict | None = None) -> dict:
+def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict | None = None,
+                     dual_paths: int = 0, dual_inner: int = 64) -> dict:
     """Final evaluation on ``test_paths`` fresh common paths: ``p_stopping`` (+ s.e.), ``p_stopping_cv``
     (martingale control variate), relative errors vs the reference, and for the basket the oracle's
     rule on the same paths (``p_oracle_rule``, ``p_stopping_minus_oracle_rule`` with its s.e.) and the
-    Bermudan price; for the fBm the paper's three values at H. Keys without the ``eval/`` prefix."""
+    Bermudan price; for the fBm the paper's three values at H and, with ``dual_paths > 0``, the dual
+    upper bound from the learned values (:func:`rl.stopping.dual.dual_upper_bound`: ``dual_upper``,
+    ``dual_lower`` the learned rule on the same outer paths, ``dual_gap``, each with ``_stderr``).
+    Keys without the ``eval/`` prefix."""
     config = learner.config
     reference = reference if reference is not None else (learner.reference or build_reference(config))
     if reference.get("price") is not None and learner.reference is None:
@@ -138,6 +142,11 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
             out["abs_error_becker"] = error
             out["within_tolerance"] = bool(abs(error) <= max(FBM_TOLERANCE[0] * abs(values["becker"]),
                                                              FBM_TOLERANCE[1]))
+        if dual_paths:
+            from rl.stopping.dual import dual_upper_bound
+
+            bound = dual_upper_bound(learner, n_paths=dual_paths, inner=dual_inner)
+            out.update({f"dual_{key}": value for key, value in bound.items()})
     out["problem"] = config.problem
     return out
 
@@ -227,10 +236,15 @@ class HighDimStoppingKind:
         return HighDimStoppingLearner(config, reference=None if reference in ("default", None) else reference,
                                       device=device)
 
-    def evaluate(self, learner, record: dict, *, test_paths: int | None = None, **unknown) -> dict:
+    def evaluate(self, learner, record: dict, *, test_paths: int | None = None, dual_paths: int = 0,
+                 **unknown) -> dict:
         if unknown:
-            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths")
-        evaluation = evaluate_learner(learner, test_paths=test_paths)
+            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths, dual_paths")
+        if dual_paths and learner.config.problem != "fbm":
+            raise ValueError(f"dual_paths={dual_paths} asks for the dual upper bound, which is for the fBm; this run "
+                             f"is problem={learner.config.problem!r} (its evaluation already compares with the "
+                             "exact oracle's rule); drop dual_paths")
+        evaluation = evaluate_learner(learner, test_paths=test_paths, dual_paths=dual_paths)
         evaluation["step"] = record["checkpoint_step"]
         return evaluation
 

@@ -103,6 +103,27 @@ class FBMSimulator:
         reversed_padded = torch.cat([paths.flip(1), torch.zeros_like(paths)], dim=1)
         return reversed_padded.unfold(1, self.dimension, 1)[:, :self.dimension].flip(1)
 
+    def conditional_law(self, paths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Law of each date's value given the path before it: ``W^H_{t_m} | W^H_{t_1..t_{m−1}} ~ N(μ_m, s_m²)``.
+
+        Returns ``μ`` of shape ``(B, N)`` (column ``m − 1`` for date ``m = 1..N``) and ``s`` of shape ``(N,)``,
+        float64. From the Cholesky factor: ``W = L Z`` gives ``Z = L⁻¹ W``, ``μ_m = Σ_{k<m} L_{mk} Z_k`` and
+        ``s_m = L_{mm}`` (used by the dual upper bound, :mod:`rl.stopping.dual`).
+        """
+        factor = self._factor_t.T.to(device=paths.device)  # L, lower triangular (N, N), float64
+        values = paths[:, 1:].to(torch.float64)
+        normals = torch.linalg.solve_triangular(factor, values.T, upper=False)  # Z, (N, B)
+        strictly_lower = torch.tril(factor, diagonal=-1)
+        return (strictly_lower @ normals).T, torch.diagonal(factor).clone()
+
+    def terminal_mean_weight_on_last(self) -> torch.Tensor:
+        """``∂E[W^H_1 | W^H_{t_1..t_n}] / ∂W^H_{t_n}`` for ``n = 0..N−1`` (0 at ``n = 0``), float64 ``(N,)``:
+        how date ``n``'s conditional terminal mean moves with that date's own value."""
+        weights = torch.zeros(self.n_dates, dtype=torch.float64)
+        index = torch.arange(1, self.n_dates)
+        weights[1:] = self._regression[index, index - 1]
+        return weights
+
     def terminal_mean(self, paths: torch.Tensor) -> torch.Tensor:
         """``E[W^H_1 | W^H_{t_1..t_n}]`` for ``n = 0..N−1`` → ``(B, N)``, and at ``n = N`` it is ``W^H_1``."""
         regression = self._regression.to(device=paths.device, dtype=paths.dtype)

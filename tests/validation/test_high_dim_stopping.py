@@ -73,3 +73,26 @@ def test_fbm_reference_is_becker():
 
     reference = build_reference(HighDimStoppingConfig(problem="fbm", hurst=0.7))
     assert reference["price"] == 0.207 and reference["paper_values"]["dong"] == 0.192
+
+
+def test_cli_evaluate_adds_the_dual_upper_bound_for_the_fbm_only(tmp_path, capsys):
+    config = tmp_path / "fbm.toml"
+    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "fbm"\nhurst = 0.3\n'
+                      '[train]\nn_dates = 8\npenalty = 8.0\ntemperature = 0.1\nbatch_size = 64\nsteps = 3\n'
+                      'eval_every = 0\ncheckpoint_every = 3\nthreads = 1\n[evaluate]\neval_paths = 256\n'
+                      'test_paths = 512\n')
+    run = tmp_path / "run"
+    assert main(["train", "stopping", "--config", str(config), "--out", str(run), "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "stopping", str(run), "--dual-paths", "256", "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)
+    assert evaluation["dual_n_paths"] == 256 and evaluation["dual_inner"] == 64
+    assert evaluation["dual_upper"] >= evaluation["dual_lower"]
+    assert evaluation["dual_gap"] == pytest.approx(evaluation["dual_upper"] - evaluation["dual_lower"])
+    assert main(["evaluate", "stopping", str(run), "--dual-paths", "1"]) == 2
+    assert "--dual-paths" in capsys.readouterr().err
+    basket = tmp_path / "basket"
+    spec = {**TINY_BASKET, "train": {**TINY_BASKET["train"], "steps": 1, "eval_every": 0, "checkpoint_every": 1}}
+    experiments.run(spec, out=basket)
+    with pytest.raises(ValueError, match="dual_paths=16.*fBm.*basket"):
+        experiments.evaluate(basket, dual_paths=16)

@@ -102,6 +102,9 @@ def register(verbs) -> None:
     p.add_argument("run", help="run folder written by `pderl train stopping`")
     p.add_argument("--test-paths", type=integer, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--dual-paths", type=integer, default=0,
+                   help="fBm runs: also the dual upper bound from the learned values on N outer paths (64 inner "
+                        "draws each; e.g. 4096, about a minute); 0 (default): off")
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
 
@@ -268,7 +271,16 @@ def _evaluate(args) -> int:
 
     kind = _run_kind(args.run)
     _check_test_paths(args.run, args.test_paths, kind)
-    evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, test_paths=args.test_paths)
+    options = {"test_paths": args.test_paths}
+    if args.dual_paths:
+        if args.dual_paths < 2:
+            raise ValueError(f"--dual-paths must be 0 (off) or at least 2 outer paths, got {args.dual_paths}; "
+                             "pass e.g. --dual-paths 4096")
+        if kind != "high_dim_stopping":
+            raise ValueError(f"--dual-paths is for fBm runs (pderl train stopping --config examples/fbm.toml); "
+                             f"{args.run} is a {kind} run, whose evaluation compares with the PDE oracle instead")
+        options["dual_paths"] = args.dual_paths
+    evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, **options)
     if args.json:
         emit(evaluation, as_json=True)
     elif kind == "high_dim_stopping":

@@ -11,7 +11,9 @@ state and the payoff; the basket's input layer shared by all dates) is trained t
   oracle's rule run on the *same* test paths (its difference to the learned rule has a far smaller
   standard error than either price);
 * for the fBm against the paper's table of the DSXZ, Dong (2024) and Becker et al. values (no PDE
-  applies: the state is the path so far, 101 coordinates).
+  applies: the state is the path so far, 101 coordinates), and against pderl's own dual upper bound from
+  the learned values (:mod:`rl.stopping.dual`): the true value lies between the learned rule's value and
+  that bound, whatever the references say.
 
 Acceptance (issue 17): d = 40 within 0.5 % of the American price, d = 200 within 0.8 %, the fBm within
 2 % or 0.01 of Becker et al.'s value. The flags are computed in both modes; only full mode (the paper's
@@ -57,16 +59,18 @@ SPEC_FALLBACKS = {
 
 #: Settings of the two modes. Module-level so that tests can shrink them.
 QUICK = {"dimensions": (40,), "basket_steps": 40, "basket_test_paths": 2**13,
-         "hursts": (0.3,), "fbm_steps": 40, "fbm_test_paths": 2**12, "eval_paths": 2**11, "decision_paths": 300}
+         "hursts": (0.3,), "fbm_steps": 40, "fbm_test_paths": 2**12, "eval_paths": 2**11, "decision_paths": 300,
+         "fbm_dual_paths": 2**10}
 FULL = {"dimensions": (40, 80, 120, 160, 200), "basket_steps": 1000, "basket_test_paths": 2**17,
         "hursts": (0.05, 0.3, 0.5, 0.7, 0.95), "fbm_steps": 3000, "fbm_test_paths": 2**15, "eval_paths": 2**14,
-        "decision_paths": 400}
+        "decision_paths": 400, "fbm_dual_paths": 2**12}
 
 TABLE_KEYS = ("label", "problem", "dimension", "hurst", "p_stopping", "p_stopping_stderr", "p_stopping_cv",
               "p_stopping_cv_stderr", "reference_price", "rel_error_stopping", "abs_error_becker",
               "p_stopping_minus_oracle_rule", "p_stopping_minus_oracle_rule_stderr", "bermudan", "paper_price",
               "paper_becker", "paper_value", "dong_value", "becker_value", "tolerance", "within_tolerance",
-              "seconds", "paper_paper_runtime_s")
+              "seconds", "paper_paper_runtime_s", "dual_upper", "dual_upper_stderr", "dual_lower", "dual_lower_stderr",
+              "dual_gap", "dual_gap_stderr")
 
 
 def _train(ctx: StageContext, spec_file: Path, name: str, steps: int, overrides: dict):
@@ -119,13 +123,15 @@ def _basket_table(rows: list[dict]) -> str:
 
 
 def _fbm_table(rows: list[dict]) -> str:
-    lines = ["| H | learned p_stopping ± s.e. | control variate ± s.e. | Becker | learned − Becker | "
-             "paper (DSXZ) | "
-             "Dong | seconds | within 2 % or 0.01 |", "|" + "---|" * 9]
+    lines = ["| H | learned p_stopping ± s.e. | control variate ± s.e. | dual upper bound ± s.e. | "
+             "upper − learned ± s.e. | Becker | learned − Becker | paper (DSXZ) | "
+             "Dong | seconds | within 2 % or 0.01 |", "|" + "---|" * 11]
     for r in rows:
         lines.append(
             f"| {r['hurst']:g} | {_fmt(r['p_stopping'])} ± {_fmt(r['p_stopping_stderr'])} | "
-            f"{_fmt(r['p_stopping_cv'])} ± {_fmt(r['p_stopping_cv_stderr'])} | {_fmt(r.get('becker_value'), 3)} | "
+            f"{_fmt(r['p_stopping_cv'])} ± {_fmt(r['p_stopping_cv_stderr'])} | "
+            f"{_fmt(r.get('dual_upper'))} ± {_fmt(r.get('dual_upper_stderr'))} | "
+            f"{_fmt(r.get('dual_gap'))} ± {_fmt(r.get('dual_gap_stderr'))} | {_fmt(r.get('becker_value'), 3)} | "
             f"{_fmt(r.get('abs_error_becker'))} | {_fmt(r.get('paper_value'), 3)} | {_fmt(r.get('dong_value'), 3)} | "
             f"{_fmt(r['seconds'], 0)} | {'yes' if r.get('within_tolerance') else 'no'} |")
     return "\n".join(lines)
@@ -215,24 +221,51 @@ def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: i
 
 
 def figure_fbm_values(rows: list[dict], out: Path):
-    """Learned fBm values (± 2 s.e.) against H with the paper's, Dong's and Becker et al.'s curves."""
+    """Learned fBm values (± 2 s.e.) against H with the paper's, Dong's and Becker et al.'s curves, and the
+    dual upper bounds from the learned values where the rows have them (the true value lies between).
+    Lower panel: the same points minus Becker et al.'s value at each H, with the tolerance band."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    from validation.high_dim_stopping import paper_values
+    from validation.high_dim_stopping import FBM_TOLERANCE, fbm_paper_values, paper_values
 
     table = paper_values()["fbm"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, (ax, low) = plt.subplots(2, 1, figsize=(7.5, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     ax.plot(table["hurst"], table["becker"], "-", color="tab:purple", label="Becker et al.")
     ax.plot(table["hurst"], table["paper"], "--", color="tab:red", label="paper (DSXZ v3)")
     ax.plot(table["hurst"], table["dong"], ":", color="tab:green", label="Dong (2024)")
-    ax.errorbar([r["hurst"] for r in rows], [r["p_stopping"] for r in rows],
-                yerr=[2 * r["p_stopping_stderr"] for r in rows], fmt="o", color="tab:blue", capsize=3,
-                label="pderl learned ± 2 s.e. (fresh paths)")
-    ax.set_xlabel("Hurst index H")
+    hursts = [r["hurst"] for r in rows]
+    ax.errorbar(hursts, [r["p_stopping"] for r in rows], yerr=[2 * r["p_stopping_stderr"] for r in rows], fmt="o",
+                color="tab:blue", capsize=3, label="pderl learned ± 2 s.e. (fresh paths)")
+    dual = [r for r in rows if r.get("dual_upper") is not None]
+    if dual:
+        ax.errorbar([r["hurst"] for r in dual], [r["dual_upper"] for r in dual],
+                    yerr=[2 * r["dual_upper_stderr"] for r in dual], fmt="v", color="tab:orange", capsize=3,
+                    label="pderl dual upper bound ± 2 s.e. (learned martingale)")
     ax.set_ylabel("value sup_τ E[W^H_τ] (units of W^H, T = 1)")
     ax.set_title("Stopping a fractional Brownian motion on 100 dates (v3 section 5)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+
+    def becker(hurst):
+        values = fbm_paper_values(hurst)
+        return values["becker"] if values else float("nan")
+
+    grid = np.asarray(table["hurst"], dtype=float)
+    band = np.maximum(FBM_TOLERANCE[0] * np.abs(np.asarray(table["becker"], dtype=float)), FBM_TOLERANCE[1])
+    low.fill_between(grid, -band, band, color="tab:purple", alpha=0.12, label="tolerance: 2 % or 0.01 of Becker")
+    low.axhline(0.0, color="tab:purple", lw=1)
+    low.errorbar(hursts, [r["p_stopping_cv"] - becker(r["hurst"]) for r in rows],
+                 yerr=[2 * r["p_stopping_cv_stderr"] for r in rows], fmt="o", color="tab:blue", capsize=3,
+                 label="learned (control variate) − Becker ± 2 s.e.")
+    if dual:
+        low.errorbar([r["hurst"] for r in dual], [r["dual_upper"] - becker(r["hurst"]) for r in dual],
+                     yerr=[2 * r["dual_upper_stderr"] for r in dual], fmt="v", color="tab:orange", capsize=3,
+                     label="dual upper bound − Becker ± 2 s.e.")
+    low.set_xlabel("Hurst index H")
+    low.set_ylabel("minus Becker et al. (units of W^H)")
+    low.legend(fontsize=8)
+    low.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     return ax
@@ -264,7 +297,8 @@ def run(ctx: StageContext) -> StageOutput:
     for hurst in settings["hursts"]:
         learner, summary = _train(ctx, FBM_SPEC, f"fbm_{_hurst_key(hurst)}", settings["fbm_steps"],
                                   {**common, "model.hurst": hurst})
-        evaluation = evaluate_learner(learner, test_paths=settings["fbm_test_paths"])
+        evaluation = evaluate_learner(learner, test_paths=settings["fbm_test_paths"],
+                                      dual_paths=settings.get("fbm_dual_paths", 0))
         fbm_rows.append({**evaluation, "dimension": None, "hurst": hurst, "label": f"H = {hurst:g}",
                          "seconds": float(summary["seconds"])})
 
@@ -335,7 +369,13 @@ def run(ctx: StageContext) -> StageOutput:
                   "![basket decisions](figures/high_dim_basket_decisions.png)", ""]
     if fbm_rows:
         lines += [f"### Fractional Brownian motion (steps {settings['fbm_steps']}, {settings['fbm_test_paths']:,} "
-                  "test paths)", "", _fbm_table(fbm_rows), "", "![fBm values](figures/high_dim_fbm_values.png)", ""]
+                  "test paths)", "", _fbm_table(fbm_rows), "",
+                  f"The dual upper bound (Rogers 2002, Andersen & Broadie 2004) uses the martingale of the learned "
+                  f"values, with 64 inner draws per date on {settings.get('fbm_dual_paths', 0):,} fresh outer paths "
+                  "(`rl.stopping.dual`). The true value lies between the learned rule's value and the bound, so "
+                  "'upper − learned' (paired, the learned rule with the same martingale as control variate) "
+                  "bounds how far the learned policy is from optimal without any reference.", "",
+                  "![fBm values](figures/high_dim_fbm_values.png)", ""]
     lines.append(f"**Acceptance (issue 17): {verdict}.**")
     if ctx.quick:
         lines += ["", f"_Quick mode: {settings['basket_steps']} / {settings['fbm_steps']} steps on d = 40 and H = 0.3 "

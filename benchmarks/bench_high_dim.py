@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_one(problem: str, *, seed: int, dimension: int | None, hurst: float | None, steps: int | None,
-            threads: int, test_paths: int | None, overrides: dict) -> dict:
+            threads: int, test_paths: int | None, overrides: dict, dual_paths: int = 0) -> dict:
     import torch
 
     from rl.stopping.high_dim import HighDimStoppingLearner
@@ -50,7 +50,8 @@ def run_one(problem: str, *, seed: int, dimension: int | None, hurst: float | No
     for step in range(spec["train"]["steps"]):
         learner.train_step(learner.sample_batch(step))
     seconds = time.perf_counter() - started
-    evaluation = evaluate_learner(learner, test_paths=test_paths, reference=reference)
+    evaluation = evaluate_learner(learner, test_paths=test_paths, reference=reference,
+                                  dual_paths=dual_paths if problem == "fbm" else 0)
     label = f"d={config.dimension}" if problem == "basket" else f"H={config.hurst}"
     return {**evaluation, "seconds": seconds, "seed": seed, "steps": spec["train"]["steps"], "threads": threads,
             "label": f"{label} seed {seed}"}
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other spec key, e.g. --set train.n_dates=200 (value parsed as TOML)")
     parser.add_argument("--out", default=None, help="JSON file for the evaluations")
+    parser.add_argument("--dual-paths", type=int, default=4096,
+                        help="fBm: outer paths of the dual upper bound (rl.stopping.dual; 0: off)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             row = run_one(args.problem, seed=seed, dimension=value if args.problem == "basket" else None,
                           hurst=value if args.problem == "fbm" else None, steps=args.steps, threads=args.threads,
-                          test_paths=args.test_paths, overrides=overrides)
+                          test_paths=args.test_paths, overrides=overrides, dual_paths=args.dual_paths)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if not isinstance(v, (dict, list))}), flush=True)
             if args.out:

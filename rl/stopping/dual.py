@@ -123,17 +123,8 @@ def _martingale(learner, net, raw, inner, generator, weight_on_last):
     half = torch.randn((batch, n_dates, inner // 2), generator=generator, dtype=torch.float64).to(raw.device)
     draws = mean.unsqueeze(2) + std.view(1, -1, 1) * torch.cat([half, -half], dim=2)  # (B, N, J)
 
-    # the networks on the inner states of dates 1..L−1: the outer date-m input with its first state
-    # coordinate (W_m) and h changed; h = g − E_m[W_1] (premium) or g (price), both linear in W_m
-    own = gains[:, 1:n_dates]  # outer W_m, (B, L − 1)
-    new = draws[:, :n_dates - 1, :]  # (B, L − 1, J)
-    shift = new - own.unsqueeze(2)
-    h_inner = inputs[1:, -1, :].T.to(torch.float64).unsqueeze(2) + shift  # g moves one for one
-    if learner.premium:
-        h_inner = h_inner - weight_on_last[1:].view(1, -1, 1) * shift  # and E_m[W_1] by its weight on W_m
-    inner_inputs = inputs.unsqueeze(3).expand(-1, -1, -1, inner).clone()  # (L, D + 1, B, J)
-    inner_inputs[1:, 0] = new.permute(1, 0, 2).to(inner_inputs.dtype)
-    inner_inputs[1:, -1] = h_inner.permute(1, 0, 2).to(inner_inputs.dtype)
+    new = draws[:, :n_dates - 1, :]  # inner W_m of dates m = 1..L−1, (B, L − 1, J)
+    inner_inputs = _inner_inputs(learner, inputs, gains, new, weight_on_last)
     inner_w = net(inner_inputs.view(n_dates, inputs.shape[1], batch * inner)).to(torch.float64)
     inner_w = inner_w.view(n_dates, batch, inner)[1:].permute(1, 0, 2)  # (B, L − 1, J)
     inner_value = new + torch.clamp(inner_w, min=0.0)  # Ṽ_m on the inner draws, g = W_m
@@ -142,6 +133,22 @@ def _martingale(learner, net, raw, inner, generator, weight_on_last):
     values = torch.cat([gains[:, 1:n_dates] + torch.clamp(outputs[:, 1:], min=0.0), gains[:, -1:]], dim=1)
     martingale = torch.cat([torch.zeros_like(values[:, :1]), torch.cumsum(values - expected, dim=1)], dim=1)
     return gains, martingale, stopped_value, stop
+
+
+def _inner_inputs(learner, inputs, gains, new, weight_on_last):
+    """The networks' inputs on the inner states, ``(L, D + 1, B, J)``: slot ``m = 1..L−1`` holds date ``m``'s
+    input of the outer path with ``W_m`` replaced by each inner draw ``new[:, m − 1, j]``; slot 0 the outer
+    input (unused). Only the state's first coordinate (``W_m``) and ``h`` change: ``h = g − E_m[W_1]``
+    (premium) or ``g`` (price), both linear in ``W_m``."""
+    own = gains[:, 1:learner.config.n_dates]  # outer W_m, (B, L − 1)
+    shift = new - own.unsqueeze(2)
+    h_inner = inputs[1:, -1, :].T.to(torch.float64).unsqueeze(2) + shift  # g moves one for one
+    if learner.premium:
+        h_inner = h_inner - weight_on_last[1:].view(1, -1, 1) * shift  # and E_m[W_1] by its weight on W_m
+    inner_inputs = inputs.unsqueeze(3).expand(-1, -1, -1, new.shape[2]).clone()
+    inner_inputs[1:, 0] = new.permute(1, 0, 2).to(inner_inputs.dtype)
+    inner_inputs[1:, -1] = h_inner.permute(1, 0, 2).to(inner_inputs.dtype)
+    return inner_inputs
 
 
 __all__ = ["dual_upper_bound"]

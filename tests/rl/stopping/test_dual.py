@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rl.stopping.dual import _martingale, dual_upper_bound
+from rl.stopping.dual import _inner_inputs, _martingale, dual_upper_bound
 from rl.stopping.fbm import FBMSimulator
 from rl.stopping.high_dim import HighDimStoppingConfig, HighDimStoppingLearner
 
@@ -56,6 +56,24 @@ def test_the_martingale_has_mean_zero_whatever_the_networks(formulation):
     stderr = martingale.std(dim=0) / math.sqrt(4000)
     assert torch.all(mean[1:].abs() <= 4 * stderr[1:] + 1e-12)
     assert float(martingale[:, 1:].std()) > 0  # not trivially zero
+
+
+@pytest.mark.parametrize("formulation", ["premium", "price"])
+def test_inner_inputs_are_the_features_of_the_path_with_that_date_redrawn(formulation):
+    """Twin check: the cheap inner inputs (two entries of the outer input changed) equal the learner's own
+    features of a path whose date-m value is replaced by the inner draw."""
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, formulation=formulation, dtype="float64"))
+    raw = learner.sample_raw(3, torch.Generator().manual_seed(5))
+    inputs, _, _, gains, _ = learner.features(raw)
+    new = torch.randn(3, 7, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    inner = _inner_inputs(learner, inputs, gains, new, learner.simulator.terminal_mean_weight_on_last())
+    assert inner.shape == (8, 10, 3, 2)
+    for m in (1, 4, 7):
+        for j in range(2):
+            redrawn = raw.clone()
+            redrawn[:, m] = new[:, m - 1, j]
+            expected = learner.features(redrawn)[0][m]  # date m's inputs, (D + 1, B)
+            torch.testing.assert_close(inner[m, :, :, j], expected, rtol=1e-12, atol=1e-12)
 
 
 def test_brownian_motion_with_immediate_stopping_gives_the_exact_value_zero():

@@ -63,6 +63,12 @@ def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
     assert evaluation["test_paths"] == 512 and evaluation["step"] == 2
     # the oracle's rule on the same paths is (nearly) the Bermudan price: a 1-D check of the mapping
     assert abs(evaluation["p_oracle_rule"] - evaluation["oracle_p_stopping"]) < 4 * evaluation["p_oracle_rule_stderr"]
+    # the learned rule's expected price: the oracle rule's exact value + the same-path difference
+    assert evaluation["p_stopping_oracle_cv"] == pytest.approx(
+        evaluation["oracle_p_stopping"] + evaluation["p_stopping_minus_oracle_rule"], rel=1e-12)
+    assert evaluation["p_stopping_oracle_cv_stderr"] == evaluation["p_stopping_minus_oracle_rule_stderr"]
+    assert evaluation["rel_error_stopping_oracle_cv"] == pytest.approx(
+        evaluation["p_stopping_oracle_cv"] / evaluation["reference_price"] - 1.0, rel=1e-12)
     table = comparison_table([{**evaluation, "label": "tiny"}])
     assert "| tiny | basket |" in table
 

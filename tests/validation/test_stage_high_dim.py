@@ -15,7 +15,7 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stage, "QUICK", {"dimensions": (40,), "basket_steps": 3, "basket_test_paths": 512,
                                          "hursts": (0.3,), "fbm_steps": 3, "fbm_test_paths": 512, "eval_paths": 256,
-                                         "decision_paths": 40})
+                                         "decision_paths": 40, "fbm_dual_paths": 64})
     ctx = StageContext(out_dir=tmp_path, quick=True, seed=0, progress=False, log=lambda message: None)
     output = stage.run(ctx)
     assert output.figures == ["figures/high_dim_basket_prices.png", "figures/high_dim_basket_decisions.png",
@@ -30,8 +30,12 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
     assert basket["tolerance"] == 0.005
     fbm = metrics["fbm"]["h030"]
     assert fbm["becker_value"] == 0.370 and fbm["paper_value"] == 0.360
+    assert fbm["dual_gap"] >= 0.0 and fbm["dual_upper"] == pytest.approx(fbm["dual_lower"] + fbm["dual_gap"])
+    assert basket["p_stopping_oracle_cv"] == pytest.approx(basket["oracle_p_stopping"]
+                                                           + basket["p_stopping_minus_oracle_rule"])
     acceptance = metrics["acceptance"]
     assert acceptance["paper_setting"] is False
+    assert acceptance["expected_price_failed"] == ([] if basket["within_tolerance_oracle_cv"] else ["d = 40"])
     assert acceptance["passed"] == (basket["within_tolerance"] and fbm["within_tolerance"])
     assert 0.0 <= metrics["basket_decisions"]["mean_agreement"] <= 1.0
     assert "quick mode, not the acceptance setting" in output.report

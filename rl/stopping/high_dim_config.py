@@ -123,23 +123,24 @@ class HighDimStoppingConfig(ConfigRecord):
     LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival", "input_layer": "per_date",
                        "input_norm": "affine"}
 
+    def _resolve_auto(self, name: str, choices: tuple[str, ...], resolved: str) -> None:
+        """Check ``name`` against ``choices`` and replace ``"auto"`` by ``resolved``."""
+        check_choice(name, getattr(self, name), choices, fix="use " + ", ".join(f'"{c}"' for c in choices))
+        if getattr(self, name) == "auto":
+            object.__setattr__(self, name, resolved)
+
     def __post_init__(self) -> None:
         check_choice("problem", self.problem, PROBLEMS, fix="use problem='basket' or problem='fbm'")
         check_choice("formulation", self.formulation, FORMULATIONS, fix="use 'price' or 'premium'")
         check_choice("case", self.case, tuple(BASKET_CASES), fix="use case='main' or 'variant'")
-        check_choice("state_inputs", self.state_inputs, STATE_INPUTS, fix='use "auto", "log" or "level"')
-        if self.state_inputs == "auto":
-            object.__setattr__(self, "state_inputs", "log" if self.problem == "basket" else "level")
+        # the "auto" architecture keys resolve from the problem (and the input layer), in this order
+        self._resolve_auto("state_inputs", STATE_INPUTS, "log" if self.problem == "basket" else "level")
         if self.state_inputs == "log" and self.problem != "basket":
             raise ValueError(f"state_inputs='log' needs positive states (the basket's prices), got problem="
                              f"{self.problem!r}; use state_inputs='level' (or 'auto') for the fBm path")
-        check_choice("input_layer", self.input_layer, INPUT_LAYERS, fix='use "auto", "shared" or "per_date"')
-        if self.input_layer == "auto":
-            object.__setattr__(self, "input_layer", "shared" if self.problem == "basket" else "per_date")
-        check_choice("input_norm", self.input_norm, INPUT_NORMS, fix='use "auto", "standardize" or "affine"')
-        if self.input_norm == "auto":
-            object.__setattr__(self, "input_norm", "standardize" if self.input_layer == "shared" and self.batch_norm
-                               else "affine")
+        self._resolve_auto("input_layer", INPUT_LAYERS, "shared" if self.problem == "basket" else "per_date")
+        self._resolve_auto("input_norm", INPUT_NORMS,
+                           "standardize" if self.input_layer == "shared" and self.batch_norm else "affine")
         if self.input_norm == "standardize" and not self.batch_norm:
             raise ValueError('input_norm="standardize" needs the input batch norm, got batch_norm=False; use '
                              'input_norm="affine" (or "auto") without batch norm')

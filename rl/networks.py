@@ -298,10 +298,13 @@ def stack_networks(networks: list[BatchedValueNetwork]) -> BatchedValueNetwork:
     if any(network.shared_input for network in networks):
         raise ValueError("networks with a shared input layer cannot be stacked as replicas (their input layer "
                          "would be shared across replicas too); stack networks built with shared_input=False")
-    shape = (first.n_nets, first.in_features, first.hidden, first.n_hidden, first.batch_norm, first.input_affine)
+    def shape_of(network):
+        return (network.n_nets, network.in_features, network.hidden, network.n_hidden, network.batch_norm,
+                network.input_affine)
+
+    shape = shape_of(first)
     for network in networks[1:]:
-        other = (network.n_nets, network.in_features, network.hidden, network.n_hidden, network.batch_norm,
-                 network.input_affine)
+        other = shape_of(network)
         if other != shape:
             raise ValueError(f"networks of different shapes cannot be stacked: {other} vs {shape} "
                              "(n_nets, in_features, hidden, n_hidden, batch_norm, input_affine); stack replicas of "

@@ -103,8 +103,13 @@ def oracle_rule(learner, oracle):
     return rule
 
 
+def fbm_tolerance(becker: float) -> float:
+    """Issue 17's absolute tolerance at an fBm reference value: 2 % of it or 0.01, whichever is larger."""
+    return max(FBM_TOLERANCE[0] * abs(becker), FBM_TOLERANCE[1])
+
+
 def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict | None = None,
-                     dual_paths: int = 0, dual_inner: int = 64) -> dict:
+                     dual_paths: int = 0) -> dict:
     """Final evaluation on ``test_paths`` fresh common paths: ``p_stopping`` (+ s.e.), ``p_stopping_cv``
     (martingale control variate), relative errors vs the reference, and for the basket the oracle's
     rule on the same paths (``p_oracle_rule``, ``p_stopping_minus_oracle_rule`` with its s.e.), the
@@ -115,6 +120,10 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
     ``dual_lower`` the learned rule on the same outer paths, ``dual_gap``, each with ``_stderr``).
     Keys without the ``eval/`` prefix."""
     config = learner.config
+    if dual_paths and config.problem != "fbm":  # refused before any evaluation work
+        raise ValueError(f"dual_paths={dual_paths} asks for the dual upper bound, which is for the fBm; this run "
+                         f"is problem={config.problem!r} (its evaluation already compares with the "
+                         "exact oracle's rule); drop dual_paths")
     reference = reference if reference is not None else (learner.reference or build_reference(config))
     if reference.get("price") is not None and learner.reference is None:
         learner.reference = {"price": reference["price"]}
@@ -152,12 +161,11 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
         if "becker" in values:
             error = out["p_stopping"] - values["becker"]
             out["abs_error_becker"] = error
-            out["within_tolerance"] = bool(abs(error) <= max(FBM_TOLERANCE[0] * abs(values["becker"]),
-                                                             FBM_TOLERANCE[1]))
+            out["within_tolerance"] = bool(abs(error) <= fbm_tolerance(values["becker"]))
         if dual_paths:
             from rl.stopping.dual import dual_upper_bound
 
-            bound = dual_upper_bound(learner, n_paths=dual_paths, inner=dual_inner)
+            bound = dual_upper_bound(learner, n_paths=dual_paths)
             out.update({f"dual_{key}": value for key, value in bound.items()})
     out["problem"] = config.problem
     return out
@@ -252,15 +260,11 @@ class HighDimStoppingKind:
                  **unknown) -> dict:
         if unknown:
             raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths, dual_paths")
-        if dual_paths and learner.config.problem != "fbm":
-            raise ValueError(f"dual_paths={dual_paths} asks for the dual upper bound, which is for the fBm; this run "
-                             f"is problem={learner.config.problem!r} (its evaluation already compares with the "
-                             "exact oracle's rule); drop dual_paths")
         evaluation = evaluate_learner(learner, test_paths=test_paths, dual_paths=dual_paths)
         evaluation["step"] = record["checkpoint_step"]
         return evaluation
 
 
 __all__ = ["BASKET_TOLERANCE", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_paper_values",
-           "build_reference", "comparison_table", "evaluate_learner", "fbm_paper_values", "oracle_rule",
+           "build_reference", "comparison_table", "evaluate_learner", "fbm_paper_values", "fbm_tolerance", "oracle_rule",
            "paper_values"]

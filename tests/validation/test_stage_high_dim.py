@@ -40,6 +40,7 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
     assert 0.0 <= metrics["basket_decisions"]["mean_agreement"] <= 1.0
     assert "quick mode, not the acceptance setting" in output.report
     assert "| 40 |" in output.report and "| 0.3 |" in output.report
+    assert "64 inner draws per date on 64 fresh outer paths" in output.report
     assert (tmp_path / "data" / "high_dim_stopping.csv").read_text().count("\n") == 3
 
 

@@ -171,6 +171,10 @@ class BatchedValueNetwork(nn.Module):
         shared input layer they are not: the scales are ``L × in_features`` free per-date weights of the
         inputs, the per-date noise the shared layer exists to remove; ``False`` standardizes only
         (measured: ``docs/high_dim_stopping.md``). Needs ``batch_norm``.
+    shared_hidden : bool, default False
+        The hidden-to-hidden layers (``n_hidden − 1`` of them) also one for all nets, each net keeping
+        its own batch norms (a per-date shift and scale of every hidden unit) and its output layer.
+        Needs ``shared_input``: the features a shared layer combines are then the same at every date.
 
     Shapes
     ------
@@ -180,7 +184,7 @@ class BatchedValueNetwork(nn.Module):
 
     def __init__(self, n_nets: int, *, in_features: int = 2, hidden: int = 21, n_hidden: int = 2,
                  batch_norm: bool = True, generator: torch.Generator | None = None,
-                 shared_input: bool = False, input_affine: bool = True) -> None:
+                 shared_input: bool = False, input_affine: bool = True, shared_hidden: bool = False) -> None:
         super().__init__()
         self.n_nets = check_int("n_nets", n_nets, minimum=1, fix="pass the number of decision dates")
         self.in_features = check_int("in_features", in_features, minimum=1, fix="pass e.g. 2")
@@ -189,13 +193,17 @@ class BatchedValueNetwork(nn.Module):
         self.batch_norm = bool(batch_norm)
         self.shared_input = bool(shared_input)
         self.input_affine = bool(input_affine)
+        self.shared_hidden = bool(shared_hidden)
+        if self.shared_hidden and not self.shared_input:
+            raise ValueError("shared_hidden=True shares the hidden layers of nets whose input layers differ; pass "
+                             "shared_input=True as well (or shared_hidden=False)")
         if not self.input_affine and not self.batch_norm:
             raise ValueError("input_affine=False removes the input batch norm's scale and shift, but batch_norm=False "
                              "has no input batch norm; pass input_affine=True or batch_norm=True")
         widths = [in_features] + [hidden] * n_hidden
         self.linears = nn.ModuleList(
-            [BatchedLinear(1 if index == 0 and self.shared_input else n_nets, a, b, bias=not batch_norm,
-                           generator=generator)
+            [BatchedLinear(1 if (index == 0 and self.shared_input) or (index > 0 and self.shared_hidden) else n_nets,
+                           a, b, bias=not batch_norm, generator=generator)
              for index, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
             + [BatchedLinear(n_nets, hidden, 1, bias=not batch_norm, generator=generator)])
         if self.batch_norm:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdecore.checks import check_int
+
 DATA_FILE = Path(__file__).parent / "data" / "high_dim_stopping.json"
 #: Acceptance tolerances of issue 17 (relative for the basket, relative-or-absolute for the fBm).
 BASKET_TOLERANCE = {40: 0.005, 200: 0.008}
@@ -68,33 +70,44 @@ def basket_paper_values(dimension: int, case: str) -> dict | None:
 
 def build_reference(config) -> dict:
     """The learner's reference (a plain dict): basket → ``price`` = the American price of the 1-D
-    equivalent, with the European and Bermudan prices and the oracle; fBm → ``price`` = Becker et al.'s
-    value at H (``None`` off the table)."""
+    equivalent, with the European price, the Bermudan price on the decision dates (and, with
+    ``execution_substeps > 1``, ``bermudan_execution_grid`` on the ``L·m`` execution dates) and the
+    oracle on the execution grid (κ scaled by m: the same κΔt); fBm → ``price`` = Becker et al.'s value
+    at H (``None`` off the table)."""
     if config.problem == "basket":
         from pdecore.basket import basket_reference, paper_equivalent
         from pdecore.oracle import bermudan_price, stopping_oracle
 
         basket = basket_reference(config.dimension, config.case, correlation=config.correlation)
         model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
-        oracle = stopping_oracle(model, option, n_steps=config.n_dates, penalty=config.penalty,
+        m = config.execution_substeps
+        oracle = stopping_oracle(model, option, n_steps=config.n_dates * m, penalty=config.penalty * m,
                                  temperature=config.temperature, spot=spot)
-        return {"price": basket.american, "european": basket.european,
-                "bermudan": float(bermudan_price(model, option, n_steps=config.n_dates, spot=spot)),
-                "oracle_p_stopping": float(oracle.summary()["p_stopping"]), "oracle": oracle,
-                "name": "American price of the 1-D equivalent (pdecore)"}
+        reference = {"price": basket.american, "european": basket.european,
+                     "bermudan": float(bermudan_price(model, option, n_steps=config.n_dates, spot=spot)),
+                     "oracle_p_stopping": float(oracle.summary()["p_stopping"]), "oracle": oracle,
+                     "name": "American price of the 1-D equivalent (pdecore)"}
+        if m > 1:
+            reference["bermudan_execution_grid"] = float(bermudan_price(model, option, n_steps=config.n_dates * m,
+                                                                        spot=spot))
+        return reference
     values = fbm_paper_values(config.hurst)
     return {"price": None if values is None else values["becker"], "paper_values": values,
             "name": "Becker, Cheridito & Jentzen"}
 
 
 def oracle_rule(learner, oracle):
-    """The discrete oracle's execution rule on the basket's raw test paths (log-prices ``(B, L+1, d)``):
-    exercise at date ``l`` iff the 1-D oracle exercises at ``G_l = exp(Σ_k log x_k /√d)``."""
+    """The discrete oracle's execution rule on the basket's raw test paths (log-prices ``(B, N+1, d)``, on
+    the oracle's ``N`` dates: the execution grid): exercise at date ``n`` iff the 1-D oracle exercises at
+    ``G_n = exp(Σ_k log x_k /√d)``."""
     import torch  # on use: importing the experiment registry must not load torch
 
-    n_dates = learner.config.n_dates
+    n_dates = oracle.n_steps
 
     def rule(raw: torch.Tensor) -> torch.Tensor:
+        if raw.shape[1] != n_dates + 1:
+            raise ValueError(f"paths with {raw.shape[1]} dates for an oracle on {n_dates + 1}; build the reference "
+                             "with the learner's configuration (build_reference)")
         geometric = learner.simulator.geometric_mean_log(raw).cpu().numpy()
         decisions = np.stack([np.asarray(oracle.exercise(l, geometric[:, l]), dtype=bool) for l in range(n_dates)],
                              axis=1)
@@ -108,8 +121,33 @@ def fbm_tolerance(becker: float) -> float:
     return max(FBM_TOLERANCE[0] * abs(becker), FBM_TOLERANCE[1])
 
 
+#: Configuration keys that change only how a trained rule is evaluated (never the training).
+EVALUATION_ONLY = ("execution_substeps", "antithetic_test_paths")
+
+
+def with_evaluation_settings(learner, **settings):
+    """The learner's networks under other evaluation settings (:data:`EVALUATION_ONLY`, ``None`` = keep):
+    a learner with those keys replaced in its configuration and the same weights; the learner itself
+    when nothing changes."""
+    import dataclasses
+
+    unknown = sorted(set(settings) - set(EVALUATION_ONLY))
+    if unknown:
+        raise ValueError(f"{unknown} are not evaluation settings; allowed: {', '.join(EVALUATION_ONLY)}")
+    changes = {key: value for key, value in settings.items()
+               if value is not None and value != getattr(learner.config, key)}
+    if not changes:
+        return learner
+    config = dataclasses.replace(learner.config, **changes)  # validates them
+    other = type(learner)(config, reference=learner.reference, device=learner.device)
+    other.net.load_state_dict(learner.net.state_dict())
+    other.value_updates = learner.value_updates
+    return other
+
+
 def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict | None = None,
-                     dual_paths: int = 0) -> dict:
+                     dual_paths: int = 0, execution_substeps: int | None = None,
+                     antithetic_test_paths: bool | None = None) -> dict:
     """Final evaluation on ``test_paths`` fresh common paths: ``p_stopping`` (+ s.e.), ``p_stopping_cv``
     (martingale control variate), relative errors vs the reference, and for the basket the oracle's
     rule on the same paths (``p_oracle_rule``, ``p_stopping_minus_oracle_rule`` with its s.e.), the
@@ -118,7 +156,17 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
     ``within_tolerance_oracle_cv``); for the fBm the paper's three values at H and, with ``dual_paths > 0``, the dual
     upper bound from the learned values (:func:`rl.stopping.dual.dual_upper_bound`: ``dual_upper``,
     ``dual_lower`` the learned rule on the same outer paths, ``dual_gap``, each with ``_stderr``).
-    Keys without the ``eval/`` prefix."""
+    ``execution_substeps`` and ``antithetic_test_paths`` (basket; ``None``: the configuration's) replace
+    the configuration's evaluation settings (:class:`rl.stopping.high_dim.HighDimStoppingConfig`): with
+    ``m > 1`` ``p_decision_dates`` is the paper's evaluation on the same paths and the oracle and
+    Bermudan references are on the execution grid. Keys without the ``eval/`` prefix."""
+    if execution_substeps is not None:
+        check_int("execution_substeps", execution_substeps, minimum=1, fix="pass 1 (the decision dates) or e.g. 10")
+    changed = with_evaluation_settings(learner, execution_substeps=execution_substeps,
+                                       antithetic_test_paths=antithetic_test_paths)
+    if changed is not learner and changed.config.execution_substeps != learner.config.execution_substeps:
+        reference = None  # its oracle is on the old grid
+    learner = changed
     config = learner.config
     if dual_paths and config.problem != "fbm":  # refused before any evaluation work
         raise ValueError(f"dual_paths={dual_paths} asks for the dual upper bound, which is for the fBm; this run "
@@ -135,7 +183,7 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
         out["p_oracle_rule_stderr"] = out.pop("p_comparison_stderr")
         out["p_stopping_minus_oracle_rule"] = out.pop("p_stopping_minus_comparison")
         out["p_stopping_minus_oracle_rule_stderr"] = out.pop("p_stopping_minus_comparison_stderr")
-    for key in ("european", "bermudan", "oracle_p_stopping"):
+    for key in ("european", "bermudan", "bermudan_execution_grid", "oracle_p_stopping"):
         if key in reference:
             out[key] = reference[key]
     if "p_stopping_minus_oracle_rule" in out and "oracle_p_stopping" in out:
@@ -168,6 +216,9 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
             bound = dual_upper_bound(learner, n_paths=dual_paths)
             out.update({f"dual_{key}": value for key, value in bound.items()})
     out["problem"] = config.problem
+    out["n_dates"] = config.n_dates
+    out["execution_substeps"] = config.execution_substeps
+    out["antithetic_test_paths"] = config.antithetic_test_paths
     return out
 
 
@@ -203,7 +254,7 @@ class HighDimStoppingKind:
 
     name = "high_dim_stopping"
     MODEL_FIELDS = ("problem", "dimension", "case", "correlation", "hurst")
-    EVALUATE_FIELDS = ("eval_paths", "test_paths", "eval_seed")
+    EVALUATE_FIELDS = ("eval_paths", "test_paths", "eval_seed", "execution_substeps", "antithetic_test_paths")
     TRAINER_DEFAULTS = {"steps": 1000, "eval_every": 100, "checkpoint_every": 100, "eval_at_start": False,
                         "device": "cpu", "threads": 0}
 
@@ -257,14 +308,18 @@ class HighDimStoppingKind:
                                       device=device)
 
     def evaluate(self, learner, record: dict, *, test_paths: int | None = None, dual_paths: int = 0,
+                 execution_substeps: int | None = None, antithetic_test_paths: bool | None = None,
                  **unknown) -> dict:
         if unknown:
-            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths, dual_paths")
-        evaluation = evaluate_learner(learner, test_paths=test_paths, dual_paths=dual_paths)
+            raise ValueError(f"unknown evaluation option(s) {sorted(unknown)}; allowed: test_paths, dual_paths, "
+                             "execution_substeps, antithetic_test_paths")
+        evaluation = evaluate_learner(learner, test_paths=test_paths, dual_paths=dual_paths,
+                                      execution_substeps=execution_substeps,
+                                      antithetic_test_paths=antithetic_test_paths)
         evaluation["step"] = record["checkpoint_step"]
         return evaluation
 
 
-__all__ = ["BASKET_TOLERANCE", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_paper_values",
+__all__ = ["BASKET_TOLERANCE", "EVALUATION_ONLY", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_paper_values",
            "build_reference", "comparison_table", "evaluate_learner", "fbm_paper_values", "fbm_tolerance", "oracle_rule",
-           "paper_values"]
+           "paper_values", "with_evaluation_settings"]

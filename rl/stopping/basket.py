@@ -124,36 +124,52 @@ class BasketSimulator:
         self.dimension = market.dimension
 
     def bytes_per_path(self, dtype: torch.dtype = torch.float32) -> int:
-        """Memory of one path while it is drawn: three float64 arrays (normals, log-prices, prices) and the
-        result in ``dtype`` (for :func:`pdecore.budget.check_memory`)."""
+        """Memory of one path while it is drawn: its normals and the result, both in ``dtype`` (the float64
+        running sum is one date at a time), for :func:`pdecore.budget.check_memory`."""
         size = torch.empty((), dtype=dtype).element_size()
-        return (self.n_dates + 1) * self.dimension * (size + 3 * 8)
+        factors = 2 if self.market.correlation == 0.0 else 3
+        return (self.n_dates + 1) * self.dimension * size * factors
 
     def sample_log(self, n_paths: int, generator: torch.Generator, *, dtype: torch.dtype = torch.float32,
-                   device: str | torch.device = "cpu") -> torch.Tensor:
+                   device: str | torch.device = "cpu", antithetic: bool = False) -> torch.Tensor:
         """Log-prices ``log X`` of shape ``(n_paths, L + 1, d)`` in ``dtype``.
 
         The normals are drawn in ``dtype`` (float32 draws cost a quarter of float64 ones on the CPU) and
         summed in float64, so float32 and float64 paths of one seed differ by the draws' rounding only
         in distribution, not path by path. Memory is estimated and refused before allocation
-        (:func:`pdecore.budget.check_memory`).
+        (:func:`pdecore.budget.check_memory`). ``antithetic`` (``n_paths`` even): the normals of the
+        last ``n_paths/2`` paths are those of the first half negated, so path ``i + n/2`` mirrors path
+        ``i`` (antithetic variates: each pair's mean has less variance than two independent paths').
         """
         n_paths = check_int("n_paths", n_paths, minimum=1, fix="pass a positive number of paths")
         check_memory(f"basket paths n_paths={n_paths}, n_dates={self.n_dates}, d={self.dimension}",
                      float(n_paths) * self.bytes_per_path(dtype),
                      fix="draw fewer paths at a time (smaller batch_size or evaluation chunk)")
-        shape = (n_paths, self.n_dates, self.dimension)
-        normals = torch.randn(shape, generator=generator, dtype=dtype).to(torch.float64)
+        if antithetic and n_paths % 2:
+            raise ValueError(f"n_paths={n_paths} with antithetic=True: antithetic paths come in pairs; pass an "
+                             "even number of paths")
+        drawn = n_paths // 2 if antithetic else n_paths
+        normals = torch.randn((drawn, self.n_dates, self.dimension), generator=generator, dtype=dtype)
         c = self.market.correlation
+        common = None
         if c > 0.0:  # equicorrelated W_i = √(1−c) B_i + √c B_0
-            common = torch.randn((n_paths, self.n_dates, 1), generator=generator, dtype=dtype).to(torch.float64)
-            normals = math.sqrt(1.0 - c) * normals + math.sqrt(c) * common
-        increments = normals * self._log_vol + self._log_drift
-        log_paths = torch.empty((n_paths, self.n_dates + 1, self.dimension), dtype=torch.float64)
-        log_paths[:, 0] = math.log(self.market.spot)
-        torch.cumsum(increments, dim=1, out=log_paths[:, 1:])
-        log_paths[:, 1:] += math.log(self.market.spot)
-        return log_paths.to(device=device, dtype=dtype)
+            common = torch.randn((drawn, self.n_dates, 1), generator=generator, dtype=dtype)
+        if antithetic:
+            normals = torch.cat([normals, -normals])
+            common = None if common is None else torch.cat([common, -common])
+        log_spot = math.log(self.market.spot)
+        log_paths = torch.empty((n_paths, self.n_dates + 1, self.dimension), dtype=dtype)
+        log_paths[:, 0] = log_spot
+        # the float64 sum one date at a time (the order of a cumulative sum, so the same numbers): memory
+        # for the normals and the result only, which matters on a fine execution grid (L·m dates)
+        total = torch.zeros((n_paths, self.dimension), dtype=torch.float64)
+        for n in range(self.n_dates):
+            z = normals[:, n].to(torch.float64)
+            if common is not None:
+                z = math.sqrt(1.0 - c) * z + math.sqrt(c) * common[:, n].to(torch.float64)
+            total += z * self._log_vol + self._log_drift
+            log_paths[:, n + 1] = total + log_spot
+        return log_paths.to(device=device)
 
     def sample(self, n_paths: int, generator: torch.Generator, *, dtype: torch.dtype = torch.float32,
                device: str | torch.device = "cpu") -> torch.Tensor:

@@ -41,7 +41,11 @@ Evaluation: :meth:`HighDimStoppingLearner.evaluate` reports on fresh common test
 ``eval_seed``) ``p_stopping`` = ``E[e^{−rτ} g(X_τ)]`` (plain Monte Carlo, a lower bound of the value up
 to its standard error, as in the paper) and ``p_stopping_cv`` = ``V_E(0) + E[e^{−rτ}(g − V_E)(X_τ)]``,
 the same expectation (optional stopping of the martingale ``e^{−rt}V_E``) with a far smaller standard
-error.
+error. With ``execution_substeps = m > 1`` (basket) the test paths are drawn on ``L·m`` dates and the
+rule is executed on all of them, the premium interpolated linearly in time between the networks of the
+two surrounding decision dates (:meth:`HighDimStoppingLearner.exercise`): the American option's price
+then no longer pays the Bermudan gap of the 101 dates; ``p_decision_dates`` is the paper's evaluation
+(exercise at the decision dates only) on the same paths.
 """
 
 from __future__ import annotations
@@ -90,12 +94,16 @@ class HighDimStoppingLearner:
         if config.problem == "basket":
             self.market = BasketMarket(config.dimension, config.case, config.correlation)
             self.simulator = BasketSimulator(self.market, config.n_dates)
+            # the test paths live on the execution grid, L·m dates (the decision dates are every m-th)
+            self.test_simulator = (self.simulator if config.execution_substeps == 1 else
+                                   BasketSimulator(self.market, config.n_dates * config.execution_substeps))
             self.rate = self.market.rate
             geometric = self.market.geometric_parameters()
             self._geometric = geometric
         else:
             self.market = None
             self.simulator = FBMSimulator(config.hurst, config.n_dates)
+            self.test_simulator = self.simulator
             self.rate = 0.0
         self.state_dimension = self.simulator.dimension
         self.premium = config.formulation == "premium"
@@ -106,24 +114,32 @@ class HighDimStoppingLearner:
         self.net = BatchedValueNetwork(config.n_dates, in_features=self.state_dimension + 1, hidden=config.hidden,
                                        n_hidden=config.n_hidden, batch_norm=config.batch_norm, generator=init,
                                        shared_input=config.input_layer == "shared",
-                                       input_affine=config.input_norm == "affine")
+                                       input_affine=config.input_norm == "affine",
+                                       shared_hidden=config.hidden_layers == "shared")
         self.net.to(device=self.device, dtype=self.dtype)
         self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=True)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.value_updates = 0
         self._calibration = None
-        times = torch.arange(config.n_dates + 1, dtype=torch.float64) * config.dt
-        self._discount = torch.exp(-self.rate * times)
 
     # ------------------------------------------------------------------ memory
     def bytes_per_path(self, *, training: bool) -> float:
-        """Bytes held per path: its draw, the network inputs (a copy, the normalized copy and, in
-        training, their gradient) and the hidden activations (saved for the backward pass)."""
+        """Bytes held per path: its draw (in evaluation on the execution grid, with its payoffs and
+        European values in float64), the network inputs (a copy, the normalized copy and, in training,
+        their gradient; in evaluation two sets when the rule is interpolated) and the hidden activations
+        (saved for the backward pass)."""
         c = self.config
         size = torch.empty((), dtype=self.dtype).element_size()
-        inputs = c.n_dates * (self.state_dimension + 1) * size * (3 if training else 2)
-        hidden = c.n_dates * c.hidden * c.n_hidden * size * (6 if training else 2)
-        return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
+        if training:
+            inputs = c.n_dates * (self.state_dimension + 1) * size * 3
+            hidden = c.n_dates * c.hidden * c.n_hidden * size * 6
+            return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
+        inputs = c.n_dates * (self.state_dimension + 1) * size * 2
+        hidden = c.n_dates * c.hidden * c.n_hidden * size * 2
+        if c.execution_substeps == 1:
+            return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
+        grid = (c.n_dates * c.execution_substeps + 1) * 8 * 3  # gains, European values, exercise flags
+        return float(self.test_simulator.bytes_per_path(self.dtype) + 2 * (inputs + hidden) + grid)
 
     def check_memory(self, n_paths: int, *, training: bool) -> float:
         """Refuse (``ValueError``) before allocation a batch × dates × dimension that exceeds the budget."""
@@ -134,8 +150,18 @@ class HighDimStoppingLearner:
                             fix="use a smaller batch_size (or a smaller dimension / float32)")
 
     def eval_chunk(self) -> int:
-        """Paths per evaluation forward pass (bounded by :data:`EVAL_CHUNK_BYTES`)."""
+        """Paths per evaluation chunk on the execution grid (bounded by :data:`EVAL_CHUNK_BYTES`)."""
         return max(256, min(2**15, int(EVAL_CHUNK_BYTES // self.bytes_per_path(training=False))))
+
+    def calibration_paths(self) -> int:
+        """Paths (on the decision dates) that set the evaluation networks' batch-norm statistics: as many
+        as one evaluation chunk holds at ``execution_substeps = 1``, whatever the execution grid, so the
+        networks executed are the same on every grid."""
+        c = self.config
+        size = torch.empty((), dtype=self.dtype).element_size()
+        per_path = (self.simulator.bytes_per_path(self.dtype) + c.n_dates * (self.state_dimension + 1) * size * 2
+                    + c.n_dates * c.hidden * c.n_hidden * size * 2)
+        return min(c.eval_paths, max(256, min(2**15, int(EVAL_CHUNK_BYTES // per_path))))
 
     # ------------------------------------------------------------------ trainer contract
     def config_dict(self) -> dict:
@@ -157,23 +183,30 @@ class HighDimStoppingLearner:
         fBm: ``(B, L+1)``)."""
         return self.sample_raw(self.config.batch_size, self.generator)
 
-    def sample_raw(self, n_paths: int, generator: torch.Generator) -> torch.Tensor:
-        """Raw paths (basket: log-prices, fBm: the path) in the learner's dtype on its device."""
+    def sample_raw(self, n_paths: int, generator: torch.Generator, *, execution_grid: bool = False,
+                   antithetic: bool = False) -> torch.Tensor:
+        """Raw paths (basket: log-prices, fBm: the path) in the learner's dtype on its device, on the
+        decision dates or (``execution_grid``) on the ``L·m + 1`` dates the rule is executed on;
+        ``antithetic`` (basket): the second half of the paths is the first half's mirror image."""
+        simulator = self.test_simulator if execution_grid else self.simulator
         if self.config.problem == "basket":
-            return self.simulator.sample_log(n_paths, generator, dtype=self.dtype, device=self.device)
-        return self.simulator.sample(n_paths, generator, dtype=self.dtype, device=self.device)
+            return simulator.sample_log(n_paths, generator, dtype=self.dtype, device=self.device,
+                                        antithetic=antithetic)
+        return simulator.sample(n_paths, generator, dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ features
     def payoffs_and_european(self, raw: torch.Tensor, *, need_european: bool = True):
-        """Payoffs ``g(X_l)`` and ``V_E(t_l, X_l)`` (``V_E(T) = g``) for ``l = 0..L``, float64 ``(B, L + 1)``
-        each (``V_E``: ``None`` unless ``need_european``)."""
+        """Payoffs ``g(X_n)`` and ``V_E(t_n, X_n)`` (``V_E(T) = g``) on the paths' ``N + 1`` equally spaced
+        dates (the decision dates, ``N = L``, or the execution grid), float64 ``(B, N + 1)`` each
+        (``V_E``: ``None`` unless ``need_european``)."""
         c = self.config
         if c.problem == "basket":
             geometric = self.simulator.geometric_mean_log(raw)
             gains = torch.clamp(self.market.strike - geometric, min=0.0)
             if not need_european:
                 return gains, None
-            tau = 1.0 - torch.arange(c.n_dates, dtype=torch.float64, device=raw.device) * c.dt
+            n_dates = raw.shape[1] - 1
+            tau = 1.0 - torch.arange(n_dates, dtype=torch.float64, device=raw.device) / n_dates
             p = self._geometric
             european = bs_price_torch("put", geometric[:, :-1], self.market.strike, tau, p["volatility"],
                                       p["rate"], p["dividend"])
@@ -200,13 +233,16 @@ class HighDimStoppingLearner:
         else:
             payoffs = gains[:, :c.n_dates]
             terminal = gains[:, -1]
-        if c.problem == "basket":
-            states = raw[:, :c.n_dates, :] if c.state_inputs == "log" else torch.exp(raw[:, :c.n_dates, :])
-        else:
-            states = self.simulator.states(raw)[:, :c.n_dates, :]
+        states = raw[:, :c.n_dates] if c.problem == "basket" else self.simulator.states(raw)[:, :c.n_dates, :]
         payoffs = payoffs.to(self.dtype)
-        inputs = torch.cat([states, payoffs.unsqueeze(2)], dim=2).permute(1, 2, 0).contiguous()
-        return inputs, payoffs, terminal.to(self.dtype), gains, european
+        return self._network_inputs(states, payoffs), payoffs, terminal.to(self.dtype), gains, european
+
+    def _network_inputs(self, states: torch.Tensor, payoffs: torch.Tensor) -> torch.Tensor:
+        """``(L, D + 1, B)`` inputs from one state ``(B, L, D)`` (basket: log-prices, as drawn) and one
+        payoff ``h`` ``(B, L)`` per network."""
+        if self.config.problem == "basket" and self.config.state_inputs != "log":
+            states = torch.exp(states)
+        return torch.cat([states, payoffs.to(self.dtype).unsqueeze(2)], dim=2).permute(1, 2, 0).contiguous()
 
     # ------------------------------------------------------------------ training
     def learning_rate_at(self, update: int) -> float:
@@ -250,13 +286,16 @@ class HighDimStoppingLearner:
 
     # ------------------------------------------------------------------ evaluation
     def test_batches(self, n_paths: int, *, seed_offset: int = 0):
-        """Raw test paths in chunks (the same paths for every run with the same ``eval_seed``)."""
+        """Raw test paths on the execution grid, in chunks (the same paths for every run with the same
+        ``eval_seed``, ``execution_substeps`` and ``antithetic_test_paths``; antithetic chunks are
+        ``[paths(z); paths(−z)]``, of even size)."""
         generator = torch.Generator().manual_seed(self.config.eval_seed + seed_offset)
-        chunk = self.eval_chunk()
+        antithetic = self.config.antithetic_test_paths
+        chunk = self.eval_chunk() // 2 * 2 if antithetic else self.eval_chunk()
         left = n_paths
         while left > 0:
             size = min(left, chunk)
-            yield self.sample_raw(size, generator)
+            yield self.sample_raw(size, generator, execution_grid=True, antithetic=antithetic)
             left -= size
 
     @torch.no_grad()
@@ -264,24 +303,54 @@ class HighDimStoppingLearner:
         """A copy of the networks with batch-norm statistics calibrated on the first evaluation chunk."""
         if self._calibration is None:
             net = copy.deepcopy(self.net)
-            raw = next(self.test_batches(min(self.config.eval_paths, self.eval_chunk())))
+            # the first test chunk at execution_substeps = 1 (the same generator, the same draws)
+            raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(self.config.eval_seed))
             net.calibrate(self.features(raw)[0])
             self._calibration = net
         return self._calibration
 
     @torch.no_grad()
     def exercise(self, raw: torch.Tensor, net: BatchedValueNetwork | None = None):
-        """Execution rule on raw paths: ``(exercise bool (B, L), gains (B, L+1), european (B, L+1) or None)``."""
+        """Execution rule on raw paths: ``(exercise bool (B, N), gains (B, N+1), european (B, N+1) or None)``.
+
+        On the decision dates (``N = L``) the rule is ``w_l ≤ 0``. On the execution grid (``N = L·m``,
+        ``m = execution_substeps``) it is the premium interpolated in time,
+        ``(1 − k/m) w_l(x) + (k/m) w_{l+1}(x) ≤ 0`` at ``t = t_l + kΔt/m`` with ``w_L = 0``
+        (:class:`HighDimStoppingConfig`): every network ``l`` is evaluated on the states ``m`` times per
+        interval, as date ``l`` and (shifted by one) as date ``l + 1``, in two batched passes per ``k``.
+        """
         net = net or self.evaluation_network()
-        inputs, _, _, gains, european = self.features(raw)
-        return net(inputs).T <= 0.0, gains, european
+        c = self.config
+        m = (raw.shape[1] - 1) // c.n_dates
+        if m * c.n_dates != raw.shape[1] - 1:
+            raise ValueError(f"raw paths with {raw.shape[1]} dates are on neither the decision dates ({c.n_dates + 1}) "
+                             f"nor an execution grid of n_dates·m + 1 dates; draw them with sample_raw")
+        if m == 1:
+            inputs, _, _, gains, european = self.features(raw)
+            return net(inputs).T <= 0.0, gains, european
+        gains, european = self.payoffs_and_european(raw, need_european=True)
+        payoffs = gains - european if self.premium else gains
+        exercise = torch.empty((raw.shape[0], c.n_dates * m), dtype=torch.bool, device=raw.device)
+        base = torch.arange(c.n_dates, device=raw.device) * m
+        for k in range(m):
+            inputs = self._network_inputs(raw[:, base + k], payoffs[:, base + k])  # (L, D + 1, B)
+            premium = net(inputs).T  # w_l at t_l + kΔt/m, (B, L)
+            if k:
+                a = k / m
+                # network l + 1 on the same states: the inputs moved up one network (network 0's slot unused)
+                later = net(torch.cat([inputs[:1], inputs[:-1]], dim=0)).T[:, 1:]
+                later = torch.cat([later, torch.zeros_like(later[:, :1])], dim=1)  # w_L = 0
+                premium = (1.0 - a) * premium + a * later
+            exercise[:, base + k] = premium <= 0.0
+        return exercise, gains, european
 
     def stopped(self, exercise: torch.Tensor, gains: torch.Tensor, european: torch.Tensor | None):
         """Per path ``(e^{−rτ} g(X_τ), e^{−rτ}(g − V_E)(X_τ) or None, τ index)`` with τ the first exercise
-        date (else T)."""
+        date (else T) of the paths' ``N + 1`` equally spaced dates."""
         stops = torch.cat([exercise, torch.ones_like(exercise[:, :1])], dim=1)
         first = torch.argmax(stops.to(torch.int8), dim=1)
-        discount = self._discount.to(gains.device)[first]
+        n_dates = exercise.shape[1]
+        discount = torch.exp(-self.rate * (first.to(torch.float64) * (1.0 / n_dates))).to(gains.device)
         value = discount * gains.gather(1, first.unsqueeze(1)).squeeze(1)
         premium = None
         if european is not None:
@@ -297,50 +366,67 @@ class HighDimStoppingLearner:
         n_paths : int, optional
             Default ``eval_paths`` (``test_paths`` if ``final``).
         comparison : callable, optional
-            ``comparison(raw) -> exercise bool (B, L)``: another rule (the 1-D oracle's) evaluated on
-            the same paths; adds ``p_comparison`` and the common-random-numbers difference
-            ``p_stopping_minus_comparison`` with its standard error.
+            ``comparison(raw) -> exercise bool (B, N)``: another rule (the 1-D oracle's) evaluated on
+            the same paths (on the execution grid, ``N = L·m``); adds ``p_comparison`` and the
+            common-random-numbers difference ``p_stopping_minus_comparison`` with its standard error.
 
         Returns
         -------
         dict
-            ``eval/p_stopping`` (+ ``_stderr``), ``eval/p_stopping_cv`` (+ ``_stderr``; the martingale
-            control variate of the module docstring, when ``V_E`` is known), ``eval/exercise_share``,
-            ``eval/mean_stopping_date`` and, with a reference price, ``eval/rel_error_stopping``
-            (and ``_cv``).
+            ``eval/p_stopping`` (+ ``_stderr``: the rule as executed, on the execution grid),
+            ``eval/p_stopping_cv`` (+ ``_stderr``; the martingale control variate of the module
+            docstring, when ``V_E`` is known), ``eval/exercise_share``, ``eval/mean_stopping_time`` and,
+            with a reference price, ``eval/rel_error_stopping`` (and ``_cv``). With
+            ``execution_substeps > 1`` also ``eval/p_decision_dates`` (+ ``_stderr``, ``_cv``): the same
+            networks exercised at the L decision dates only (the paper's evaluation) on the same paths.
+            With ``antithetic_test_paths`` every mean is over the ``n_paths`` paths as before and every
+            standard error is over the ``n_paths/2`` independent pair means.
         """
         c = self.config
         n_paths = check_int("n_paths", n_paths or (c.test_paths if final else c.eval_paths), minimum=2,
                             fix="pass at least 2 test paths")
         self.check_memory(min(n_paths, self.eval_chunk()), training=False)
         net = self.evaluation_network()
-        sums = {name: [0.0, 0.0] for name in ("p", "cv", "cmp", "diff")}
+        m = c.execution_substeps
+        if c.antithetic_test_paths and n_paths % 2:
+            raise ValueError(f"n_paths={n_paths} with antithetic_test_paths=True: the paths come in pairs; pass an "
+                             f"even number, e.g. {n_paths + 1}")
+        sums = {name: [0.0, 0.0] for name in ("p", "cv", "cmp", "diff", "p_dates", "cv_dates")}
+        # the independent units of the standard errors: paths, or antithetic pairs (averaged first)
+        units = n_paths // 2 if c.antithetic_test_paths else n_paths
+
+        def add(name, x):
+            if c.antithetic_test_paths:
+                half = x.shape[0] // 2
+                x = 0.5 * (x[:half] + x[half:])  # test_batches: each chunk is [paths(z); paths(−z)]
+            sums[name][0] += float(x.sum())
+            sums[name][1] += float(x.square().sum())
+
         dates = 0.0
         exercised = 0.0
         european0 = None
         for raw in self.test_batches(n_paths):
             exercise, gains, european = self.exercise(raw, net)
             value, premium, first = self.stopped(exercise, gains, european)
-            sums["p"][0] += float(value.sum())
-            sums["p"][1] += float(value.square().sum())
+            add("p", value)
             if premium is not None:
                 european0 = float(european[0, 0])  # V_E(0, X_0): the same on every path
-                sums["cv"][0] += float(premium.sum())
-                sums["cv"][1] += float(premium.square().sum())
+                add("cv", premium)
             if comparison is not None:
                 other, _, _ = self.stopped(comparison(raw).to(exercise.device), gains, european)
-                difference = value - other
-                sums["cmp"][0] += float(other.sum())
-                sums["cmp"][1] += float(other.square().sum())
-                sums["diff"][0] += float(difference.sum())
-                sums["diff"][1] += float(difference.square().sum())
+                add("cmp", other)
+                add("diff", value - other)
+            if m > 1:  # the decision dates' rule: the interpolated rule at k = 0 is w_l itself
+                value, premium, _ = self.stopped(exercise[:, ::m], gains[:, ::m], european[:, ::m])
+                add("p_dates", value)
+                add("cv_dates", premium)
             dates += float(first.to(torch.float64).sum())
             exercised += float(exercise.sum())
 
         def mean_stderr(name):
             total, squares = sums[name]
-            mean = total / n_paths
-            return mean, math.sqrt(max(squares / n_paths - mean**2, 0.0) / (n_paths - 1))
+            mean = total / units
+            return mean, math.sqrt(max(squares / units - mean**2, 0.0) / (units - 1))
 
         out = {}
         out["eval/p_stopping"], out["eval/p_stopping_stderr"] = mean_stderr("p")
@@ -348,18 +434,25 @@ class HighDimStoppingLearner:
             mean, stderr = mean_stderr("cv")
             out["eval/p_stopping_cv"], out["eval/p_stopping_cv_stderr"] = european0 + mean, stderr
             out["eval/european0"] = european0
+        if m > 1:
+            out["eval/p_decision_dates"], out["eval/p_decision_dates_stderr"] = mean_stderr("p_dates")
+            if european0 is not None:
+                mean, stderr = mean_stderr("cv_dates")
+                out["eval/p_decision_dates_cv"], out["eval/p_decision_dates_cv_stderr"] = european0 + mean, stderr
         if comparison is not None:
             out["eval/p_comparison"], out["eval/p_comparison_stderr"] = mean_stderr("cmp")
             out["eval/p_stopping_minus_comparison"], out["eval/p_stopping_minus_comparison_stderr"] = \
                 mean_stderr("diff")
-        out["eval/exercise_share"] = exercised / (n_paths * c.n_dates)
-        out["eval/mean_stopping_time"] = dates / n_paths * c.dt
+        out["eval/exercise_share"] = exercised / (n_paths * c.n_dates * m)
+        out["eval/mean_stopping_time"] = dates / n_paths * c.dt / m
         if self.reference and self.reference.get("price") is not None:
             price = float(self.reference["price"])
             out["eval/reference_price"] = price
             out["eval/rel_error_stopping"] = (out["eval/p_stopping"] - price) / price
             if "eval/p_stopping_cv" in out:
                 out["eval/rel_error_stopping_cv"] = (out["eval/p_stopping_cv"] - price) / price
+            if "eval/p_decision_dates" in out:
+                out["eval/rel_error_decision_dates"] = (out["eval/p_decision_dates"] - price) / price
         out["eval/test_paths"] = n_paths
         return out
 

@@ -22,6 +22,8 @@ STATE_INPUTS = ("auto", "log", "level")
 #: The networks' input layer: ``"shared"`` (one for all dates, basket default) or ``"per_date"`` (fBm default).
 INPUT_NORMS = ("auto", "standardize", "affine")
 INPUT_LAYERS = ("auto", "shared", "per_date")
+#: The networks' hidden-to-hidden layers: one for all dates (``"shared"``) or one per date.
+HIDDEN_LAYERS = ("auto", "shared", "per_date")
 #: Floating-point types of the simulated paths (the keys of :data:`rl.stopping.basket.DTYPES`).
 DTYPE_NAMES = ("float32", "float64")
 
@@ -64,6 +66,11 @@ class HighDimStoppingConfig(ConfigRecord):
         (measured in ``docs/high_dim_stopping.md``). The fBm's informative direction (the conditional
         mean's weights on the past) changes with the date, so it keeps one layer per date. A generic
         architecture choice: nothing of the model enters.
+    hidden_layers : {"auto", "shared", "per_date"}
+        The hidden-to-hidden layers (``n_hidden − 1``): ``"shared"`` one for all dates, after the
+        shared input layer (each date keeps its batch norms, a shift and scale per hidden unit, and its
+        output layer; :class:`rl.networks.BatchedValueNetwork`, ``shared_hidden``), or ``"per_date"``.
+        ``"auto"`` (default) resolves to ``"per_date"``. ``"shared"`` needs ``input_layer="shared"``.
     input_norm : {"auto", "standardize", "affine"}
         What follows each date's input batch norm's standardization: ``"affine"`` a learned scale and
         shift per date and input (``nn.BatchNorm1d``'s default, the paper's), ``"standardize"`` nothing.
@@ -90,6 +97,23 @@ class HighDimStoppingConfig(ConfigRecord):
         Precision of paths and networks.
     seed, eval_paths, test_paths, eval_seed :
         Training seed; periodic and final test paths and their seed (common to all runs).
+    execution_substeps : int
+        Basket only: ``m``, the learned rule is executed on the test paths at ``L·m`` equally spaced
+        dates, not only at the ``L`` decision dates it was trained on (default 1: the paper's
+        evaluation). Between ``t_l`` and ``t_{l+1}`` it exercises where the premium interpolated
+        linearly in time, ``(1 − a) w_l(x_t) + a w_{l+1}(x_t)`` with ``a = (t − t_l)/Δt`` and
+        ``w_L = 0``, is ``≤ 0``; at the decision dates it is the trained rule itself. Why: the option is
+        American, and a rule that may exercise only at the 101 dates gives away the Bermudan gap
+        (0.46 % of the American price at d = 40, ``docs/high_dim_stopping.md``), as much as the paper's
+        whole tolerance. The rule stays adapted and the paths exact, so its price is still a lower
+        bound of the American price. The fBm is a stopping problem on its 101 dates: it refuses ``m > 1``.
+    antithetic_test_paths : bool
+        Basket only: draw the test paths in antithetic pairs (the second path of a pair has the first's
+        normals negated; :meth:`rl.stopping.basket.BasketSimulator.sample_log`). The prices are still
+        the means over the ``test_paths`` paths; their standard errors are over the independent pairs.
+        Default ``False`` (the paper's independent paths). Why: the two paths of a pair are negatively
+        correlated (−0.56 for the stopped put on the 1-D equivalent), which cuts the plain estimator's
+        standard error by a third at the same number of paths (``docs/high_dim_stopping.md``).
     """
 
     problem: str = "basket"
@@ -102,6 +126,7 @@ class HighDimStoppingConfig(ConfigRecord):
     state_inputs: str = "auto"
     input_layer: str = "auto"
     input_norm: str = "auto"
+    hidden_layers: str = "auto"
     martingale_weighting: str = "restarted"
     penalty: float = 100.0
     temperature: float = 1.0
@@ -117,11 +142,13 @@ class HighDimStoppingConfig(ConfigRecord):
     eval_paths: int = 2**14
     test_paths: int = 2**17
     eval_seed: int = 20260
+    execution_substeps: int = 1
+    antithetic_test_paths: bool = False
     steps: int = 1000  # recorded for the report; the trainer's [train] steps drive training
 
     #: What runs recorded before these keys existed did: prices as inputs, the paper's survival weights.
     LEGACY_DEFAULTS = {"state_inputs": "level", "martingale_weighting": "survival", "input_layer": "per_date",
-                       "input_norm": "affine"}
+                       "input_norm": "affine", "hidden_layers": "per_date"}
 
     def _resolve_auto(self, name: str, choices: tuple[str, ...], resolved: str) -> None:
         """Check ``name`` against ``choices`` and replace ``"auto"`` by ``resolved``."""
@@ -139,6 +166,10 @@ class HighDimStoppingConfig(ConfigRecord):
             raise ValueError(f"state_inputs='log' needs positive states (the basket's prices), got problem="
                              f"{self.problem!r}; use state_inputs='level' (or 'auto') for the fBm path")
         self._resolve_auto("input_layer", INPUT_LAYERS, "shared" if self.problem == "basket" else "per_date")
+        self._resolve_auto("hidden_layers", HIDDEN_LAYERS, "per_date")
+        if self.hidden_layers == "shared" and self.input_layer != "shared":
+            raise ValueError(f'hidden_layers="shared" shares the hidden layers of networks whose input layers differ '
+                             f'(input_layer={self.input_layer!r}); use input_layer="shared" or hidden_layers="per_date"')
         self._resolve_auto("input_norm", INPUT_NORMS,
                            "standardize" if self.input_layer == "shared" and self.batch_norm else "affine")
         if self.input_norm == "standardize" and not self.batch_norm:
@@ -148,9 +179,21 @@ class HighDimStoppingConfig(ConfigRecord):
                      fix='use "restarted" (default) or "survival" (the paper\'s Algorithm 1)')
         check_choice("dtype", self.dtype, DTYPE_NAMES, fix="use 'float32' or 'float64'")
         for name in ("dimension", "n_dates", "batch_size", "hidden", "n_hidden", "eval_paths", "test_paths",
-                     "steps"):
+                     "steps", "execution_substeps"):
             check_int(name, getattr(self, name), minimum=2 if name == "batch_size" else 1,
                       fix=f"pass a positive integer {name}")
+        if self.problem == "fbm" and self.execution_substeps != 1:
+            raise ValueError(f"execution_substeps={self.execution_substeps!r}: the fBm is stopped on its n_dates + 1 "
+                             "dates only (a stopping problem on t_n = n/100, not an American one); use "
+                             "execution_substeps=1")
+        if not isinstance(self.antithetic_test_paths, bool):
+            raise ValueError(f"antithetic_test_paths must be true or false, got {self.antithetic_test_paths!r}")
+        if self.problem == "fbm" and self.antithetic_test_paths:
+            raise ValueError("antithetic_test_paths=True is implemented for the basket's paths; use "
+                             "antithetic_test_paths=False for the fBm")
+        if self.antithetic_test_paths and (self.test_paths % 2 or self.eval_paths % 2):
+            raise ValueError(f"test_paths={self.test_paths}, eval_paths={self.eval_paths} with antithetic_test_paths="
+                             "True: antithetic paths come in pairs; pass even numbers of paths")
         check_int("lr_decay_every", self.lr_decay_every, minimum=0, fix="pass 0 (constant) or a step count")
         check_int("seed", self.seed, minimum=0, fix="pass a non-negative seed")
         check_int("eval_seed", self.eval_seed, minimum=0, fix="pass a non-negative seed")
@@ -168,4 +211,4 @@ class HighDimStoppingConfig(ConfigRecord):
         return 1.0 / self.n_dates
 
 
-__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HighDimStoppingConfig", "INPUT_LAYERS", "INPUT_NORMS", "PROBLEMS", "STATE_INPUTS"]
+__all__ = ["DTYPE_NAMES", "FORMULATIONS", "HIDDEN_LAYERS", "HighDimStoppingConfig", "INPUT_LAYERS", "INPUT_NORMS", "PROBLEMS", "STATE_INPUTS"]

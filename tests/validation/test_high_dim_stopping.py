@@ -71,6 +71,16 @@ def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
         evaluation["p_stopping_oracle_cv"] / evaluation["reference_price"] - 1.0, rel=1e-12)
     table = comparison_table([{**evaluation, "label": "tiny"}])
     assert "| tiny | basket |" in table
+    # the same networks executed between the decision dates too: both prices on the same fine paths
+    assert main(["evaluate", "stopping", str(run), "--execution-substeps", "3", "--json"]) == 0
+    fine = json.loads(capsys.readouterr().out)
+    assert fine["bermudan_execution_grid"] > fine["bermudan"] and "p_decision_dates" in fine
+    assert abs(fine["p_oracle_rule"] - fine["oracle_p_stopping"]) < 4 * fine["p_oracle_rule_stderr"]
+    assert main(["evaluate", "stopping", str(run), "--execution-substeps", "0"]) == 2
+    assert "execution_substeps" in capsys.readouterr().err
+    assert main(["evaluate", "stopping", str(run), "--antithetic", "--json"]) == 0
+    paired = json.loads(capsys.readouterr().out)
+    assert paired["test_paths"] == 512 and paired["p_stopping"] != evaluation["p_stopping"]
 
 
 def test_fbm_reference_is_becker():

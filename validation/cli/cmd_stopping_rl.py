@@ -24,6 +24,8 @@ Validation writes the paper's figures 1–3 and 8 and a comparison table.
 
 from __future__ import annotations
 
+import argparse
+
 from validation.cli.common import (add_json_flag, add_run_folder_arguments, check_input_text_file,
                                    check_output_folder, emit, finite_float, integer, nonnegative_int,
                                    positive_int, seed_int, thread_count)
@@ -105,6 +107,13 @@ def register(verbs) -> None:
     p.add_argument("--dual-paths", type=integer, default=0,
                    help="fBm runs: also the dual upper bound from the learned values on N outer paths (64 inner "
                         "draws each; e.g. 4096, about a minute); 0 (default): off")
+    p.add_argument("--execution-substeps", type=integer, default=None,
+                   help="basket runs: execute the learned rule on n_dates x M dates, the premium interpolated in "
+                        "time between decision dates (default: the run's [evaluate] execution_substeps; 1 = the "
+                        "paper's evaluation at the decision dates only)")
+    p.add_argument("--antithetic", action=argparse.BooleanOptionalAction, default=None,
+                   help="basket runs: test paths in antithetic pairs (standard errors over the pairs); default: "
+                        "the run's [evaluate] antithetic_test_paths")
     add_json_flag(p)
     p.set_defaults(handler=_evaluate)
 
@@ -280,6 +289,15 @@ def _evaluate(args) -> int:
             raise ValueError(f"--dual-paths is for fBm runs (pderl train stopping --config examples/fbm.toml); "
                              f"{args.run} is a {kind} run, whose evaluation compares with the PDE oracle instead")
         options["dual_paths"] = args.dual_paths
+    if args.execution_substeps is not None:
+        if kind != "high_dim_stopping":
+            raise ValueError(f"--execution-substeps is for basket runs (pderl train stopping --config "
+                             f"examples/basket_d40.toml); {args.run} is a {kind} run; drop the option")
+        options["execution_substeps"] = args.execution_substeps
+    if args.antithetic is not None:
+        if kind != "high_dim_stopping":
+            raise ValueError(f"--antithetic is for basket runs; {args.run} is a {kind} run; drop the option")
+        options["antithetic_test_paths"] = args.antithetic
     evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, **options)
     if args.json:
         emit(evaluation, as_json=True)

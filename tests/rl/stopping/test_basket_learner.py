@@ -157,3 +157,98 @@ def test_input_norm_auto_follows_the_input_layer(input_layer, resolved):
         HighDimStoppingConfig(**TINY, input_norm="standardize", batch_norm=False)
     with pytest.raises(ValueError, match="input_norm.*standardize"):
         HighDimStoppingConfig(**TINY, input_norm="scaled")
+
+
+# ---------------------------------------------------------------- execution between the decision dates
+def test_execution_substeps_is_validated_and_refused_for_the_fbm():
+    assert HighDimStoppingConfig(**TINY).execution_substeps == 1  # default: the paper's evaluation
+    with pytest.raises(ValueError, match="execution_substeps"):
+        HighDimStoppingConfig(**TINY, execution_substeps=0)
+    with pytest.raises(ValueError, match="execution_substeps=4.*fBm.*execution_substeps=1"):
+        HighDimStoppingConfig(problem="fbm", n_dates=8, penalty=8.0, execution_substeps=4)
+
+
+def test_execution_grid_rule_is_the_trained_rule_at_decision_dates_and_interpolates_between():
+    m = 3
+    trained, _ = _train(HighDimStoppingConfig(**TINY, seed=2), steps=5)
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, seed=2, execution_substeps=m))
+    learner.net.load_state_dict(trained.net.state_dict())
+    assert torch.equal(learner.evaluation_network().norms[0].running_mean,
+                       trained.evaluation_network().norms[0].running_mean)  # the same calibration on any grid
+    raw = learner.sample_raw(128, torch.Generator().manual_seed(9), execution_grid=True)
+    assert raw.shape == (128, 10 * m + 1, 5)
+    exercise, gains, european = learner.exercise(raw)
+    assert exercise.shape == (128, 10 * m) and gains.shape == (128, 10 * m + 1)
+    coarse, _, _ = trained.exercise(raw[:, ::m].contiguous())
+    assert torch.equal(exercise[:, ::m], coarse)  # at t_l: w_l <= 0 itself
+    # by hand at t = t_l + Δt/3 for l = 4: (2/3) w_4(x_t) + (1/3) w_5(x_t) <= 0
+    net = learner.evaluation_network()
+    l, k = 4, 1
+    j = l * m + k
+    h = (gains - european)[:, j].to(torch.float32)
+    x = torch.cat([raw[:, j], h.unsqueeze(1)], dim=1).T  # (D + 1, B)
+    inputs = torch.zeros((10, 6, 128))
+    inputs[l] = x
+    inputs[l + 1] = x
+    w = net(inputs)
+    expected = (1 - k / m) * w[l] + (k / m) * w[l + 1] <= 0.0
+    assert torch.equal(exercise[:, j], expected)
+    # the last interval interpolates towards w_L = 0: the sign of w_{L-1}
+    j = 9 * m + 2
+    h = (gains - european)[:, j].to(torch.float32)
+    inputs[9] = torch.cat([raw[:, j], h.unsqueeze(1)], dim=1).T
+    assert torch.equal(exercise[:, j], net(inputs)[9] <= 0.0)
+
+
+def test_execution_grid_evaluation_reports_both_rules_on_the_same_paths():
+    learner, _ = _train(HighDimStoppingConfig(**TINY, execution_substeps=2))
+    out = learner.evaluate()
+    for key in ("p_stopping", "p_decision_dates", "p_decision_dates_cv", "p_stopping_cv"):
+        assert f"eval/{key}" in out, key
+    assert 0.0 < out["eval/mean_stopping_time"] <= 1.0
+    with pytest.raises(ValueError, match="dates"):
+        learner.exercise(torch.zeros((4, 8, 5)))  # neither the decision dates nor the execution grid
+
+
+def test_a_different_execution_grid_changes_only_the_evaluation():
+    from validation.high_dim_stopping import evaluate_learner, with_evaluation_settings
+
+    learner, _ = _train(HighDimStoppingConfig(**TINY))
+    fine = with_evaluation_settings(learner, execution_substeps=4)
+    assert fine.config.execution_substeps == 4 and learner.config.execution_substeps == 1
+    for (name, x), (_, y) in zip(learner.net.state_dict().items(), fine.net.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert with_evaluation_settings(learner, execution_substeps=1, antithetic_test_paths=None) is learner
+    with pytest.raises(ValueError, match="penalty.*not evaluation settings"):
+        with_evaluation_settings(learner, penalty=5.0)
+    out = evaluate_learner(learner, execution_substeps=4)
+    assert out["bermudan_execution_grid"] > out["bermudan"]  # more exercise dates are worth more
+    assert out["oracle_p_stopping"] == pytest.approx(out["bermudan_execution_grid"], rel=2e-3)
+    assert abs(out["p_oracle_rule"] - out["oracle_p_stopping"]) < 4 * out["p_oracle_rule_stderr"]
+    assert "p_decision_dates" in out and "p_decision_dates" not in evaluate_learner(learner)
+
+
+def test_antithetic_test_paths_mirror_the_normals_and_pair_the_standard_errors():
+    from validation.high_dim_stopping import with_evaluation_settings
+
+    with pytest.raises(ValueError, match="antithetic_test_paths.*fBm"):
+        HighDimStoppingConfig(problem="fbm", n_dates=8, penalty=8.0, antithetic_test_paths=True)
+    with pytest.raises(ValueError, match="even"):
+        HighDimStoppingConfig(**{**TINY, "test_paths": 511}, antithetic_test_paths=True)
+    learner, _ = _train(HighDimStoppingConfig(**TINY))
+    paired = with_evaluation_settings(learner, antithetic_test_paths=True)
+    raw = paired.sample_raw(6, torch.Generator().manual_seed(2), antithetic=True)
+    steps = raw[:, 1:] - raw[:, :-1]
+    drift = paired.simulator._log_drift.to(raw.dtype)
+    assert torch.allclose(steps[:3] - drift, -(steps[3:] - drift), atol=1e-5)  # mirrored normals
+    out, plain = paired.evaluate(final=True), learner.evaluate(final=True)
+    assert out["eval/test_paths"] == 512
+    # the mean by hand from the same chunks, the standard error over the 256 pair means
+    values = []
+    for chunk in paired.test_batches(512):
+        exercise, gains, european = paired.exercise(chunk)
+        values.append(paired.stopped(exercise, gains, european)[0])
+    pairs = torch.cat([0.5 * (v[:v.shape[0] // 2] + v[v.shape[0] // 2:]) for v in values])
+    assert out["eval/p_stopping"] == pytest.approx(float(pairs.mean()), rel=1e-12)
+    assert out["eval/p_stopping_stderr"] == pytest.approx(float(pairs.std() / 256**0.5), rel=1e-9)
+    assert out["eval/p_stopping"] != plain["eval/p_stopping"]

@@ -46,3 +46,19 @@ def test_bad_market_refused():
         BasketMarket(40, correlation=1.0)
     with pytest.raises(ValueError, match="dimension"):
         BasketMarket(0)
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_paths_are_the_cumulative_sum_of_the_exact_steps(correlation, dtype):
+    """Twin: the one-date-at-a-time float64 sum equals the whole-array cumulative sum, bit for bit."""
+    simulator = BasketSimulator(BasketMarket(7, "main", correlation), 13)
+    log_paths = simulator.sample_log(50, torch.Generator().manual_seed(3), dtype=dtype)
+    generator = torch.Generator().manual_seed(3)
+    normals = torch.randn((50, 13, 7), generator=generator, dtype=dtype).to(torch.float64)
+    if correlation:
+        common = torch.randn((50, 13, 1), generator=generator, dtype=dtype).to(torch.float64)
+        normals = math.sqrt(1 - correlation) * normals + math.sqrt(correlation) * common
+    twin = torch.cumsum(normals * simulator._log_vol + simulator._log_drift, dim=1) + math.log(simulator.market.spot)
+    assert torch.equal(log_paths[:, 1:], twin.to(dtype))
+    assert torch.all(log_paths[:, 0] == torch.tensor(math.log(simulator.market.spot), dtype=dtype))

@@ -129,6 +129,27 @@ def test_input_batch_norm_without_affine_only_standardizes(shared_input):
         BatchedValueNetwork(2, batch_norm=False, input_affine=False)
 
 
+def test_shared_hidden_layers_are_one_map_for_every_net_too():
+    """``shared_hidden=True``: the hidden-to-hidden weights are one map as well (output layers and batch
+    norms per net); equal to the loop of networks holding them, gradients summed over the nets."""
+    generator = torch.Generator().manual_seed(5)
+    network = BatchedValueNetwork(3, in_features=4, hidden=5, n_hidden=3, generator=generator, shared_input=True,
+                                  shared_hidden=True).double()
+    assert [linear.weight.shape[0] for linear in network.linears] == [1, 1, 1, 3]
+    x = torch.randn(3, 4, 16, generator=generator, dtype=torch.float64)
+    network.train()
+    copies = [sequential_copy(network, l).double().train() for l in range(3)]
+    batched = network(x)
+    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(3)])
+    torch.testing.assert_close(batched, looped, rtol=1e-10, atol=1e-10)
+    batched.square().sum().backward()
+    looped.square().sum().backward()
+    pooled = sum(copies[l][4].weight.grad for l in range(3))  # norm, linear, norm, relu, linear (the second)
+    torch.testing.assert_close(network.linears[1].weight.grad[0], pooled, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="shared_hidden=True.*shared_input=True"):
+        BatchedValueNetwork(3, hidden=5, shared_hidden=True)
+
+
 def test_shared_input_networks_are_not_stacked_as_replicas():
     from rl.networks import stack_networks
 

@@ -252,3 +252,14 @@ def test_antithetic_test_paths_mirror_the_normals_and_pair_the_standard_errors()
     assert out["eval/p_stopping"] == pytest.approx(float(pairs.mean()), rel=1e-12)
     assert out["eval/p_stopping_stderr"] == pytest.approx(float(pairs.std() / 256**0.5), rel=1e-9)
     assert out["eval/p_stopping"] != plain["eval/p_stopping"]
+
+
+def test_hidden_layers_key_shares_the_hidden_layers_and_old_records_keep_theirs():
+    assert HighDimStoppingConfig(**TINY).hidden_layers == "per_date"  # auto
+    shared = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, hidden_layers="shared"))
+    assert [linear.weight.shape[0] for linear in shared.net.linears] == [1, 1, 10]
+    with pytest.raises(ValueError, match='hidden_layers="shared".*input_layer'):
+        HighDimStoppingConfig(**TINY, input_layer="per_date", hidden_layers="shared")
+    record = HighDimStoppingConfig(**TINY).to_dict()
+    record.pop("hidden_layers")
+    assert HighDimStoppingConfig.from_dict(record).hidden_layers == "per_date"

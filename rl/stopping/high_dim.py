@@ -146,8 +146,12 @@ class HighDimStoppingLearner:
         c = self.config
         what = (f"{c.problem} learner batch={n_paths}, n_dates={c.n_dates}, state dimension={self.state_dimension}"
                 f", dtype={c.dtype}")
-        return check_memory(what, n_paths * self.bytes_per_path(training=training),
-                            fix="use a smaller batch_size (or a smaller dimension / float32)")
+        if training:
+            fix = "use a smaller batch_size (or a smaller dimension / float32)"
+        else:
+            what += f", execution grid n_dates x {c.execution_substeps}"
+            fix = "use fewer execution_substeps (or a smaller dimension / float32)"
+        return check_memory(what, n_paths * self.bytes_per_path(training=training), fix=fix)
 
     def eval_chunk(self) -> int:
         """Paths per evaluation chunk on the execution grid (bounded by :data:`EVAL_CHUNK_BYTES`)."""

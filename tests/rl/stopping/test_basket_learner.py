@@ -67,6 +67,11 @@ def test_memory_refused_before_allocation(monkeypatch):
     monkeypatch.setenv("PDERL_MEMORY_BUDGET", "64M")
     with pytest.raises(ValueError, match="batch=4096, n_dates=100, state dimension=200.*PDERL_MEMORY_BUDGET"):
         HighDimStoppingLearner(HighDimStoppingConfig(problem="basket", dimension=200, batch_size=4096))
+    # the evaluation on a fine execution grid is estimated and refused before any path is drawn
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(problem="basket", dimension=200, batch_size=64,
+                                                           execution_substeps=1000))
+    with pytest.raises(ValueError, match="execution grid n_dates x 1000.*fewer execution_substeps"):
+        learner.evaluate(1024)
 
 
 def test_bad_settings_refused():

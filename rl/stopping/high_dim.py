@@ -123,11 +123,12 @@ class HighDimStoppingLearner:
         self._calibration = None
 
     # ------------------------------------------------------------------ memory
-    def bytes_per_path(self, *, training: bool) -> float:
-        """Bytes held per path: its draw (in evaluation on the execution grid, with its payoffs and
-        European values in float64), the network inputs (a copy, the normalized copy and, in training,
-        their gradient; in evaluation two sets when the rule is interpolated) and the hidden activations
-        (saved for the backward pass)."""
+    def bytes_per_path(self, *, training: bool, execution_grid: bool = True) -> float:
+        """Bytes held per path: its draw, the network inputs (a copy, the normalized copy and, in
+        training, their gradient) and the hidden activations (saved for the backward pass). In evaluation
+        on an execution grid finer than the decision dates (``execution_grid`` and
+        ``execution_substeps > 1``): that grid's draw, its payoffs, European values and exercise flags,
+        and two sets of network inputs (the interpolated rule)."""
         c = self.config
         size = torch.empty((), dtype=self.dtype).element_size()
         if training:
@@ -136,7 +137,7 @@ class HighDimStoppingLearner:
             return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
         inputs = c.n_dates * (self.state_dimension + 1) * size * 2
         hidden = c.n_dates * c.hidden * c.n_hidden * size * 2
-        if c.execution_substeps == 1:
+        if c.execution_substeps == 1 or not execution_grid:
             return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
         grid = (c.n_dates * c.execution_substeps + 1) * 8 * 3  # gains, European values, exercise flags
         return float(self.test_simulator.bytes_per_path(self.dtype) + 2 * (inputs + hidden) + grid)
@@ -153,19 +154,17 @@ class HighDimStoppingLearner:
             fix = "use fewer execution_substeps (or a smaller dimension / float32)"
         return check_memory(what, n_paths * self.bytes_per_path(training=training), fix=fix)
 
-    def eval_chunk(self) -> int:
-        """Paths per evaluation chunk on the execution grid (bounded by :data:`EVAL_CHUNK_BYTES`)."""
-        return max(256, min(2**15, int(EVAL_CHUNK_BYTES // self.bytes_per_path(training=False))))
+    def eval_chunk(self, *, execution_grid: bool = True) -> int:
+        """Paths per evaluation chunk (bounded by :data:`EVAL_CHUNK_BYTES`), on the execution grid or on
+        the decision dates."""
+        per_path = self.bytes_per_path(training=False, execution_grid=execution_grid)
+        return max(256, min(2**15, int(EVAL_CHUNK_BYTES // per_path)))
 
     def calibration_paths(self) -> int:
         """Paths (on the decision dates) that set the evaluation networks' batch-norm statistics: as many
-        as one evaluation chunk holds at ``execution_substeps = 1``, whatever the execution grid, so the
-        networks executed are the same on every grid."""
-        c = self.config
-        size = torch.empty((), dtype=self.dtype).element_size()
-        per_path = (self.simulator.bytes_per_path(self.dtype) + c.n_dates * (self.state_dimension + 1) * size * 2
-                    + c.n_dates * c.hidden * c.n_hidden * size * 2)
-        return min(c.eval_paths, max(256, min(2**15, int(EVAL_CHUNK_BYTES // per_path))))
+        as one evaluation chunk holds on the decision dates, whatever the execution grid, so the networks
+        executed are the same on every grid."""
+        return min(self.config.eval_paths, self.eval_chunk(execution_grid=False))
 
     # ------------------------------------------------------------------ trainer contract
     def config_dict(self) -> dict:

@@ -84,6 +84,19 @@ def test_same_generator_same_initial_weights():
         assert torch.equal(pa, pb)
 
 
+def _equals_loop_of_copies(network, x):
+    """Assert the batched module equals the loop of its per-net copies on ``x`` (training mode), back-
+    propagate the same loss through both, and return the copies (their gradients set)."""
+    network.train()
+    copies = [sequential_copy(network, l).double().train() for l in range(network.n_nets)]
+    batched = network(x)
+    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(network.n_nets)])
+    torch.testing.assert_close(batched, looped, rtol=1e-10, atol=1e-10)
+    batched.square().sum().backward()
+    looped.square().sum().backward()
+    return copies
+
+
 @pytest.mark.parametrize("in_features", [2, 9])  # the elementwise input layer and the matmul one
 def test_shared_input_layer_is_one_map_for_every_net(in_features):
     """``shared_input=True``: one input weight for all nets, the rest per net; the module equals the
@@ -94,13 +107,7 @@ def test_shared_input_layer_is_one_map_for_every_net(in_features):
     assert network.linears[0].weight.shape == (1, 5, in_features)
     assert network.linears[1].weight.shape == (3, 5, 5)
     x = torch.randn(3, in_features, 16, generator=generator, dtype=torch.float64)
-    network.train()
-    copies = [sequential_copy(network, l).double().train() for l in range(3)]
-    batched = network(x)
-    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(3)])
-    torch.testing.assert_close(batched, looped, rtol=1e-10, atol=1e-10)
-    batched.square().sum().backward()
-    looped.square().sum().backward()
+    copies = _equals_loop_of_copies(network, x)
     pooled = sum(copies[l][1].weight.grad for l in range(3))
     torch.testing.assert_close(network.linears[0].weight.grad[0], pooled, rtol=1e-10, atol=1e-10)
 
@@ -137,13 +144,7 @@ def test_shared_hidden_layers_are_one_map_for_every_net_too():
                                   shared_hidden=True).double()
     assert [linear.weight.shape[0] for linear in network.linears] == [1, 1, 1, 3]
     x = torch.randn(3, 4, 16, generator=generator, dtype=torch.float64)
-    network.train()
-    copies = [sequential_copy(network, l).double().train() for l in range(3)]
-    batched = network(x)
-    looped = torch.stack([copies[l](x[l].T).squeeze(-1) for l in range(3)])
-    torch.testing.assert_close(batched, looped, rtol=1e-10, atol=1e-10)
-    batched.square().sum().backward()
-    looped.square().sum().backward()
+    copies = _equals_loop_of_copies(network, x)
     pooled = sum(copies[l][4].weight.grad for l in range(3))  # norm, linear, norm, relu, linear (the second)
     torch.testing.assert_close(network.linears[1].weight.grad[0], pooled, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="shared_hidden=True.*shared_input=True"):

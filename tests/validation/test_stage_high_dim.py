@@ -14,6 +14,7 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
     from validation.stages._types import StageContext
 
     monkeypatch.setattr(stage, "QUICK", {"dimensions": (40,), "basket_steps": 3, "basket_test_paths": 512,
+                                         "basket_execution_substeps": 2,
                                          "hursts": (0.3,), "fbm_steps": 3, "fbm_test_paths": 512, "eval_paths": 256,
                                          "decision_paths": 40, "fbm_dual_paths": 64})
     ctx = StageContext(out_dir=tmp_path, quick=True, seed=0, progress=False, log=lambda message: None)
@@ -28,6 +29,8 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
     assert basket["reference_price"] == pytest.approx(6.545213, abs=2e-5)  # SPEC / QuantLib QD+
     assert basket["bermudan"] == pytest.approx(6.5149, abs=2e-4)
     assert basket["tolerance"] == 0.005
+    assert basket["execution_substeps"] == 2 and basket["antithetic_test_paths"] is True  # quick grid, spec pairs
+    assert basket["bermudan_execution_grid"] == pytest.approx(6.5300, abs=2e-4)  # 201 dates
     fbm = metrics["fbm"]["h030"]
     assert fbm["becker_value"] == 0.370 and fbm["paper_value"] == 0.360
     assert fbm["dual_gap"] >= 0.0 and fbm["dual_upper"] == pytest.approx(fbm["dual_lower"] + fbm["dual_gap"])

@@ -125,7 +125,8 @@ class BasketSimulator:
 
     def bytes_per_path(self, dtype: torch.dtype = torch.float32) -> int:
         """Memory of one path while it is drawn: its normals and the result, both in ``dtype`` (the float64
-        running sum is one date at a time), for :func:`pdecore.budget.check_memory`."""
+        running sum is one date at a time; antithetic halves are written in place), for
+        :func:`pdecore.budget.check_memory`; a third array's worth when correlated (an over-estimate)."""
         size = torch.empty((), dtype=dtype).element_size()
         factors = 2 if self.market.correlation == 0.0 else 3
         return (self.n_dates + 1) * self.dimension * size * factors
@@ -149,14 +150,17 @@ class BasketSimulator:
             raise ValueError(f"n_paths={n_paths} with antithetic=True: antithetic paths come in pairs; pass an "
                              "even number of paths")
         drawn = n_paths // 2 if antithetic else n_paths
-        normals = torch.randn((drawn, self.n_dates, self.dimension), generator=generator, dtype=dtype)
+
+        def draw(width: int) -> torch.Tensor:
+            out = torch.empty((n_paths, self.n_dates, width), dtype=dtype)
+            torch.randn((drawn, self.n_dates, width), generator=generator, dtype=dtype, out=out[:drawn])
+            if antithetic:  # the mirror half in place: no second copy of the normals
+                torch.neg(out[:drawn], out=out[drawn:])
+            return out
+
         c = self.market.correlation
-        common = None
-        if c > 0.0:  # equicorrelated W_i = √(1−c) B_i + √c B_0
-            common = torch.randn((drawn, self.n_dates, 1), generator=generator, dtype=dtype)
-        if antithetic:
-            normals = torch.cat([normals, -normals])
-            common = None if common is None else torch.cat([common, -common])
+        normals = draw(self.dimension)
+        common = draw(1) if c > 0.0 else None  # equicorrelated W_i = √(1−c) B_i + √c B_0
         log_spot = math.log(self.market.spot)
         log_paths = torch.empty((n_paths, self.n_dates + 1, self.dimension), dtype=dtype)
         log_paths[:, 0] = log_spot

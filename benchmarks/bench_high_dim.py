@@ -36,11 +36,9 @@ def run_one(problem: str, *, seed: int, dimension: int | None, hurst: float | No
     from validation.high_dim_stopping import HighDimStoppingKind, build_reference, evaluate_learner
 
     torch.set_num_threads(threads)
-    base = ROOT / "examples" / "fbm.toml"
-    if problem == "basket":  # the shipped spec of that dimension (its evaluation settings), else d = 40's
-        base = ROOT / "examples" / f"basket_d{dimension}.toml"
-        if not base.exists():
-            base = ROOT / "examples" / "basket_d40.toml"
+    from validation.stages.stage_70_high_dim_stopping import basket_spec_file
+
+    base = basket_spec_file(dimension) if problem == "basket" else ROOT / "examples" / "fbm.toml"
     values = {"train.seed": seed, **overrides}
     if dimension is not None:
         values["model.dimension"] = dimension

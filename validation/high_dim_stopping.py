@@ -35,8 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pdecore.checks import check_int
-
 DATA_FILE = Path(__file__).parent / "data" / "high_dim_stopping.json"
 #: Acceptance tolerances of issue 17 (relative for the basket, relative-or-absolute for the fBm).
 BASKET_TOLERANCE = {40: 0.005, 200: 0.008}
@@ -138,7 +136,7 @@ def with_evaluation_settings(learner, **settings):
                if value is not None and value != getattr(learner.config, key)}
     if not changes:
         return learner
-    config = dataclasses.replace(learner.config, **changes)  # validates them
+    config = dataclasses.replace(learner.config, **changes)  # validated there (a refusal names the key)
     other = type(learner)(config, reference=learner.reference, device=learner.device)
     other.net.load_state_dict(learner.net.state_dict())
     other.value_updates = learner.value_updates
@@ -160,8 +158,6 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
     the configuration's evaluation settings (:class:`rl.stopping.high_dim.HighDimStoppingConfig`): with
     ``m > 1`` ``p_decision_dates`` is the paper's evaluation on the same paths and the oracle and
     Bermudan references are on the execution grid. Keys without the ``eval/`` prefix."""
-    if execution_substeps is not None:
-        check_int("execution_substeps", execution_substeps, minimum=1, fix="pass 1 (the decision dates) or e.g. 10")
     changed = with_evaluation_settings(learner, execution_substeps=execution_substeps,
                                        antithetic_test_paths=antithetic_test_paths)
     if changed is not learner and changed.config.execution_substeps != learner.config.execution_substeps:

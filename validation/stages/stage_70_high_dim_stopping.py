@@ -4,7 +4,7 @@ motion (stopping paper v3, section 5; SPEC section 7; issue 17).
 The martingale-loss learner of :mod:`rl.stopping.high_dim` (one batched network per date, inputs the
 state and the payoff; the basket's input layer shared by all dates) is trained through
 :func:`validation.experiments.run` from the shipped specs
-``examples/basket_d40.toml`` (``model.dimension`` overridden along the paper's d-grid) and
+``examples/basket_d{D}.toml`` (each d's own evaluation grid; :func:`basket_spec_file`) and
 ``examples/fbm.toml`` (``model.hurst`` along the H-grid), and judged
 
 * for the basket against the exact 1-D equivalent priced by pdecore (American, European and the
@@ -58,6 +58,13 @@ SPEC_FALLBACKS = {
                          "threads": 1},
                "evaluate": {"eval_paths": 8192, "test_paths": 32768}},
 }
+
+def basket_spec_file(dimension: int) -> Path:
+    """The shipped spec of the basket in ``dimension`` assets (its own evaluation grid), else d = 40's
+    (with ``model.dimension`` overridden by the caller)."""
+    own = EXAMPLES / f"basket_d{dimension}.toml"
+    return own if own.exists() else BASKET_SPEC
+
 
 #: Settings of the two modes. Module-level so that tests can shrink them.
 #: ``basket_execution_substeps``: None keeps each spec's grid; quick mode executes on 200 dates, since the
@@ -313,12 +320,10 @@ def run(ctx: StageContext) -> StageOutput:
     basket_rows, fbm_rows = [], []
     decision_learner, decision_reference = None, None
     for dimension in settings["dimensions"]:
-        spec_file = EXAMPLES / f"basket_d{dimension}.toml"  # its own evaluation settings, where shipped
-        spec_file = spec_file if spec_file.exists() else BASKET_SPEC
         overrides = {**common, "model.dimension": dimension}
         if settings.get("basket_execution_substeps"):
             overrides["evaluate.execution_substeps"] = settings["basket_execution_substeps"]
-        learner, summary = _train(ctx, spec_file, f"basket_d{dimension}", settings["basket_steps"], overrides)
+        learner, summary = _train(ctx, basket_spec_file(dimension), f"basket_d{dimension}", settings["basket_steps"], overrides)
         reference = build_reference(learner.config)
         evaluation = evaluate_learner(learner, test_paths=settings["basket_test_paths"], reference=reference)
         basket_rows.append({**evaluation, "dimension": dimension, "hurst": None, "label": f"d = {dimension}",

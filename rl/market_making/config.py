@@ -115,10 +115,12 @@ class MMTrainConfig:
     aversion_shape_gain: float = 3.0
     device: str = "cpu"
     seed: int = 0
-    #: model-free running-risk part: "psd" (default) ``τ D R D``, ``D = diag(d_i(τ))`` one saturation per
-    #: option, positive semidefinite by construction; "entrywise" (before issue 15) one saturation per
-    #: entry of R, whose Hadamard product can be indefinite (ten options: inventories ran to the bound)
-    running_form: str = "psd"
+    #: model-free running-risk part (φ > 0): "riccati" (default) the increment the running cost adds to the
+    #: matrix Riccati whose R = 0 solution is the learned hyperbola (saturates at the running plateau,
+    #: carries the cross terms, positive semidefinite); "psd" (before it) ``τ D R D``, ``D = diag(d_i(τ))``
+    #: one saturation per option; "entrywise" (before issue 15) one saturation per entry of R, whose
+    #: Hadamard product can be indefinite (ten options: inventories ran to the bound)
+    running_form: str = "riccati"
 
     def __post_init__(self) -> None:
         def integer(name, minimum, fix, maximum=None):
@@ -159,6 +161,8 @@ class MMTrainConfig:
                     fix="pass a positive gain up to 100, e.g. aversion_shape_gain = 3")
         if not isinstance(self.market_inputs, bool):
             raise ValueError(f"market_inputs must be true or false, got {self.market_inputs!r}; pass true or false")
+        check_choice("running_form", self.running_form, ("riccati", "psd", "entrywise"),
+                     fix="pass 'riccati' (default), 'psd' or 'entrywise' (runs recorded before the Riccati form)")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         if not (isinstance(self.device, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", self.device)):
@@ -186,6 +190,8 @@ class MMTrainConfig:
         current learner cannot reproduce that run.
         """
         values = {**record, **overrides}
+        # runs recorded before the key existed used the per-entry form (the default since is not theirs)
+        values.setdefault("running_form", "entrywise")
         for name, inactive in REMOVED_OPTIONS.items():
             if name in values:
                 value = values.pop(name)

@@ -69,11 +69,16 @@ with ``r_i`` a learned scalar (the rate of the hyperbolic decay of the aversion 
 leading-order shape of any linear–quadratic inventory cost) and ``w`` a small network of generic time
 features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero; the small gain ``g_u``
 (``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit. With a
-running risk penalty (φ > 0) the network adds ``−τ Qᵀ(R ∘ Z(τ))Q``, ``R = (φ/2)ΣΣᵀ`` the reward's
-running-risk matrix and ``Z_ij = d_i d_j``, ``d_i = (1 + (τ/T) e^{100 z_i})^{−1/2}`` a learned saturation
-per option (``z`` from zero; ``running_form="psd"``, positive semidefinite by construction; the earlier
-saturation per entry, ``"entrywise"``, could make the form indefinite): the running cost accumulated over
-the time to go, which inventory control caps; it carries the cross-inventory terms. ``ĉ_i`` are the terminal coefficients estimated from the simulated ``P_T`` (the
+running risk penalty (φ > 0) the network adds ``−Qᵀ Δ(τ) Q`` (``running_form="riccati"``, the default):
+the increment that the reward's running-risk matrix ``R = (φ/2)ΣΣᵀ`` adds to the solution of the matrix
+Riccati ``dA/dτ = R − A K A``, ``A(0) = diag(ĉ)``, whose ``R = 0`` solution is the hyperbola above
+(``K = diag(κ_i e^{10 z_i})``, ``κ_i = e^{300 r_i}/(ĉ_i T)`` the stiffness the learned rate implies and
+``z_i`` a learned correction from zero; :meth:`MarketMakingValueNetwork.running_part`). It saturates at the
+running plateau ``≈ √(R/κ)`` instead of growing like ``τR``, carries the cross-inventory terms and is
+positive semidefinite. The earlier forms put one learned saturation on ``τR`` (``"psd"``: ``τ D R D``;
+``"entrywise"``: per entry of R, which could make the form indefinite); their slope at τ = 0 is three
+times the Riccati's, and fitted on dates graded towards T they saturated too early (two options: 0.4 of
+the grid's long-horizon aversion). ``ĉ_i`` are the terminal coefficients estimated from the simulated ``P_T`` (the
 reward, not the dynamics), ``L`` the mean reward of the latest simulated paths and
 ``s(t) = (max_i ĉ_i ρ_i + λ_max(R) τ) Q̄²/4`` (held fixed in the gradient). ``ĉ_i`` (start) and ``R`` are the reward's
 coefficients, handed over by the learner (:meth:`MarketMakingLearner.reward_coefficients`): the network

@@ -50,11 +50,13 @@ class MarketMakingValueNetwork(nn.Module):
     running_cost : array (n, n), required with ``baseline="learned"``
         The reward's running-cost matrix ``R`` of ``−Qᵀ R Q dt`` (the learner passes ``(φ/2)ΣΣᵀ``, the
         running penalty its TD reward charges).
+    running_form : {"riccati", "psd", "entrywise"}
+        The model-free running-risk part (:meth:`running_part`); the last two reload earlier runs.
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
                  baseline: str = "riccati", aversion_shape_gain: float = 3.0, terminal_coefficients=None,
-                 running_cost=None, running_form: str = "psd") -> None:
+                 running_cost=None, running_form: str = "riccati") -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -65,8 +67,9 @@ class MarketMakingValueNetwork(nn.Module):
                      fix="pass 'learned' (model-free), 'riccati' (warm start from the model) or 'none'")
         self.use_baseline = baseline == "riccati"
         self.model_free = baseline == "learned"
-        self.running_form = check_choice("running_form", running_form, ("psd", "entrywise"),
-                                         fix="pass 'psd' (default) or 'entrywise' (runs recorded before issue 15)")
+        self.running_form = check_choice("running_form", running_form, ("riccati", "psd", "entrywise"),
+                                         fix="pass 'riccati' (default), 'psd' or 'entrywise' (runs recorded "
+                                             "before the Riccati form)")
         if self.model_free:
             level, coeffs, stiffness, running_diag, running_matrix, stiff_max = self._model_free_setup(
                 n, terminal_coefficients, running_cost)
@@ -105,9 +108,9 @@ class MarketMakingValueNetwork(nn.Module):
         _draw_removed_head(n_time, n)
         # model-free inventory aversion: ρ_i(τ) = 1/(1 + (τ/T) exp(u_i(τ))) ∈ (0, 1], u from zero
         self.aversion_rate = nn.Parameter(torch.zeros(n, dtype=DTYPE))
-        # model-free running-risk part (φ > 0): −τ qᵀ(R ∘ Z(τ))q, R = (φ/2)ΣΣᵀ the reward's running-risk
-        # matrix, Z_ij = 1/(1 + (τ/T) e^{100 z_ij}) a learned saturation per entry (symmetric), starting at
-        # z = 0: the running cost accumulated with time to go, which inventory control caps
+        # model-free running-risk part (φ > 0; running_part): "riccati" reads the diagonal z_ii as the log of a
+        # stiffness correction (gain 10), "psd" as saturations of τR, "entrywise" every entry; all from z = 0
+        # (the upper triangle is kept for every form, so the parameters of recorded runs keep their shape)
         self.register_buffer("running_matrix", torch.as_tensor(running_matrix, dtype=DTYPE))
         self.running_saturation = nn.Parameter(torch.zeros(n * (n + 1) // 2, dtype=DTYPE))
         self.aversion_shape_gain = float(aversion_shape_gain)
@@ -191,10 +194,92 @@ class MarketMakingValueNetwork(nn.Module):
         u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
         return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
 
-    def running_part(self, t: torch.Tensor) -> torch.Tensor:
-        """Model-free running-risk matrix ``τ (R ∘ Z(τ))``, shape ``t.shape + (n, n)`` (zero when φ = 0).
+    #: gain of the running part's stiffness multiplier ``e^{g z_i}`` (``running_form="riccati"``)
+    RICCATI_STIFFNESS_GAIN = 10.0
+    #: most RK4 nodes of the running part's Riccati over the horizon (``running_form="riccati"``)
+    RICCATI_MAX_NODES = 4096
 
-        ``running_form="psd"`` (default): ``Z_ij = d_i d_j``, ``d_i = (1 + (τ/T) e^{100 z_ii})^{−1/2}`` (the
+    def learned_stiffness(self) -> torch.Tensor:
+        """``κ_i = e^{300 r_i}/(ĉ_i T)``, shape ``[n]``: the stiffness the learned hyperbola implies.
+
+        The terminal part ``ĉ/(1 + (τ/T) e^{300 r})`` (shape network aside) is the solution
+        ``ĉ/(1 + κ ĉ τ)`` of the linear–quadratic Riccati ``da/dτ = −κ a²``, ``a(0) = ĉ``: ``κ`` is the
+        curvature of the fill Hamiltonians that the data near T pin (a learned quantity, not A or k).
+        """
+        return torch.exp((self.AVERSION_RATE_GAIN * self.aversion_rate).clamp(max=30.0)) / (self.coeffs * self.horizon)
+
+    def _riccati_nodes(self):
+        """The running increment's RK4 solution on uniform nodes of ``τ ∈ [0, T]``.
+
+        ``P = A^{−1}`` of the matrix Riccati ``dA/dτ = R − A K A``, ``A(0) = C = diag(ĉ)``, obeys
+        ``dP/dτ = K − P R P``, ``P(0) = C^{−1}``: not stiff where A is (the terminal layer, A ≈ ĉ). With
+        ``P_0 = C^{−1} + Kτ`` (the solution at R = 0), ``E = P − P_0`` solves ``dE/dτ = −P R P``,
+        ``E(0) = 0``. Returns the node spacing, ``E`` and ``dE/dτ`` at the nodes (``[N + 1, n, n]``) and
+        ``K``. The step keeps ``h · 2√(λ_max(R) max κ)`` (the linearized rate at the running plateau)
+        below 1/4.
+        """
+        stiffness = self.learned_stiffness() * torch.exp(
+            self.RICCATI_STIFFNESS_GAIN * self.running_saturation[self.tri_rows == self.tri_cols])
+        rate = 2.0 * math.sqrt(max(self.running_rate, 0.0) * float(stiffness.detach().max()))
+        nodes = int(min(self.RICCATI_MAX_NODES, max(64, math.ceil(4.0 * rate * self.horizon))))
+        h = self.horizon / nodes
+        inverse_c = 1.0 / self.coeffs
+        r = self.running_matrix
+
+        def slope(tau, e):
+            p = torch.diag(inverse_c + stiffness * tau) + e
+            return -(p @ r @ p)
+
+        e = torch.zeros_like(r)
+        values, slopes = [e], [slope(0.0, e)]
+        for k in range(nodes):
+            tau = k * h
+            k1 = slopes[-1]
+            k2 = slope(tau + 0.5 * h, e + 0.5 * h * k1)
+            k3 = slope(tau + 0.5 * h, e + 0.5 * h * k2)
+            k4 = slope(tau + h, e + h * k3)
+            e = e + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+            e = 0.5 * (e + e.T)
+            values.append(e)
+            slopes.append(slope(tau + h, e))
+        return h, torch.stack(values), torch.stack(slopes), stiffness
+
+    def _riccati_running_part(self, to_go: torch.Tensor) -> torch.Tensor:
+        """``Δ(τ) = A_R(τ) − A_0(τ)`` at ``to_go`` (shape ``to_go.shape + (n, n)``), positive semidefinite.
+
+        ``A_R = (P_0 + E)^{−1}`` with E cubic-Hermite interpolated between the RK4 nodes, and
+        ``A_0 = P_0^{−1}``; ``Δ = −(P_0 + E)^{−1} E P_0^{−1}``. Evaluated once per distinct τ.
+        """
+        n = self.n_options
+        flat = to_go.reshape(-1)
+        unique, inverse = torch.unique(flat, return_inverse=True)
+        h, values, slopes, stiffness = self._riccati_nodes()
+        position = (unique / h).clamp(min=0.0, max=values.shape[0] - 1 - 1e-9)
+        index = position.floor().long().clamp(max=values.shape[0] - 2)
+        s = (position - index.to(position.dtype))[:, None, None]
+        h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
+        h01, h11 = s**2 * (3 - 2 * s), s**2 * (s - 1)
+        e = h00 * values[index] + h10 * h * slopes[index] + h01 * values[index + 1] + h11 * h * slopes[index + 1]
+        p0 = 1.0 / self.coeffs + stiffness * unique[:, None]  # [U, n], the diagonal of P_0
+        p = torch.diag_embed(p0) + e
+        delta = -torch.linalg.solve(p, e) / p0[:, None, :]
+        delta = 0.5 * (delta + delta.transpose(-1, -2))
+        return delta[inverse].reshape(to_go.shape + (n, n))
+
+    def running_part(self, t: torch.Tensor) -> torch.Tensor:
+        """Model-free running-risk matrix, shape ``t.shape + (n, n)`` (zero when φ = 0).
+
+        ``running_form="riccati"`` (default): the increment ``Δ(τ) = A_R(τ) − A_0(τ)`` that the running
+        cost ``R = (φ/2)ΣΣᵀ`` adds to the solution of the matrix Riccati ``dA/dτ = R − A K A``,
+        ``A(0) = diag(ĉ)``, whose ``R = 0`` solution is the learned hyperbola: ``K = diag(κ_i e^{10 z_i})``,
+        ``κ_i`` the stiffness of :meth:`learned_stiffness` and ``z_i`` a learned correction from zero. It
+        saturates at the running plateau ``≈ √(R/κ)`` (the Riccati's steady state) instead of growing
+        like ``τR``, carries the cross-inventory terms of R, and is positive semidefinite (``A_R ⪰ A_0``
+        for ``R ⪰ 0``, the Riccati comparison theorem). The earlier forms below put one saturation
+        ``1/(1 + (τ/T)e^{100 z})`` on ``τR``, whose slope at τ = 0 is three times the Riccati's: fitted on
+        dates graded towards T it saturated about five times too early, and two options learned 0.4 of
+        the grid's long-horizon aversion (docs/market_making_measurements.md).
+        ``running_form="psd"`` (the default before the Riccati form): ``Z_ij = d_i d_j``, ``d_i = (1 + (τ/T) e^{100 z_ii})^{−1/2}`` (the
         diagonal saturations only), i.e. ``τ D R D`` with ``D = diag(d)``: positive semidefinite whenever R
         is, so no direction of the inventory space can gain from holding more (Schur product theorem).
         ``"entrywise"``: a free saturation per entry, which for many correlated options made ``R ∘ Z``
@@ -202,6 +287,8 @@ class MarketMakingValueNetwork(nn.Module):
         path-steps; docs/market_making_measurements.md).
         """
         n = self.n_options
+        if self.running_form == "riccati":
+            return self._riccati_running_part((self.horizon - t).clamp(min=0.0))
         to_go = (self.horizon - t).clamp(min=0.0)[..., None, None]
         if self.running_form == "psd":
             z_diag = self.running_saturation[self.tri_rows == self.tri_cols]  # triu order: z_00, …, z_nn

@@ -4,6 +4,7 @@ TD residual, value differences, determinism, resume, configuration errors."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -250,7 +251,10 @@ def test_the_draws_do_not_depend_on_the_simulation_device():
 def test_records_of_removed_options_load_only_when_the_option_was_inactive():
     record = {**TINY, "quadratic_head": False, "exploring_states": 0.0, "eval_every_paths": 0,
               "eval_n_steps": 500}
-    assert MMTrainConfig.from_record(record) == MMTrainConfig(**TINY)
+    # a record without running_form predates the key: it was trained with the per-entry form
+    assert MMTrainConfig.from_record(record) == MMTrainConfig(**TINY, running_form="entrywise")
+    assert MMTrainConfig.from_record({**TINY, "running_form": "psd"}).running_form == "psd"
+    assert MMTrainConfig.from_record(asdict(MMTrainConfig(**TINY))) == MMTrainConfig(**TINY)
     assert MMTrainConfig.from_record({**TINY, "device": "cuda"}, device="cpu").device == "cpu"
     with pytest.raises(ValueError, match="quadratic_head=True"):
         MMTrainConfig.from_record({**TINY, "quadratic_head": True})
@@ -319,12 +323,13 @@ def test_balanced_weights_by_hand(exponent, limit):
 
 def test_model_free_aversion_starts_neutral_and_the_cross_scale_grows_with_time_to_go():
     """ρ(τ) = 1/(1 + τ/T) at the start (u = 0); with φ > 0 the correction scale adds the reward's
-    running-risk rate × time to go (the cross-inventory terms grow with it), with φ = 0 it is max b Q̄²/4."""
+    running-risk rate × time to go (the cross-inventory terms grow with it), with φ = 0 it is max b Q̄²/4
+    (the running part checked here is the earlier "psd" form; the Riccati form has its own tests)."""
     cov = [[0.0025, 0.0015], [0.0015, 0.0025]]
     t = torch.tensor([0.0, 5.0, 9.9], dtype=torch.float64)
     for phi in (0.0, 0.5):
         model = MarketMakingModel.paper_defaults(2, max_inventory=10, risk_aversion=phi, noise_cov=cov)
-        net = MarketMakingLearner(model, MMTrainConfig(**TINY)).network
+        net = MarketMakingLearner(model, MMTrainConfig(**TINY, running_form="psd")).network
         b = net.learned_coefficients(t)
         to_go = (model.horizon - t)[:, None]
         torch.testing.assert_close(b, net.coeffs / (1.0 + to_go / model.horizon))
@@ -391,8 +396,9 @@ def test_learned_aversion_and_its_ratio_to_the_grid():
 
 
 def test_running_part_is_positive_semidefinite_by_construction():
-    """Default "psd" form τ D R D: no inventory direction is rewarded for holding more, whatever the learned
-    saturations; the old per-entry form could turn R ∘ Z indefinite (the ten-option runaway)."""
+    """The default Riccati increment and the "psd" form τ D R D: no inventory direction is rewarded for
+    holding more, whatever the learned parameters; the old per-entry form could turn R ∘ Z indefinite
+    (the ten-option runaway)."""
     n = 6
     cov = (0.5 * np.ones((n, n)) + 0.5 * np.eye(n)) * 0.0025
     model = MarketMakingModel(100.0, 0.02, [100.0 + i for i in range(n)], [30.0] * n, 10.0, 100.0, 100.0, 1.5,
@@ -401,15 +407,81 @@ def test_running_part_is_positive_semidefinite_by_construction():
     t = torch.tensor([0.0, 5.0, 9.9], dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
     worst = {}
-    for form in ("psd", "entrywise"):
+    for form in ("riccati", "psd", "entrywise"):
         net = MarketMakingLearner(model, MMTrainConfig(**TINY, running_form=form)).network
         lowest = math.inf
         for _ in range(20):
             with torch.no_grad():
                 net.running_saturation.copy_(0.05 * torch.randn(net.running_saturation.shape, generator=generator,
                                                                 dtype=torch.float64))
+                net.aversion_rate.copy_(0.01 * torch.randn(n, generator=generator, dtype=torch.float64))
                 lowest = min(lowest, float(torch.linalg.eigvalsh(net.running_part(t)).min()))
         worst[form] = lowest
-    assert worst["psd"] > -1e-12 and worst["entrywise"] < 0.0, worst
+    assert worst["riccati"] > -1e-12 and worst["psd"] > -1e-12 and worst["entrywise"] < 0.0, worst
     with pytest.raises(ValueError, match="running_form"):
         MarketMakingLearner(model, MMTrainConfig(**TINY, running_form="full"))
+
+
+def _riccati_network(phi=0.5, cov=((0.0025, 0.0015), (0.0015, 0.0025)), strikes=(100.0, 105.0)):
+    n = len(strikes)
+    model = MarketMakingModel(100.0, 0.02, list(strikes), [30.0] * n, 10.0, 100.0, 100.0, 1.5,
+                              noise_cov=[list(row) for row in cov], terminal_penalty=0.1, risk_aversion=phi,
+                              max_inventory=10, spread_bounds=(0.0, 4.0), temperature=0.0)
+    return model, MarketMakingLearner(model, MMTrainConfig(**TINY)).network
+
+
+def test_riccati_running_part_matches_the_scalar_closed_form():
+    """With a diagonal running cost each option's increment is the scalar Riccati's, in closed form:
+    a(τ) = (c + s²ρ)/(1 + cρ), ρ = tanh(wτ)/s, s = √(r/κ), w = √(rκ), minus its r = 0 solution c/(1 + cκτ)
+    (κ the stiffness the learned hyperbola implies, times e^{10 z})."""
+    model, net = _riccati_network(cov=((0.0025, 0.0), (0.0, 0.0016)))
+    assert net.running_form == "riccati"
+    with torch.no_grad():
+        net.aversion_rate.copy_(torch.tensor([0.02, 0.01], dtype=torch.float64))
+        net.running_saturation.copy_(torch.tensor([0.03, 0.0, -0.02], dtype=torch.float64))
+        t = torch.tensor([0.0, 2.0, 5.0, 8.0, 9.5, 9.99, 10.0], dtype=torch.float64)
+        part = net.running_part(t)
+        kappa = net.learned_stiffness() * torch.exp(10.0 * torch.tensor([0.03, -0.02], dtype=torch.float64))
+    tau = model.horizon - t
+    for i in range(2):
+        r, k, c = net.running_matrix[i, i], kappa[i], net.coeffs[i]
+        s, w = torch.sqrt(r / k), torch.sqrt(r * k)
+        rho = torch.tanh(w * tau) / s
+        exact = (c + s**2 * rho) / (1.0 + c * rho) - c / (1.0 + c * k * tau)
+        # atol: near τ = 0 the increment is ≈ Rτ, about 1e-6 of the whole aversion ĉ/(1 + ĉκτ) there
+        torch.testing.assert_close(part[:, i, i], exact, rtol=2e-6, atol=1e-8)
+    assert torch.all(part[:, 0, 1] == 0.0) and torch.all(part[-1] == 0.0)
+
+
+def test_riccati_running_part_solves_the_matrix_riccati():
+    """Correlated options: A_R(τ) = diag(ĉ/(1 + ĉκτ)) + Δ(τ) solves dA/dτ = R − A K A, A(0) = diag(ĉ),
+    checked against scipy's solve_ivp (an independent integrator on A itself, not on P = A⁻¹)."""
+    from scipy.integrate import solve_ivp
+
+    model, net = _riccati_network(cov=((0.0025, 0.0015, 0.001), (0.0015, 0.0025, 0.0012), (0.001, 0.0012, 0.003)),
+                                  strikes=(95.0, 100.0, 105.0))
+    with torch.no_grad():
+        net.aversion_rate.copy_(torch.tensor([0.02, 0.015, 0.01], dtype=torch.float64))
+        t = torch.tensor([0.0, 3.0, 7.0, 9.0, 9.9], dtype=torch.float64)
+        part = net.running_part(t).numpy()
+        kappa = net.learned_stiffness().numpy()
+    c, r = net.coeffs.numpy(), net.running_matrix.numpy()
+
+    def rhs(_, a):
+        a = a.reshape(3, 3)
+        return (r - a @ np.diag(kappa) @ a).ravel()
+
+    tau = model.horizon - t.numpy()
+    order = np.argsort(tau)
+    solution = solve_ivp(rhs, (0.0, tau.max()), np.diag(c).ravel(), method="Radau", t_eval=tau[order],
+                         rtol=1e-10, atol=1e-14)
+    for column, j in enumerate(order):
+        exact = solution.y[:, column].reshape(3, 3) - np.diag(c / (1.0 + c * kappa * tau[j]))
+        np.testing.assert_allclose(part[j], exact, rtol=1e-5, atol=1e-9)
+
+
+def test_riccati_running_part_is_absent_without_a_running_cost():
+    """φ = 0: the increment is zero (the network is then exactly the learned hyperbola)."""
+    _, net = _riccati_network(phi=0.0)
+    t = torch.tensor([0.0, 5.0, 10.0], dtype=torch.float64)
+    assert net.running_rate == 0.0 and torch.all(net.running_part(t) == 0.0)

@@ -199,50 +199,63 @@ class MarketMakingValueNetwork(nn.Module):
     #: most RK4 nodes of the running part's Riccati over the horizon (``running_form="riccati"``)
     RICCATI_MAX_NODES = 4096
 
-    def learned_stiffness(self) -> torch.Tensor:
-        """``κ_i = e^{300 r_i}/(ĉ_i T)``, shape ``[n]``: the stiffness the learned hyperbola implies.
+    def learned_stiffness(self, to_go: torch.Tensor) -> torch.Tensor:
+        """``κ_i(τ) = e^{u_i(τ)}/(ĉ_i T)``, shape ``to_go.shape + (n,)``: the stiffness the learned aversion implies.
 
-        The terminal part ``ĉ/(1 + (τ/T) e^{300 r})`` (shape network aside) is the solution
-        ``ĉ/(1 + κ ĉ τ)`` of the linear–quadratic Riccati ``da/dτ = −κ a²``, ``a(0) = ĉ``: ``κ`` is the
-        curvature of the fill Hamiltonians that the data near T pin (a learned quantity, not A or k).
+        The terminal part ``ĉ/(1 + (τ/T) e^{u(τ)})`` of :meth:`learned_coefficients` is ``ĉ/(1 + ĉ κ τ)``:
+        with a constant ``u`` the solution of the linear–quadratic Riccati ``da/dτ = −κ a²``, ``a(0) = ĉ``,
+        ``κ`` the curvature of the fill Hamiltonians that the data near T pin (learned, not A or k).
         """
-        return torch.exp((self.AVERSION_RATE_GAIN * self.aversion_rate).clamp(max=30.0)) / (self.coeffs * self.horizon)
+        shape = self.aversion_net(self._time_features(self.horizon - to_go))
+        u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
+        return torch.exp(u.clamp(max=30.0)) / (self.coeffs * self.horizon)
 
     def _riccati_nodes(self):
-        """The running increment's RK4 solution on uniform nodes of ``τ ∈ [0, T]``.
+        """The running increment's RK4 solution on nodes of ``τ ∈ [0, T]`` graded towards 0.
 
-        ``P = A^{−1}`` of the matrix Riccati ``dA/dτ = R − A K A``, ``A(0) = C = diag(ĉ)``, obeys
-        ``dP/dτ = K − P R P``, ``P(0) = C^{−1}``: not stiff where A is (the terminal layer, A ≈ ĉ). With
-        ``P_0 = C^{−1} + Kτ`` (the solution at R = 0), ``E = P − P_0`` solves ``dE/dτ = −P R P``,
-        ``E(0) = 0``. Returns the node spacing, ``E`` and ``dE/dτ`` at the nodes (``[N + 1, n, n]``) and
-        ``K``. The step keeps ``h · 2√(λ_max(R) max κ)`` (the linearized rate at the running plateau)
-        below 1/4.
+        With a constant stiffness K, ``P = A^{−1}`` of the matrix Riccati ``dA/dτ = R − A K A``,
+        ``A(0) = C = diag(ĉ)``, obeys ``dP/dτ = K − P R P``, ``P(0) = C^{−1}`` (not stiff where A is: the
+        terminal layer, A ≈ ĉ), and ``E = P − P_0``, ``P_0 = C^{−1} + Kτ`` its R = 0 solution, solves
+        ``dE/dτ = −P R P``, ``E(0) = 0``. Here ``P_0(τ) = C^{−1} + τ K(τ)`` is the inverse of the learned
+        hyperbola itself (its time-dependent shape included, :meth:`learned_stiffness`, times the learned
+        correction ``e^{10 z}``), so that at R = 0 the form is exactly the hyperbola and with a constant
+        stiffness exactly the Riccati. Returns the nodes ``[N + 1]``, ``E`` and ``dE/dτ`` at them
+        (``[N + 1, n, n]``) and the correction ``e^{10 z}``. The largest step keeps
+        ``h · 2√(λ_max(R) max κ)`` (the linearized rate at the running plateau) below 1/4.
         """
-        stiffness = self.learned_stiffness() * torch.exp(
-            self.RICCATI_STIFFNESS_GAIN * self.running_saturation[self.tri_rows == self.tri_cols])
-        rate = 2.0 * math.sqrt(max(self.running_rate, 0.0) * float(stiffness.detach().max()))
-        nodes = int(min(self.RICCATI_MAX_NODES, max(64, math.ceil(4.0 * rate * self.horizon))))
-        h = self.horizon / nodes
-        inverse_c = 1.0 / self.coeffs
+        correction = torch.exp(self.RICCATI_STIFFNESS_GAIN * self.running_saturation[self.tri_rows == self.tri_cols])
+        dtype, device = self.coeffs.dtype, self.coeffs.device
+        coarse = torch.linspace(0.0, self.horizon, 65, dtype=dtype, device=device)
+        kappa_max = float((self.learned_stiffness(coarse) * correction).detach().max())
+        rate = 2.0 * math.sqrt(max(self.running_rate, 0.0) * kappa_max)
+        # nodes graded towards τ = 0 (τ_k = T (k/N)²), where the time features, hence κ(τ), vary on the
+        # scale T/1000; the largest step, 2T/N at τ = T, keeps h · rate ≤ 1/4
+        nodes = int(min(self.RICCATI_MAX_NODES, max(64, math.ceil(8.0 * rate * self.horizon))))
+        grid = self.horizon * (torch.arange(nodes + 1, dtype=dtype, device=device) / nodes) ** 2
+        steps = grid[1:] - grid[:-1]
+        # P_0 at the nodes (even j) and the midpoints of the steps (odd j): RK4's evaluation times
+        taus = torch.stack([grid[:-1], grid[:-1] + 0.5 * steps], dim=-1).reshape(-1)
+        taus = torch.cat([taus, grid[-1:]])
+        p0 = 1.0 / self.coeffs + taus[:, None] * self.learned_stiffness(taus) * correction  # [2N + 1, n]
         r = self.running_matrix
 
-        def slope(tau, e):
-            p = torch.diag(inverse_c + stiffness * tau) + e
+        def slope(j, e):
+            p = torch.diag(p0[j]) + e
             return -(p @ r @ p)
 
         e = torch.zeros_like(r)
-        values, slopes = [e], [slope(0.0, e)]
+        values, slopes = [e], [slope(0, e)]
         for k in range(nodes):
-            tau = k * h
+            h = float(steps[k])
             k1 = slopes[-1]
-            k2 = slope(tau + 0.5 * h, e + 0.5 * h * k1)
-            k3 = slope(tau + 0.5 * h, e + 0.5 * h * k2)
-            k4 = slope(tau + h, e + h * k3)
+            k2 = slope(2 * k + 1, e + 0.5 * h * k1)
+            k3 = slope(2 * k + 1, e + 0.5 * h * k2)
+            k4 = slope(2 * k + 2, e + h * k3)
             e = e + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
             e = 0.5 * (e + e.T)
             values.append(e)
-            slopes.append(slope(tau + h, e))
-        return h, torch.stack(values), torch.stack(slopes), stiffness
+            slopes.append(slope(2 * k + 2, e))
+        return grid, torch.stack(values), torch.stack(slopes), correction
 
     def _riccati_running_part(self, to_go: torch.Tensor) -> torch.Tensor:
         """``Δ(τ) = A_R(τ) − A_0(τ)`` at ``to_go`` (shape ``to_go.shape + (n, n)``), positive semidefinite.
@@ -253,14 +266,14 @@ class MarketMakingValueNetwork(nn.Module):
         n = self.n_options
         flat = to_go.reshape(-1)
         unique, inverse = torch.unique(flat, return_inverse=True)
-        h, values, slopes, stiffness = self._riccati_nodes()
-        position = (unique / h).clamp(min=0.0, max=values.shape[0] - 1 - 1e-9)
-        index = position.floor().long().clamp(max=values.shape[0] - 2)
-        s = (position - index.to(position.dtype))[:, None, None]
+        grid, values, slopes, correction = self._riccati_nodes()
+        index = (torch.searchsorted(grid, unique.contiguous(), right=True) - 1).clamp(0, grid.numel() - 2)
+        h = (grid[index + 1] - grid[index])[:, None, None]
+        s = ((unique - grid[index])[:, None, None] / h).clamp(0.0, 1.0)
         h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
         h01, h11 = s**2 * (3 - 2 * s), s**2 * (s - 1)
         e = h00 * values[index] + h10 * h * slopes[index] + h01 * values[index + 1] + h11 * h * slopes[index + 1]
-        p0 = 1.0 / self.coeffs + stiffness * unique[:, None]  # [U, n], the diagonal of P_0
+        p0 = 1.0 / self.coeffs + unique[:, None] * self.learned_stiffness(unique) * correction  # [U, n]: P_0
         p = torch.diag_embed(p0) + e
         delta = -torch.linalg.solve(p, e) / p0[:, None, :]
         delta = 0.5 * (delta + delta.transpose(-1, -2))
@@ -272,7 +285,7 @@ class MarketMakingValueNetwork(nn.Module):
         ``running_form="riccati"`` (default): the increment ``Δ(τ) = A_R(τ) − A_0(τ)`` that the running
         cost ``R = (φ/2)ΣΣᵀ`` adds to the solution of the matrix Riccati ``dA/dτ = R − A K A``,
         ``A(0) = diag(ĉ)``, whose ``R = 0`` solution is the learned hyperbola: ``K = diag(κ_i e^{10 z_i})``,
-        ``κ_i`` the stiffness of :meth:`learned_stiffness` and ``z_i`` a learned correction from zero. It
+        ``κ_i(τ)`` the stiffness of :meth:`learned_stiffness` and ``z_i`` a learned correction from zero. It
         saturates at the running plateau ``≈ √(R/κ)`` (the Riccati's steady state) instead of growing
         like ``τR``, carries the cross-inventory terms of R, and is positive semidefinite (``A_R ⪰ A_0``
         for ``R ⪰ 0``, the Riccati comparison theorem). The earlier forms below put one saturation

@@ -441,21 +441,21 @@ def test_riccati_running_part_matches_the_scalar_closed_form():
         net.running_saturation.copy_(torch.tensor([0.03, 0.0, -0.02], dtype=torch.float64))
         t = torch.tensor([0.0, 2.0, 5.0, 8.0, 9.5, 9.99, 10.0], dtype=torch.float64)
         part = net.running_part(t)
-        kappa = net.learned_stiffness() * torch.exp(10.0 * torch.tensor([0.03, -0.02], dtype=torch.float64))
+        kappa = net.learned_stiffness(t)[0] * torch.exp(10.0 * torch.tensor([0.03, -0.02], dtype=torch.float64))
     tau = model.horizon - t
     for i in range(2):
         r, k, c = net.running_matrix[i, i], kappa[i], net.coeffs[i]
         s, w = torch.sqrt(r / k), torch.sqrt(r * k)
         rho = torch.tanh(w * tau) / s
         exact = (c + s**2 * rho) / (1.0 + c * rho) - c / (1.0 + c * k * tau)
-        # atol: near τ = 0 the increment is ≈ Rτ, about 1e-6 of the whole aversion ĉ/(1 + ĉκτ) there
-        torch.testing.assert_close(part[:, i, i], exact, rtol=2e-6, atol=1e-8)
+        torch.testing.assert_close(part[:, i, i], exact, rtol=1e-6, atol=1e-12)
     assert torch.all(part[:, 0, 1] == 0.0) and torch.all(part[-1] == 0.0)
 
 
 def test_riccati_running_part_solves_the_matrix_riccati():
-    """Correlated options: A_R(τ) = diag(ĉ/(1 + ĉκτ)) + Δ(τ) solves dA/dτ = R − A K A, A(0) = diag(ĉ),
-    checked against scipy's solve_ivp (an independent integrator on A itself, not on P = A⁻¹)."""
+    """Correlated options, constant stiffness (the shape network at its zero start): A_R(τ) =
+    diag(ĉ/(1 + ĉκτ)) + Δ(τ) solves dA/dτ = R − A K A, A(0) = diag(ĉ), checked against scipy's solve_ivp
+    (an independent integrator on A itself, not on P = A⁻¹)."""
     from scipy.integrate import solve_ivp
 
     model, net = _riccati_network(cov=((0.0025, 0.0015, 0.001), (0.0015, 0.0025, 0.0012), (0.001, 0.0012, 0.003)),
@@ -464,7 +464,7 @@ def test_riccati_running_part_solves_the_matrix_riccati():
         net.aversion_rate.copy_(torch.tensor([0.02, 0.015, 0.01], dtype=torch.float64))
         t = torch.tensor([0.0, 3.0, 7.0, 9.0, 9.9], dtype=torch.float64)
         part = net.running_part(t).numpy()
-        kappa = net.learned_stiffness().numpy()
+        kappa = net.learned_stiffness(t)[0].numpy()
     c, r = net.coeffs.numpy(), net.running_matrix.numpy()
 
     def rhs(_, a):
@@ -485,3 +485,42 @@ def test_riccati_running_part_is_absent_without_a_running_cost():
     _, net = _riccati_network(phi=0.0)
     t = torch.tensor([0.0, 5.0, 10.0], dtype=torch.float64)
     assert net.running_rate == 0.0 and torch.all(net.running_part(t) == 0.0)
+
+
+def test_riccati_running_part_follows_the_learned_shape_of_the_stiffness():
+    """With a time-dependent shape u(τ) the increment is (P_0 + E)⁻¹ − P_0⁻¹, P_0(τ) = C⁻¹ + τκ(τ) the
+    inverse of the learned hyperbola, dE/dτ = −(P_0 + E) R (P_0 + E): checked against solve_ivp; without a
+    running cost it is zero, so the form is then exactly the hyperbola."""
+    from scipy.integrate import solve_ivp
+
+    model, net = _riccati_network()
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        net.aversion_rate.copy_(torch.tensor([0.02, 0.012], dtype=torch.float64))
+        last = net.aversion_net[-1]
+        last.weight.copy_(0.3 * torch.randn(last.weight.shape, generator=generator, dtype=torch.float64))
+        last.bias.copy_(torch.tensor([0.1, -0.2], dtype=torch.float64))
+        t = torch.tensor([0.0, 4.0, 8.0, 9.7], dtype=torch.float64)
+        part = net.running_part(t).numpy()
+    c, r = net.coeffs.numpy(), net.running_matrix.numpy()
+
+    def p0(tau):
+        with torch.no_grad():
+            kappa = net.learned_stiffness(torch.tensor([tau], dtype=torch.float64))[0].numpy()
+        return 1.0 / c + tau * kappa
+
+    def rhs(tau, e):
+        p = np.diag(p0(tau)) + e.reshape(2, 2)
+        return (-(p @ r @ p)).ravel()
+
+    tau = model.horizon - t.numpy()
+    order = np.argsort(tau)
+    solution = solve_ivp(rhs, (0.0, tau.max()), np.zeros(4), method="DOP853", t_eval=tau[order], rtol=1e-11,
+                         atol=1e-14)
+    for column, j in enumerate(order):
+        base = np.diag(p0(tau[j]))
+        exact = np.linalg.inv(base + solution.y[:, column].reshape(2, 2)) - np.linalg.inv(base)
+        np.testing.assert_allclose(part[j], exact, rtol=1e-5, atol=1e-9)
+    with torch.no_grad():
+        net.running_matrix.zero_()
+        assert torch.all(net.running_part(t) == 0.0)

@@ -121,6 +121,10 @@ class MMTrainConfig:
     #: one saturation per option; "entrywise" (before issue 15) one saturation per entry of R, whose
     #: Hadamard product can be indefinite (ten options: inventories ran to the bound)
     running_form: str = "riccati"
+    #: model-free aversion exponent ``300 r + g (w(τ) − w(0))``: "anchored" (default), the shape network is zero
+    #: at the horizon, so that it cannot trade a constant with the rate r (seeds wandered along that flat
+    #: direction); "free" (before it) ``300 r + g w(τ)``
+    aversion_shape: str = "anchored"
 
     def __post_init__(self) -> None:
         def integer(name, minimum, fix, maximum=None):
@@ -161,6 +165,8 @@ class MMTrainConfig:
                     fix="pass a positive gain up to 100, e.g. aversion_shape_gain = 3")
         if not isinstance(self.market_inputs, bool):
             raise ValueError(f"market_inputs must be true or false, got {self.market_inputs!r}; pass true or false")
+        check_choice("aversion_shape", self.aversion_shape, ("anchored", "free"),
+                     fix="pass 'anchored' (default) or 'free' (runs recorded before it)")
         check_choice("running_form", self.running_form, ("riccati", "psd", "entrywise"),
                      fix="pass 'riccati' (default), 'psd' or 'entrywise' (runs recorded before the Riccati form)")
         check_choice("baseline", self.baseline, ("learned", "riccati", "none"),
@@ -190,8 +196,10 @@ class MMTrainConfig:
         current learner cannot reproduce that run.
         """
         values = {**record, **overrides}
-        # runs recorded before the key existed used the per-entry form (the default since is not theirs)
+        # runs recorded before these keys existed used the per-entry running form and the free shape (the
+        # defaults since are not theirs)
         values.setdefault("running_form", "entrywise")
+        values.setdefault("aversion_shape", "free")
         for name, inactive in REMOVED_OPTIONS.items():
             if name in values:
                 value = values.pop(name)

@@ -67,7 +67,8 @@ is the model-free network: nothing in it is derived from the dynamics,
 
 with ``r_i`` a learned scalar (the rate of the hyperbolic decay of the aversion with time to go, the
 leading-order shape of any linear–quadratic inventory cost) and ``w`` a small network of generic time
-features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero; the small gain ``g_u``
+features (``τ/T`` and ``log(1 + 1000 τ/T)``), both starting at zero, taken as ``w(τ) − w(0)``
+(``aversion_shape="anchored"``, the default: the shape cannot trade a constant with the rate); the small gain ``g_u``
 (``aversion_shape_gain``) makes the deviations from the hyperbola the slow direction of the fit. With a
 running risk penalty (φ > 0) the network adds ``−Qᵀ Δ(τ) Q`` (``running_form="riccati"``, the default):
 the increment that the reward's running-risk matrix ``R = (φ/2)ΣΣᵀ`` adds to the solution of the matrix
@@ -204,7 +205,7 @@ class MarketMakingLearner:
                                                 market_inputs=cfg.market_inputs, baseline=cfg.baseline,
                                                 aversion_shape_gain=cfg.aversion_shape_gain,
                                                 terminal_coefficients=terminal0, running_cost=running_cost,
-                                                running_form=cfg.running_form)
+                                                running_form=cfg.running_form, aversion_shape=cfg.aversion_shape)
         torch.set_rng_state(torch_state)
         self.network.to(self.device)  # initialized on the CPU stream above, then moved
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)

@@ -52,11 +52,14 @@ class MarketMakingValueNetwork(nn.Module):
         running penalty its TD reward charges).
     running_form : {"riccati", "psd", "entrywise"}
         The model-free running-risk part (:meth:`running_part`); the last two reload earlier runs.
+    aversion_shape : {"anchored", "free"}
+        The time-dependent part of the aversion's exponent (:meth:`_aversion_shape`); ``"free"`` reloads
+        earlier runs.
     """
 
     def __init__(self, model, *, hidden: int = 64, layers: int = 3, market_inputs: bool = False,
                  baseline: str = "riccati", aversion_shape_gain: float = 3.0, terminal_coefficients=None,
-                 running_cost=None, running_form: str = "riccati") -> None:
+                 running_cost=None, running_form: str = "riccati", aversion_shape: str = "anchored") -> None:
         super().__init__()
         n = model.n_options
         self.n_options = n
@@ -70,6 +73,8 @@ class MarketMakingValueNetwork(nn.Module):
         self.running_form = check_choice("running_form", running_form, ("riccati", "psd", "entrywise"),
                                          fix="pass 'riccati' (default), 'psd' or 'entrywise' (runs recorded "
                                              "before the Riccati form)")
+        self.shape_anchored = check_choice("aversion_shape", aversion_shape, ("anchored", "free"),
+                                           fix="pass 'anchored' (default) or 'free' (runs recorded before it)") == "anchored"
         if self.model_free:
             level, coeffs, stiffness, running_diag, running_matrix, stiff_max = self._model_free_setup(
                 n, terminal_coefficients, running_cost)
@@ -182,6 +187,22 @@ class MarketMakingValueNetwork(nn.Module):
     #: them at their start; docs/market_making_measurements.md)
     RUNNING_RATE_GAIN = 100.0
 
+    def _aversion_shape(self, t: torch.Tensor) -> torch.Tensor:
+        """``w_i(τ)`` of the aversion's exponent, shape ``t.shape + (n,)``.
+
+        ``aversion_shape="anchored"`` (default): ``w(τ) − w(0)``, zero at the horizon. A free network can
+        also add a constant to the exponent, which is what the rate ``r`` does: the fit is then flat
+        along the trade between the two, and each seed wandered along it (one option, seed 7: from the
+        right aversion at step 25 to 0.59 of it; started at the right rate, to 1.34 of it). Anchored, the
+        rate alone sets the exponent in the terminal layer, where the data are strongest, and the shape
+        only its change with time to go (docs/market_making_measurements.md).
+        """
+        shape = self.aversion_net(self._time_features(t))
+        if self.shape_anchored:
+            end = torch.full((1,), self.horizon, dtype=t.dtype, device=t.device)
+            shape = shape - self.aversion_net(self._time_features(end))[0]
+        return shape
+
     def learned_coefficients(self, t: torch.Tensor) -> torch.Tensor:
         """Model-free ``b_i(t) = ĉ_i ρ_i(τ)``, ``ρ_i = 1/(1 + (τ/T) e^{u_i(τ)})`` (shape ``t.shape + (n,)``).
 
@@ -190,7 +211,7 @@ class MarketMakingValueNetwork(nn.Module):
         zero, so the initial value is half to all of the terminal penalty at every date (spreads at
         the bounds: a neutral, deliberately bad start)."""
         to_go = (self.horizon - t).clamp(min=0.0)[..., None]
-        shape = self.aversion_net(self._time_features(t))
+        shape = self._aversion_shape(t)
         u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
         return self.coeffs / (1.0 + to_go / self.horizon * torch.exp(u.clamp(max=30.0)))
 
@@ -206,7 +227,7 @@ class MarketMakingValueNetwork(nn.Module):
         with a constant ``u`` the solution of the linear–quadratic Riccati ``da/dτ = −κ a²``, ``a(0) = ĉ``,
         ``κ`` the curvature of the fill Hamiltonians that the data near T pin (learned, not A or k).
         """
-        shape = self.aversion_net(self._time_features(self.horizon - to_go))
+        shape = self._aversion_shape(self.horizon - to_go)
         u = self.AVERSION_RATE_GAIN * self.aversion_rate + self.aversion_shape_gain * shape
         return torch.exp(u.clamp(max=30.0)) / (self.coeffs * self.horizon)
 

@@ -252,7 +252,7 @@ def test_records_of_removed_options_load_only_when_the_option_was_inactive():
     record = {**TINY, "quadratic_head": False, "exploring_states": 0.0, "eval_every_paths": 0,
               "eval_n_steps": 500}
     # a record without running_form predates the key: it was trained with the per-entry form
-    assert MMTrainConfig.from_record(record) == MMTrainConfig(**TINY, running_form="entrywise")
+    assert MMTrainConfig.from_record(record) == MMTrainConfig(**TINY, running_form="entrywise", aversion_shape="free")
     assert MMTrainConfig.from_record({**TINY, "running_form": "psd"}).running_form == "psd"
     assert MMTrainConfig.from_record(asdict(MMTrainConfig(**TINY))) == MMTrainConfig(**TINY)
     assert MMTrainConfig.from_record({**TINY, "device": "cuda"}, device="cpu").device == "cpu"
@@ -524,3 +524,32 @@ def test_riccati_running_part_follows_the_learned_shape_of_the_stiffness():
     with torch.no_grad():
         net.running_matrix.zero_()
         assert torch.all(net.running_part(t) == 0.0)
+
+
+def test_anchored_aversion_shape_leaves_the_terminal_rate_to_r():
+    """Default "anchored": the shape w(τ) − w(0) vanishes at the horizon whatever the network's weights, so
+    the exponent there is 300 r alone (no constant to trade with the rate); "free" keeps w(τ) itself."""
+    model = MarketMakingModel.paper_defaults(max_inventory=10)
+    t = torch.tensor([0.0, 5.0, 9.9, 10.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(1)
+    shapes = {}
+    for form in ("anchored", "free"):
+        torch.manual_seed(0)
+        net = MarketMakingLearner(model, MMTrainConfig(**TINY, aversion_shape=form)).network
+        with torch.no_grad():
+            last = net.aversion_net[-1]
+            last.weight.copy_(torch.randn(last.weight.shape, generator=generator, dtype=torch.float64))
+            last.bias.fill_(0.5)
+            shapes[form] = net._aversion_shape(t)
+            raw = net.aversion_net(net._time_features(t))
+            at_horizon = net.learned_stiffness(torch.zeros(1, dtype=torch.float64))[0]
+            rate_only = torch.exp(net.AVERSION_RATE_GAIN * net.aversion_rate) / (net.coeffs * net.horizon)
+        if form == "anchored":
+            assert torch.all(shapes[form][-1] == 0.0)
+            torch.testing.assert_close(shapes[form], raw - raw[-1])
+            torch.testing.assert_close(at_horizon, rate_only)
+        else:
+            torch.testing.assert_close(shapes[form], raw)
+    assert MMTrainConfig().aversion_shape == "anchored"
+    with pytest.raises(ValueError, match="aversion_shape"):
+        MMTrainConfig(aversion_shape="pinned")

@@ -232,6 +232,26 @@ class MarketMakingValueNetwork(nn.Module):
         return torch.exp(u.clamp(max=30.0)) / (self.coeffs * self.horizon)
 
     def _riccati_nodes(self):
+        """:meth:`_solve_riccati_nodes`, cached while no gradient is recorded.
+
+        The policy's simulation evaluates the network at every one of its time steps with the same
+        parameters (400 solves per round of paths, most of a round's time, unneeded): without gradients the
+        nodes are kept until a tensor they are computed from changes (its storage or its version counter,
+        which every in-place update, the optimizer's step and ``load_state_dict`` included, advances). With
+        gradients they are solved afresh, so that each loss has its own graph.
+        """
+        if torch.is_grad_enabled():
+            return self._solve_riccati_nodes()
+        sources = (self.aversion_rate, self.running_saturation, self.coeffs, self.running_matrix,
+                   *self.aversion_net.parameters())
+        key = tuple((tensor.data_ptr(), tensor._version) for tensor in sources)
+        cached = getattr(self, "_riccati_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._solve_riccati_nodes())
+            self._riccati_cache = cached
+        return cached[1]
+
+    def _solve_riccati_nodes(self):
         """The running increment's RK4 solution on nodes of ``τ ∈ [0, T]`` graded towards 0.
 
         With a constant stiffness K, ``P = A^{−1}`` of the matrix Riccati ``dA/dτ = R − A K A``,

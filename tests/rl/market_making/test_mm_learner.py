@@ -553,3 +553,29 @@ def test_anchored_aversion_shape_leaves_the_terminal_rate_to_r():
     assert MMTrainConfig().aversion_shape == "anchored"
     with pytest.raises(ValueError, match="aversion_shape"):
         MMTrainConfig(aversion_shape="pinned")
+
+
+def test_riccati_nodes_are_cached_without_gradients_and_renewed_when_a_parameter_changes():
+    """The simulation's calls (no gradient) reuse one solve while the parameters stay; an in-place update
+    (an optimizer step, a copy into a buffer) renews it; with gradients every call solves afresh."""
+    _, net = _riccati_network()
+    t = torch.tensor([0.0, 4.0, 9.0], dtype=torch.float64)
+    with torch.no_grad():
+        first = net.running_part(t)
+        assert net._riccati_nodes() is net._riccati_nodes()
+        net.aversion_rate.add_(0.01)
+        renewed = net.running_part(t)
+        net._riccati_cache = None  # a fresh solve gives the same numbers
+        torch.testing.assert_close(net.running_part(t), renewed, rtol=0, atol=0)
+        net.coeffs.mul_(1.5)
+        rescaled = net.running_part(t)
+    assert not torch.equal(first, renewed) and not torch.equal(renewed, rescaled)
+    optimizer = torch.optim.SGD([net.running_saturation], lr=1.0)
+    net.running_part(t).sum().backward()  # with gradients: a graph of its own
+    optimizer.step()
+    with torch.no_grad():
+        after_step = net.running_part(t)
+    net._riccati_cache = None
+    with torch.no_grad():
+        torch.testing.assert_close(net.running_part(t), after_step, rtol=0, atol=0)
+    assert not torch.equal(after_step, rescaled)

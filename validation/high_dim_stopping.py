@@ -66,6 +66,18 @@ def basket_paper_values(dimension: int, case: str) -> dict | None:
     return {key: row[key][index] for key in ("paper", "becker", "paper_runtime_s") if key in row}
 
 
+def basket_oracle(config, *, execution_grid: bool = True):
+    """The discrete oracle of the basket's 1-D equivalent (:func:`pdecore.oracle.stopping_oracle`) on the
+    learner's execution grid (``L·m`` steps, κ scaled by m: the same κΔt), or on its decision dates."""
+    from pdecore.basket import paper_equivalent
+    from pdecore.oracle import stopping_oracle
+
+    model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
+    m = config.execution_substeps if execution_grid else 1
+    return stopping_oracle(model, option, n_steps=config.n_dates * m, penalty=config.penalty * m,
+                           temperature=config.temperature, spot=spot)
+
+
 def build_reference(config) -> dict:
     """The learner's reference (a plain dict): basket → ``price`` = the American price of the 1-D
     equivalent, with the European price, the Bermudan price on the decision dates (and, with
@@ -74,13 +86,12 @@ def build_reference(config) -> dict:
     at H (``None`` off the table)."""
     if config.problem == "basket":
         from pdecore.basket import basket_reference, paper_equivalent
-        from pdecore.oracle import bermudan_price, stopping_oracle
+        from pdecore.oracle import bermudan_price
 
         basket = basket_reference(config.dimension, config.case, correlation=config.correlation)
         model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
         m = config.execution_substeps
-        oracle = stopping_oracle(model, option, n_steps=config.n_dates * m, penalty=config.penalty * m,
-                                 temperature=config.temperature, spot=spot)
+        oracle = basket_oracle(config)
         reference = {"price": basket.american, "european": basket.european,
                      "bermudan": float(bermudan_price(model, option, n_steps=config.n_dates, spot=spot)),
                      "oracle_p_stopping": float(oracle.summary()["p_stopping"]), "oracle": oracle,
@@ -316,6 +327,7 @@ class HighDimStoppingKind:
         return evaluation
 
 
-__all__ = ["BASKET_TOLERANCE", "EVALUATION_ONLY", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_paper_values",
+__all__ = ["BASKET_TOLERANCE", "EVALUATION_ONLY", "DATA_FILE", "FBM_TOLERANCE", "HighDimStoppingKind", "basket_oracle",
+           "basket_paper_values",
            "build_reference", "comparison_table", "evaluate_learner", "fbm_paper_values", "fbm_tolerance", "oracle_rule",
            "paper_values", "with_evaluation_settings"]

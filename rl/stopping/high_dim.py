@@ -306,7 +306,8 @@ class HighDimStoppingLearner:
         """A copy of the networks with batch-norm statistics calibrated on the first evaluation chunk."""
         if self._calibration is None:
             net = copy.deepcopy(self.net)
-            # the first test chunk at execution_substeps = 1 (the same generator, the same draws)
+            # the first draws of the test seed on the decision dates: a plain evaluation's (m = 1, no
+            # antithetic pairs) first chunk, whatever this configuration's execution grid
             raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(self.config.eval_seed))
             net.calibrate(self.features(raw)[0])
             self._calibration = net

@@ -289,15 +289,14 @@ def _evaluate(args) -> int:
             raise ValueError(f"--dual-paths is for fBm runs (pderl train stopping --config examples/fbm.toml); "
                              f"{args.run} is a {kind} run, whose evaluation compares with the PDE oracle instead")
         options["dual_paths"] = args.dual_paths
-    if args.execution_substeps is not None:
+    for flag, key, value in (("--execution-substeps", "execution_substeps", args.execution_substeps),
+                             ("--antithetic", "antithetic_test_paths", args.antithetic)):
+        if value is None:
+            continue
         if kind != "high_dim_stopping":
-            raise ValueError(f"--execution-substeps is for basket runs (pderl train stopping --config "
-                             f"examples/basket_d40.toml); {args.run} is a {kind} run; drop the option")
-        options["execution_substeps"] = args.execution_substeps
-    if args.antithetic is not None:
-        if kind != "high_dim_stopping":
-            raise ValueError(f"--antithetic is for basket runs; {args.run} is a {kind} run; drop the option")
-        options["antithetic_test_paths"] = args.antithetic
+            raise ValueError(f"{flag} is for basket runs (pderl train stopping --config examples/basket_d40.toml); "
+                             f"{args.run} is a {kind} run; drop the option")
+        options[key] = value
     evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, **options)
     if args.json:
         emit(evaluation, as_json=True)

@@ -121,6 +121,11 @@ def _fmt(value, digits=4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _executed_dates(row: dict) -> int:
+    """Dates the learned rule was executed on, ``L·m`` (rows recorded before the keys: the paper's 100)."""
+    return row.get("n_dates", 100) * (row.get("execution_substeps") or 1)
+
+
 def _basket_table(rows: list[dict]) -> str:
     lines = ["| d | executed on (dates) | learned p_stopping ± s.e. | control variate ± s.e. | American (1-D) | "
              "error | at the decision dates only (paper's evaluation) | Bermudan (decision dates / execution grid) | "
@@ -129,8 +134,7 @@ def _basket_table(rows: list[dict]) -> str:
              "|" + "---|" * 14]
     for r in rows:
         expected = r.get("p_stopping_oracle_cv")
-        substeps = r.get("execution_substeps") or 1
-        dates = f"{r.get('n_dates', 100) * substeps}" + (" (antithetic pairs)" if r.get("antithetic_test_paths") else "")
+        dates = f"{_executed_dates(r)}" + (" (antithetic pairs)" if r.get("antithetic_test_paths") else "")
         decision = (f"{_fmt(r['p_decision_dates'])} ± {_fmt(r.get('p_decision_dates_stderr'))}"
                     if r.get("p_decision_dates") is not None else "= p_stopping")
         lines.append(
@@ -179,12 +183,12 @@ def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, toler
     for d, tol in sorted(tolerances.items()):
         ax.fill_between([d - 12, d + 12], american * (1 - tol), american * (1 + tol), color="tab:green", alpha=0.15,
                         label=f"acceptance ±{100 * tol:.1f} % (d = {d})")
-    fine = sorted({(r.get("n_dates", 100) * r["execution_substeps"], r["bermudan_execution_grid"]) for r in rows
+    fine = sorted({(_executed_dates(r), r["bermudan_execution_grid"]) for r in rows
                    if r.get("bermudan_execution_grid") is not None})
     for (n_dates, price), style in zip(fine, itertools.cycle((":", "-."))):  # the most the executed rule can reach
         ax.axhline(price, color="grey", ls=style, lw=1, label=f"Bermudan on the {n_dates + 1} execution dates {price:.4f}")
     dims = [r["dimension"] for r in rows]
-    grids = sorted({r.get("n_dates", 100) * (r.get("execution_substeps") or 1) for r in rows})
+    grids = sorted({_executed_dates(r) for r in rows})
     executed = " / ".join(str(g) for g in grids)
     ax.errorbar(dims, [r["p_stopping"] for r in rows], yerr=[2 * r["p_stopping_stderr"] for r in rows], fmt="o",
                 color="tab:blue", capsize=3, label=f"pderl learned, executed on {executed} dates, plain ± 2 s.e.")
@@ -309,15 +313,13 @@ def figure_fbm_values(rows: list[dict], out: Path):
 
 
 def run(ctx: StageContext) -> StageOutput:
-    import dataclasses
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
 
-    from validation.high_dim_stopping import BASKET_TOLERANCE, build_reference, evaluate_learner
+    from validation.high_dim_stopping import BASKET_TOLERANCE, basket_oracle, build_reference, evaluate_learner
 
     torch.set_num_threads(1)
     settings = QUICK if ctx.quick else FULL
@@ -336,7 +338,7 @@ def run(ctx: StageContext) -> StageOutput:
         if decision_learner is None:  # the decisions figure is at the decision dates: that grid's oracle
             decision_learner = learner
             decision_reference = (reference if learner.config.execution_substeps == 1 else
-                                  build_reference(dataclasses.replace(learner.config, execution_substeps=1)))
+                                  {**reference, "oracle": basket_oracle(learner.config, execution_grid=False)})
     for hurst in settings["hursts"]:
         learner, summary = _train(ctx, FBM_SPEC, f"fbm_{_hurst_key(hurst)}", settings["fbm_steps"],
                                   {**common, "model.hurst": hurst})

@@ -46,6 +46,7 @@ _EXPORTS = {
     "StoppingOracle": "pdecore.oracle",
     "OracleSettings": "pdecore.oracle",
     "bermudan_price": "pdecore.oracle",
+    "rule_value": "pdecore.oracle",
     # the facade function keeps its module path (pdecore.dynkin_oracle.dynkin_oracle): its name is the
     # submodule's, which the import system binds on the package, so it cannot be a top-level export
     "DynkinOracle": "pdecore.dynkin_oracle",

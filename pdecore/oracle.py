@@ -83,7 +83,7 @@ from pdecore.diagnostics import SolverDiagnostics, freeze_arrays
 from pdecore.exceptions import ConvergenceError
 from pdecore.params import AmericanOption, BlackScholes, check_temperature
 
-__all__ = ["OracleSettings", "StoppingOracle", "stopping_oracle", "bermudan_price"]
+__all__ = ["OracleSettings", "StoppingOracle", "stopping_oracle", "bermudan_price", "rule_value"]
 
 _NEWTON_TOL = 1e-14
 _NEWTON_MAX_ITER = 200
@@ -727,6 +727,58 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
         max_iterations=max_iterations, n_steps=n_steps, n_time=n_steps, n_space=n_interior,
         wall_seconds=stats["wall_time_s"]))
     return oracle
+
+
+def rule_value(model: BlackScholes, option: AmericanOption, *, n_steps: int, exercise, spot: float | None = None,
+               nodes_per_std: float | None = None, n_std: float | None = None,
+               settings: OracleSettings | None = None) -> float:
+    """Value at ``spot`` of a given Markov exercise rule on the dates ``t_j = jT/N``, ``j = 0..N``.
+
+    The holder exercises at the first date ``j < N`` where ``exercise(j, S_j)`` holds, else receives
+    ``g(S_T)`` at ``T``. Backward induction on the oracle's grid and quadrature,
+    ``U_N = g``, ``U_j = g`` where the rule exercises and ``e^{−rΔt} E[U_{j+1}]`` elsewhere, so it is exact
+    up to the grid: the rule is read at the nodes (its exercise set resolved to ``h/2``, ``h`` the node
+    spacing; the jump of ``U`` across a boundary is ``g − C``, small for any sensible rule). It scores a
+    rule of the same form as a learned one without Monte Carlo noise; e.g. the decision-date oracle's
+    premium interpolated in time on a finer grid (``validation.high_dim_stopping.interpolation_ceiling``).
+    Checked against the oracle's own ``p_stopping`` and the European price (never exercise).
+
+    Parameters
+    ----------
+    model, option, spot, nodes_per_std, n_std, settings
+        As in :func:`stopping_oracle`.
+    n_steps : int
+        ``N``, the number of steps of the rule's date grid.
+    exercise : callable
+        ``exercise(j, spots) -> bool array`` (the shape of ``spots``) for ``0 ≤ j < N``.
+
+    Returns
+    -------
+    float
+    """
+    n_steps = check_int("n_steps", n_steps, minimum=1, fix="pass the number of steps of the rule's dates, e.g. 1000")
+    if not callable(exercise):
+        raise ValueError(f"exercise must be a callable exercise(j, spots) -> bool array, got {exercise!r}; "
+                         "pass e.g. lambda j, s: s <= 30.0")
+    n_steps, _, _, spot, nodes_per_std, n_std = _validate(
+        model, option, n_steps, n_steps / option.maturity, 0.0, spot, nodes_per_std, n_std, settings)
+    grid = _build_grid(model, option, spot, option.maturity / n_steps, nodes_per_std, n_std)
+    spots = np.exp(grid.y_interior)
+    payoff = option.payoff(spots)
+    # U_N = g with its kink at the strike as an exact piece (as in the oracle's recursion)
+    padded_spots = np.exp(grid.y)
+    payoff_ext = option.strike - padded_spots if option.kind == "put" else padded_spots - option.strike
+    base = np.zeros_like(grid.y) if option.kind == "put" else payoff_ext.copy()
+    next_values = Piecewise(base, [(math.log(option.strike), 1.0 if option.kind == "put" else -1.0, payoff_ext)])
+    for j in range(n_steps - 1, -1, -1):
+        continuation = expectation(grid, next_values)
+        decision = np.asarray(exercise(j, spots), dtype=bool)
+        if decision.shape != spots.shape:
+            raise ValueError(f"exercise({j}, spots) returned shape {decision.shape} for spots of shape "
+                             f"{spots.shape}; return one boolean per spot")
+        values = np.where(decision, payoff, continuation)
+        next_values = Piecewise(pad_linear(grid, values))
+    return float(values[np.argmin(np.abs(grid.y_interior - math.log(spot)))])
 
 
 def bermudan_price(model: BlackScholes, option: AmericanOption, *, n_steps: int, spot: float | None = None,

@@ -78,6 +78,45 @@ def basket_oracle(config, *, execution_grid: bool = True):
                            temperature=config.temperature, spot=spot)
 
 
+def interpolation_ceiling(config, *, training_substeps: int = 1) -> float:
+    """The basket price of the learner's execution rule if its networks were exact (no Monte Carlo).
+
+    The learner's rule on the execution grid (``L·m`` dates, ``m = execution_substeps``) is the premium
+    interpolated in time between decision dates, ``(1 − a) w_l + a w_{l+1} ≤ 0`` with ``w_L = 0``
+    (:meth:`rl.stopping.high_dim.HighDimStoppingLearner.exercise`). Here ``w_l = V_l − g`` is the 1-D
+    oracle's own premium at the decision dates, so the value is the most that rule form can reach, scored
+    exactly on the 1-D equivalent by :func:`pdecore.oracle.rule_value`. The oracle is that of the
+    decision dates (``training_substeps = 1``: a Bermudan-type premium, as the learner is trained) or of
+    a grid ``training_substeps`` times finer (κ scaled alike), read at the decision dates: what networks
+    trained on that finer grid would carry.
+    """
+    from pdecore.basket import paper_equivalent
+    from pdecore.oracle import rule_value, stopping_oracle
+
+    if config.problem != "basket":
+        raise ValueError(f"interpolation_ceiling needs problem='basket' (a 1-D equivalent), got "
+                         f"problem={config.problem!r}; the fBm has no PDE oracle")
+    model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
+    n_dates, m = config.n_dates, config.execution_substeps
+    oracle = stopping_oracle(model, option, n_steps=n_dates * training_substeps,
+                             penalty=config.penalty * training_substeps, temperature=config.temperature, spot=spot)
+    premiums: dict[int, np.ndarray] = {}
+
+    def premium(l: int, spots: np.ndarray) -> np.ndarray:
+        if l == n_dates:
+            return np.zeros_like(spots)
+        if l not in premiums:  # the rule is asked at the same grid nodes every date
+            premiums[l] = oracle.value(l * training_substeps, spots) - option.payoff(spots)
+        return premiums[l]
+
+    def exercise(j: int, spots: np.ndarray) -> np.ndarray:
+        l, k = divmod(j, m)
+        a = k / m
+        return (1.0 - a) * premium(l, spots) + a * premium(l + 1, spots) <= 0.0
+
+    return rule_value(model, option, n_steps=n_dates * m, exercise=exercise, spot=spot)
+
+
 def build_reference(config) -> dict:
     """The learner's reference (a plain dict): basket → ``price`` = the American price of the 1-D
     equivalent, with the European price, the Bermudan price on the decision dates (and, with

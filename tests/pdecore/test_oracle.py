@@ -15,7 +15,7 @@ from pdecore import AmericanOption, BlackScholes, bs_price
 from pdecore._kernels.oracle import discounted_correlate, solve_penalty_step
 from pdecore._reference.oracle import (discounted_correlate_reference, neg_entropy,
                                        solve_penalty_step_reference, stopping_oracle_reference)
-from pdecore.oracle import StoppingOracle, bermudan_price, stopping_oracle
+from pdecore.oracle import StoppingOracle, bermudan_price, rule_value, stopping_oracle
 from validation.reference_data import spec_value
 
 MODEL = BlackScholes(volatility=0.4, rate=0.06)
@@ -414,3 +414,38 @@ def test_oracle_huge_step_count_is_a_budget_refusal(monkeypatch):
     for n_steps in (1e300, 10**400):
         with pytest.raises(ValueError, match="n_steps=.*(memory|take at least)"):
             stopping_oracle(model, option, n_steps=n_steps, penalty=1.0, temperature=1.0)
+
+
+# ---------------------------------------------------------------------------- rule_value
+RULE_MODEL = BlackScholes(volatility=0.4, rate=0.06, dividend=0.0)
+RULE_PUT = AmericanOption("put", 40.0, 1.0)
+
+
+def test_rule_value_of_the_oracles_rule_is_its_p_stopping():
+    oracle = stopping_oracle(RULE_MODEL, RULE_PUT, n_steps=50, penalty=10.0, temperature=1.0, spot=40.0)
+    value = rule_value(RULE_MODEL, RULE_PUT, n_steps=50, exercise=oracle.exercise, spot=40.0)
+    # the rule read at the nodes: its boundary within h/2 (measured 3.5e-5; the jump g − C = d* there)
+    assert value == pytest.approx(oracle.p_stopping, abs=1e-4)
+
+
+def test_rule_value_never_exercising_is_the_european_price():
+    value = rule_value(RULE_MODEL, RULE_PUT, n_steps=40, exercise=lambda j, s: np.zeros(s.shape, bool), spot=36.0)
+    assert value == pytest.approx(bs_price("put", 36.0, 40.0, 1.0, 0.4, 0.06), abs=1e-9)  # measured 1e-12
+
+
+def test_rule_value_of_the_optimal_rule_is_the_bermudan_price():
+    oracle = stopping_oracle(RULE_MODEL, RULE_PUT, n_steps=20, penalty=20.0, temperature=0.0, spot=40.0)
+    value = rule_value(RULE_MODEL, RULE_PUT, n_steps=20, exercise=oracle.exercise, spot=40.0)
+    assert value == pytest.approx(bermudan_price(RULE_MODEL, RULE_PUT, n_steps=20, spot=40.0), abs=2e-5)  # 6e-6
+
+
+def test_rule_value_exercising_at_once_is_the_payoff():
+    value = rule_value(RULE_MODEL, RULE_PUT, n_steps=10, exercise=lambda j, s: np.ones(s.shape, bool), spot=30.0)
+    assert value == pytest.approx(10.0, abs=1e-12)
+
+
+def test_rule_value_refuses_a_rule_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="one boolean per spot"):
+        rule_value(RULE_MODEL, RULE_PUT, n_steps=5, exercise=lambda j, s: True, spot=40.0)
+    with pytest.raises(ValueError, match="exercise must be a callable"):
+        rule_value(RULE_MODEL, RULE_PUT, n_steps=5, exercise=None, spot=40.0)

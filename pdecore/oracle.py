@@ -740,7 +740,7 @@ def rule_value(model: BlackScholes, option: AmericanOption, *, n_steps: int, exe
     up to the grid: the rule is read at the nodes (its exercise set resolved to ``h/2``, ``h`` the node
     spacing; the jump of ``U`` across a boundary is ``g − C``, small for any sensible rule). It scores a
     rule of the same form as a learned one without Monte Carlo noise; e.g. the decision-date oracle's
-    premium interpolated in time on a finer grid (``validation.high_dim_stopping.interpolation_ceiling``).
+    premium interpolated in time on a finer grid (``validation.high_dim_stopping.interpolated_oracle_value``).
     Checked against the oracle's own ``p_stopping`` and the European price (never exercise).
 
     Parameters

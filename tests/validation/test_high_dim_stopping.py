@@ -114,17 +114,17 @@ def test_cli_evaluate_adds_the_dual_upper_bound_for_the_fbm_only(tmp_path, capsy
         experiments.evaluate(basket, dual_paths=16)
 
 
-def test_interpolation_ceiling_is_the_oracles_price_on_the_decision_dates_and_rises_with_a_finer_oracle():
+def test_interpolated_oracle_value_is_the_oracles_price_on_the_decision_dates_and_rises_with_a_finer_oracle():
     from rl.stopping.high_dim_config import HighDimStoppingConfig
-    from validation.high_dim_stopping import basket_oracle, interpolation_ceiling
+    from validation.high_dim_stopping import basket_oracle, interpolated_oracle_value
 
     config = HighDimStoppingConfig(dimension=5, n_dates=10, penalty=10.0)
     # m = 1: the rule is the decision-date oracle's own, scored by the grid recursion
-    assert interpolation_ceiling(config) == pytest.approx(basket_oracle(config).p_stopping, abs=2e-4)
+    assert interpolated_oracle_value(config) == pytest.approx(basket_oracle(config).p_stopping, abs=2e-4)
     fine = HighDimStoppingConfig(dimension=5, n_dates=10, penalty=10.0, execution_substeps=4)
-    executed = interpolation_ceiling(fine)
-    finer_premium = interpolation_ceiling(fine, training_substeps=4)
+    executed = interpolated_oracle_value(fine)
+    finer_premium = interpolated_oracle_value(fine, training_substeps=4)
     # executing between the dates gains; a premium of the finer grid gains more, but never beats that grid's oracle
     assert basket_oracle(config).p_stopping < executed < finer_premium <= basket_oracle(fine).p_stopping + 2e-4
     with pytest.raises(ValueError, match="problem='basket'"):
-        interpolation_ceiling(HighDimStoppingConfig(problem="fbm"))
+        interpolated_oracle_value(HighDimStoppingConfig(problem="fbm"))

@@ -31,6 +31,8 @@ def test_stage_runs_reports_and_flags(tmp_path, monkeypatch):
     assert basket["tolerance"] == 0.005
     assert basket["execution_substeps"] == 2 and basket["antithetic_test_paths"] is True  # quick grid, spec pairs
     assert basket["bermudan_execution_grid"] == pytest.approx(6.5300, abs=2e-4)  # 201 dates
+    # the decision-date premium interpolated on the 201 dates: between the two Bermudan prices
+    assert basket["bermudan"] < basket["interpolated_oracle_value"] < basket["bermudan_execution_grid"]
     fbm = metrics["fbm"]["h030"]
     assert fbm["becker_value"] == 0.370 and fbm["paper_value"] == 0.360
     assert fbm["dual_gap"] >= 0.0 and fbm["dual_upper"] == pytest.approx(fbm["dual_lower"] + fbm["dual_gap"])

@@ -286,8 +286,8 @@ class MarketMakingValueNetwork(nn.Module):
 
         e = torch.zeros_like(r)
         values, slopes = [e], [slope(0, e)]
-        for k in range(nodes):
-            h = float(steps[k])
+        # the step sizes as Python floats in one transfer (one read per node would stall a GPU at every node)
+        for k, h in enumerate(steps.tolist()):
             k1 = slopes[-1]
             k2 = slope(2 * k + 1, e + 0.5 * h * k1)
             k3 = slope(2 * k + 1, e + 0.5 * h * k2)

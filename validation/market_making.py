@@ -298,7 +298,8 @@ def plot_spreads_vs_inventory(learner, reference, t: float, *, option: int = 0, 
         ax.plot(q[:, option], reference.ask_spread(t, q, option=option), "-", color="C3", label="grid ask")
     ax.set_xlabel(f"inventory of option {option} (lots)")
     ax.set_ylabel("mean spread (price units)")
-    ax.set_title(f"spreads vs inventory at t = {t:g} days")
+    which = f"\noption {option}; the other options' inventories at 0" if model.n_options > 1 else ""
+    ax.set_title(f"spreads vs inventory at t = {t:g} days{which}", fontsize=10 if which else None)
     ax.legend(fontsize=7)
     return ax
 
@@ -320,7 +321,9 @@ def plot_spreads_over_time(learner, reference, inventory: int, *, option: int = 
         ax.plot(times, grid_ask, "-", color="C3", label="grid ask")
     ax.set_xlabel("time t (days)")
     ax.set_ylabel("mean spread (price units)")
-    ax.set_title(f"spreads over time at a long inventory q = {inventory} lots")
+    which = f"\nof option {option}; the other options' inventories at 0" if model.n_options > 1 else ""
+    ax.set_title(f"spreads over time at a long inventory q = {inventory} lots{which}",
+                 fontsize=10 if which else None)
     ax.legend(fontsize=7)
     return ax
 

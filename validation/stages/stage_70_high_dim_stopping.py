@@ -170,9 +170,13 @@ def _fbm_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, tolerances: dict):
+def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, tolerances: dict, note: str = ""):
     """Learned basket prices (± 2 s.e., plain and control variate) against d, with the American and
-    Bermudan prices of the 1-D equivalent, the acceptance bands and the paper's and Becker's values."""
+    Bermudan prices of the 1-D equivalent, the acceptance bands and the paper's and Becker's values.
+
+    The y-range holds the references and the acceptance bands; a learned price far below them (quick
+    mode's few training steps) is drawn as an arrow at the lower edge with its value, so that it does not
+    squeeze the references into a line. ``note`` (e.g. the training steps) is written under the title."""
     import matplotlib.pyplot as plt
 
     from validation.high_dim_stopping import paper_values
@@ -208,7 +212,28 @@ def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, toler
     ax.plot(table["dimensions"], table["main"]["becker"], "+", color="tab:purple", ms=9, label="Becker et al.")
     ax.set_xlabel("dimension d (number of assets)")
     ax.set_ylabel("price of the geometric-basket put\n(currency units; basket index G(0) = 100)")
-    ax.set_title("Basket put, d = 40…200 (stopping paper v3, section 5; SPEC section 7)")
+    ax.set_title("Basket put, d = 40…200 (stopping paper v3, section 5; SPEC section 7)"
+                 + (f"\n{note}" if note else ""))
+    widest = max(tolerances.values(), default=0.008)
+    low, high = american * (1.0 - 2.5 * widest), american * (1.0 + 1.5 * widest)
+    learned = {d: [("plain", r["p_stopping"]), ("decision dates", r.get("p_decision_dates")),
+                   ("control variate", r["p_stopping_cv"])] for d, r in zip(dims, rows)}
+    off_scale = {d: [(name, y) for name, y in values if y is not None and not low <= y <= high]
+                 for d, values in learned.items()}
+    if any(off_scale.values()):
+        ax.set_ylim(low, high)
+        for d, values in off_scale.items():
+            groups = ((True, [v for v in values if v[1] < low]), (False, [v for v in values if v[1] > high]))
+            for below, group in groups:
+                if not group:
+                    continue
+                edge = low if below else high
+                text = ("below" if below else "above") + " the scale: " + ", ".join(
+                    f"{name} {y:.3f}" for name, y in group)
+                ax.annotate(text, xy=(d, edge), xytext=(d + 6, edge + (0.06 if below else -0.06) * (high - low)),
+                            ha="left", va="bottom" if below else "top", fontsize=7,
+                            bbox={"boxstyle": "round", "fc": "white", "ec": "grey", "lw": 0.5},
+                            arrowprops={"arrowstyle": "->", "color": "grey"})
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -354,9 +379,11 @@ def run(ctx: StageContext) -> StageOutput:
     if basket_rows:
         references = {"price": decision_reference["price"], "bermudan": decision_reference["bermudan"],
                       "n_dates": decision_learner.config.n_dates}
+        note = ("" if settings["basket_steps"] >= 1000 else
+                f"quick mode: {settings['basket_steps']} training steps (the paper's 1000), far from converged")
         ax = figure_basket_prices(basket_rows, references, ctx.figure_path("high_dim_basket_prices.png"),
                                   tolerances={d: t for d, t in BASKET_TOLERANCE.items()
-                                              if d in settings["dimensions"]})
+                                              if d in settings["dimensions"]}, note=note)
         plt.close(ax.figure)
         worst_agreement, mean_agreement = figure_basket_decisions(
             decision_learner, decision_reference["oracle"], ctx.figure_path("high_dim_basket_decisions.png"),

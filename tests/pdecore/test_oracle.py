@@ -428,9 +428,12 @@ def test_rule_value_of_the_oracles_rule_is_its_p_stopping():
     assert value == pytest.approx(oracle.p_stopping, abs=1e-4)
 
 
-def test_rule_value_never_exercising_is_the_european_price():
-    value = rule_value(RULE_MODEL, RULE_PUT, n_steps=40, exercise=lambda j, s: np.zeros(s.shape, bool), spot=36.0)
-    assert value == pytest.approx(bs_price("put", 36.0, 40.0, 1.0, 0.4, 0.06), abs=1e-9)  # measured 1e-12
+@pytest.mark.parametrize("kind, spot", [("put", 36.0), ("call", 44.0)])
+def test_rule_value_never_exercising_is_the_european_price(kind, spot):
+    model = BlackScholes(volatility=0.4, rate=0.06, dividend=0.02)
+    value = rule_value(model, AmericanOption(kind, 40.0, 1.0), n_steps=40,
+                       exercise=lambda j, s: np.zeros(s.shape, bool), spot=spot)
+    assert value == pytest.approx(bs_price(kind, spot, 40.0, 1.0, 0.4, 0.06, 0.02), abs=1e-9)  # measured 1e-12
 
 
 def test_rule_value_of_the_optimal_rule_is_the_bermudan_price():

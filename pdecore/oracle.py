@@ -469,7 +469,8 @@ class StoppingOracle:
 # Facade
 # ============================================================================================ #
 
-def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, settings=None):
+def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, settings=None, *,
+              budget: bool = True):
     if not isinstance(model, BlackScholes):
         raise ValueError(f"model must be a pdecore.BlackScholes, got {type(model).__name__}; "
                          "pass BlackScholes(volatility=..., rate=..., dividend=...)")
@@ -494,7 +495,8 @@ def _validate(model, option, n_steps, penalty, temperature, spot, nodes_per_std,
     settings = OracleSettings(nodes_per_std=settings.nodes_per_std if nodes_per_std is None else nodes_per_std,
                               n_std=settings.n_std if n_std is None else n_std)
     nodes_per_std, n_std = float(settings.nodes_per_std), float(settings.n_std)
-    _check_budget(model, option, n_steps, spot, nodes_per_std, n_std)
+    if budget:
+        _check_budget(model, option, n_steps, spot, nodes_per_std, n_std)
     ratio = penalty * option.maturity / n_steps
     if ratio > 1.0 + 1e-12:
         raise ValueError(
@@ -761,7 +763,12 @@ def rule_value(model: BlackScholes, option: AmericanOption, *, n_steps: int, exe
         raise ValueError(f"exercise must be a callable exercise(j, spots) -> bool array, got {exercise!r}; "
                          "pass e.g. lambda j, s: s <= 30.0")
     n_steps, _, _, spot, nodes_per_std, n_std = _validate(
-        model, option, n_steps, n_steps / option.maturity, 0.0, spot, nodes_per_std, n_std, settings)
+        model, option, n_steps, n_steps / option.maturity, 0.0, spot, nodes_per_std, n_std, settings, budget=False)
+    # one value array on the grid (not the oracle's six per date): only the work can be out of reach
+    n_nodes, n_pad = _grid_size(model, option, spot, option.maturity / n_steps, nodes_per_std, n_std)
+    check_work(f"rule_value with n_steps={n_steps}, nodes_per_std={nodes_per_std:g}, n_std={n_std:g}",
+               float(n_steps) * n_nodes * (2.0 * n_pad + 1.0), rate=_OPERATIONS_PER_SECOND,
+               fix="pass fewer n_steps or nodes_per_std")
     grid = _build_grid(model, option, spot, option.maturity / n_steps, nodes_per_std, n_std)
     spots = np.exp(grid.y_interior)
     payoff = option.payoff(spots)

@@ -452,3 +452,8 @@ def test_rule_value_refuses_a_rule_of_the_wrong_shape():
         rule_value(RULE_MODEL, RULE_PUT, n_steps=5, exercise=lambda j, s: True, spot=40.0)
     with pytest.raises(ValueError, match="exercise must be a callable"):
         rule_value(RULE_MODEL, RULE_PUT, n_steps=5, exercise=None, spot=40.0)
+
+
+def test_rule_value_refuses_a_grid_past_the_work_budget_before_any_work():
+    with pytest.raises(ValueError, match="rule_value with n_steps=10000000.*pass fewer n_steps"):
+        rule_value(RULE_MODEL, RULE_PUT, n_steps=10**7, exercise=lambda j, s: np.zeros(s.shape, bool), spot=40.0)

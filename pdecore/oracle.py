@@ -584,6 +584,15 @@ def stopping_oracle(model: BlackScholes, option: AmericanOption, *, n_steps: int
                                execution_prices=True)
 
 
+def _payoff_piecewise(y: np.ndarray, option: AmericanOption) -> Piecewise:
+    """The payoff on the padded grid ``y`` with its kink at the strike as an exact piece:
+    ``g = A + sign 1{y ≤ log K} g_ext`` (put: ``A = 0``, sign +1; call: ``A = g_ext``, sign −1)."""
+    spots = np.exp(y)
+    payoff_ext = option.strike - spots if option.kind == "put" else spots - option.strike
+    base = np.zeros_like(y) if option.kind == "put" else payoff_ext.copy()
+    return Piecewise(base, [(math.log(option.strike), 1.0 if option.kind == "put" else -1.0, payoff_ext)])
+
+
 def _backward_recursion(model, option, n_steps, penalty, temperature, spot, nodes_per_std, n_std, *,
                         execution_prices: bool) -> StoppingOracle:
     """The recursion of :func:`stopping_oracle` on validated inputs.
@@ -608,11 +617,6 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     payoff = np.maximum(payoff_ext, 0.0)
     in_the_money_sign = 1.0 if kind == "put" else -1.0  # ITM = {y ≤ log K} for the put
 
-    def payoff_function() -> Piecewise:
-        # g = A + sign 1{y ≤ log K} g_ext: put A = 0, sign +1; call A = g_ext, sign −1.
-        base = np.zeros_like(y) if kind == "put" else payoff_ext.copy()
-        return Piecewise(base, [(log_strike, in_the_money_sign, payoff_ext)])
-
     n_interior = y.size - 2 * grid.n_pad
     interior = grid.interior
     values = np.empty((n_steps + 1, n_interior))
@@ -630,7 +634,7 @@ def _backward_recursion(model, option, n_steps, penalty, temperature, spot, node
     # Extent of the bump ρ in units of λ/κ (see _bump_extent).
     bump_extent = _bump_extent(effective_penalty, temperature, dt) if temperature > 0.0 else None
 
-    v_next, u_next, w_next = payoff_function(), payoff_function(), payoff_function()
+    v_next, u_next, w_next = (_payoff_piecewise(y, option) for _ in range(3))
     with np.errstate(under="ignore"):
         for l in range(n_steps - 1, -1, -1):
             # 2. continuation values of the three recursions (smooth, extended onto the pads)
@@ -772,11 +776,7 @@ def rule_value(model: BlackScholes, option: AmericanOption, *, n_steps: int, exe
     grid = _build_grid(model, option, spot, option.maturity / n_steps, nodes_per_std, n_std)
     spots = np.exp(grid.y_interior)
     payoff = option.payoff(spots)
-    # U_N = g with its kink at the strike as an exact piece (as in the oracle's recursion)
-    padded_spots = np.exp(grid.y)
-    payoff_ext = option.strike - padded_spots if option.kind == "put" else padded_spots - option.strike
-    base = np.zeros_like(grid.y) if option.kind == "put" else payoff_ext.copy()
-    next_values = Piecewise(base, [(math.log(option.strike), 1.0 if option.kind == "put" else -1.0, payoff_ext)])
+    next_values = _payoff_piecewise(grid.y, option)  # U_N = g, its kink at the strike an exact piece
     for j in range(n_steps - 1, -1, -1):
         continuation = expectation(grid, next_values)
         decision = np.asarray(exercise(j, spots), dtype=bool)

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdecore.checks import check_int
+
 DATA_FILE = Path(__file__).parent / "data" / "high_dim_stopping.json"
 #: Acceptance tolerances of issue 17 (relative for the basket, relative-or-absolute for the fBm).
 BASKET_TOLERANCE = {40: 0.005, 200: 0.008}
@@ -88,10 +90,11 @@ def interpolated_oracle_value(config, *, training_substeps: int = 1) -> float:
     :func:`pdecore.oracle.rule_value`: what the rule form gives with exact networks. Its gap to the
     execution grid's Bermudan price is the rule form's limit, not learning error (at d = 40, main case:
     6.5233 against 6.5422; a learned premium, smoother than the oracle's, can score a little above it;
-    ``docs/high_dim_stopping.md``). The oracle is that of the
-    decision dates (``training_substeps = 1``: a Bermudan-type premium, as the learner is trained) or of
-    a grid ``training_substeps`` times finer (κ scaled alike), read at the decision dates: what networks
-    trained on that finer grid would carry.
+    ``docs/high_dim_stopping.md``).
+
+    The oracle is that of the decision dates (``training_substeps = 1``: a Bermudan-type premium, as the
+    learner is trained) or of a grid ``training_substeps`` times finer (κ scaled alike), read at the
+    decision dates: what networks trained on that finer grid would carry.
     """
     from pdecore.basket import paper_equivalent
     from pdecore.oracle import rule_value, stopping_oracle
@@ -99,6 +102,8 @@ def interpolated_oracle_value(config, *, training_substeps: int = 1) -> float:
     if config.problem != "basket":
         raise ValueError(f"interpolated_oracle_value needs problem='basket' (a 1-D equivalent), got "
                          f"problem={config.problem!r}; the fBm has no PDE oracle")
+    training_substeps = check_int("training_substeps", training_substeps, minimum=1,
+                                  fix="pass 1 (the decision dates' premium) or a finer grid's factor, e.g. 2")
     model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
     n_dates, m = config.n_dates, config.execution_substeps
     oracle = stopping_oracle(model, option, n_steps=n_dates * training_substeps,

@@ -128,3 +128,5 @@ def test_interpolated_oracle_value_is_the_oracles_price_on_the_decision_dates_an
     assert basket_oracle(config).p_stopping < executed < finer_premium <= basket_oracle(fine).p_stopping + 2e-4
     with pytest.raises(ValueError, match="problem='basket'"):
         interpolated_oracle_value(HighDimStoppingConfig(problem="fbm"))
+    with pytest.raises(ValueError, match="training_substeps"):
+        interpolated_oracle_value(config, training_substeps=0)

@@ -96,18 +96,19 @@ def interpolated_oracle_value(config, *, training_substeps: int = 1) -> float:
     learner is trained) or of a grid ``training_substeps`` times finer (κ scaled alike), read at the
     decision dates: what networks trained on that finer grid would carry.
     """
-    from pdecore.basket import paper_equivalent
-    from pdecore.oracle import rule_value, stopping_oracle
+    import dataclasses
+
+    from pdecore.oracle import rule_value
 
     if config.problem != "basket":
         raise ValueError(f"interpolated_oracle_value needs problem='basket' (a 1-D equivalent), got "
                          f"problem={config.problem!r}; the fBm has no PDE oracle")
     training_substeps = check_int("training_substeps", training_substeps, minimum=1,
                                   fix="pass 1 (the decision dates' premium) or a finer grid's factor, e.g. 2")
-    model, option, spot = paper_equivalent(config.dimension, config.case, config.correlation)
     n_dates, m = config.n_dates, config.execution_substeps
-    oracle = stopping_oracle(model, option, n_steps=n_dates * training_substeps,
-                             penalty=config.penalty * training_substeps, temperature=config.temperature, spot=spot)
+    # the oracle on the decision dates, or on a grid training_substeps times finer (κ scaled alike)
+    oracle = basket_oracle(dataclasses.replace(config, execution_substeps=training_substeps))
+    model, option, spot = oracle.model, oracle.option, oracle.spot
     premiums: dict[int, np.ndarray] = {}
 
     def premium(l: int, spots: np.ndarray) -> np.ndarray:

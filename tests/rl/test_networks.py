@@ -156,3 +156,34 @@ def test_shared_input_networks_are_not_stacked_as_replicas():
 
     with pytest.raises(ValueError, match="shared input layer"):
         stack_networks([BatchedValueNetwork(2, hidden=3, shared_input=True)] * 2)
+
+
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_blocks_of_nets_compute_what_the_whole_computes(monkeypatch, shared_input):
+    """Large inputs run through the layers in blocks of nets (rl.networks.NET_BLOCK_FLOATS): outputs,
+    gradients, running statistics and calibration are those of one pass over all nets."""
+    import copy
+
+    import rl.networks as networks
+
+    generator = torch.Generator().manual_seed(7)
+    whole = BatchedValueNetwork(5, hidden=6, generator=generator, shared_input=shared_input)
+    blocked = copy.deepcopy(whole)
+    x = torch.randn(5, 2, 64, generator=generator) * 2.0 + 3.0
+    x[0] = torch.tensor([40.0, 0.0])[:, None]  # a point-mass date, as date 0 of the stopping paths
+    whole(x).square().sum().backward()
+    monkeypatch.setattr(networks, "NET_BLOCK_FLOATS", 2 * 6 * 64)  # blocks of 2 nets: 2 + 2 + 1
+    blocked(x).square().sum().backward()
+    for (name, a), (_, b) in zip(whole.named_parameters(), blocked.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)  # as test_gradients_match_loop
+    for (name, a), (_, b) in zip(whole.named_buffers(), blocked.named_buffers()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+    monkeypatch.setattr(networks, "NET_BLOCK_FLOATS", 2**30)
+    calibrated_whole = whole.calibrate(x)
+    monkeypatch.setattr(networks, "NET_BLOCK_FLOATS", 2 * 6 * 64)
+    calibrated_blocked = blocked.calibrate(x)
+    torch.testing.assert_close(calibrated_blocked, calibrated_whole, rtol=1e-6, atol=1e-6)
+    for (name, a), (_, b) in zip(whole.named_buffers(), blocked.named_buffers()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(blocked(x), whole(x), rtol=1e-6, atol=1e-6)

@@ -36,13 +36,12 @@ from pdecore.checks import check_int
 
 SMALL_FAN_IN = 2  # inner dimensions up to this are computed elementwise instead of by a batched matmul
 # Largest activation (floats) computed in one piece. The nets are independent, so a large input runs
-# through the layers in blocks of nets (one net at least), each block's activations about 1 MiB. Why:
-# glibc maps a tensor of several MiB afresh at each operation and pays a page fault per 4 KiB on every
-# use (1 thread: ReLU at 2.3 ns per element on 17 M floats, 0.1 ns on 1 M), and 1 MiB blocks stay in
-# the core's L2 cache. Measured at the paper's shapes (L = 50, hidden 21, batch 1024, compiled, 1
-# thread; benchmarks/bench_stopping_studies.py): a training step 11.3 → 8.5 ms (TD(0)), 12.8 → 9.3
-# (ML), 9.4 → 7.1 (Dong), against 2^20-float blocks 11.9 (TD(0)) and 2^17 10.9 (ML); an evaluation on
-# 2^14 test paths 0.67 → 0.23 s and on 2^18 5.5 → 1.9 s.
+# through the layers in blocks of nets (one net at least), each block's activations about 1 MiB, which
+# stay in the core's L2 cache. Measured at the paper's shapes (L = 50, hidden 21, batch 1024, compiled,
+# 1 thread, glibc tuned as rl.trainer.reduce_allocation_overhead does for every run; three interleaved
+# rounds, fresh processes): a training step 8.8 → 8.1 ms (TD(0)), 9.8 → 8.9 ms (ML); an evaluation on
+# 2^14 test paths 0.27 → 0.20 s, on 2^18 2.0 → 1.45 s. Without that tuning glibc maps multi-MiB
+# tensors afresh at many operations (a page fault per 4 KiB), and whole-tensor evaluation is 3× slower.
 NET_BLOCK_FLOATS = 2**18
 CONSTANT_CHANNEL_RTOL = 1e-10  # variance / (mean² + 1) below which a calibrated channel counts as constant
 

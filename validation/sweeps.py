@@ -91,6 +91,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,10 @@ LABELS = {
 
 #: Longest run-folder name kept readable (longer names are cut and hashed; most filesystems allow 255 bytes).
 MAX_NAME = 100
+#: Distinct warnings kept per run (each cut to MAX_WARNING_CHARS): a run's warnings travel back to the client
+#: and are reported once per message for the whole sweep instead of once per run and worker on stderr.
+MAX_RUN_WARNINGS = 20
+MAX_WARNING_CHARS = 500
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 RESULTS_NAME, SUMMARY_NAME, FIGURE_NAME, RECORD_NAME = "results.csv", "summary.csv", "sweep.png", "sweep.json"
@@ -405,14 +410,40 @@ def run_point(spec: dict, run_dir: str, evaluate: bool = False) -> dict:
     dict
         ``ok``, ``computed`` (False when the run was already finished on disk), ``summary`` (the
         run's ``summary.json``), ``evaluation`` (:func:`validation.experiments.evaluate`'s mapping or
-        None), ``worker`` (host:pid) and ``wall`` (seconds of this call).
+        None), ``worker`` (host:pid), ``wall`` (seconds of this call) and ``warnings`` (the distinct
+        warnings the run raised, :func:`distinct_warnings`; the client reports them once per message
+        for the whole sweep, not once per run on the workers' stderr).
     """
     import socket
-    import traceback
 
     started = time.perf_counter()
     path = Path(run_dir)
     outcome = {"ok": True, "computed": False, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every run records its own, even one the worker showed before
+        _run_point(spec, path, evaluate, outcome)
+    outcome["warnings"] = distinct_warnings(caught)
+    outcome["wall"] = time.perf_counter() - started
+    return outcome
+
+
+def distinct_warnings(caught) -> list[str]:
+    """``"Category: message"`` of each distinct warning in ``caught`` (``warnings.WarningMessage`` objects),
+    in first-seen order, at most :data:`MAX_RUN_WARNINGS`, each at most :data:`MAX_WARNING_CHARS` long."""
+    seen: list[str] = []
+    for item in caught:
+        text = f"{item.category.__name__}: {item.message}".strip()[:MAX_WARNING_CHARS]
+        if text not in seen:
+            seen.append(text)
+        if len(seen) == MAX_RUN_WARNINGS:
+            break
+    return seen
+
+
+def _run_point(spec: dict, path: Path, evaluate: bool, outcome: dict) -> None:
+    """:func:`run_point`'s work: fills ``outcome``; an error is recorded in it, never raised."""
+    import traceback
+
     try:
         _limit_threads()
         if not _run_is_finished(path, spec, evaluate=False):
@@ -436,8 +467,6 @@ def run_point(spec: dict, run_dir: str, evaluate: bool = False) -> dict:
     except Exception as exc:  # reported to the client, retried there
         outcome.update(ok=False, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
                        traceback="".join(traceback.format_exception(exc))[-4000:])
-    outcome["wall"] = time.perf_counter() - started
-    return outcome
 
 
 def _recorded_spec(run_dir: Path):
@@ -616,7 +645,8 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
         atomic_write_json(out / RECORD_NAME, record)
         evaluate = sweep.options["evaluate"]
         states = {p.name: {"name": p.name, "overrides": p.overrides, "status": "pending", "computed": False,
-                           "attempts": 0, "errors": [], "summary": None, "evaluation": None} for p in sweep.points}
+                           "attempts": 0, "errors": [], "warnings": [], "summary": None, "evaluation": None}
+                  for p in sweep.points}
         todo = []
         for point in sweep.points:
             run_dir = runs_dir / point.name
@@ -644,7 +674,8 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
                         for r in runs if r["status"] != "completed"]
             result = SweepResult(out=out, runs=runs, failures=failures, seconds=time.perf_counter() - started,
                                  scheduler=address, workers=n_workers)
-            result.files, result.warnings = write_outputs(sweep, result)
+            result.files, output_warnings = write_outputs(sweep, result)
+            result.warnings = run_warnings(runs) + output_warnings
             interrupted = sys.exc_info()[0] is not None  # Ctrl-C or a lost scheduler: the runs not done are listed
             record.update(status="interrupted" if interrupted else "completed" if not failures else "failed",
                           scheduler=address, workers=n_workers,
@@ -652,6 +683,17 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
                           runs=[{k: v for k, v in r.items() if k not in ("summary", "evaluation")} for r in runs])
             atomic_write_json(out / RECORD_NAME, record)
     return result
+
+
+def run_warnings(runs: list) -> list[str]:
+    """One line per distinct warning of the runs computed in this call: ``"N of M runs: Category: message"``
+    (M the runs computed), in first-seen order; runs reused from an earlier call raised none now."""
+    computed = [run for run in runs if run.get("computed") or run.get("status") == "failed"]
+    counts: dict[str, int] = {}
+    for run in computed:
+        for text in run.get("warnings", []):
+            counts[text] = counts.get(text, 0) + 1
+    return [f"{count} of {len(computed)} runs: {text}" for text, count in counts.items()]
 
 
 def _read_finished(run_dir: Path, evaluate: bool) -> dict:
@@ -696,6 +738,7 @@ def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, connect
                 outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
             finally:
                 future.release()
+            state["warnings"] = outcome.get("warnings", [])
             if outcome["ok"]:
                 state.update(status="completed", computed=outcome["computed"], summary=outcome["summary"],
                              evaluation=outcome["evaluation"], worker=outcome["worker"])

@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+import warnings as warnings_module
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,30 @@ def test_learning_curves_average_metrics_jsonl_over_seeds(tmp_path):
     assert float(dong["eval/rel_error_stopping_mean"]) == pytest.approx(1 / 101 + 0.0005)
     assert float(td0["eval/rel_error_stopping_sd"]) == pytest.approx(0.001)
     assert files["curves_figure"].name == "curves.png" and files["curves_figure"].stat().st_size > 10_000
+
+
+def test_a_runs_warnings_come_back_with_it_and_are_reported_once_per_message(tmp_path):
+    """λ = 5 makes the ½-rule unable to exercise (ExerciseWarning): the worker's function returns the
+    warning with the run instead of printing it, and the sweep reports each message once with its count."""
+    from rl.stopping.config import ExerciseWarning
+
+    sweep = load_sweep(tiny_sweep({"train.temperature": [1.0, 5.0]}))
+    outcomes = {}
+    for point in sweep.points:
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("error", ExerciseWarning)  # nothing may escape run_point
+            outcomes[point.overrides["train.temperature"]] = sweeps.run_point(point.spec, str(tmp_path / point.name))
+    assert all(outcome["ok"] for outcome in outcomes.values())
+    assert not any("ExerciseWarning" in text for text in outcomes[1.0]["warnings"])
+    exercise = [text for text in outcomes[5.0]["warnings"] if text.startswith("ExerciseWarning: temperature λ=5")]
+    assert len(exercise) == 1  # raised several times in the run (spec, config, learner): kept once
+    runs = [{"computed": True, "status": "completed", "warnings": outcomes[1.0]["warnings"]},
+            {"computed": True, "status": "completed", "warnings": outcomes[5.0]["warnings"]},
+            {"computed": True, "status": "completed", "warnings": [exercise[0]]},
+            {"computed": False, "status": "completed", "warnings": [exercise[0]]}]  # reused: not counted
+    assert f"2 of 3 runs: {exercise[0]}" in sweeps.run_warnings(runs)
+    many = [warnings_module.WarningMessage(f"message {i}", UserWarning, "f.py", 1) for i in range(50)]
+    assert sweeps.distinct_warnings(many + many) == [f"UserWarning: message {i}" for i in range(sweeps.MAX_RUN_WARNINGS)]
 
 
 # ====================================================================== on a cluster

@@ -41,6 +41,9 @@ machine). See docs/stopping_studies.md for the table; summary:
   ~10 ms per TD(0) step. At that rate the 1.54 M steps are about 15 000 core-seconds, i.e. about 2.1 h
   on 2 cores before evaluations and compilation (2.5–3 h with them): the ≤ 1 hour target of issue 14
   is **not** met on 2 CPU cores by this implementation; see docs/stopping_studies.md.
+* the sweeps themselves, measured end to end after the networks ran in cache-sized blocks (commit
+  0f1ebf0): figure 5 in 32.5 min, figure 6 in 45.6 min, the four ≈ 2.5 h with figures 4 and 9 scaled
+  from figure 5 (docs/stopping_studies.md, section 4). Those measurements replace this estimate.
 """
 
 from __future__ import annotations

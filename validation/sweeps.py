@@ -860,11 +860,11 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
     """``sweep.png``: one panel per metric, mean ± 1 s.d. over seeds against the ``x`` key.
 
     Lines are the combinations of the other group keys; a numeric x with positive values spanning
-    two decades or more gets a log axis. ``floors`` maps a plotted metric column to the column of its
-    floor (``[sweep] floors``), drawn dashed on the metric's panel as its mean over seeds at each x:
-    once, grey, labelled :data:`FLOOR_LABEL`, when every line has the same floor (the oracle's floor
-    depends on κ and λ, not on the learner), else once per line in the line's colour. Nothing is
-    drawn (None) without completed runs or metrics.
+    two decades or more gets a log axis, and so do positive means spanning two decades. ``floors``
+    maps a plotted metric column to the column of its floor (``[sweep] floors``), drawn dashed on the
+    metric's panel as its mean over seeds at each x, each distinct floor once (:func:`_draw_floors`:
+    the oracle's floor depends on κ and λ, not on the learner). One legend below the panels. Nothing
+    is drawn (None) without completed runs or metrics.
     """
     floors = dict(floors or {})
     group = sweep.group
@@ -882,8 +882,10 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
         if x_key else ['"all runs"']
     numeric = x_key is not None and all(_numeric(s) for s in x_values)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False)
+    legend = False
     for ax, metric in zip(axes[0], metrics):
         floor_lines: list[tuple] = []
+        drawn: list[float] = []
         lines: dict[tuple, list[dict]] = {}
         for row in rows:
             lines.setdefault(tuple(json.dumps(row[o]) for o in others), []).append(row)
@@ -898,6 +900,7 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
             label = ", ".join(f"{o.rpartition('.')[2]}={json.loads(k)}" for o, k in zip(others, line_key)) or None
             # error bars as well as the band: a band over a single x (one grid point) has no width
             line = ax.errorbar(xs, mean, yerr=sd, marker="o", capsize=3, label=label).lines[0]
+            drawn.extend(mean)
             ax.fill_between(xs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=line.get_color(), alpha=0.2, linewidth=0)
             if metric in floors:
@@ -905,6 +908,7 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
                                 if math.isfinite(r[f"{floors[metric]}_mean"])]
                 floor_lines.append((floor_points, line.get_color(), label))
         _draw_floors(ax, floor_lines)
+        _log_scale_if_wide(ax, drawn)
         if numeric:
             positives = [float(json.loads(s)) for s in x_values]
             if min(positives) > 0 and max(positives) / min(positives) >= 100:
@@ -916,31 +920,73 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
         ax.set_ylabel(_label(metric))
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-        if len(lines) > 1 or floor_lines:
-            ax.legend(fontsize=8)
+        legend = legend or len(lines) > 1 or bool(floor_lines)
     counts = sorted({r["n"] for r in rows if r["n"]})
     fig.suptitle(f"{Path(sweep.source).name}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=110)
+    if legend:
+        _figure_legend(fig, axes[0], fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": the legend below the panels is kept
     plt.close(fig)
     return path
 
 
-def _draw_floors(ax, floor_lines: list[tuple]) -> None:
-    """Dashed floors on a panel: one grey line when every line's floor is the same, else one per line."""
-    floor_lines = [entry for entry in floor_lines if entry[0]]
-    if not floor_lines:
+def _log_scale_if_wide(ax, values: list[float]) -> None:
+    """A log y-axis when the plotted means are all positive and span two decades or more (figure 6: Dong
+    at lr 0.1 is 50 % off, the others a fraction of a percent, which a linear axis flattens to zero)."""
+    positives = [v for v in values if v > 0]
+    if positives and len(positives) == len(values) and max(positives) / min(positives) >= 100:
+        ax.set_yscale("log")
+
+
+def _figure_legend(fig, axes, *, fontsize: float) -> None:
+    """One legend for all panels, below them: every panel draws the same lines, and a legend inside a
+    panel hides its data (figure 6's eight lines and four floors covered half of each panel)."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if not entries:
         return
-    first = floor_lines[0][0]
-    shared = all(len(points) == len(first) and all(
-        xa == xb and math.isclose(ya, yb, rel_tol=1e-9, abs_tol=1e-15) for (xa, ya), (xb, yb) in zip(points, first))
-        for points, _, _ in floor_lines)
-    if shared:
-        floor_lines = [(first, "0.35", None)]
-    for points, color, label in floor_lines:
+    width = fig.get_size_inches()[0]
+    longest = max(len(label) for label in entries)
+    columns = max(1, min(len(entries), int(width / (0.075 * fontsize / 8 * longest + 0.5))))
+    fig.legend(list(entries.values()), list(entries), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=columns, fontsize=fontsize, frameon=False)
+
+
+def _draw_floors(ax, floor_lines: list[tuple]) -> None:
+    """Dashed floors on a panel, each distinct floor once: one grey line labelled :data:`FLOOR_LABEL` when
+    every line's floor is the same; a line's own floor in its colour; a floor several (not all) lines
+    share in a grey, labelled with what those lines have in common (figure 6: Dong's and TD(0)'s floors at
+    the same λ are the same oracle's, drawn once per λ instead of once per learner)."""
+    floor_lines = [entry for entry in floor_lines if entry[0]]
+    groups: list[list[tuple]] = []
+    for entry in floor_lines:
+        group = next((g for g in groups if _same_points(g[0][0], entry[0])), None)
+        if group is None:
+            groups.append([entry])
+        else:
+            group.append(entry)
+    greys = iter(("0.35", "0.55", "0.7") * len(groups))
+    for group in groups:
+        points, color, label = group[0]
+        if len(groups) == 1:  # every line's floor is the same
+            color, text = "0.35", FLOOR_LABEL
+        elif len(group) == 1:
+            text = FLOOR_LABEL if label is None else f"{label}: {FLOOR_LABEL}"
+        else:
+            parts = [part for part in (label or "").split(", ")
+                     if all(part in (other or "").split(", ") for _, _, other in group)]
+            color, text = next(greys), f"{', '.join(parts)}: {FLOOR_LABEL}" if parts else FLOOR_LABEL
         ax.plot([x for x, _ in points], [y for _, y in points], linestyle="--", color=color, linewidth=1.3,
-                marker="_", label=FLOOR_LABEL if label is None else f"{label}: {FLOOR_LABEL}")
+                marker="_", label=text)
+
+
+def _same_points(first: list[tuple], other: list[tuple]) -> bool:
+    return len(first) == len(other) and all(
+        xa == xb and math.isclose(ya, yb, rel_tol=1e-9, abs_tol=1e-15) for (xa, ya), (xb, yb) in zip(first, other))
 
 
 def _numeric(text: str) -> bool:
@@ -1057,8 +1103,8 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
 
     group = sweep.group
     n_lines = len({tuple(json.dumps(row[g]) for g in group) for row in rows})
-    many = n_lines > 8  # e.g. the Dynkin grid's 24 (algorithm, λ, lr): legend beside the panel, 12 colours × styles
-    fig, axes = plt.subplots(1, len(metrics), figsize=((8.8 if many else 5.4) * len(metrics), 4.0), squeeze=False)
+    many = n_lines > 8  # e.g. the Dynkin grid's 24 (algorithm, λ, lr): 12 colours × 4 line styles
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.4 * len(metrics), 4.0), squeeze=False)
     palette = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2][:2]  # 12 distinct colours
     for ax, metric in zip(axes[0], metrics):
         lines: dict[tuple, list[dict]] = {}
@@ -1078,22 +1124,18 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
             ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                             color=line.get_color(), alpha=0.2, linewidth=0)
             drawn.extend(mean)
-        positives = [v for v in drawn if v > 0]
-        if positives and len(positives) == len(drawn) and max(positives) / min(positives) >= 100:
-            ax.set_yscale("log")
+        _log_scale_if_wide(ax, drawn)
         ax.set_xlabel("training steps")
         ax.set_ylabel(_label(metric))
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-        if many:
-            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        elif len(lines) > 1:
-            ax.legend(fontsize=7)
     counts = sorted({r[f"{m}_n"] for r in rows for m in metrics if r[f"{m}_n"]})
     fig.suptitle(f"{Path(sweep.source).name}: learning curves, mean ± 1 s.d. over seeds "
                  f"(n = {', '.join(map(str, counts))})", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": a legend beside a panel is kept
+    if n_lines > 1:
+        _figure_legend(fig, axes[0], fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": the legend below the panels is kept
     plt.close(fig)
     return path
 

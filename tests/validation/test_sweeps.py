@@ -201,6 +201,44 @@ def test_floors_are_aggregated_and_drawn_once_when_shared(tmp_path):
     plt.close(fig)
 
 
+def test_floors_shared_by_some_lines_are_drawn_once_and_the_legend_sits_below_the_panels(tmp_path, monkeypatch):
+    """Figure 6: Dong's and TD(0)'s floors at the same λ are one oracle's, drawn once per λ in grey and
+    labelled with what the lines share; one legend for the figure, none inside a panel (it hid the data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    low, high = [(0.01, 0.002), (0.1, 0.002)], [(0.01, 0.004), (0.1, 0.004)]
+    sweeps._draw_floors(ax, [(low, "C0", "algorithm=dong, temperature=1.0"), (high, "C1", "algorithm=dong, temperature=0.001"),
+                             (low, "C2", "algorithm=td0, temperature=1.0"), (high, "C3", "algorithm=td0, temperature=0.001")])
+    assert [line.get_label() for line in ax.lines] == [f"temperature=1.0: {sweeps.FLOOR_LABEL}",
+                                                       f"temperature=0.001: {sweeps.FLOOR_LABEL}"]
+    assert all(line.get_linestyle() == "--" and line.get_color() not in ("C0", "C1") for line in ax.lines)
+    plt.close(fig)
+
+    sweep = load_sweep({"base": BASE, "grid": {"train.algorithm,train.steps": [["ml", 3], ["td0", 5]],
+                                               "train.penalty": [1, 10], "train.seed": [0, 1]},
+                        "sweep": {"x": "train.penalty", "metrics": ["evaluate/p_stopping_error"],
+                                  "floors": {"evaluate/p_stopping_error": "evaluate/oracle_floor_stopping"}}})
+    result = sweeps.SweepResult(out=tmp_path, runs=fake_runs(sweep, tmp_path), failures=[], seconds=0.0,
+                                scheduler="-", workers=0)
+    figures = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        figures.append(figure)
+        return real_savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    sweeps.write_outputs(sweep, result)
+    (figure,) = figures
+    assert all(ax.get_legend() is None for ax in figure.axes) and len(figure.legends) == 1
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [
+        sweeps.FLOOR_LABEL, "algorithm=ml, steps=3", "algorithm=td0, steps=5"]
+
+
 def test_learning_curves_average_metrics_jsonl_over_seeds(tmp_path):
     """[sweep] curves: mean and s.d. (ddof=1) per grid point and step from each run's metrics.jsonl."""
     sweep = load_sweep({"base": BASE, "grid": {"train.algorithm": ["dong", "td0"], "train.seed": [0, 1, 2]},

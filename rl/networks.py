@@ -242,7 +242,8 @@ class BatchedValueNetwork(nn.Module):
         block = max(1, NET_BLOCK_FLOATS // max(1, width * x.shape[2]))
         if block >= self.n_nets:
             return self._run_nets(x, calibrate, slice(None))
-        # large batches (evaluation on 2^15 paths): blocks of nets, each computed as the whole would be
+        # blocks of nets, each computed as the whole would be (at the paper's shapes a training batch of
+        # 1024 paths already makes 4 × 12 + 2 nets; an evaluation chunk of 2^15 paths one net per block)
         return torch.cat([self._run_nets(x[start:start + block], calibrate, slice(start, start + block))
                           for start in range(0, self.n_nets, block)])
 

@@ -10,6 +10,10 @@ problem (Dai, Sun, Xu & Zhou, section 3) carries the survival weight ``R`` (``R_
 Gradients. Each function differentiates through exactly what it is given: callers detach the
 policy ``π`` (and hence ``R``) by default, so that only the value ``V_l`` receives gradient, as in the
 paper's algorithms.
+
+Scalars. ``penalty``, ``temperature``, ``rate`` and ``dt`` are Python floats or 0-d float64 tensors.
+Compiled learners pass tensors (:func:`loss_scalars`): inside ``torch.compile`` a float is a constant of
+the graph, so each new (κ, λ) of a sweep would compile a new graph; a tensor is an input of one graph.
 """
 
 from __future__ import annotations
@@ -17,6 +21,25 @@ from __future__ import annotations
 import math
 
 import torch
+
+
+def loss_scalars(*, penalty: float, temperature: float, rate: float, dt: float, tensors: bool) -> dict:
+    """The loss functions' scalars (and the policy's ``κ/λ`` as ``logit_scale``), as floats or, with
+    ``tensors``, as 0-d float64 CPU tensors holding the same values (see the module docstring)."""
+    values = {"penalty": float(penalty), "temperature": float(temperature), "rate": float(rate), "dt": float(dt),
+              "logit_scale": float(penalty) / float(temperature)}
+    if not tensors:
+        return values
+    return {name: torch.tensor(value, dtype=torch.float64) for name, value in values.items()}
+
+
+def _exp(value):
+    """``e^value`` of a float (math) or of a 0-d tensor (torch), in double precision either way."""
+    return torch.exp(value) if isinstance(value, torch.Tensor) else math.exp(value)
+
+
+def _log(value):
+    return torch.log(value) if isinstance(value, torch.Tensor) else math.log(value)
 
 
 def neg_entropy(prob: torch.Tensor) -> torch.Tensor:
@@ -113,7 +136,7 @@ def restarted_martingale_residuals(values: torch.Tensor, payoffs: torch.Tensor, 
     n_dates = values.shape[-1]
     discount = _discounts(n_dates, rate=rate, dt=dt, like=values)
     rewards = running_reward(payoffs, prob, penalty=penalty, temperature=temperature) * dt
-    carry = (1.0 - (penalty * dt) * prob) * math.exp(-rate * dt)
+    carry = (1.0 - (penalty * dt) * prob) * _exp(-rate * dt)
     returns = []
     future = terminal
     for date in range(n_dates - 1, -1, -1):  # a linear recurrence: L small vector ops
@@ -209,7 +232,7 @@ def dong_intensity(payoff: torch.Tensor, value: torch.Tensor, *, temperature: fl
     The truncation at ``1/Δt`` keeps the survival factor ``1 − π̃ Δt`` in ``[0, 1]``. Computed as
     ``exp(min((g − V)/λ, −log Δt))`` so that it never overflows.
     """
-    return torch.exp(torch.clamp((payoff - value) / temperature, max=-math.log(dt)))
+    return torch.exp(torch.clamp((payoff - value) / temperature, max=-_log(dt)))
 
 
 def dong_regularizer(intensity: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,8 @@ import numpy as np
 import torch
 
 from rl.black_scholes import bs_price_torch
-from rl.losses import dong_intensity, dong_loss, martingale_loss, td0_loss, volatility_martingale_loss
+from rl.losses import (dong_intensity, dong_loss, loss_scalars, martingale_loss, td0_loss,
+                       volatility_martingale_loss)
 from rl.networks import BatchedValueNetwork
 from rl.schedules import cosine_learning_rate
 from rl.seeding import derive_seeds
@@ -87,6 +88,8 @@ class StoppingLearner:
         the floating-point summation order differs from eager mode, so a compiled run is
         reproducible against compiled runs (same seed, same weights), not bit-for-bit against an
         eager one. Evaluation always runs eagerly (other batch sizes would trigger recompiles).
+        The loss's scalars (κ, λ, r, Δt, κ/λ) enter the graph as 0-d tensors, so one compiled graph
+        per algorithm serves every (κ, λ): a sweep's worker compiles once, not once per grid point.
     """
 
     def __init__(self, config: StoppingConfig, *, reference: StoppingReference | None = None,
@@ -111,7 +114,13 @@ class StoppingLearner:
         # π = sigmoid(κ(g − V)/λ), detached by default so that only V_l receives gradient
         self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=config.detach_policy)
         self.compiled = bool(compile)
-        # compiled: the networks, the policy and the loss become one graph (fewer, fused loops)
+        # Compiled: the networks, the policy and the loss become one graph (fewer, fused loops), with the
+        # scalars as 0-d tensor inputs. As Python floats they were constants of the graph: every new
+        # (κ, λ) in a process recompiled it (about 17 s), and past torch._dynamo's recompile limit (8 per
+        # function) the step silently ran eagerly, about twice as slow; a sweep's worker meets 12 to 14
+        # (algorithm, κ, λ) combinations. Eager keeps the floats (its numbers unchanged to the bit).
+        self._loss_scalars = loss_scalars(penalty=config.penalty, temperature=config.temperature, rate=config.rate,
+                                          dt=config.dt, tensors=self.compiled)
         self._value_loss = torch.compile(self._value_loss_eager) if self.compiled else self._value_loss_eager
         self._train_features = (torch.compile(self._train_features_eager) if self.compiled
                                 else self._train_features_eager)
@@ -263,23 +272,23 @@ class StoppingLearner:
 
     def _value_loss_eager(self, inputs: torch.Tensor, payoffs: torch.Tensor, terminal: torch.Tensor):
         """The value networks' loss on one batch and their outputs ``w`` (B, L) (training mode)."""
-        c = self.config
+        c, s = self.config, self._loss_scalars  # s: floats, or 0-d tensors when compiled (see __init__)
         premium_part = self.net(inputs).T  # w = V − h, shape (B, L)
         values = payoffs + premium_part
         if c.algorithm == "ml":
             prob = self._probability(premium_part)
-            loss = martingale_loss(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
-                                   rate=c.rate, dt=c.dt, weighting=c.martingale_weighting)
+            loss = martingale_loss(values, payoffs, terminal, prob, penalty=s["penalty"], temperature=s["temperature"],
+                                   rate=s["rate"], dt=s["dt"], weighting=c.martingale_weighting)
         elif c.algorithm == "td0":
             prob = self._probability(premium_part)
             next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)
-            loss = td0_loss(values, next_values, payoffs, prob, penalty=c.penalty, temperature=c.temperature,
-                            rate=c.rate, dt=c.dt)
+            loss = td0_loss(values, next_values, payoffs, prob, penalty=s["penalty"], temperature=s["temperature"],
+                            rate=s["rate"], dt=s["dt"])
         else:
-            intensity = dong_intensity(payoffs, values.detach(), temperature=c.temperature, dt=c.dt)
+            intensity = dong_intensity(payoffs, values.detach(), temperature=s["temperature"], dt=s["dt"])
             next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)
-            loss = dong_loss(values, next_values, payoffs, intensity, temperature=c.temperature, rate=c.rate,
-                             dt=c.dt)
+            loss = dong_loss(values, next_values, payoffs, intensity, temperature=s["temperature"], rate=s["rate"],
+                             dt=s["dt"])
         return loss, premium_part
 
     @torch.no_grad()
@@ -295,7 +304,8 @@ class StoppingLearner:
 
     def _probability(self, premium_part: torch.Tensor) -> torch.Tensor:
         """``π = sigmoid(κ (h − V)/λ) = sigmoid(−κ w/λ)``, detached unless ``detach_policy=False``."""
-        return self.policy.probability_of_gap(-premium_part)  # h − V = −w exactly (negation is exact)
+        # h − V = −w exactly (negation is exact); κ/λ from the loss's scalars (a tensor when compiled)
+        return self.policy.probability_of_gap(-premium_part, scale=self._loss_scalars["logit_scale"])
 
     # ------------------------------------------------------------------ evaluation
     @property

@@ -38,23 +38,25 @@ class BernoulliStoppingPolicy(nn.Module):
         self.temperature = check_positive("temperature", temperature, fix="pass e.g. temperature=1")
         self.detach = bool(detach)
 
-    def logits_of_gap(self, gap: torch.Tensor) -> torch.Tensor:
+    def logits_of_gap(self, gap: torch.Tensor, *, scale=None) -> torch.Tensor:
         """``κ (g − V)/λ`` from the exercise gap ``g − V`` (the one place the policy's formula is written).
 
         Learners that hold the gap itself (the stopping learner's networks output ``w = V − g``, so
         ``g − V = −w``) call this rather than :meth:`logits`, which would recompute ``g − V`` from
-        ``g + w`` with a rounding error.
+        ``g + w`` with a rounding error. ``scale`` is ``κ/λ`` given by the caller, e.g. as a 0-d tensor
+        (compiled learners, :func:`rl.losses.loss_scalars`); default this policy's own, as a float.
         """
-        logits = gap * (self.penalty / self.temperature)
+        logits = gap * (self.penalty / self.temperature if scale is None else scale)
         return logits.detach() if self.detach else logits
 
     def logits(self, payoff: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """``κ (g − V)/λ`` (any matching shapes)."""
         return self.logits_of_gap(payoff - value)
 
-    def probability_of_gap(self, gap: torch.Tensor) -> torch.Tensor:
-        """Stopping probability ``π = sigmoid(κ (g − V)/λ)`` from the gap ``g − V``."""
-        return torch.sigmoid(self.logits_of_gap(gap))
+    def probability_of_gap(self, gap: torch.Tensor, *, scale=None) -> torch.Tensor:
+        """Stopping probability ``π = sigmoid(κ (g − V)/λ)`` from the gap ``g − V`` (``scale`` as
+        :meth:`logits_of_gap`)."""
+        return torch.sigmoid(self.logits_of_gap(gap, scale=scale))
 
     def forward(self, payoff: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Stopping probability ``π``."""

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import torch
 
-from rl.losses import (dong_intensity, dong_td_errors, martingale_increments, restarted_martingale_residuals,
-                       td0_errors, volatility_martingale_residuals)
+from rl.losses import (dong_intensity, dong_td_errors, loss_scalars, martingale_increments,
+                       restarted_martingale_residuals, td0_errors, volatility_martingale_residuals)
 from rl.networks import stack_networks, unstack_network
 from rl.stopping.config import StoppingConfig
 from rl.stopping.evaluation import StoppingReference, payoff_torch
@@ -87,7 +87,10 @@ class ReplicatedStoppingLearner:
         self.volatility_optimizer = torch.optim.Adam([self.volatility], lr=config.volatility_learning_rate)
         self.value_updates = 0
         self.volatility_updates = 0
-        # as StoppingLearner(compile=True): the networks and the loss as one inductor graph
+        # as StoppingLearner(compile=True): the networks and the loss as one inductor graph, its scalars
+        # 0-d tensor inputs (one graph for every κ, λ), floats when eager
+        self._loss_scalars = loss_scalars(penalty=config.penalty, temperature=config.temperature, rate=config.rate,
+                                          dt=config.dt, tensors=bool(compile))
         self._value_loss = torch.compile(self._value_loss_eager) if compile else self._value_loss_eager
 
     # ------------------------------------------------------------------ layout
@@ -152,25 +155,25 @@ class ReplicatedStoppingLearner:
         """Σ over replicas of the single learner's loss (same formulas, on ``(R, M, L)`` tensors)."""
         n_replicas, batch, n_dates = payoffs.shape
         premium_part = self.net(inputs).reshape(n_replicas, n_dates, batch).transpose(1, 2)  # (R, M, L)
-        c = self.config
+        c, s = self.config, self._loss_scalars
         first = self.learners[0]
         values = payoffs + premium_part
-        kwargs = dict(rate=c.rate, dt=c.dt)
+        kwargs = dict(rate=s["rate"], dt=s["dt"])
+        if c.algorithm != "dong":  # the single learner's _probability, with this model's scalars
+            prob = first.policy.probability_of_gap(-premium_part, scale=s["logit_scale"])
         if c.algorithm == "ml":
-            prob = first._probability(premium_part)
             residuals = (restarted_martingale_residuals if c.martingale_weighting == "restarted"
                          else martingale_increments)
-            increments = residuals(values, payoffs, terminal, prob, penalty=c.penalty, temperature=c.temperature,
+            increments = residuals(values, payoffs, terminal, prob, penalty=s["penalty"], temperature=s["temperature"],
                                    **kwargs)
-            return 0.5 * c.dt * _replica_mean(increments.square())
+            return 0.5 * s["dt"] * _replica_mean(increments.square())
         next_values = torch.cat([values[..., 1:], terminal.unsqueeze(-1)], dim=-1)
         if c.algorithm == "td0":
-            prob = first._probability(premium_part)
-            errors = td0_errors(values, next_values, payoffs, prob, penalty=c.penalty, temperature=c.temperature,
+            errors = td0_errors(values, next_values, payoffs, prob, penalty=s["penalty"], temperature=s["temperature"],
                                 **kwargs)
         else:
-            intensity = dong_intensity(payoffs, values.detach(), temperature=c.temperature, dt=c.dt)
-            errors = dong_td_errors(values, next_values, payoffs, intensity, temperature=c.temperature, **kwargs)
+            intensity = dong_intensity(payoffs, values.detach(), temperature=s["temperature"], dt=s["dt"])
+            errors = dong_td_errors(values, next_values, payoffs, intensity, temperature=s["temperature"], **kwargs)
         target = (errors + values).detach()  # semi-gradient, as rl.losses.td0_loss / dong_loss
         return 0.5 * _replica_mean((target - values).square())
 

@@ -116,6 +116,34 @@ def test_martingale_loss_gradient_flows_only_through_values():
     np.testing.assert_allclose(values.grad.numpy(), expected, rtol=1e-12)
 
 
+def test_scalars_as_0d_tensors_give_the_float_results():
+    """Compiled learners pass κ, λ, r, Δt as 0-d float64 tensors (graph inputs, not constants): every
+    stopping loss gives what the floats give, in float32 as the learners run it."""
+    values, payoffs, terminal, prob = (t.float() for t in _pinned())
+    next_values = torch.cat([values[:, 1:], terminal.unsqueeze(1)], dim=1)
+    floats = losses.loss_scalars(penalty=PENALTY, temperature=TEMPERATURE, rate=RATE, dt=DT, tensors=False)
+    tensors = losses.loss_scalars(penalty=PENALTY, temperature=TEMPERATURE, rate=RATE, dt=DT, tensors=True)
+    assert floats == {"penalty": PENALTY, "temperature": TEMPERATURE, "rate": RATE, "dt": DT,
+                      "logit_scale": PENALTY / TEMPERATURE}
+    assert all(t.dtype == torch.float64 and t.dim() == 0 and t.item() == floats[k] for k, t in tensors.items())
+
+    def all_losses(s):
+        kw = dict(penalty=s["penalty"], temperature=s["temperature"], rate=s["rate"], dt=s["dt"])
+        intensity = losses.dong_intensity(payoffs, values, temperature=s["temperature"], dt=s["dt"])
+        return [losses.martingale_loss(values, payoffs, terminal, prob, weighting=w, **kw)
+                for w in ("survival", "restarted")] + [
+            losses.td0_loss(values, next_values, payoffs, prob, **kw), intensity,
+            losses.dong_loss(values, next_values, payoffs, intensity, temperature=s["temperature"], rate=s["rate"],
+                             dt=s["dt"]),
+            BernoulliStoppingPolicy(PENALTY, TEMPERATURE).probability_of_gap(payoffs - values,
+                                                                             scale=s["logit_scale"])]
+
+    for from_floats, from_tensors in zip(all_losses(floats), all_losses(tensors)):
+        torch.testing.assert_close(from_tensors.float(), from_floats, rtol=1e-6, atol=0)
+    assert torch.equal(BernoulliStoppingPolicy(PENALTY, TEMPERATURE).probability_of_gap(payoffs - values),
+                       all_losses(floats)[-1])  # the default scale is κ/λ
+
+
 def test_td0_errors_by_hand():
     values, payoffs, terminal, prob = _pinned()
     next_values = torch.cat([values[:, 1:], terminal[:, None]], dim=1)

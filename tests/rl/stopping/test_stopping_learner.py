@@ -93,6 +93,17 @@ def test_same_seed_same_weights(algorithm):
     assert not torch.equal(_weights(learners[0]), _weights(learners[2]))
 
 
+def _assert_compiled_matches_eager(config, *, atol=1e-5):
+    """Two steps of an eager and a compiled learner: same loss and weights to float32 rounding."""
+    eager = StoppingLearner(config, reference=None)
+    compiled = StoppingLearner(config, reference=None, compile=True)
+    for step in range(2):
+        a = eager.train_step(eager.sample_batch(step))
+        b = compiled.train_step(compiled.sample_batch(step))
+        assert b["losses/loss"] == pytest.approx(a["losses/loss"], rel=1e-4)
+    torch.testing.assert_close(_weights(compiled), _weights(eager), rtol=1e-4, atol=atol)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own jit deprecations on importing inductor
 def test_compiled_step_matches_eager():
     """torch.compile changes the summation order only: same loss and weights to float32 rounding.
@@ -100,14 +111,25 @@ def test_compiled_step_matches_eager():
     Plain SGD, because Adam turns the rounding noise of a zero gradient (date 0, where every path sits
     at S_0 and batch norm zeroes the input) into full ±lr steps.
     """
-    config = StoppingConfig(seed=2, volatility_warmup=0, optimizer="sgd", **SMALL)
-    eager = StoppingLearner(config, reference=None)
-    compiled = StoppingLearner(config, reference=None, compile=True)
-    for step in range(2):
-        a = eager.train_step(eager.sample_batch(step))
-        b = compiled.train_step(compiled.sample_batch(step))
-        assert b["losses/loss"] == pytest.approx(a["losses/loss"], rel=1e-4)
-    torch.testing.assert_close(_weights(compiled), _weights(eager), rtol=1e-4, atol=1e-5)
+    _assert_compiled_matches_eager(StoppingConfig(seed=2, volatility_warmup=0, optimizer="sgd", **SMALL))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_one_compiled_graph_serves_every_penalty_and_temperature():
+    """The loss's scalars are 0-d tensor inputs of the compiled graph, not constants: learners at other
+    (κ, λ) in the same process compile nothing new (with constants every new pair recompiled, about 17 s
+    at the paper's shapes), and each still matches eager at its own settings."""
+    from torch._dynamo.utils import counters
+
+    base = StoppingConfig(seed=2, volatility_warmup=0, optimizer="sgd", **SMALL)
+    first = StoppingLearner(base, reference=None, compile=True)
+    first.train_step(first.sample_batch(0))
+    graphs = counters["stats"]["unique_graphs"]
+    for penalty, temperature in [(2.0, 0.5), (5.0, 3.0)]:  # κΔt ≤ 1 at Δt = 0.2
+        # atol 2e-5: at (5, 3) one date-0 weight, whose true gradient is 0 (every path at S_0), takes a
+        # 1.2e-5 step from eager's rounding noise and none compiled; the same with the scalars as constants
+        _assert_compiled_matches_eager(base.replace(penalty=penalty, temperature=temperature), atol=2e-5)
+    assert counters["stats"]["unique_graphs"] == graphs
 
 
 def test_evaluation_does_not_change_training():

@@ -46,7 +46,10 @@ or shortened). A run whose ``summary.json`` says ``"completed"`` and whose ``con
 the same resolved spec is *finished* and never run again (with ``resume`` the sweep only schedules
 the others; a task that dask reschedules after a worker died finds it finished too). A run with a
 checkpoint of the same spec continues from it (``experiments.run(..., resume=True)``); any other
-leftover of an interrupted attempt is started over. Workers are :class:`distributed.LocalCluster`
+leftover of an interrupted attempt is started over. ``reuse`` names earlier sweep folders: a run
+of this sweep that one of them finished (same resolved spec; the run name may differ) is copied into
+``DIR/runs/<name>`` instead of trained again (the stopping paper's figures 4, 5 and 9 share 40 of
+their 380 runs). Workers are :class:`distributed.LocalCluster`
 processes with one thread each (default: ``min(cores, runs)`` of them) or the workers of an existing
 scheduler (``scheduler="tcp://host:8786"``); each sets torch (and numba) to one thread, since the
 parallelism is across runs.
@@ -469,6 +472,45 @@ def _run_point(spec: dict, path: Path, evaluate: bool, outcome: dict) -> None:
                        traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
+def _spec_key(spec) -> str:
+    """A resolved spec as one comparable string (key order and tuple-vs-list do not matter)."""
+    return json.dumps(spec, sort_keys=True)
+
+
+def _reuse_index(reuse, out: Path) -> dict:
+    """``{spec key: run folder}`` of the finished runs in the sweep folders ``reuse`` (first found wins).
+
+    Refuses (ValueError) a folder that is not a sweep folder, and ``out`` itself. A run counts when its
+    ``summary.json`` says completed and its ``config.json`` records a spec (:func:`_run_is_finished`).
+    """
+    index: dict = {}
+    for source in reuse:
+        folder = Path(source)
+        if not (folder / RUNS_FOLDER).is_dir():
+            raise ValueError(f"reuse: {str(folder)!r} is not a sweep folder (it has no {RUNS_FOLDER}/ inside); pass "
+                             "the --out folder of an earlier `pderl sweep`")
+        if folder.resolve() == out.resolve():
+            raise ValueError(f"reuse: {str(folder)!r} is this sweep's own --out folder; its finished runs are kept "
+                             "anyway with --resume")
+        for run_dir in sorted((folder / RUNS_FOLDER).iterdir()):
+            spec = _recorded_spec(run_dir)
+            if spec is None or _spec_key(spec) in index or not _run_is_finished(run_dir, spec, evaluate=False):
+                continue
+            index[_spec_key(spec)] = run_dir
+    return index
+
+
+def _copy_run(source: Path, run_dir: Path) -> None:
+    """Copy the finished run ``source`` to ``run_dir``, replacing a leftover attempt there. Through a
+    temporary sibling and a rename, so an interruption never leaves a half-copied run under the name."""
+    temporary = run_dir.with_name(f".{run_dir.name}.copy-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(source, temporary, ignore=shutil.ignore_patterns(".pderl-lock"))
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an unfinished attempt of the same spec, inside this sweep's own folder
+    os.replace(temporary, run_dir)
+
+
 def _recorded_spec(run_dir: Path):
     try:
         return json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("spec")
@@ -509,6 +551,11 @@ class SweepResult:
         return sum(1 for run in self.runs if run["status"] == "completed" and not run["computed"])
 
     @property
+    def copied(self) -> int:
+        """Runs copied from the ``reuse`` folders (counted in :attr:`reused` too)."""
+        return sum(1 for run in self.runs if run["status"] == "completed" and run.get("reused_from"))
+
+    @property
     def results_csv(self) -> Path:
         return self.out / RESULTS_NAME
 
@@ -523,6 +570,7 @@ class SweepResult:
     def to_dict(self) -> dict:
         """A JSON-ready mapping (what ``pderl sweep --json`` prints)."""
         return {"out": str(self.out), "runs": len(self.runs), "computed": self.computed, "reused": self.reused,
+                "copied": self.copied,
                 "failed": len(self.failures), "failures": self.failures, "seconds": self.seconds,
                 "scheduler": self.scheduler, "workers": self.workers,
                 "files": {key: str(value) for key, value in self.files.items()}, "warnings": self.warnings}
@@ -531,6 +579,8 @@ class SweepResult:
         """``sweep DIR: 4 runs, 3 computed, 1 reused, 0 failed in 12.3 s; wrote ...``."""
         text = (f"sweep {self.out}: {len(self.runs)} runs, {self.computed} computed, {self.reused} reused, "
                 f"{len(self.failures)} failed in {self.seconds:.1f} s")
+        if self.copied:
+            text = text.replace(" reused,", f" reused ({self.copied} copied from other sweeps),", 1)
         if self.failures:
             first = self.failures[0]
             text += f" (first failure {first['name']}: {first['error']})"
@@ -589,7 +639,7 @@ def _check_resumable(out: Path, sweep: SweepSpec) -> None:
 
 
 def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = None, resume: bool = False,
-              force: bool = False, retries: int = 1, progress: bool | None = None) -> SweepResult:
+              force: bool = False, retries: int = 1, progress: bool | None = None, reuse=()) -> SweepResult:
     """Run every grid point of a sweep on dask.distributed and aggregate the results.
 
     Parameters
@@ -612,6 +662,9 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
         Attempts after the first for a run that fails (``retries = 1``: two attempts).
     progress : bool, optional
         A progress bar over runs on stderr; default: when stderr is a terminal.
+    reuse : sequence of path-like, optional
+        Earlier sweep folders: a grid point whose resolved spec one of their runs finished is copied from
+        there (with its evaluation, or evaluated here when that run has none) instead of trained again.
 
     Returns
     -------
@@ -634,6 +687,9 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
                          "start the workers by hand (`dask worker ADDR --nthreads 1`)")
     sweep = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
     out = Path(out)
+    if isinstance(reuse, (str, os.PathLike)):
+        reuse = [reuse]
+    sources = _reuse_index(reuse, out)
     if resume and out.is_dir():
         _check_resumable(out, sweep)
     started = time.perf_counter()
@@ -641,7 +697,8 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
     with claim_run_dir(out, force=force, resume=resume, kind="sweep"):
         runs_dir = out / RUNS_FOLDER
         runs_dir.mkdir(exist_ok=True)
-        record = {"status": "running", "plan": _plan_record(sweep), "environment": environment_record()}
+        record = {"status": "running", "plan": _plan_record(sweep), "reuse": [str(Path(r)) for r in reuse],
+                  "environment": environment_record()}
         atomic_write_json(out / RECORD_NAME, record)
         evaluate = sweep.options["evaluate"]
         states = {p.name: {"name": p.name, "overrides": p.overrides, "status": "pending", "computed": False,
@@ -650,6 +707,10 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
         todo = []
         for point in sweep.points:
             run_dir = runs_dir / point.name
+            source = sources.get(_spec_key(point.spec))
+            if source is not None and not _run_is_finished(run_dir, point.spec, evaluate=False):
+                _copy_run(source, run_dir)
+                states[point.name]["reused_from"] = str(source)
             if _run_is_finished(run_dir, point.spec, evaluate):
                 states[point.name].update(status="completed", **_read_finished(run_dir, evaluate))
             else:

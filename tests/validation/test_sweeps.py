@@ -343,6 +343,67 @@ def test_resume_recomputes_nothing(smoke, tmp_path):
         run_sweep(SMOKE, out=out, progress=False)
 
 
+def test_reuse_copies_the_runs_another_sweep_finished_and_trains_only_the_rest(smoke, cluster, tmp_path, capsys):
+    """A second sweep sharing grid points with the smoke sweep (same resolved specs under other run names:
+    penalty 10 is its base value here, a grid value there) copies them and trains only its new point."""
+    from validation.cli import main
+
+    source, _ = smoke
+    from validation.experiments import read_toml
+
+    smoke_file = read_toml(SMOKE)
+    spec = {"base": BASE, "train": {**smoke_file["train"], "penalty": 10}, "evaluate": smoke_file["evaluate"],
+            "grid": {"train.seed": [0, 1, 2]}, "sweep": {"evaluate": True}}
+    out = tmp_path / "second"
+    result = run_sweep(spec, out=out, scheduler=cluster.scheduler_address, progress=False, reuse=[source])
+    assert result.ok and result.computed == 1 and result.reused == 2 and result.copied == 2
+    shared = {"seed=0": "penalty=10,seed=0", "seed=1": "penalty=10,seed=1"}
+    for name, other in shared.items():
+        mine, theirs = out / "runs" / name, source / "runs" / other
+        assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in theirs.iterdir() if p.name != ".pderl-lock")
+        for file in ("summary.json", "evaluation.json", "checkpoint.pt", "metrics.jsonl"):
+            assert (mine / file).read_bytes() == (theirs / file).read_bytes()
+    assert {r["name"]: r.get("reused_from") for r in result.runs} == {
+        "seed=0": str(source / "runs" / shared["seed=0"]), "seed=1": str(source / "runs" / shared["seed=1"]),
+        "seed=2": None}
+    rows = {row["train.seed"]: row for row in read_csv(out / "results.csv")}
+    theirs = {row["train.seed"]: row for row in read_csv(source / "results.csv") if row["train.penalty"] == "10.0"}
+    assert rows["0"]["evaluate/rel_error_stopping"] == theirs["0"]["evaluate/rel_error_stopping"]
+    assert json.loads((out / "sweep.json").read_text())["reuse"] == [str(source)]
+    assert "2 reused (2 copied from other sweeps)" in result.one_line()
+    # the CLI flag; nothing left to copy or train in a --resume of the same folder
+    assert main(["sweep", str(SMOKE), "--out", str(tmp_path / "third"), "--reuse", str(source), "--no-progress"]) == 0
+    assert "4 runs, 0 computed, 4 reused (4 copied from other sweeps)" in capsys.readouterr().out
+
+
+def test_reuse_refuses_a_folder_that_is_not_a_sweep_and_the_sweeps_own_folder(smoke, tmp_path):
+    out, _ = smoke
+    with pytest.raises(ValueError, match="is not a sweep folder"):
+        run_sweep(SMOKE, out=tmp_path / "x", reuse=[tmp_path], progress=False)
+    with pytest.raises(ValueError, match="own --out folder"):
+        run_sweep(SMOKE, out=out, resume=True, reuse=[out], progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_reuse_skips_unfinished_runs_and_evaluates_a_copied_run_without_evaluation(cluster, tmp_path):
+    """A reused folder's unfinished run is not copied (its point trains here); a finished run without an
+    evaluation is copied and only evaluated (its training files unchanged)."""
+    trained = tmp_path / "trained"
+    first = run_sweep(tiny_sweep({"train.seed": [0, 1]}), out=trained, scheduler=cluster.scheduler_address,
+                      progress=False)
+    assert first.ok and not (trained / "runs" / "seed=0" / "evaluation.json").exists()
+    summary = trained / "runs" / "seed=1" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "interrupted"}))
+    out = tmp_path / "evaluated"
+    result = run_sweep(tiny_sweep({"train.seed": [0, 1]}, evaluate=True), out=out,
+                       scheduler=cluster.scheduler_address, progress=False, reuse=[trained])
+    assert result.ok and result.copied == 1 and result.computed == 1
+    assert (out / "runs" / "seed=0" / "evaluation.json").is_file()
+    assert (out / "runs" / "seed=0" / "checkpoint.pt").read_bytes() == \
+        (trained / "runs" / "seed=0" / "checkpoint.pt").read_bytes()
+    assert not any(p.name.startswith(".") and "copy" in p.name for p in (out / "runs").iterdir())
+
+
 def test_resume_refuses_a_sweep_of_another_base(smoke):
     out, _ = smoke
     other = {"base": BASE, "train": {"steps": 6}, "grid": {"train.seed": [0]}}

@@ -32,6 +32,9 @@ def register(verbs) -> None:
     parser.add_argument("--force", action="store_true", help="delete DIR (a pderl folder) and start over")
     parser.add_argument("--retries", type=retry_count, default=1, metavar="R",
                         help="attempts after the first for a failing run (default 1)")
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="DIR",
+                        help="earlier sweep folders: a run one of them finished with the same resolved spec is copied "
+                             "from there instead of trained again (figures 4, 5 and 9 share 40 runs)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(parser)
     parser.set_defaults(handler=_sweep)
@@ -42,7 +45,7 @@ def _sweep(args) -> int:
 
     result = run_sweep(args.spec, out=args.out, scheduler=args.scheduler, workers=args.workers,
                        resume=args.resume, force=args.force, retries=args.retries,
-                       progress=False if args.no_progress else None)
+                       progress=False if args.no_progress else None, reuse=args.reuse)
     if args.json:
         emit(result.to_dict(), as_json=True)
     else:

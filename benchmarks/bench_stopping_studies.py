@@ -44,6 +44,12 @@ machine). See docs/stopping_studies.md for the table; summary:
 * the sweeps themselves, measured end to end after the networks ran in cache-sized blocks (commit
   0f1ebf0): figure 5 in 32.5 min, figure 6 in 45.6 min, the four ≈ 2.5 h with figures 4 and 9 scaled
   from figure 5 (docs/stopping_studies.md, section 4). Those measurements replace this estimate.
+* on a second 2-core machine (2026-12-05), counting the 40 runs the studies share once (``pderl sweep
+  --reuse``: 420 runs, 1.42 M steps) and each worker's compilations once (the compiled graph now serves
+  every κ, λ): 6.1 / 6.0 / 5.4 ms per ML / TD(0) / Dong step, final evaluation 1.4 s, PDE references
+  0.1 s (1.0 s for a process's first); ESTIMATE 1.37 h. It is low: it times one process alone, and two
+  workers sharing the L3 cache slow each other's steps (about 7 ms per TD(0) step in the sweeps; the
+  measured sweeps are in docs/stopping_studies.md, section 4).
 """
 
 from __future__ import annotations
@@ -70,7 +76,8 @@ def count_studies() -> dict:
     """Runs, training steps per algorithm and periodic evaluations of the shipped study files."""
     from validation.sweeps import load_sweep
 
-    totals: dict = {"runs": 0, "steps": {}, "periodic_evaluations": 0, "files": {}}
+    totals: dict = {"runs": 0, "distinct_runs": 0, "steps": {}, "periodic_evaluations": 0, "files": {}}
+    seen = set()  # resolved specs: a run two studies share is trained once (pderl sweep --reuse)
     for name in STUDIES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the λ ≥ 3.46 points warn (the ½-rule cannot exercise): expected
@@ -79,6 +86,11 @@ def count_studies() -> dict:
         totals["files"][name] = runs
         totals["runs"] += runs
         for point in sweep.points:
+            key = json.dumps(point.spec, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            totals["distinct_runs"] += 1
             train = point.spec["train"]
             algorithm = train["algorithm"]
             totals["steps"][algorithm] = totals["steps"].get(algorithm, 0) + train["steps"]
@@ -127,6 +139,9 @@ def measure(compiled: bool, blocks: int, replicas: int) -> dict:
             print(f"      {replicas} replicas as one model: {per * 1e3:7.1f} ms per replica-step ({_load()})", flush=True)
     config = StoppingConfig()
     start = time.perf_counter()
+    PDEReferences.compute(config.replace(temperature=0.5))  # the first call in a process compiles its kernels
+    out["references_first_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
     references = PDEReferences.compute(config)
     learner = StoppingLearner(config, reference=references.stopping_reference(config), compile=compiled)
     out["references_seconds"] = time.perf_counter() - start
@@ -136,7 +151,8 @@ def measure(compiled: bool, blocks: int, replicas: int) -> dict:
     start = time.perf_counter()
     evaluate_learner(learner, references=references)
     out["final_evaluation_seconds"] = time.perf_counter() - start
-    print(f"PDE references {out['references_seconds']:.1f} s, periodic evaluation (2^14) "
+    print(f"PDE references {out['references_seconds']:.1f} s (first in a process {out['references_first_seconds']:.1f} s), "
+          f"periodic evaluation (2^14) "
           f"{out['periodic_evaluation_seconds']:.2f} s, final evaluation (2^18) {out['final_evaluation_seconds']:.1f} s "
           f"({_load()})", flush=True)
     return out
@@ -146,11 +162,12 @@ def estimate(counts: dict, timings: dict, workers: int) -> dict:
     """Total work (core-seconds) and wall time on ``workers`` single-threaded workers."""
     steps = counts["steps"]
     train = sum(n * timings["step_seconds"][algorithm] for algorithm, n in steps.items())
-    # every run starts in a fresh process state: it pays the first steps' warm-up (compilation) once;
-    # the ML warm-up stands for every algorithm's
-    train += counts["runs"] * timings["warmup_seconds"].get("ml", 0.0)
+    # a worker process compiles each algorithm's graph once (its scalars are graph inputs, so every (κ, λ)
+    # reuses it) and the PDE kernels once; runs after that pay neither
+    train += workers * sum(timings["warmup_seconds"].values())
     evaluations = (counts["periodic_evaluations"] * timings["periodic_evaluation_seconds"]
-                   + counts["runs"] * (timings["final_evaluation_seconds"] + timings["references_seconds"]))
+                   + counts["distinct_runs"] * (timings["final_evaluation_seconds"] + timings["references_seconds"])
+                   + workers * timings.get("references_first_seconds", 0.0))
     total = train + evaluations
     return {"core_seconds_training": train, "core_seconds_evaluation": evaluations, "core_seconds": total,
             "workers": workers, "wall_hours": total / workers / 3600.0}

@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import copy
 import csv
+from glob import escape as glob_escape
 import hashlib
 import itertools
 import json
@@ -493,6 +494,8 @@ def _reuse_index(reuse, out: Path) -> dict:
             raise ValueError(f"reuse: {str(folder)!r} is this sweep's own --out folder; its finished runs are kept "
                              "anyway with --resume")
         for run_dir in sorted((folder / RUNS_FOLDER).iterdir()):
+            if run_dir.name.startswith("."):  # a copy in progress (or left by a crash), never a finished run
+                continue
             spec = _recorded_spec(run_dir)
             if spec is None or _spec_key(spec) in index or not _run_is_finished(run_dir, spec, evaluate=False):
                 continue
@@ -503,8 +506,9 @@ def _reuse_index(reuse, out: Path) -> dict:
 def _copy_run(source: Path, run_dir: Path) -> None:
     """Copy the finished run ``source`` to ``run_dir``, replacing a leftover attempt there. Through a
     temporary sibling and a rename, so an interruption never leaves a half-copied run under the name."""
+    for leftover in run_dir.parent.glob(f".{glob_escape(run_dir.name)}.copy-*"):  # of an interrupted copy
+        shutil.rmtree(leftover, ignore_errors=True)
     temporary = run_dir.with_name(f".{run_dir.name}.copy-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
     shutil.copytree(source, temporary, ignore=shutil.ignore_patterns(".pderl-lock"))
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an unfinished attempt of the same spec, inside this sweep's own folder

@@ -386,22 +386,36 @@ def test_reuse_refuses_a_folder_that_is_not_a_sweep_and_the_sweeps_own_folder(sm
 
 
 def test_reuse_skips_unfinished_runs_and_evaluates_a_copied_run_without_evaluation(cluster, tmp_path):
-    """A reused folder's unfinished run is not copied (its point trains here); a finished run without an
-    evaluation is copied and only evaluated (its training files unchanged)."""
+    """A reused folder's unfinished run is not copied (its point trains here), nor a hidden folder (a copy
+    an interrupted sweep left); a finished run without an evaluation is copied and only evaluated (its
+    training files unchanged)."""
     trained = tmp_path / "trained"
-    first = run_sweep(tiny_sweep({"train.seed": [0, 1]}), out=trained, scheduler=cluster.scheduler_address,
+    first = run_sweep(tiny_sweep({"train.seed": [0, 1, 2]}), out=trained, scheduler=cluster.scheduler_address,
                       progress=False)
     assert first.ok and not (trained / "runs" / "seed=0" / "evaluation.json").exists()
     summary = trained / "runs" / "seed=1" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "interrupted"}))
+    (trained / "runs" / "seed=2").rename(trained / "runs" / ".seed=2.copy-999")
     out = tmp_path / "evaluated"
-    result = run_sweep(tiny_sweep({"train.seed": [0, 1]}, evaluate=True), out=out,
+    result = run_sweep(tiny_sweep({"train.seed": [0, 1, 2]}, evaluate=True), out=out,
                        scheduler=cluster.scheduler_address, progress=False, reuse=[trained])
-    assert result.ok and result.copied == 1 and result.computed == 1
+    assert result.ok and result.copied == 1 and result.computed == 2
     assert (out / "runs" / "seed=0" / "evaluation.json").is_file()
     assert (out / "runs" / "seed=0" / "checkpoint.pt").read_bytes() == \
         (trained / "runs" / "seed=0" / "checkpoint.pt").read_bytes()
     assert not any(p.name.startswith(".") and "copy" in p.name for p in (out / "runs").iterdir())
+
+
+def test_a_copied_run_replaces_a_leftover_attempt_and_an_interrupted_copy(tmp_path):
+    source, runs = tmp_path / "source", tmp_path / "runs"
+    source.mkdir()
+    (source / "summary.json").write_text("{}")
+    (runs / "a[1]").mkdir(parents=True)
+    (runs / "a[1]" / "checkpoint.pt").write_text("an unfinished attempt")
+    (runs / ".a[1].copy-12345").mkdir()  # what a copy interrupted by a crash leaves
+    sweeps._copy_run(source, runs / "a[1]")
+    assert sorted(p.name for p in runs.iterdir()) == ["a[1]"]
+    assert sorted(p.name for p in (runs / "a[1]").iterdir()) == ["summary.json"]
 
 
 def test_resume_refuses_a_sweep_of_another_base(smoke):

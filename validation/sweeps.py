@@ -128,6 +128,11 @@ LABELS = {
     "train.algorithm": "algorithm", "train.n_steps": "exercise dates", "seconds": "training time (s)",
     "steps": "training steps",
     "rel_error_stopping": "|P_stop − V_PDE| / V_PDE", "rel_error_control": "|P_ctrl − V_PDE| / V_PDE",
+    # the same errors with common random numbers (the oracle rule on the same paths as control) / a control variate
+    "rel_error_stopping_crn": "|P_stop − V_PDE| / V_PDE (common random numbers)",
+    "rel_error_control_crn": "|P_ctrl − V_PDE| / V_PDE (common random numbers)",
+    "rel_error_stopping_cv": "|P_stop − V_PDE| / V_PDE (control variate)",
+    "rel_error_control_cv": "|P_ctrl − V_PDE| / V_PDE (control variate)",
     "min_accuracy": "min per-date accuracy (fraction)", "mean_accuracy": "mean per-date accuracy (fraction)",
     "min_accuracy_vi": "min per-date accuracy vs VI boundary", "mean_accuracy_vi": "mean per-date accuracy vs VI boundary",
     "oracle_floor_stopping": "oracle |P_stop − V_PDE| / V_PDE", "oracle_floor_control": "oracle |P_ctrl − V_PDE| / V_PDE",

@@ -74,7 +74,7 @@ def _load() -> str:
 
 def count_studies() -> dict:
     """Runs, training steps per algorithm and periodic evaluations of the shipped study files."""
-    from validation.sweeps import load_sweep
+    from validation.sweeps import load_sweep, spec_key
 
     totals: dict = {"runs": 0, "distinct_runs": 0, "steps": {}, "periodic_evaluations": 0, "files": {}}
     seen = set()  # resolved specs: a run two studies share is trained once (pderl sweep --reuse)
@@ -86,7 +86,7 @@ def count_studies() -> dict:
         totals["files"][name] = runs
         totals["runs"] += runs
         for point in sweep.points:
-            key = json.dumps(point.spec, sort_keys=True)
+            key = spec_key(point.spec)
             if key in seen:
                 continue
             seen.add(key)

@@ -85,7 +85,6 @@ from __future__ import annotations
 
 import copy
 import csv
-from glob import escape as glob_escape
 import hashlib
 import itertools
 import json
@@ -98,6 +97,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -478,7 +478,7 @@ def _run_point(spec: dict, path: Path, evaluate: bool, outcome: dict) -> None:
                        traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
-def _spec_key(spec) -> str:
+def spec_key(spec) -> str:
     """A resolved spec as one comparable string (key order and tuple-vs-list do not matter)."""
     return json.dumps(spec, sort_keys=True)
 
@@ -502,9 +502,9 @@ def _reuse_index(reuse, out: Path) -> dict:
             if run_dir.name.startswith("."):  # a copy in progress (or left by a crash), never a finished run
                 continue
             spec = _recorded_spec(run_dir)
-            if spec is None or _spec_key(spec) in index or not _run_is_finished(run_dir, spec, evaluate=False):
+            if spec is None or spec_key(spec) in index or not _run_is_finished(run_dir, spec, evaluate=False):
                 continue
-            index[_spec_key(spec)] = run_dir
+            index[spec_key(spec)] = run_dir
     return index
 
 
@@ -586,10 +586,9 @@ class SweepResult:
 
     def one_line(self) -> str:
         """``sweep DIR: 4 runs, 3 computed, 1 reused, 0 failed in 12.3 s; wrote ...``."""
-        text = (f"sweep {self.out}: {len(self.runs)} runs, {self.computed} computed, {self.reused} reused, "
+        copied = f" ({self.copied} copied from other sweeps)" if self.copied else ""
+        text = (f"sweep {self.out}: {len(self.runs)} runs, {self.computed} computed, {self.reused} reused{copied}, "
                 f"{len(self.failures)} failed in {self.seconds:.1f} s")
-        if self.copied:
-            text = text.replace(" reused,", f" reused ({self.copied} copied from other sweeps),", 1)
         if self.failures:
             first = self.failures[0]
             text += f" (first failure {first['name']}: {first['error']})"
@@ -716,7 +715,7 @@ def run_sweep(spec, *, out, scheduler: str | None = None, workers: int | None = 
         todo = []
         for point in sweep.points:
             run_dir = runs_dir / point.name
-            source = sources.get(_spec_key(point.spec))
+            source = sources.get(spec_key(point.spec))
             if source is not None and not _run_is_finished(run_dir, point.spec, evaluate=False):
                 _copy_run(source, run_dir)
                 states[point.name]["reused_from"] = str(source)

@@ -115,10 +115,9 @@ class StoppingLearner:
         self.policy = BernoulliStoppingPolicy(config.penalty, config.temperature, detach=config.detach_policy)
         self.compiled = bool(compile)
         # Compiled: the networks, the policy and the loss become one graph (fewer, fused loops), with the
-        # scalars as 0-d tensor inputs. As Python floats they were constants of the graph: every new
-        # (κ, λ) in a process recompiled it (about 17 s), and past torch._dynamo's recompile limit (8 per
-        # function) the step silently ran eagerly, about twice as slow; a sweep's worker meets 12 to 14
-        # (algorithm, κ, λ) combinations. Eager keeps the floats (its numbers unchanged to the bit).
+        # scalars as 0-d tensor inputs. As Python floats they were constants of the graph: a sweep's worker
+        # recompiled it at its second λ and again at its second κ (17-20 s each) until dynamo marked them
+        # dynamic. Eager keeps the floats (its numbers unchanged to the bit).
         self._loss_scalars = loss_scalars(penalty=config.penalty, temperature=config.temperature, rate=config.rate,
                                           dt=config.dt, tensors=self.compiled)
         self._value_loss = torch.compile(self._value_loss_eager) if self.compiled else self._value_loss_eager

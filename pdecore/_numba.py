@@ -21,6 +21,13 @@ import numba
 
 njit_kernel = functools.partial(numba.njit, cache=True, error_model="numpy", fastmath=False)
 
+# The one exception: the float32 training kernels of the learners' networks (rl._kernels). Their
+# results are compared with PyTorch's to float32 rounding, not with reference digits, and their sums
+# over the batch must run in vector lanes, which needs reassociation ("reassoc") and fused multiply-adds
+# ("contract"); no flag that changes inf/nan semantics. Bounds checks off as everywhere (the default).
+njit_float32_kernel = functools.partial(numba.njit, cache=True, error_model="numpy",
+                                        fastmath={"reassoc", "contract", "arcp", "nsz"})
+
 # Status codes returned by kernels (QuantEcon's ``_ECONVERGED`` convention).
 STATUS_OK = 0
 STATUS_MAX_ITER = -1

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdecore.checks import check_int
+from rl._fused_mlp import fused_mlp_forward
 
 
 SMALL_FAN_IN = 2  # inner dimensions up to this are computed elementwise instead of by a batched matmul
@@ -193,6 +194,12 @@ class BatchedValueNetwork(nn.Module):
         The hidden-to-hidden layers (``n_hidden − 1`` of them) also one for all nets, each net keeping
         its own batch norms (a per-date shift and scale of every hidden unit) and its output layer.
         Needs ``shared_input``: the features a shared layer combines are then the same at every date.
+    fused : bool, default True
+        Run training-mode passes on float32 CPU inputs as one Numba kernel per direction
+        (:mod:`rl._kernels.batched_mlp`): each date's whole network at once, its activations in the
+        core's caches, instead of each layer over all dates. The same function to float32 rounding
+        (tested); evaluation mode, calibration, GPUs and shared input layers always take the PyTorch
+        path. ``False`` forces the PyTorch path everywhere.
 
     Shapes
     ------
@@ -202,7 +209,8 @@ class BatchedValueNetwork(nn.Module):
 
     def __init__(self, n_nets: int, *, in_features: int = 2, hidden: int = 21, n_hidden: int = 2,
                  batch_norm: bool = True, generator: torch.Generator | None = None,
-                 shared_input: bool = False, input_affine: bool = True, shared_hidden: bool = False) -> None:
+                 shared_input: bool = False, input_affine: bool = True, shared_hidden: bool = False,
+                 fused: bool = True) -> None:
         super().__init__()
         self.n_nets = check_int("n_nets", n_nets, minimum=1, fix="pass the number of decision dates")
         self.in_features = check_int("in_features", in_features, minimum=1, fix="pass e.g. 2")
@@ -212,6 +220,7 @@ class BatchedValueNetwork(nn.Module):
         self.shared_input = bool(shared_input)
         self.input_affine = bool(input_affine)
         self.shared_hidden = bool(shared_hidden)
+        self.fused = bool(fused)
         if self.shared_hidden and not self.shared_input:
             raise ValueError("shared_hidden=True shares the hidden layers of nets whose input layers differ; pass "
                              "shared_input=True as well (or shared_hidden=False)")
@@ -231,6 +240,37 @@ class BatchedValueNetwork(nn.Module):
         else:
             self.norms = nn.ModuleList()
 
+    def _fused_applies(self, x: torch.Tensor) -> bool:
+        """Whether this training-mode pass runs as the fused kernel (:mod:`rl._fused_mlp`): per-date layers
+        with batch norms and their scales and shifts, one ``eps``, float32 on the CPU."""
+        return (self.fused and self.training and self.batch_norm and self.input_affine and not self.shared_input
+                and x.device.type == "cpu" and x.dtype == torch.float32
+                and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self.parameters())
+                and len({norm.eps for norm in self.norms}) == 1)
+
+    def _run_fused(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] < 2:
+            raise ValueError(f"batch normalization in training mode needs a batch of at least 2 paths, got "
+                             f"{x.shape[-1]}; use a larger batch_size")
+        norms, linears = list(self.norms), list(self.linears)
+        hidden_linears = linears[1:-1]
+        w_hidden = (torch.stack([linear.weight for linear in hidden_linears]) if hidden_linears
+                    else x.new_zeros(0, self.n_nets, self.hidden, self.hidden))
+        out, stats = fused_mlp_forward(
+            x, linears[0].weight, w_hidden, linears[-1].weight, norms[0].weight, norms[0].bias,
+            torch.stack([norm.weight for norm in norms[1:-1]]), torch.stack([norm.bias for norm in norms[1:-1]]),
+            norms[-1].weight, norms[-1].bias, norms[0].eps)
+        # running statistics as F.batch_norm updates them: r ← (1 − m) r + m μ, with the unbiased variance
+        mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out = stats
+        unbias = x.shape[-1] / (x.shape[-1] - 1)
+        with torch.no_grad():
+            for norm, mean, var in ([(norms[0], mean_in, var_in)]
+                                    + [(norm, mean_hidden[k], var_hidden[k]) for k, norm in enumerate(norms[1:-1])]
+                                    + [(norms[-1], mean_out, var_out)]):
+                norm.running_mean.lerp_(mean, norm.momentum)
+                norm.running_var.lerp_(var * unbias, norm.momentum)
+        return out
+
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[0] != self.n_nets or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (n_nets={self.n_nets}, in_features={self.in_features}, batch), "
@@ -238,6 +278,8 @@ class BatchedValueNetwork(nn.Module):
 
     def _run(self, x: torch.Tensor, calibrate: bool) -> torch.Tensor:
         self._check(x)
+        if not calibrate and self._fused_applies(x):
+            return self._run_fused(x)
         width = max(self.hidden, self.in_features)
         block = max(1, NET_BLOCK_FLOATS // max(1, width * x.shape[2]))
         if block >= self.n_nets:

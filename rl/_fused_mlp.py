@@ -1,0 +1,103 @@
+"""The Numba kernels of :mod:`rl._kernels.batched_mlp` as one PyTorch operator with its gradient.
+
+:func:`fused_mlp_forward` is the training-mode forward pass of a :class:`rl.networks.BatchedValueNetwork`
+(per-date layers, batch norms with scale and shift) on a CPU float32 batch. It is registered as a
+``torch.library`` custom operator, so ``torch.compile`` treats it as one opaque call inside the
+learners' compiled losses (no graph break), and its backward is the kernel's backward pass.
+
+It returns the network's output and each batch norm's batch mean and biased variance; the caller
+updates the running statistics from those, as ``F.batch_norm`` does (:mod:`rl.networks`). The kernel's
+saved values (``x̂`` and ``1/sqrt(v + ε)`` of every batch norm) are further outputs that the backward
+pass reads; they carry no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rl._kernels.batched_mlp import mlp_backward, mlp_forward
+
+Tensor = torch.Tensor
+
+
+def _array(t: Tensor):
+    return t.detach().contiguous().numpy()
+
+
+@torch.library.custom_op("pderl::mlp_train_forward", mutates_args=())
+def _forward(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_in: Tensor, b_in: Tensor,
+             g_hidden: Tensor, b_hidden: Tensor, g_out: Tensor, b_out: Tensor, eps: float
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                        Tensor, Tensor]:
+    L, I, B = x.shape
+    K1, H = g_hidden.shape[0], g_hidden.shape[2]
+    new = x.new_empty
+    out = new(L, B)
+    xhat_in, inv_in, mean_in, var_in = new(L, I, B), new(L, I), new(L, I), new(L, I)
+    xhat_hidden, inv_hidden, mean_hidden, var_hidden = new(K1, L, H, B), new(K1, L, H), new(K1, L, H), new(K1, L, H)
+    xhat_out, inv_out, mean_out, var_out = new(L, 1, B), new(L, 1), new(L, 1), new(L, 1)
+    mlp_forward(_array(x), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
+                _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), float(eps),
+                xhat_in.numpy(), inv_in.numpy(), mean_in.numpy(), var_in.numpy(),
+                xhat_hidden.numpy(), inv_hidden.numpy(), mean_hidden.numpy(), var_hidden.numpy(),
+                xhat_out.numpy(), inv_out.numpy(), mean_out.numpy(), var_out.numpy(), out.numpy())
+    return (out, mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out,
+            xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out)
+
+
+@_forward.register_fake
+def _forward_fake(x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps):
+    L, I, B = x.shape
+    K1, H = g_hidden.shape[0], g_hidden.shape[2]
+    new = x.new_empty
+    return (new(L, B), new(L, I), new(L, I), new(K1, L, H), new(K1, L, H), new(L, 1), new(L, 1),
+            new(L, I, B), new(L, I), new(K1, L, H, B), new(K1, L, H), new(L, 1, B), new(L, 1))
+
+
+@torch.library.custom_op("pderl::mlp_train_backward", mutates_args=())
+def _backward_op(dout: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_in: Tensor, b_in: Tensor,
+                 g_hidden: Tensor, b_hidden: Tensor, g_out: Tensor, b_out: Tensor, xhat_in: Tensor,
+                 inv_in: Tensor, xhat_hidden: Tensor, inv_hidden: Tensor, xhat_out: Tensor, inv_out: Tensor
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    grads = [torch.empty_like(t) for t in (xhat_in, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden,
+                                            g_out, b_out)]
+    mlp_backward(_array(dout), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
+                 _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), _array(xhat_in), _array(inv_in),
+                 _array(xhat_hidden), _array(inv_hidden), _array(xhat_out), _array(inv_out),
+                 *[g.numpy() for g in grads])
+    return tuple(grads)
+
+
+@_backward_op.register_fake
+def _backward_fake(dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, xhat_in, inv_in,
+                   xhat_hidden, inv_hidden, xhat_out, inv_out):
+    return tuple(torch.empty_like(t) for t in (xhat_in, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden,
+                                               g_out, b_out))
+
+
+def _setup_context(ctx, inputs, output):
+    x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, _eps = inputs
+    ctx.save_for_backward(w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, *output[7:])
+
+
+def _backward(ctx, dout, *_unused):
+    saved = ctx.saved_tensors
+    grads = _backward_op(dout.contiguous(), *saved)
+    return (*grads, None)
+
+
+_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fused_mlp_forward(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_in: Tensor, b_in: Tensor,
+                      g_hidden: Tensor, b_hidden: Tensor, g_out: Tensor, b_out: Tensor, eps: float
+                      ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Training-mode forward pass of ``L`` per-date networks (shapes: :func:`rl._kernels.batched_mlp.mlp_forward`).
+
+    Returns ``(out (L, B), stats)``; ``stats`` = (mean, biased variance) of the input batch norm
+    ``(L, I)``, of the hidden ones ``(K + 1, L, H)`` and of the output one ``(L, 1)``, in that order.
+    Differentiable in ``x`` and every parameter.
+    """
+    results = _forward(x.contiguous(), w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
+                       float(eps))
+    return results[0], results[1:7]

@@ -1,0 +1,1 @@
+"""Numba kernels of the learners (float32, compared with their PyTorch twins to rounding)."""

@@ -1,0 +1,155 @@
+"""The fused network kernel (rl._kernels.batched_mlp, rl._fused_mlp) against its PyTorch twin.
+
+The twin is the same BatchedValueNetwork with ``fused=False`` (layer by layer, PyTorch's batch norm),
+itself tested against separate nn.Sequential networks in test_networks.py.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rl._kernels.batched_mlp import _matmul, _matmul_transposed, _weight_gradient
+from rl.networks import BatchedValueNetwork
+
+
+def _network(n_nets, in_features, hidden, n_hidden, seed=0):
+    torch.manual_seed(seed)
+    net = BatchedValueNetwork(n_nets, in_features=in_features, hidden=hidden, n_hidden=n_hidden)
+    with torch.no_grad():  # scales and shifts away from their initial 1 and 0, so that every gradient is exercised
+        for norm in net.norms:
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.3, 0.3)
+    twin = copy.deepcopy(net)
+    twin.fused = False
+    return net, twin
+
+
+def _inputs(n_nets, in_features, batch, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_nets, in_features, batch, generator=generator)
+    x[:, -1] = torch.relu(x[:, -1]) + 0.1  # a payoff-like input
+    weights = torch.randn(n_nets, batch, generator=generator)
+    return x, weights
+
+
+def _max_relative(a, b):
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("matmul_shape", [(21, 21), (21, 2), (1, 21), (5, 9), (4, 7), (3, 1), (2, 15)])
+def test_blocked_matmuls_equal_numpy(matmul_shape):
+    """The register-blocked products, on block-multiple and remainder shapes (3 × 7 and 3 × 4 tiles)."""
+    rng = np.random.default_rng(0)
+    rows, cols = matmul_shape
+    W = rng.standard_normal((rows, cols)).astype(np.float32)
+    a = rng.standard_normal((cols, 37)).astype(np.float32)
+    d = rng.standard_normal((rows, 37)).astype(np.float32)
+    out = np.full((rows, 37), np.nan, np.float32)
+    _matmul(W, a, out)
+    np.testing.assert_allclose(out, W.astype(np.float64) @ a, rtol=1e-5, atol=1e-5)
+    out_t = np.full((cols, 37), np.nan, np.float32)
+    _matmul_transposed(W, d, out_t)
+    np.testing.assert_allclose(out_t, W.T.astype(np.float64) @ d, rtol=1e-5, atol=1e-5)
+    grad = np.full((rows, cols), np.nan, np.float32)
+    _weight_gradient(d, a, grad)
+    np.testing.assert_allclose(grad, d.astype(np.float64) @ a.T, rtol=1e-5, atol=1e-4)
+
+
+@settings(deadline=None, max_examples=12)
+@given(n_nets=st.integers(1, 4), in_features=st.integers(1, 3), hidden=st.integers(1, 23),
+       n_hidden=st.integers(1, 3), batch=st.integers(2, 70))
+def test_fused_pass_equals_the_pytorch_twin(n_nets, in_features, hidden, n_hidden, batch):
+    """Output, every parameter's gradient, the input's gradient and the running statistics."""
+    net, twin = _network(n_nets, in_features, hidden, n_hidden)
+    x, weights = _inputs(n_nets, in_features, batch)
+    assert net._fused_applies(x) and not twin._fused_applies(x)
+    x_fused, x_twin = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out, out_twin = net(x_fused), twin(x_twin)
+    assert out.shape == out_twin.shape == (n_nets, batch)
+    torch.testing.assert_close(out, out_twin, rtol=1e-4, atol=1e-4)
+    (out * weights).sum().backward()
+    (out_twin * weights).sum().backward()
+    torch.testing.assert_close(x_fused.grad, x_twin.grad, rtol=1e-3, atol=1e-3 * float(x_twin.grad.abs().max()))
+    for (name, p), (_, q) in zip(net.named_parameters(), twin.named_parameters()):
+        if name == "norms.0.bias":
+            continue  # the output does not depend on it (the next batch norm removes it): both are rounding noise
+        scale = float(q.grad.abs().max())
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-3 * max(scale, 1e-6), msg=name)
+    for (name, b), (_, c) in zip(net.named_buffers(), twin.named_buffers()):
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_paper_shapes_match_the_twin_closely():
+    """L = 50 dates, hidden 21, two hidden layers, batch 1024 (paper section 4.1): to float32 rounding."""
+    net, twin = _network(50, 2, 21, 2)
+    x, weights = _inputs(50, 2, 1024)
+    out, out_twin = net(x), twin(x)
+    assert _max_relative(out, out_twin) < 2e-6
+    (out * weights).sum().backward()
+    (out_twin * weights).sum().backward()
+    for (name, p), (_, q) in zip(net.named_parameters(), twin.named_parameters()):
+        if name != "norms.0.bias":
+            assert _max_relative(p.grad, q.grad) < 1e-5, name
+
+
+def test_constant_date_gives_the_output_shift_exactly():
+    """A date where every path sits at one point (t_0: S_0) normalizes to exactly 0 at every layer, so its
+    training-mode value is the output layer's shift β (the twin leaves rounding noise there)."""
+    net, _ = _network(3, 2, 21, 2)
+    x, _ = _inputs(3, 2, 256)
+    x[0] = torch.tensor([[40.0], [0.5]])  # date 0: one point
+    out = net(x)
+    assert torch.equal(out[0], net.norms[-1].bias[0, 0].expand(256))
+    assert not torch.equal(out[1], out[1, :1].expand(256))
+
+
+def test_compiled_fused_pass_equals_eager():
+    """torch.compile treats the kernel as one opaque operator: same values and gradients as eager."""
+    net, _ = _network(4, 2, 21, 2)
+    compiled_net = copy.deepcopy(net)
+    x, weights = _inputs(4, 2, 128)
+    (net(x) * weights).sum().backward()
+    compiled = torch.compile(compiled_net, fullgraph=True)
+    (compiled(x) * weights).sum().backward()
+    for (name, p), (_, q) in zip(net.named_parameters(), compiled_net.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-6, msg=name)
+    for (name, b), (_, c) in zip(net.named_buffers(), compiled_net.named_buffers()):
+        torch.testing.assert_close(b, c, msg=name)
+
+
+def test_the_kernel_is_deterministic():
+    """Same inputs, same bits: what a bit-exact resume needs."""
+    grads = []
+    for _ in range(2):
+        net, _ = _network(5, 2, 21, 2)
+        x, weights = _inputs(5, 2, 300)
+        (net(x) * weights).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_other_passes_take_the_pytorch_path():
+    """Evaluation mode, calibration, float64, shared input layers and input_affine=False are not fused."""
+    net, _ = _network(3, 2, 8, 2)
+    x, _ = _inputs(3, 2, 64)
+    assert net._fused_applies(x)
+    assert not net._fused_applies(x.double())
+    net.eval()
+    assert not net._fused_applies(x)
+    shared = BatchedValueNetwork(3, in_features=2, hidden=8, shared_input=True, input_affine=False)
+    assert not shared._fused_applies(x)
+    shared.train()
+    assert shared(x).shape == (3, 64)
+
+
+def test_a_batch_of_one_path_is_refused():
+    net, _ = _network(2, 2, 8, 2)
+    with pytest.raises(ValueError, match="batch of at least 2 paths"):
+        net(torch.randn(2, 2, 1))

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_rl_stopping.py timing [--threads 1 2] [--variant eager|compiled|both]
+                                                  [--network fused|pytorch|both]
                                                                         # ms per ML / TD(0) step
     python benchmarks/bench_rl_stopping.py sigma [--steps 2000]          # appendix B: σ from 0.8
     python benchmarks/bench_rl_stopping.py acceptance [--seeds 5] [--steps 1000] [--algo ml]
@@ -81,24 +82,28 @@ def _load() -> str:
         return "load average unavailable"
 
 
-def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile_modes: list[bool]) -> dict:
+def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile_modes: list[bool],
+           networks: tuple[str, ...] = ("fused", "pytorch")) -> dict:
     """Milliseconds per training step, min over ``repeats`` blocks of ``steps`` steps (the minimum is
-    the least disturbed by other processes on a shared machine), for eager and compiled learners."""
+    the least disturbed by other processes on a shared machine), for eager and compiled learners, with
+    the networks' fused training kernel and with the PyTorch path as its peer (``networks``)."""
     import torch
 
     from rl.stopping.config import StoppingConfig
     from rl.stopping.learner import StoppingLearner
+    from rl.networks import use_fused_kernel
     from rl.trainer import reduce_allocation_overhead
 
     reduce_allocation_overhead()
     results = {}
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        for compiled in compile_modes:
-            tag = "compiled" if compiled else "eager"
+        for compiled, network in [(c, n) for c in compile_modes for n in networks]:
+            tag = ("compiled" if compiled else "eager") + ("" if network == "fused" else "-pytorch")
             for algorithm in ("ml", "td0"):
                 learner = StoppingLearner(StoppingConfig(algorithm=algorithm, volatility_warmup=0), reference=None,
                                           compile=compiled)
+                use_fused_kernel(learner.net, network == "fused")
                 tick = time.perf_counter()
                 for step in range(10):  # warm-up (allocator, first-call overheads, compilation)
                     learner.train_step(learner.sample_batch(step))
@@ -112,12 +117,13 @@ def timing(threads: list[int], steps: int, run_steps: int, repeats: int, compile
                 per_step = min(blocks)
                 results[f"{algorithm}_{tag}_ms_per_step_{n_threads}t"] = per_step
                 results[f"{algorithm}_{tag}_median_ms_per_step_{n_threads}t"] = sorted(blocks)[len(blocks) // 2]
-                print(f"{algorithm:>4} {tag:>8} {n_threads} thread(s): min {per_step:7.2f} ms/step, median "
+                print(f"{algorithm:>4} {tag:>16} {n_threads} thread(s): min {per_step:7.2f} ms/step, median "
                       f"{sorted(blocks)[len(blocks) // 2]:7.2f} (warm-up incl. compile {warmup:5.1f} s; {_load()})",
                       flush=True)
             if run_steps:
                 start = time.perf_counter()
                 learner = StoppingLearner(StoppingConfig(), reference=None, compile=compiled)
+                use_fused_kernel(learner.net, network == "fused")
                 for step in range(run_steps):
                     learner.train_step(learner.sample_batch(step))
                 seconds = time.perf_counter() - start
@@ -210,6 +216,8 @@ def main() -> None:
     p.add_argument("--run-steps", type=int, default=1000)
     p.add_argument("--variant", choices=["eager", "compiled", "both"], default="both",
                    help="time the eager learner, the torch.compile'd one, or both (default)")
+    p.add_argument("--network", choices=["fused", "pytorch", "both"], default="both",
+                   help="the networks' fused Numba training kernel, the PyTorch path (its peer), or both (default)")
     p = sub.add_parser("sigma")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -227,7 +235,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "timing":
         modes = {"eager": [False], "compiled": [True], "both": [False, True]}[args.variant]
-        timing(args.threads, args.steps, args.run_steps, args.repeats, modes)
+        networks = {"fused": ("fused",), "pytorch": ("pytorch",), "both": ("fused", "pytorch")}[args.network]
+        timing(args.threads, args.steps, args.run_steps, args.repeats, modes, networks)
     elif args.mode == "sigma":
         sigma_curve(args.steps, args.seed)
     else:

@@ -407,3 +407,13 @@ def unstack_network(stacked: BatchedValueNetwork, replica: int, into: BatchedVal
     into.load_state_dict({key: value[replica * n:(replica + 1) * n].clone()
                           for key, value in stacked.state_dict().items()})
     return into
+
+
+def use_fused_kernel(module: nn.Module, fused: bool = True) -> nn.Module:
+    """Switch every :class:`BatchedValueNetwork` inside ``module`` (a learner's networks, or one network)
+    between the fused training kernel and the PyTorch path (``BatchedValueNetwork(fused=...)``); returns
+    ``module``. For A/B timings and for debugging with PyTorch's own operators."""
+    for sub in module.modules():
+        if isinstance(sub, BatchedValueNetwork):
+            sub.fused = bool(fused)
+    return module

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rl._kernels.batched_mlp import _matmul, _matmul_transposed, _weight_gradient
-from rl.networks import BatchedValueNetwork
+from rl.networks import BatchedValueNetwork, use_fused_kernel
 
 
 def _network(n_nets, in_features, hidden, n_hidden, seed=0):
@@ -153,3 +153,11 @@ def test_a_batch_of_one_path_is_refused():
     net, _ = _network(2, 2, 8, 2)
     with pytest.raises(ValueError, match="batch of at least 2 paths"):
         net(torch.randn(2, 2, 1))
+
+
+def test_use_fused_kernel_switches_every_network_of_a_module():
+    holder = torch.nn.ModuleDict({"a": BatchedValueNetwork(2), "b": torch.nn.Sequential(BatchedValueNetwork(3))})
+    assert use_fused_kernel(holder, False) is holder
+    assert not holder["a"].fused and not holder["b"][0].fused
+    use_fused_kernel(holder)
+    assert holder["a"].fused and holder["b"][0].fused

@@ -62,11 +62,14 @@ def test_blocked_matmuls_equal_numpy(matmul_shape):
     np.testing.assert_allclose(grad, d.astype(np.float64) @ a.T, rtol=1e-5, atol=1e-4)
 
 
-@settings(deadline=None, max_examples=12)
-@given(n_nets=st.integers(1, 4), in_features=st.integers(1, 3), hidden=st.integers(1, 23),
-       n_hidden=st.integers(1, 3), batch=st.integers(2, 70))
+@settings(deadline=None, max_examples=25)
+@given(n_nets=st.integers(1, 4), in_features=st.integers(2, 3), hidden=st.integers(1, 23),
+       n_hidden=st.integers(1, 3), batch=st.integers(8, 70))
 def test_fused_pass_equals_the_pytorch_twin(n_nets, in_features, hidden, n_hidden, batch):
-    """Output, every parameter's gradient, the input's gradient and the running statistics."""
+    """Output, every parameter's gradient, the input's gradient and the running statistics. (Batches of
+    8 paths or more: a batch of two normalizes to ±1 whatever its values, and gradients are then
+    rounding noise in both implementations. Two inputs or more: with one, the first batch norm after the
+    input layer gives ±x̂ whatever the weight, whose gradient is then rounding noise too.)"""
     net, twin = _network(n_nets, in_features, hidden, n_hidden)
     x, weights = _inputs(n_nets, in_features, batch)
     assert net._fused_applies(x) and not twin._fused_applies(x)
@@ -76,12 +79,13 @@ def test_fused_pass_equals_the_pytorch_twin(n_nets, in_features, hidden, n_hidde
     torch.testing.assert_close(out, out_twin, rtol=1e-4, atol=1e-4)
     (out * weights).sum().backward()
     (out_twin * weights).sum().backward()
-    torch.testing.assert_close(x_fused.grad, x_twin.grad, rtol=1e-3, atol=1e-3 * float(x_twin.grad.abs().max()))
+    torch.testing.assert_close(x_fused.grad, x_twin.grad, rtol=1e-3,
+                               atol=max(1e-3 * float(x_twin.grad.abs().max()), 1e-5))
     for (name, p), (_, q) in zip(net.named_parameters(), twin.named_parameters()):
         if name == "norms.0.bias":
             continue  # the output does not depend on it (the next batch norm removes it): both are rounding noise
         scale = float(q.grad.abs().max())
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-3 * max(scale, 1e-6), msg=name)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=max(1e-3 * scale, 1e-5), msg=name)
     for (name, b), (_, c) in zip(net.named_buffers(), twin.named_buffers()):
         torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-6, msg=name)
 

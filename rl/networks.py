@@ -15,6 +15,12 @@ contiguous rows (this layout is about twice as fast on CPU as ``(L, batch, featu
 module is numerically the same function as a loop of separate networks (tested against
 ``nn.BatchNorm1d``/``nn.Linear`` stacks, in training and in evaluation mode).
 
+Training-mode passes on float32 CPU batches run instead as one Numba kernel per direction
+(:mod:`rl._kernels.batched_mlp`, wrapped as a differentiable operator in :mod:`rl._fused_mlp`):
+each date's whole network at once, its activations in the core's caches, with register-blocked
+21 × 21 products. The layer-by-layer path above is its twin (``fused=False``,
+:func:`use_fused_kernel`), and stays the path for evaluation, calibration, GPUs and shared layers.
+
 Batch normalization at a point-mass date. At ``t_0`` every path starts at ``S_0``: the input has zero
 variance, so in training mode the network's output at date 0 is the output layer's shift (a learned
 scalar, which is all a value at a single point can be). Running statistics that trail the training

@@ -107,7 +107,8 @@ from validation import experiments
 SWEEP_TABLES = ("base", "grid", "sweep")
 
 #: Keys of the ``[sweep]`` table and their defaults.
-SWEEP_OPTIONS = {"evaluate": False, "metrics": None, "x": None, "group": None, "floors": None, "curves": None}
+SWEEP_OPTIONS = {"evaluate": False, "metrics": None, "x": None, "group": None, "floors": None, "curves": None,
+                 "title": None}
 
 #: Legend of a floor drawn on its metric's panel (``[sweep] floors``): the stopping studies' floors are
 #: the discrete oracle's errors at the run's own penalty and temperature (docs/stopping_studies.md).
@@ -138,6 +139,17 @@ LABELS = {
     "oracle_floor_stopping": "oracle |P_stop − V_PDE| / V_PDE", "oracle_floor_control": "oracle |P_ctrl − V_PDE| / V_PDE",
     "p_stopping": "P_stopping (price units)", "p_control": "P_control (price units)",
     "sigma_learned": "learned σ (per √year)", "volatility": "learned σ (per √year)",
+}
+
+#: Panel titles of the metrics whose meaning is known (the y-label carries the formula and the unit).
+TITLES = {
+    "rel_error_stopping": "P_stopping error", "rel_error_control": "P_control error",
+    "rel_error_stopping_crn": "P_stopping error, common random numbers",
+    "rel_error_control_crn": "P_control error, common random numbers",
+    "rel_error_stopping_cv": "P_stopping error, control variate", "rel_error_control_cv": "P_control error, control variate",
+    "min_accuracy": "worst-date accuracy vs the oracle's decisions",
+    "min_accuracy_vi": "worst-date accuracy vs the VI boundary",
+    "mean_accuracy": "mean accuracy vs the oracle's decisions", "mean_accuracy_vi": "mean accuracy vs the VI boundary",
 }
 
 #: Longest run-folder name kept readable (longer names are cut and hashed; most filesystems allow 255 bytes).
@@ -274,6 +286,9 @@ def _check_options(options: Mapping, grid: list[str], source: str) -> dict:
         if key not in grid:
             raise ValueError(f"[sweep] group names {key!r}, which is not a key of [grid] ({', '.join(grid) or 'empty'}); "
                              "group lists grid keys")
+    if resolved["title"] is not None and not isinstance(resolved["title"], str):
+        raise ValueError(f"[sweep] title must be a string, got {resolved['title']!r}; e.g. title = "
+                         '"Dai, Sun, Xu & Zhou, figure 5: temperature λ at κ = 10"')
     x = resolved["x"]
     if x is not None and (not isinstance(x, str) or x not in grid):
         raise ValueError(f"[sweep] x must be a key of [grid] ({', '.join(grid) or 'empty'}), got {x!r}")
@@ -924,6 +939,17 @@ def _label(key: str) -> str:
     return LABELS.get(key) or LABELS.get(bare) or key
 
 
+def _title(key: str) -> str:
+    """A panel's title: what the metric is where known, else its key."""
+    bare = key.split("/", 1)[1] if "/" in key else key
+    return TITLES.get(bare) or key
+
+
+def _figure_title(sweep: "SweepSpec") -> str:
+    """``[sweep] title`` (the paper's figure it reproduces), else the sweep file's name."""
+    return sweep.options.get("title") or Path(sweep.source).name
+
+
 def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Path,
                  floors: Mapping[str, str] | None = None) -> Path | None:
     """``sweep.png``: one panel per metric, mean ± 1 s.d. over seeds against the ``x`` key.
@@ -987,11 +1013,11 @@ def plot_summary(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: P
             ax.set_xlim(-0.5, len(x_values) - 0.5)
         ax.set_xlabel(_label(x_key) if x_key else "")
         ax.set_ylabel(_label(metric))
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(_title(metric), fontsize=9)
         ax.grid(alpha=0.3)
         legend = legend or len(lines) > 1 or bool(floor_lines)
     counts = sorted({r["n"] for r in rows if r["n"]})
-    fig.suptitle(f"{Path(sweep.source).name}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
+    fig.suptitle(f"{_figure_title(sweep)}: mean ± 1 s.d. over seeds (n = {', '.join(map(str, counts))})",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     if legend:
@@ -1196,10 +1222,10 @@ def plot_curves(sweep: SweepSpec, rows: list[dict], metrics: list[str], path: Pa
         _log_scale_if_wide(ax, drawn)
         ax.set_xlabel("training steps")
         ax.set_ylabel(_label(metric))
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(_title(metric), fontsize=9)
         ax.grid(alpha=0.3)
     counts = sorted({r[f"{m}_n"] for r in rows for m in metrics if r[f"{m}_n"]})
-    fig.suptitle(f"{Path(sweep.source).name}: learning curves, mean ± 1 s.d. over seeds "
+    fig.suptitle(f"{_figure_title(sweep)}: learning curves, mean ± 1 s.d. over seeds "
                  f"(n = {', '.join(map(str, counts))})", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     if n_lines > 1:

@@ -64,6 +64,7 @@ def test_smoke_spec_resolves_four_named_points():
     ({"grid": {"train.penalty": [5]}, "sweep": {"x": "train.seed"}}, ["x must be a key of [grid]"]),
     ({"grid": {"train.penalty": [5]}, "sweep": {"group": ["train.seed"]}}, ["group names 'train.seed'"]),
     ({"grid": {"train.penalty": [5]}, "sweep": {"evaluate": "yes"}}, ["evaluate must be a boolean"]),
+    ({"grid": {"train.penalty": [5]}, "sweep": {"title": 4}}, ["title must be a string"]),
     ({"base": "missing.toml"}, ["base 'missing.toml'", "not found"]),
 ])
 def test_bad_specs_are_refused_by_name(data, words):
@@ -507,3 +508,28 @@ def test_killing_a_worker_mid_sweep_loses_no_finished_run(cluster, tmp_path):
     assert result.ok and len(result.runs) == 5 and all(run["status"] == "completed" for run in result.runs)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert len(read_csv(out / "results.csv")) == 5
+
+
+def test_the_figure_is_titled_with_the_papers_figure_and_panels_with_what_they_show(tmp_path, monkeypatch):
+    """[sweep] title names the paper's figure a study reproduces (issue 14: captions cite the paper's
+    figure numbers); a known metric's panel says what it is, its y-label carries the formula."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    title = "Dai, Sun, Xu & Zhou, figure 4: penalty κ"
+    sweep = load_sweep({"base": BASE, "grid": {"train.penalty": [1, 10], "train.seed": [0, 1]},
+                        "sweep": {"x": "train.penalty", "title": title,
+                                  "metrics": ["evaluate/rel_error_stopping", "evaluate/p_stopping_error"]}})
+    runs = fake_runs(sweep, tmp_path)
+    for run in runs:
+        run["evaluation"]["rel_error_stopping"] = run["evaluation"]["p_stopping_error"]
+    result = sweeps.SweepResult(out=tmp_path, runs=runs, failures=[], seconds=0.0, scheduler="-", workers=0)
+    figures = []
+    real_savefig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda figure, *a, **k: (figures.append(figure), real_savefig(figure, *a, **k))[1])
+    sweeps.write_outputs(sweep, result)
+    (figure,) = figures
+    assert figure._suptitle.get_text().startswith(title + ": mean ± 1 s.d. over seeds")
+    assert [ax.get_title() for ax in figure.axes] == ["P_stopping error", "evaluate/p_stopping_error"]
+    assert load_sweep({"base": BASE, "grid": {"train.penalty": [1]}}).options["title"] is None

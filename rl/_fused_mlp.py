@@ -13,15 +13,27 @@ pass reads; they carry no gradient.
 
 from __future__ import annotations
 
+import numba
 import torch
 
-from rl._kernels.batched_mlp import mlp_backward, mlp_forward
+from rl._kernels.batched_mlp import mlp_backward, mlp_backward_parallel, mlp_forward, mlp_forward_parallel
 
 Tensor = torch.Tensor
 
 
 def _array(t: Tensor):
     return t.detach().contiguous().numpy()
+
+
+def _kernels():
+    """The serial kernels at one torch thread, else the parallel ones on as many Numba threads: a run
+    given two threads gets both, as PyTorch's own operators would (measured at L = 50, batch 1024,
+    two threads: TD(0) 3.8 ms a step serial against 3.2 ms on the PyTorch path)."""
+    threads = torch.get_num_threads()
+    if threads <= 1:
+        return mlp_forward, mlp_backward
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return mlp_forward_parallel, mlp_backward_parallel
 
 
 @torch.library.custom_op("pderl::mlp_train_forward", mutates_args=())
@@ -36,11 +48,12 @@ def _forward(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_in: Ten
     xhat_in, inv_in, mean_in, var_in = new(L, I, B), new(L, I), new(L, I), new(L, I)
     xhat_hidden, inv_hidden, mean_hidden, var_hidden = new(K1, L, H, B), new(K1, L, H), new(K1, L, H), new(K1, L, H)
     xhat_out, inv_out, mean_out, var_out = new(L, 1, B), new(L, 1), new(L, 1), new(L, 1)
-    mlp_forward(_array(x), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
-                _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), float(eps),
-                xhat_in.numpy(), inv_in.numpy(), mean_in.numpy(), var_in.numpy(),
-                xhat_hidden.numpy(), inv_hidden.numpy(), mean_hidden.numpy(), var_hidden.numpy(),
-                xhat_out.numpy(), inv_out.numpy(), mean_out.numpy(), var_out.numpy(), out.numpy())
+    forward = _kernels()[0]
+    forward(_array(x), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
+            _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), float(eps),
+            xhat_in.numpy(), inv_in.numpy(), mean_in.numpy(), var_in.numpy(),
+            xhat_hidden.numpy(), inv_hidden.numpy(), mean_hidden.numpy(), var_hidden.numpy(),
+            xhat_out.numpy(), inv_out.numpy(), mean_out.numpy(), var_out.numpy(), out.numpy())
     return (out, mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out,
             xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out)
 
@@ -61,10 +74,11 @@ def _backward_op(dout: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     grads = [torch.empty_like(t) for t in (xhat_in, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden,
                                             g_out, b_out)]
-    mlp_backward(_array(dout), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
-                 _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), _array(xhat_in), _array(inv_in),
-                 _array(xhat_hidden), _array(inv_hidden), _array(xhat_out), _array(inv_out),
-                 *[g.numpy() for g in grads])
+    backward = _kernels()[1]
+    backward(_array(dout), _array(w_in), _array(w_hidden), _array(w_out), _array(g_in), _array(b_in),
+             _array(g_hidden), _array(b_hidden), _array(g_out), _array(b_out), _array(xhat_in), _array(inv_in),
+             _array(xhat_hidden), _array(inv_hidden), _array(xhat_out), _array(inv_out),
+             *[g.numpy() for g in grads])
     return tuple(grads)
 
 

@@ -37,6 +37,7 @@ Float32 throughout, summed with reassociation (vector lanes): results equal PyTo
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from pdecore._numba import njit_float32_kernel
 
@@ -264,6 +265,64 @@ def _batch_norm_backward(dout, xhat, inv_std, gamma, beta, relu, dgamma, dbeta, 
 
 
 @njit_float32_kernel
+def _forward_date(l, x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps,
+                  xhat_in, inv_in, mean_in, var_in, xhat_hidden, inv_hidden, mean_hidden, var_hidden,
+                  xhat_out, inv_out, mean_out, var_out, out):
+    """Date ``l``'s network, forward (see :func:`mlp_forward`); its scratch is its own."""
+    I, B = x.shape[1], x.shape[2]
+    K = w_hidden.shape[0]
+    H = w_in.shape[1]
+    a = np.empty((I, B), np.float32)
+    z = np.empty((H, B), np.float32)
+    h = np.empty((H, B), np.float32)
+    z_out = np.empty((1, B), np.float32)
+    _batch_norm_forward(x[l], g_in[l], b_in[l], eps, False, xhat_in[l], inv_in[l], mean_in[l], var_in[l], a)
+    _matmul(w_in[l], a, z)
+    _batch_norm_forward(z, g_hidden[0, l], b_hidden[0, l], eps, True, xhat_hidden[0, l], inv_hidden[0, l],
+                        mean_hidden[0, l], var_hidden[0, l], h)
+    for k in range(K):
+        _matmul(w_hidden[k, l], h, z)
+        _batch_norm_forward(z, g_hidden[k + 1, l], b_hidden[k + 1, l], eps, True, xhat_hidden[k + 1, l],
+                            inv_hidden[k + 1, l], mean_hidden[k + 1, l], var_hidden[k + 1, l], h)
+    _matmul(w_out[l], h, z_out)
+    _batch_norm_forward(z_out, g_out[l], b_out[l], eps, False, xhat_out[l], inv_out[l], mean_out[l], var_out[l],
+                        out[l:l + 1])
+
+
+@njit_float32_kernel
+def _backward_date(l, dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
+                   xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out,
+                   dx, dw_in, dw_hidden, dw_out, dg_in, db_in, dg_hidden, db_hidden, dg_out, db_out):
+    """Date ``l``'s network, backward (see :func:`mlp_backward`); its scratch is its own."""
+    I, B = w_in.shape[2], dout.shape[1]
+    K = w_hidden.shape[0]
+    H = w_in.shape[1]
+    dz_out = np.empty((1, B), np.float32)
+    h = np.empty((H, B), np.float32)
+    dh = np.empty((H, B), np.float32)
+    dz = np.empty((H, B), np.float32)
+    a = np.empty((I, B), np.float32)
+    da = np.empty((I, B), np.float32)
+    _batch_norm_backward(dout[l:l + 1], xhat_out[l], inv_out[l], g_out[l], b_out[l], False, dg_out[l], db_out[l],
+                         dz_out)
+    _activation(xhat_hidden[K, l], g_hidden[K, l], b_hidden[K, l], True, h)
+    _weight_gradient(dz_out, h, dw_out[l])
+    _matmul_transposed(w_out[l], dz_out, dh)
+    for k in range(K, 0, -1):
+        _batch_norm_backward(dh, xhat_hidden[k, l], inv_hidden[k, l], g_hidden[k, l], b_hidden[k, l], True,
+                             dg_hidden[k, l], db_hidden[k, l], dz)
+        _activation(xhat_hidden[k - 1, l], g_hidden[k - 1, l], b_hidden[k - 1, l], True, h)
+        _weight_gradient(dz, h, dw_hidden[k - 1, l])
+        _matmul_transposed(w_hidden[k - 1, l], dz, dh)
+    _batch_norm_backward(dh, xhat_hidden[0, l], inv_hidden[0, l], g_hidden[0, l], b_hidden[0, l], True,
+                         dg_hidden[0, l], db_hidden[0, l], dz)
+    _activation(xhat_in[l], g_in[l], b_in[l], False, a)
+    _weight_gradient(dz, a, dw_in[l])
+    _matmul_transposed(w_in[l], dz, da)
+    _batch_norm_backward(da, xhat_in[l], inv_in[l], g_in[l], b_in[l], False, dg_in[l], db_in[l], dx[l])
+
+
+@njit_float32_kernel
 def mlp_forward(x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps,
                 xhat_in, inv_in, mean_in, var_in, xhat_hidden, inv_hidden, mean_hidden, var_hidden,
                 xhat_out, inv_out, mean_out, var_out, out):
@@ -275,25 +334,22 @@ def mlp_forward(x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out,
     per batch norm, ``x̂`` (``xhat_in (L, I, B)``, ``xhat_hidden (K + 1, L, H, B)``, ``xhat_out (L, 1,
     B)``), ``1/sqrt(v + ε)``, ``μ`` and the biased ``v`` (shapes of the matching γ).
     """
-    L, I, B = x.shape
-    K = w_hidden.shape[0]
-    H = w_in.shape[1]
-    a = np.empty((I, B), np.float32)
-    z = np.empty((H, B), np.float32)
-    h = np.empty((H, B), np.float32)
-    z_out = np.empty((1, B), np.float32)
-    for l in range(L):
-        _batch_norm_forward(x[l], g_in[l], b_in[l], eps, False, xhat_in[l], inv_in[l], mean_in[l], var_in[l], a)
-        _matmul(w_in[l], a, z)
-        _batch_norm_forward(z, g_hidden[0, l], b_hidden[0, l], eps, True, xhat_hidden[0, l], inv_hidden[0, l],
-                            mean_hidden[0, l], var_hidden[0, l], h)
-        for k in range(K):
-            _matmul(w_hidden[k, l], h, z)
-            _batch_norm_forward(z, g_hidden[k + 1, l], b_hidden[k + 1, l], eps, True, xhat_hidden[k + 1, l],
-                                inv_hidden[k + 1, l], mean_hidden[k + 1, l], var_hidden[k + 1, l], h)
-        _matmul(w_out[l], h, z_out)
-        _batch_norm_forward(z_out, g_out[l], b_out[l], eps, False, xhat_out[l], inv_out[l], mean_out[l], var_out[l],
-                            out[l:l + 1])
+    for l in range(x.shape[0]):
+        _forward_date(l, x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps,
+                      xhat_in, inv_in, mean_in, var_in, xhat_hidden, inv_hidden, mean_hidden, var_hidden,
+                      xhat_out, inv_out, mean_out, var_out, out)
+
+
+@njit_float32_kernel(parallel=True)
+def mlp_forward_parallel(x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps,
+                         xhat_in, inv_in, mean_in, var_in, xhat_hidden, inv_hidden, mean_hidden, var_hidden,
+                         xhat_out, inv_out, mean_out, var_out, out):
+    """:func:`mlp_forward` with the dates shared among Numba's threads (dates are independent: the same
+    bits as the serial kernel)."""
+    for l in prange(x.shape[0]):
+        _forward_date(l, x, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out, eps,
+                      xhat_in, inv_in, mean_in, var_in, xhat_hidden, inv_hidden, mean_hidden, var_hidden,
+                      xhat_out, inv_out, mean_out, var_out, out)
 
 
 @njit_float32_kernel
@@ -305,30 +361,18 @@ def mlp_backward(dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_
     Writes the gradients of the input (``dx``, shape of ``x``) and of every weight, scale and shift
     (each the shape of its parameter), from the forward pass's ``x̂`` and ``1/sqrt(v + ε)``.
     """
-    L, I, B = dout.shape[0], w_in.shape[2], dout.shape[1]
-    K = w_hidden.shape[0]
-    H = w_in.shape[1]
-    dz_out = np.empty((1, B), np.float32)
-    h = np.empty((H, B), np.float32)
-    dh = np.empty((H, B), np.float32)
-    dz = np.empty((H, B), np.float32)
-    a = np.empty((I, B), np.float32)
-    da = np.empty((I, B), np.float32)
-    for l in range(L):
-        _batch_norm_backward(dout[l:l + 1], xhat_out[l], inv_out[l], g_out[l], b_out[l], False, dg_out[l], db_out[l],
-                             dz_out)
-        _activation(xhat_hidden[K, l], g_hidden[K, l], b_hidden[K, l], True, h)
-        _weight_gradient(dz_out, h, dw_out[l])
-        _matmul_transposed(w_out[l], dz_out, dh)
-        for k in range(K, 0, -1):
-            _batch_norm_backward(dh, xhat_hidden[k, l], inv_hidden[k, l], g_hidden[k, l], b_hidden[k, l], True,
-                                 dg_hidden[k, l], db_hidden[k, l], dz)
-            _activation(xhat_hidden[k - 1, l], g_hidden[k - 1, l], b_hidden[k - 1, l], True, h)
-            _weight_gradient(dz, h, dw_hidden[k - 1, l])
-            _matmul_transposed(w_hidden[k - 1, l], dz, dh)
-        _batch_norm_backward(dh, xhat_hidden[0, l], inv_hidden[0, l], g_hidden[0, l], b_hidden[0, l], True,
-                             dg_hidden[0, l], db_hidden[0, l], dz)
-        _activation(xhat_in[l], g_in[l], b_in[l], False, a)
-        _weight_gradient(dz, a, dw_in[l])
-        _matmul_transposed(w_in[l], dz, da)
-        _batch_norm_backward(da, xhat_in[l], inv_in[l], g_in[l], b_in[l], False, dg_in[l], db_in[l], dx[l])
+    for l in range(dout.shape[0]):
+        _backward_date(l, dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
+                       xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out,
+                       dx, dw_in, dw_hidden, dw_out, dg_in, db_in, dg_hidden, db_hidden, dg_out, db_out)
+
+
+@njit_float32_kernel(parallel=True)
+def mlp_backward_parallel(dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
+                          xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out,
+                          dx, dw_in, dw_hidden, dw_out, dg_in, db_in, dg_hidden, db_hidden, dg_out, db_out):
+    """:func:`mlp_backward` with the dates shared among Numba's threads (the same bits as the serial kernel)."""
+    for l in prange(dout.shape[0]):
+        _backward_date(l, dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
+                       xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out,
+                       dx, dw_in, dw_hidden, dw_out, dg_in, db_in, dg_hidden, db_hidden, dg_out, db_out)

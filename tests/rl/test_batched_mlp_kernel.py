@@ -63,13 +63,13 @@ def test_blocked_matmuls_equal_numpy(matmul_shape):
 
 
 @settings(deadline=None, max_examples=25)
-@given(n_nets=st.integers(1, 4), in_features=st.integers(2, 3), hidden=st.integers(1, 23),
+@given(n_nets=st.integers(1, 4), in_features=st.integers(2, 3), hidden=st.integers(2, 23),
        n_hidden=st.integers(1, 3), batch=st.integers(8, 70))
 def test_fused_pass_equals_the_pytorch_twin(n_nets, in_features, hidden, n_hidden, batch):
     """Output, every parameter's gradient, the input's gradient and the running statistics. (Batches of
     8 paths or more: a batch of two normalizes to ±1 whatever its values, and gradients are then
-    rounding noise in both implementations. Two inputs or more: with one, the first batch norm after the
-    input layer gives ±x̂ whatever the weight, whose gradient is then rounding noise too.)"""
+    rounding noise in both implementations. Two inputs and two hidden units or more: a layer with one
+    input feeding a batch norm gives ±x̂ whatever its weight, whose gradient is then rounding noise too.)"""
     net, twin = _network(n_nets, in_features, hidden, n_hidden)
     x, weights = _inputs(n_nets, in_features, batch)
     assert net._fused_applies(x) and not twin._fused_applies(x)
@@ -137,6 +137,24 @@ def test_the_kernel_is_deterministic():
         (net(x) * weights).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
     assert torch.equal(grads[0], grads[1])
+
+
+def test_parallel_kernels_give_the_serial_bits():
+    """Two torch threads run the dates on two Numba threads; each date is computed alone either way."""
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            net, _ = _network(7, 2, 21, 2)
+            x, weights = _inputs(7, 2, 200)
+            out = net(x)
+            (out * weights).sum().backward()
+            results.append(torch.cat([out.detach().flatten()] + [p.grad.flatten() for p in net.parameters()]
+                                     + [b.flatten() for b in net.buffers()]))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1])
 
 
 def test_other_passes_take_the_pytorch_path():

@@ -249,7 +249,8 @@ class BatchedValueNetwork(nn.Module):
     def _fused_applies(self, x: torch.Tensor) -> bool:
         """Whether this training-mode pass runs as the fused kernel (:mod:`rl._fused_mlp`): per-date layers
         with batch norms and their scales and shifts, one ``eps``, float32 on the CPU."""
-        return (self.fused and self.training and self.batch_norm and self.input_affine and not self.shared_input
+        # getattr: a network pickled before the kernel existed has no ``fused`` attribute
+        return (getattr(self, "fused", True) and self.training and self.batch_norm and self.input_affine and not self.shared_input
                 and x.device.type == "cpu" and x.dtype == torch.float32
                 and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self.parameters())
                 and len({norm.eps for norm in self.norms}) == 1)

@@ -53,6 +53,13 @@ NET_BLOCK_FLOATS = 2**18
 CONSTANT_CHANNEL_RTOL = 1e-10  # variance / (mean² + 1) below which a calibrated channel counts as constant
 
 
+def check_training_batch(batch: int) -> None:
+    """Refuse a training-mode batch norm over fewer than 2 paths (a batch variance needs two)."""
+    if batch < 2:
+        raise ValueError(f"batch normalization in training mode needs a batch of at least 2 paths, got "
+                         f"{batch}; use a larger batch_size")
+
+
 class BatchedBatchNorm(nn.Module):
     """Batch normalization of ``(n_nets, features, batch)`` tensors, one set of statistics per net.
 
@@ -91,9 +98,8 @@ class BatchedBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, nets: slice = slice(None)) -> torch.Tensor:
         """Normalize ``x`` of shape ``(n, features, batch)``, the nets ``nets`` of this layer (all by default)."""
-        if self.training and x.shape[-1] < 2:
-            raise ValueError(f"batch normalization in training mode needs a batch of at least 2 paths, got "
-                             f"{x.shape[-1]}; use a larger batch_size")
+        if self.training:
+            check_training_batch(x.shape[-1])
         return self._apply_norm(x, self.training, self.momentum, nets)
 
     @torch.no_grad()
@@ -250,15 +256,13 @@ class BatchedValueNetwork(nn.Module):
         """Whether this training-mode pass runs as the fused kernel (:mod:`rl._fused_mlp`): per-date layers
         with batch norms and their scales and shifts, one ``eps``, float32 on the CPU."""
         # getattr: a network pickled before the kernel existed has no ``fused`` attribute
-        return (getattr(self, "fused", True) and self.training and self.batch_norm and self.input_affine and not self.shared_input
-                and x.device.type == "cpu" and x.dtype == torch.float32
+        return (getattr(self, "fused", True) and self.training and self.batch_norm and self.input_affine
+                and not self.shared_input and x.device.type == "cpu" and x.dtype == torch.float32
                 and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self.parameters())
                 and len({norm.eps for norm in self.norms}) == 1)
 
     def _run_fused(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] < 2:
-            raise ValueError(f"batch normalization in training mode needs a batch of at least 2 paths, got "
-                             f"{x.shape[-1]}; use a larger batch_size")
+        check_training_batch(x.shape[-1])
         norms, linears = list(self.norms), list(self.linears)
         hidden_linears = linears[1:-1]
         w_hidden = (torch.stack([linear.weight for linear in hidden_linears]) if hidden_linears

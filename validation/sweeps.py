@@ -933,16 +933,19 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def _bare(key: str) -> str:
+    """A metric column without its ``evaluate/`` or ``eval/`` prefix."""
+    return key.split("/", 1)[1] if "/" in key else key
+
+
 def _label(key: str) -> str:
     """The axis label of a grid key or metric column (with its unit where known), else the key itself."""
-    bare = key.split("/", 1)[1] if "/" in key else key
-    return LABELS.get(key) or LABELS.get(bare) or key
+    return LABELS.get(key) or LABELS.get(_bare(key)) or key
 
 
 def _title(key: str) -> str:
     """A panel's title: what the metric is where known, else its key."""
-    bare = key.split("/", 1)[1] if "/" in key else key
-    return TITLES.get(bare) or key
+    return TITLES.get(_bare(key)) or key
 
 
 def _figure_title(sweep: "SweepSpec") -> str:

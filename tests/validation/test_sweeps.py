@@ -535,3 +535,19 @@ def test_the_figure_is_titled_with_the_papers_figure_and_panels_with_what_they_s
     assert figure._suptitle.get_text().startswith(title + ": mean ± 1 s.d. over seeds")
     assert [ax.get_title() for ax in figure.axes] == ["P_stopping error", "evaluate/p_stopping_error"]
     assert load_sweep({"base": BASE, "grid": {"train.penalty": [1]}}).options["title"] is None
+
+
+def test_errors_spanning_decades_get_a_log_axis_and_accuracies_never_do():
+    """Figure 6: Dong at lr 0.1 is 50 % off while the others are a fraction of a percent (log axis), but
+    a worst-date accuracy of 0.7 % beside 95 % stays on a linear axis, where its ± 1 s.d. band shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (errors, accuracy) = plt.subplots(1, 2)
+    sweeps._log_scale_if_wide(errors, [0.5, 0.002], "evaluate/rel_error_stopping")
+    sweeps._log_scale_if_wide(accuracy, [0.007, 0.95], "evaluate/min_accuracy_vi")
+    assert errors.get_yscale() == "log" and accuracy.get_yscale() == "linear"
+    assert sweeps._label("evaluate/min_accuracy_vi").endswith("(fraction)")
+    plt.close(fig)

@@ -206,6 +206,44 @@ def acceptance(seeds: list[int], steps: int, algorithm: str, out: str | None, ev
     return result
 
 
+def evaluation_timing(steps: int, repeats: int, final_paths: int) -> dict:
+    """Seconds per evaluation of a trained learner (the periodic one on its 2^14 evaluation paths, the
+    final one on ``final_paths``, with the PDE references and the discrete oracle), the networks'
+    evaluation kernels against the PyTorch path as their peer, interleaved in one process (1 thread;
+    the minimum over ``repeats``)."""
+    import torch
+
+    from rl.networks import use_fused_kernel
+    from rl.stopping.config import StoppingConfig
+    from rl.stopping.learner import StoppingLearner
+    from rl.trainer import reduce_allocation_overhead
+    from validation.stopping import PDEReferences, build_reference, evaluate_learner
+
+    reduce_allocation_overhead()
+    torch.set_num_threads(1)
+    config = StoppingConfig(algorithm="td0")
+    learner = StoppingLearner(config, reference=build_reference(config), compile=True)
+    for step in range(steps):
+        learner.train_step(learner.sample_batch(step))
+    references = PDEReferences.compute(config)
+    timings: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for network in ("fused", "pytorch"):
+            use_fused_kernel(learner.net, network == "fused")
+            for what, call in (("periodic", lambda: learner.evaluate()),
+                               ("final", lambda: evaluate_learner(learner, references=references,
+                                                                  test_paths=final_paths))):
+                start = time.perf_counter()
+                call()
+                timings.setdefault(f"{what}_{network}_s", []).append(time.perf_counter() - start)
+    use_fused_kernel(learner.net, True)
+    results = {key: min(values) for key, values in timings.items()}
+    for what in ("periodic", "final"):
+        print(f"{what:>8} evaluation: kernels {results[f'{what}_fused_s']:.3f} s, PyTorch path "
+              f"{results[f'{what}_pytorch_s']:.3f} s (min of {repeats}; {_load()})", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -218,6 +256,10 @@ def main() -> None:
                    help="time the eager learner, the torch.compile'd one, or both (default)")
     p.add_argument("--network", choices=["fused", "pytorch", "both"], default="both",
                    help="the networks' fused Numba training kernel, the PyTorch path (its peer), or both (default)")
+    p = sub.add_parser("evaluation", help="periodic and final evaluations: evaluation kernels against the PyTorch path")
+    p.add_argument("--steps", type=int, default=300, help="training steps before timing")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--final-paths", type=int, default=2**18)
     p = sub.add_parser("sigma")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -237,6 +279,8 @@ def main() -> None:
         modes = {"eager": [False], "compiled": [True], "both": [False, True]}[args.variant]
         networks = {"fused": ("fused",), "pytorch": ("pytorch",), "both": ("fused", "pytorch")}[args.network]
         timing(args.threads, args.steps, args.run_steps, args.repeats, modes, networks)
+    elif args.mode == "evaluation":
+        evaluation_timing(args.steps, args.repeats, args.final_paths)
     elif args.mode == "sigma":
         sigma_curve(args.steps, args.seed)
     else:

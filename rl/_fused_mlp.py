@@ -9,14 +9,20 @@ It returns the network's output and each batch norm's batch mean and biased vari
 updates the running statistics from those, as ``F.batch_norm`` does (:mod:`rl.networks`). The kernel's
 saved values (``x̂`` and ``1/sqrt(v + ε)`` of every batch norm) are further outputs that the backward
 pass reads; they carry no gradient.
+
+Two gradient-free passes serve evaluation: :func:`fused_mlp_eval` (evaluation mode, each batch norm
+an affine map from its running statistics) and :func:`fused_mlp_statistics` (training mode over a
+large batch in blocks of dates, for :meth:`rl.networks.BatchedValueNetwork.calibrate`).
 """
 
 from __future__ import annotations
 
 import numba
+import numpy as np
 import torch
 
-from rl._kernels.batched_mlp import mlp_backward, mlp_backward_parallel, mlp_forward, mlp_forward_parallel
+from rl._kernels.batched_mlp import (mlp_backward, mlp_backward_parallel, mlp_eval, mlp_eval_parallel, mlp_forward,
+                                     mlp_forward_parallel)
 
 Tensor = torch.Tensor
 
@@ -26,14 +32,15 @@ def _array(t: Tensor):
 
 
 def _kernels():
-    """The serial kernels at one torch thread, else the parallel ones on as many Numba threads: a run
-    given two threads gets both, as PyTorch's own operators would (measured at L = 50, batch 1024,
-    two threads: TD(0) 3.8 ms a step serial against 3.2 ms on the PyTorch path)."""
+    """The serial kernels (forward, backward, evaluation) at one torch thread, else the parallel ones on
+    as many Numba threads: a run given two threads gets both, as PyTorch's own operators would
+    (measured at L = 50, batch 1024, two threads: TD(0) 3.8 ms a step serial against 3.2 ms on the
+    PyTorch path)."""
     threads = torch.get_num_threads()
     if threads <= 1:
-        return mlp_forward, mlp_backward
+        return mlp_forward, mlp_backward, mlp_eval
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return mlp_forward_parallel, mlp_backward_parallel
+    return mlp_forward_parallel, mlp_backward_parallel, mlp_eval_parallel
 
 
 @torch.library.custom_op("pderl::mlp_train_forward", mutates_args=())
@@ -115,3 +122,63 @@ def fused_mlp_forward(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, 
     results = _forward(x.contiguous(), w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
                        float(eps))
     return results[0], results[1:7]
+
+
+# x̂ floats kept at once by fused_mlp_statistics (64 MiB): a calibration batch of 2^15 paths runs in
+# blocks of about 24 dates instead of holding 2 × 50 × 21 × 2^15 floats (275 MB) for a backward pass
+# that never comes
+STATISTICS_BLOCK_FLOATS = 2**24
+
+
+@torch.no_grad()
+def fused_mlp_eval(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, a_in: Tensor, c_in: Tensor,
+                   a_hidden: Tensor, c_hidden: Tensor, a_out: Tensor, c_out: Tensor) -> Tensor:
+    """Evaluation-mode forward pass of ``L`` per-date networks: ``(L, I, B)`` → ``(L, B)``, no gradient.
+
+    Each batch norm enters as its affine map ``α z + β'`` (``α = γ / sqrt(v_run + ε)``, ``β' = β − μ_run α``;
+    shapes of :func:`rl._kernels.batched_mlp.mlp_eval`).
+    """
+    L, _, B = x.shape
+    out = x.new_empty(L, B)
+    kernel = _kernels()[2]
+    kernel(_array(x), _array(w_in), _array(w_hidden), _array(w_out), _array(a_in), _array(c_in), _array(a_hidden),
+           _array(c_hidden), _array(a_out), _array(c_out), out.numpy())
+    return out
+
+
+@torch.no_grad()
+def fused_mlp_statistics(x: Tensor, w_in: Tensor, w_hidden: Tensor, w_out: Tensor, g_in: Tensor, b_in: Tensor,
+                         g_hidden: Tensor, b_hidden: Tensor, g_out: Tensor, b_out: Tensor, eps: float
+                         ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Training-mode forward pass without gradient: the outputs and every batch norm's batch statistics.
+
+    The same numbers as :func:`fused_mlp_forward` (the same kernel), computed in blocks of dates so that
+    the normalized values a backward pass would need are never all held: for batch-norm calibration on
+    a large batch. Returns ``(out (L, B), stats)`` with ``stats`` as in :func:`fused_mlp_forward`.
+    """
+    L, I, B = x.shape
+    K1, H = g_hidden.shape[0], g_hidden.shape[2]
+    new = x.new_empty
+    out = new(L, B)
+    mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out = (new(L, I), new(L, I), new(K1, L, H),
+                                                                   new(K1, L, H), new(L, 1), new(L, 1))
+    block = max(1, min(L, STATISTICS_BLOCK_FLOATS // max(1, (K1 * H + I + 1) * B)))
+    f32 = np.float32
+    forward = _kernels()[0]
+    xa, wi, wh, wo, gi, bi, gh, bh, go, bo = [_array(t) for t in (x, w_in, w_hidden, w_out, g_in, b_in, g_hidden,
+                                                                   b_hidden, g_out, b_out)]
+    m_in, v_in, m_h, v_h, m_o, v_o, o = [t.numpy() for t in (mean_in, var_in, mean_hidden, var_hidden, mean_out,
+                                                              var_out, out)]
+    for start in range(0, L, block):
+        n, part = min(block, L - start), slice(start, min(L, start + block))
+        # fresh C-contiguous scratch per block (one compiled specialization; a slice of the hidden
+        # arrays' second axis would not be contiguous)
+        mh, vh = np.empty((K1, n, H), f32), np.empty((K1, n, H), f32)
+        forward(xa[part], wi[part], np.ascontiguousarray(wh[:, part]), wo[part], gi[part], bi[part],
+                np.ascontiguousarray(gh[:, part]), np.ascontiguousarray(bh[:, part]), go[part], bo[part], float(eps),
+                np.empty((n, I, B), f32), np.empty((n, I), f32), m_in[part], v_in[part],
+                np.empty((K1, n, H, B), f32), np.empty((K1, n, H), f32), mh, vh,
+                np.empty((n, 1, B), f32), np.empty((n, 1), f32), m_o[part], v_o[part], o[part])
+        m_h[:, part] = mh
+        v_h[:, part] = vh
+    return out, (mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out)

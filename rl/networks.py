@@ -18,8 +18,11 @@ module is numerically the same function as a loop of separate networks (tested a
 Training-mode passes on float32 CPU batches run instead as one Numba kernel per direction
 (:mod:`rl._kernels.batched_mlp`, wrapped as a differentiable operator in :mod:`rl._fused_mlp`):
 each date's whole network at once, its activations in the core's caches, with register-blocked
-21 × 21 products. The layer-by-layer path above is its twin (``fused=False``,
-:func:`use_fused_kernel`), and stays the path for evaluation, calibration, GPUs and shared layers.
+21 × 21 products. Evaluation-mode passes without gradient run as a third kernel (each batch norm
+the affine map of its running statistics, the batch in tiles that stay in the L2 cache), and
+:meth:`BatchedValueNetwork.calibrate` takes its statistics from the training kernel's forward pass.
+The layer-by-layer path above is their twin (``fused=False``, :func:`use_fused_kernel`), and stays
+the path for GPUs, float64, shared input layers and evaluation-mode passes that need a gradient.
 
 Batch normalization at a point-mass date. At ``t_0`` every path starts at ``S_0``: the input has zero
 variance, so in training mode the network's output at date 0 is the output layer's shift (a learned
@@ -38,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdecore.checks import check_int
-from rl._fused_mlp import fused_mlp_forward
+from rl._fused_mlp import fused_mlp_eval, fused_mlp_forward, fused_mlp_statistics
 
 
 SMALL_FAN_IN = 2  # inner dimensions up to this are computed elementwise instead of by a batched matmul
@@ -113,13 +116,34 @@ class BatchedBatchNorm(nn.Module):
         batch = x.shape[-1]
         running_mean, running_var = self.running_mean[nets], self.running_var[nets]
         running_var.mul_((batch - 1) / batch if batch > 1 else 1.0)
-        # A constant channel (every path at S_0 on date 0) normalizes to exactly 0 in training mode,
-        # whatever its level. In evaluation mode its rounding residue x − mean would be divided by
-        # sqrt(eps) at every layer (errors grow ~300× per layer), so map it to its shift β instead:
-        # an infinite variance gives scale 0, which is the training-mode function.
-        constant = running_var <= CONSTANT_CHANNEL_RTOL * (running_mean.square() + 1.0)
-        running_var.masked_fill_(constant, math.inf)
+        _mark_constant_channels(running_mean, running_var)
         return out
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Running statistics := ``mean`` and the biased ``var`` (``(n_nets, features)``, a batch's, as
+        :meth:`calibrate` sets them), constant channels marked as there."""
+        self.running_mean.copy_(mean)
+        self.running_var.copy_(var)
+        _mark_constant_channels(self.running_mean, self.running_var)
+
+    def affine_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evaluation mode as an affine map ``α z + β'`` per channel: ``α = γ / sqrt(v + ε)``,
+        ``β' = β − μ α`` from the running statistics (PyTorch's own evaluation formula; a marked
+        constant channel, ``v = ∞``, gives ``α = 0``, ``β' = β``)."""
+        weight = self.weight if self.affine else torch.ones_like(self.running_mean)
+        bias = self.bias if self.affine else torch.zeros_like(self.running_mean)
+        alpha = (1.0 / torch.sqrt(self.running_var + self.eps)) * weight
+        return alpha, bias - self.running_mean * alpha
+
+
+def _mark_constant_channels(running_mean: torch.Tensor, running_var: torch.Tensor) -> None:
+    """A constant channel (every path at S_0 on date 0) normalizes to exactly 0 in training mode,
+    whatever its level. In evaluation mode its rounding residue x − mean would be divided by
+    sqrt(eps) at every layer (errors grow ~300× per layer), so map it to its shift β instead:
+    an infinite variance gives scale 0, which is the training-mode function."""
+    constant = running_var <= CONSTANT_CHANNEL_RTOL * (running_mean.square() + 1.0)
+    running_var.masked_fill_(constant, math.inf)
 
 
 class BatchedLinear(nn.Module):
@@ -210,8 +234,10 @@ class BatchedValueNetwork(nn.Module):
         Run training-mode passes on float32 CPU inputs as one Numba kernel per direction
         (:mod:`rl._kernels.batched_mlp`): each date's whole network at once, its activations in the
         core's caches, instead of each layer over all dates. The same function to float32 rounding
-        (tested); evaluation mode, calibration, GPUs and shared input layers always take the PyTorch
-        path. ``False`` forces the PyTorch path everywhere.
+        (tested). Evaluation-mode passes under ``torch.no_grad`` and :meth:`calibrate` use kernels too
+        (:func:`rl._fused_mlp.fused_mlp_eval`, :func:`rl._fused_mlp.fused_mlp_statistics`); GPUs,
+        float64 and shared input layers always take the PyTorch path. ``False`` forces the PyTorch
+        path everywhere.
 
     Shapes
     ------
@@ -252,23 +278,55 @@ class BatchedValueNetwork(nn.Module):
         else:
             self.norms = nn.ModuleList()
 
-    def _fused_applies(self, x: torch.Tensor) -> bool:
-        """Whether this training-mode pass runs as the fused kernel (:mod:`rl._fused_mlp`): per-date layers
-        with batch norms and their scales and shifts, one ``eps``, float32 on the CPU."""
+    def _kernel_shape(self, x: torch.Tensor) -> bool:
+        """Whether the Numba kernels (:mod:`rl._fused_mlp`) compute this network on ``x``: per-date layers
+        with batch norms and their scales and shifts, float32 on the CPU, ``fused`` not switched off."""
         # getattr: a network pickled before the kernel existed has no ``fused`` attribute
-        return (getattr(self, "fused", True) and self.training and self.batch_norm and self.input_affine
-                and not self.shared_input and x.device.type == "cpu" and x.dtype == torch.float32
-                and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self.parameters())
-                and len({norm.eps for norm in self.norms}) == 1)
+        return (getattr(self, "fused", True) and self.batch_norm and self.input_affine and not self.shared_input
+                and x.device.type == "cpu" and x.dtype == torch.float32
+                and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in self.parameters()))
+
+    def _fused_applies(self, x: torch.Tensor) -> bool:
+        """Whether this training-mode pass runs as the fused kernel: :meth:`_kernel_shape` and one ``eps``."""
+        return self.training and self._kernel_shape(x) and len({norm.eps for norm in self.norms}) == 1
+
+    def _eval_kernel_applies(self, x: torch.Tensor) -> bool:
+        """Whether this evaluation-mode pass runs as the evaluation kernel: :meth:`_kernel_shape`, and no
+        gradient asked for (the kernel has no backward; evaluation-mode training keeps PyTorch's path)."""
+        return not self.training and not torch.is_grad_enabled() and self._kernel_shape(x)
+
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The linear layers' weights as the kernels take them: input, stacked hidden ``(K, L, H, H)``, output."""
+        linears = list(self.linears)
+        hidden = linears[1:-1]
+        w_hidden = (torch.stack([linear.weight for linear in hidden]) if hidden
+                    else linears[0].weight.new_zeros(0, self.n_nets, self.hidden, self.hidden))
+        return linears[0].weight, w_hidden, linears[-1].weight
+
+    def _run_eval_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        terms = [norm.affine_terms() for norm in self.norms]
+        hidden = terms[1:-1]
+        return fused_mlp_eval(x.contiguous(), *self._weights(), *terms[0], torch.stack([a for a, _ in hidden]),
+                              torch.stack([c for _, c in hidden]), *terms[-1])
+
+    def _calibrate_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        norms = list(self.norms)
+        out, stats = fused_mlp_statistics(
+            x.contiguous(), *self._weights(), norms[0].weight, norms[0].bias,
+            torch.stack([norm.weight for norm in norms[1:-1]]), torch.stack([norm.bias for norm in norms[1:-1]]),
+            norms[-1].weight, norms[-1].bias, norms[0].eps)
+        mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out = stats
+        norms[0].set_statistics(mean_in, var_in)
+        for k, norm in enumerate(norms[1:-1]):
+            norm.set_statistics(mean_hidden[k], var_hidden[k])
+        norms[-1].set_statistics(mean_out, var_out)
+        return out
 
     def _run_fused(self, x: torch.Tensor) -> torch.Tensor:
         check_training_batch(x.shape[-1])
-        norms, linears = list(self.norms), list(self.linears)
-        hidden_linears = linears[1:-1]
-        w_hidden = (torch.stack([linear.weight for linear in hidden_linears]) if hidden_linears
-                    else x.new_zeros(0, self.n_nets, self.hidden, self.hidden))
+        norms = list(self.norms)
         out, stats = fused_mlp_forward(
-            x, linears[0].weight, w_hidden, linears[-1].weight, norms[0].weight, norms[0].bias,
+            x, *self._weights(), norms[0].weight, norms[0].bias,
             torch.stack([norm.weight for norm in norms[1:-1]]), torch.stack([norm.bias for norm in norms[1:-1]]),
             norms[-1].weight, norms[-1].bias, norms[0].eps)
         # running statistics as F.batch_norm updates them: r ← (1 − m) r + m μ, with the unbiased variance
@@ -291,6 +349,8 @@ class BatchedValueNetwork(nn.Module):
         self._check(x)
         if not calibrate and self._fused_applies(x):
             return self._run_fused(x)
+        if not calibrate and self._eval_kernel_applies(x):
+            return self._run_eval_kernel(x)
         width = max(self.hidden, self.in_features)
         block = max(1, NET_BLOCK_FLOATS // max(1, width * x.shape[2]))
         if block >= self.n_nets:
@@ -326,8 +386,16 @@ class BatchedValueNetwork(nn.Module):
 
         Afterwards evaluation-mode outputs equal training-mode outputs on ``x`` and are consistent on
         other points of the same distribution.
-        Leaves the module in evaluation mode and returns the outputs on ``x``.
+        Leaves the module in evaluation mode and returns the outputs on ``x``. Where the kernels apply
+        (:meth:`_kernel_shape`, one ``eps``) the statistics come from the training kernel's pass over
+        ``x`` (:func:`rl._fused_mlp.fused_mlp_statistics`), else from PyTorch's batch norms.
         """
+        self._check(x)
+        if self._kernel_shape(x) and len({norm.eps for norm in self.norms}) == 1:
+            check_training_batch(x.shape[-1])
+            out = self._calibrate_kernel(x)
+            self.eval()
+            return out
         out = self._run(x, calibrate=True)
         self.eval()
         return out

@@ -26,6 +26,11 @@ is far below what BLAS is tuned for. Here each date's whole network runs while i
 (21 × batch floats per layer) stay in the core's caches, and the 21 × 21 matmuls are register-blocked
 (3 output rows × 7 inputs per pass over the batch; 3 × 4 dot products for the weight gradients).
 
+Evaluation mode (:func:`mlp_eval`) has no batch statistics: each batch norm is the affine map
+``α_c z + β'_c`` with ``α = γ / sqrt(v_run + ε)`` and ``β' = β − μ_run α`` (PyTorch's own evaluation
+formula), and nothing is kept for a backward pass. The batch is processed in tiles of
+:data:`EVAL_TILE` paths, so that a date's activations stay in the L2 cache whatever the batch.
+
 The means are computed around the channel's first value (``μ = z_0 + Σ (z_b − z_0) / B``): exact for
 a constant channel (every path at S_0 on date 0), which then normalizes to exactly 0, as the training-
 mode function of a point mass is; PyTorch's kernel leaves rounding noise there instead.
@@ -222,7 +227,8 @@ def _batch_norm_forward(z, gamma, beta, eps, relu, xhat, inv_std, mean, var, out
 
 @njit_float32_kernel
 def _activation(xhat, gamma, beta, relu, out):
-    """``out = γ x̂ + β`` (then ReLU if ``relu``): a layer's output recomputed from its ``x̂``."""
+    """``out = γ x̂ + β`` per channel (then ReLU if ``relu``): a layer's output recomputed from its ``x̂``,
+    and in evaluation mode a whole batch norm (``α z + β'``; ``out`` may be ``xhat`` itself)."""
     C, B = xhat.shape
     for c in range(C):
         g = gamma[c]
@@ -376,3 +382,58 @@ def mlp_backward_parallel(dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_h
         _backward_date(l, dout, w_in, w_hidden, w_out, g_in, b_in, g_hidden, b_hidden, g_out, b_out,
                        xhat_in, inv_in, xhat_hidden, inv_hidden, xhat_out, inv_out,
                        dx, dw_in, dw_hidden, dw_out, dg_in, db_in, dg_hidden, db_hidden, dg_out, db_out)
+
+
+EVAL_TILE = 1024  # paths per tile of the evaluation kernel: 21 × 1024 floats per activation, in the L2 cache
+
+
+@njit_float32_kernel
+def _eval_date(l, x, w_in, w_hidden, w_out, a_in, c_in, a_hidden, c_hidden, a_out, c_out, out):
+    """Date ``l``'s network in evaluation mode (see :func:`mlp_eval`), tile by tile; its scratch is its own."""
+    I, B = x.shape[1], x.shape[2]
+    K = w_hidden.shape[0]
+    H = w_in.shape[1]
+    T = min(B, EVAL_TILE)
+    a_buf = np.empty(I * T, np.float32)
+    z_buf = np.empty(H * T, np.float32)
+    h_buf = np.empty(H * T, np.float32)
+    o_buf = np.empty(T, np.float32)
+    for start in range(0, B, T):
+        n = min(T, B - start)
+        a = a_buf[:I * n].reshape((I, n))
+        z = z_buf[:H * n].reshape((H, n))
+        h = h_buf[:H * n].reshape((H, n))
+        z_out = o_buf[:n].reshape((1, n))
+        for i in range(I):
+            for b in range(n):
+                a[i, b] = x[l, i, start + b]
+        _activation(a, a_in[l], c_in[l], False, a)
+        _matmul(w_in[l], a, z)
+        _activation(z, a_hidden[0, l], c_hidden[0, l], True, h)
+        for k in range(K):
+            _matmul(w_hidden[k, l], h, z)
+            _activation(z, a_hidden[k + 1, l], c_hidden[k + 1, l], True, h)
+        _matmul(w_out[l], h, z_out)
+        g = a_out[l, 0]
+        s = c_out[l, 0]
+        for b in range(n):
+            out[l, start + b] = g * z_out[0, b] + s
+
+
+@njit_float32_kernel
+def mlp_eval(x, w_in, w_hidden, w_out, a_in, c_in, a_hidden, c_hidden, a_out, c_out, out):
+    """Evaluation-mode forward pass of ``L`` networks: every batch norm the affine map ``α z + β'``.
+
+    Shapes as :func:`mlp_forward`, with each batch norm's ``α`` and ``β'`` in place of its ``γ`` and
+    ``β`` (``a_in, c_in (L, I)``, ``a_hidden, c_hidden (K + 1, L, H)``, ``a_out, c_out (L, 1)``).
+    Writes ``out (L, B)``; any batch size (tiles of :data:`EVAL_TILE` paths).
+    """
+    for l in range(x.shape[0]):
+        _eval_date(l, x, w_in, w_hidden, w_out, a_in, c_in, a_hidden, c_hidden, a_out, c_out, out)
+
+
+@njit_float32_kernel(parallel=True)
+def mlp_eval_parallel(x, w_in, w_hidden, w_out, a_in, c_in, a_hidden, c_hidden, a_out, c_out, out):
+    """:func:`mlp_eval` with the dates shared among Numba's threads (the same bits as the serial kernel)."""
+    for l in prange(x.shape[0]):
+        _eval_date(l, x, w_in, w_hidden, w_out, a_in, c_in, a_hidden, c_hidden, a_out, c_out, out)

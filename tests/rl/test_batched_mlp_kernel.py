@@ -14,7 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rl._kernels.batched_mlp import _matmul, _matmul_transposed, _weight_gradient
+import rl._fused_mlp as fused_module
+from rl._kernels.batched_mlp import EVAL_TILE, _matmul, _matmul_transposed, _weight_gradient
 from rl.networks import BatchedValueNetwork, use_fused_kernel
 
 
@@ -141,24 +142,34 @@ def test_the_kernel_is_deterministic():
 
 def test_parallel_kernels_give_the_serial_bits():
     """Two torch threads run the dates on two Numba threads; each date is computed alone either way."""
+    def train_pass():
+        net, _ = _network(7, 2, 21, 2)
+        x, weights = _inputs(7, 2, 200)
+        out = net(x)
+        (out * weights).sum().backward()
+        return torch.cat([out.detach().flatten()] + [p.grad.flatten() for p in net.parameters()]
+                         + [b.flatten() for b in net.buffers()])
+
+    serial, parallel = _at_one_and_two_threads(train_pass)
+    assert torch.equal(serial, parallel)
+
+
+def _at_one_and_two_threads(compute):
+    """``compute()`` with one torch thread (serial kernels), then two (parallel kernels)."""
     results = []
     threads = torch.get_num_threads()
     try:
         for n_threads in (1, 2):
             torch.set_num_threads(n_threads)
-            net, _ = _network(7, 2, 21, 2)
-            x, weights = _inputs(7, 2, 200)
-            out = net(x)
-            (out * weights).sum().backward()
-            results.append(torch.cat([out.detach().flatten()] + [p.grad.flatten() for p in net.parameters()]
-                                     + [b.flatten() for b in net.buffers()]))
+            results.append(compute())
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(results[0], results[1])
+    return results
 
 
 def test_other_passes_take_the_pytorch_path():
-    """Evaluation mode, calibration, float64, shared input layers and input_affine=False are not fused."""
+    """Evaluation mode, calibration, float64, shared input layers and input_affine=False are not fused
+    (by the training kernel; evaluation has its own, tested below)."""
     net, _ = _network(3, 2, 8, 2)
     x, _ = _inputs(3, 2, 64)
     assert net._fused_applies(x)
@@ -183,3 +194,88 @@ def test_use_fused_kernel_switches_every_network_of_a_module():
     assert not holder["a"].fused and not holder["b"][0].fused
     use_fused_kernel(holder)
     assert holder["a"].fused and holder["b"][0].fused
+
+
+# ------------------------------------------------------------------ evaluation kernel and calibration
+def _calibration_inputs(n_nets, in_features, batch, seed=2):
+    x, _ = _inputs(n_nets, in_features, batch, seed=seed)
+    x = x * 3.0 + 40.0  # spot-like levels: the evaluation affine map works far from zero
+    x[0] = x[0, :, :1]  # a point-mass date (every path at S_0), marked constant by calibration
+    return x
+
+
+@settings(deadline=None, max_examples=20)
+@given(n_nets=st.integers(1, 4), in_features=st.integers(2, 3), hidden=st.integers(2, 23),
+       n_hidden=st.integers(1, 3), batch=st.sampled_from([1, 5, 64, EVAL_TILE, EVAL_TILE + 3, 2 * EVAL_TILE + 17]))
+def test_evaluation_kernel_equals_the_pytorch_twin(n_nets, in_features, hidden, n_hidden, batch):
+    """Evaluation mode under no_grad: the kernel (tiles of EVAL_TILE paths, the last one partial) against
+    PyTorch's batch norms, on the same calibrated statistics (constant date 0 included)."""
+    net, _ = _network(n_nets, in_features, hidden, n_hidden)
+    net.calibrate(_calibration_inputs(n_nets, in_features, 300))
+    twin = use_fused_kernel(copy.deepcopy(net), False)
+    x = _calibration_inputs(n_nets, in_features, batch, seed=3)
+    with torch.no_grad():
+        assert net._eval_kernel_applies(x) and not twin._eval_kernel_applies(x)
+        out, out_twin = net(x), twin(x)
+    assert out.shape == (n_nets, batch)
+    torch.testing.assert_close(out, out_twin, rtol=1e-5, atol=1e-5 * float(out_twin.abs().max()) + 1e-6)
+    assert torch.equal(out[0], torch.full_like(out[0], float(net.norms[-1].bias[0, 0])))  # constant date: β
+
+
+def test_kernel_calibration_equals_pytorch_calibration():
+    """Statistics of every batch norm from the training kernel's pass (in blocks of dates) against
+    PyTorch's calibration: the same means, biased variances and constant-channel marks, and outputs.
+    Date 0 (a point mass) apart: there the kernel's input batch norm gives exactly 0, so every later
+    channel is constant and marked (output β); PyTorch's gives rounding noise × 1/sqrt(ε), which its
+    hidden layers carry as small non-constant channels."""
+    net, _ = _network(5, 2, 21, 2)
+    twin = use_fused_kernel(copy.deepcopy(net), False)
+    x = _calibration_inputs(5, 2, 3000)
+    out, out_twin = net.calibrate(x), twin.calibrate(x)
+    assert not net.training and not twin.training
+    torch.testing.assert_close(out, out_twin, rtol=1e-4, atol=1e-4)
+    for norm, norm_twin in zip(net.norms, twin.norms):
+        torch.testing.assert_close(norm.running_mean[1:], norm_twin.running_mean[1:], rtol=1e-5, atol=1e-5)
+        finite = torch.isfinite(norm_twin.running_var[1:])
+        assert torch.equal(torch.isfinite(norm.running_var[1:]), finite)
+        torch.testing.assert_close(norm.running_var[1:][finite], norm_twin.running_var[1:][finite], rtol=1e-4,
+                                   atol=1e-6)
+        assert not torch.isfinite(norm.running_var[0]).any()  # date 0: every channel marked constant
+
+
+def test_statistics_in_blocks_of_dates_equal_one_pass(monkeypatch):
+    """fused_mlp_statistics holds x̂ for a block of dates at a time: the blocks give the one-pass bits."""
+    net, _ = _network(7, 2, 9, 3)
+    x = _calibration_inputs(7, 2, 200)
+    whole = copy.deepcopy(net).calibrate(x)
+    monkeypatch.setattr(fused_module, "STATISTICS_BLOCK_FLOATS", 3 * (2 * 9 + 3) * 200)  # 3 dates a block
+    blocked_net = copy.deepcopy(net)
+    blocked = blocked_net.calibrate(x)
+    assert torch.equal(whole, blocked)
+    reference = copy.deepcopy(net)
+    reference.calibrate(x)
+    for norm, other in zip(blocked_net.norms, reference.norms):
+        assert torch.equal(norm.running_mean, other.running_mean) and torch.equal(norm.running_var, other.running_var)
+
+
+def test_evaluation_with_gradient_takes_the_pytorch_path():
+    """The evaluation kernel has no backward: with gradients on, evaluation mode stays differentiable."""
+    net, _ = _network(3, 2, 8, 2)
+    net.calibrate(_calibration_inputs(3, 2, 100))
+    x = _calibration_inputs(3, 2, 50, seed=4)
+    assert not net._eval_kernel_applies(x)
+    out = net(x)
+    assert out.requires_grad
+    out.sum().backward()
+    assert net.linears[0].weight.grad is not None
+
+
+def test_parallel_evaluation_kernel_gives_the_serial_bits():
+    def evaluation_pass():
+        net, _ = _network(7, 2, 21, 2)
+        net.calibrate(_calibration_inputs(7, 2, 500))
+        with torch.no_grad():
+            return net(_calibration_inputs(7, 2, 3000, seed=5))
+
+    serial, parallel = _at_one_and_two_threads(evaluation_pass)
+    assert torch.equal(serial, parallel)

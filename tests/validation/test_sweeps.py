@@ -551,3 +551,21 @@ def test_errors_spanning_decades_get_a_log_axis_and_accuracies_never_do():
     assert errors.get_yscale() == "log" and accuracy.get_yscale() == "linear"
     assert sweeps._label("evaluate/min_accuracy_vi").endswith("(fraction)")
     plt.close(fig)
+
+
+def _worker_malloc_arenas():
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
+def test_local_cluster_workers_start_with_one_malloc_arena(monkeypatch):
+    """MALLOC_ARENA_MAX=1 is in the environment the workers were spawned with (glibc reads it at start)."""
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert sweeps.worker_environment() == {"MALLOC_ARENA_MAX": "1"}
+    client, cluster = sweeps._start_client(None, 1, 1)
+    try:
+        assert client.submit(_worker_malloc_arenas, pure=False).result() == "1"
+    finally:
+        client.close()
+        cluster.close()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # a user's own setting is kept
+    assert sweeps.worker_environment() == {"MALLOC_ARENA_MAX": "4"}

@@ -808,6 +808,14 @@ def _read_finished(run_dir: Path, evaluate: bool) -> dict:
     return {"summary": summary, "evaluation": evaluation}
 
 
+def _expected_cost(spec: dict) -> int:
+    """A run's training steps: the dask priority of its task, so that the longest runs start first and
+    the sweep ends on short ones instead of one worker finishing a long run while the others idle
+    (figure 5's 1000-step ML runs after its 5000-step TD(0) runs)."""
+    steps = spec.get("train", {}).get("steps", 0) if isinstance(spec.get("train"), dict) else 0
+    return int(steps) if isinstance(steps, (int, float)) else 0
+
+
 def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, connection, *, retries: int,
              progress, done: int) -> tuple[str, int]:
     """Submit ``todo`` to dask, retry failures, fill ``states``; returns (scheduler address, workers)."""
@@ -828,7 +836,8 @@ def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, connect
         def submit(point):
             states[point.name]["attempts"] += 1
             key = f"pderl-sweep-{point.name}-{states[point.name]['attempts']}-{uuid.uuid4().hex[:8]}"
-            future = client.submit(run_point, point.spec, str(runs_dir / point.name), evaluate, key=key, pure=False)
+            future = client.submit(run_point, point.spec, str(runs_dir / point.name), evaluate, key=key, pure=False,
+                                   priority=_expected_cost(point.spec))
             by_future[future.key] = point
             return future
 

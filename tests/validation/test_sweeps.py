@@ -569,3 +569,13 @@ def test_local_cluster_workers_start_with_one_malloc_arena(monkeypatch):
         cluster.close()
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # a user's own setting is kept
     assert sweeps.worker_environment() == {"MALLOC_ARENA_MAX": "4"}
+
+
+def test_longer_runs_get_a_higher_dask_priority():
+    """Runs are started longest first (the priority is the run's training steps), so a sweep ends on short runs."""
+    sweep = load_sweep(SMOKE)
+    spec = sweep.points[0].spec
+    assert sweeps._expected_cost(spec) == spec["train"]["steps"]
+    longer = {**spec, "train": {**spec["train"], "steps": 5000}}
+    assert sweeps._expected_cost(longer) > sweeps._expected_cost(spec)
+    assert sweeps._expected_cost({"kind": "stopping"}) == 0

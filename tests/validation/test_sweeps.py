@@ -554,16 +554,19 @@ def test_errors_spanning_decades_get_a_log_axis_and_accuracies_never_do():
 
 
 def _worker_malloc_arenas():
-    return os.environ.get("MALLOC_ARENA_MAX")
+    import dask
+
+    return os.environ.get("MALLOC_ARENA_MAX"), dask.config.get("distributed.worker.profile.enabled")
 
 
 def test_local_cluster_workers_start_with_one_malloc_arena(monkeypatch):
-    """MALLOC_ARENA_MAX=1 is in the environment the workers were spawned with (glibc reads it at start)."""
+    """MALLOC_ARENA_MAX=1 is in the environment the workers were spawned with (glibc reads it at start),
+    and the workers run without dask's statistical profiler (QUIET_WORKER_CONFIG)."""
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert sweeps.worker_environment() == {"MALLOC_ARENA_MAX": "1"}
     client, cluster = sweeps._start_client(None, 1, 1)
     try:
-        assert client.submit(_worker_malloc_arenas, pure=False).result() == "1"
+        assert client.submit(_worker_malloc_arenas, pure=False).result() == ("1", False)
     finally:
         client.close()
         cluster.close()

@@ -293,7 +293,7 @@ class BatchedValueNetwork(nn.Module):
     def _eval_kernel_applies(self, x: torch.Tensor) -> bool:
         """Whether this evaluation-mode pass runs as the evaluation kernel: :meth:`_kernel_shape`, and no
         gradient asked for (the kernel has no backward; evaluation-mode training keeps PyTorch's path)."""
-        return not self.training and not torch.is_grad_enabled() and self._kernel_shape(x)
+        return not self.training and not torch.is_grad_enabled() and x.shape[-1] > 0 and self._kernel_shape(x)
 
     def _weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The linear layers' weights as the kernels take them: input, stacked hidden ``(K, L, H, H)``, output."""

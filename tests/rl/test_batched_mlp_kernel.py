@@ -258,6 +258,13 @@ def test_statistics_in_blocks_of_dates_equal_one_pass(monkeypatch):
         assert torch.equal(norm.running_mean, other.running_mean) and torch.equal(norm.running_var, other.running_var)
 
 
+def test_an_empty_batch_evaluates_to_an_empty_output():
+    net, _ = _network(3, 2, 8, 2)
+    net.calibrate(_calibration_inputs(3, 2, 100))
+    with torch.no_grad():
+        assert net(torch.zeros(3, 2, 0)).shape == (3, 0)
+
+
 def test_evaluation_with_gradient_takes_the_pytorch_path():
     """The evaluation kernel has no backward: with gradients on, evaluation mode stays differentiable."""
     net, _ = _network(3, 2, 8, 2)

@@ -309,33 +309,36 @@ class BatchedValueNetwork(nn.Module):
         return fused_mlp_eval(x.contiguous(), *self._weights(), *terms[0], torch.stack([a for a, _ in hidden]),
                               torch.stack([c for _, c in hidden]), *terms[-1])
 
-    def _calibrate_kernel(self, x: torch.Tensor) -> torch.Tensor:
+    def _norm_parameters(self) -> tuple[torch.Tensor, ...]:
+        """The batch norms' scales and shifts as the kernels take them: input ``(L, I)`` twice, stacked
+        hidden ``(K + 1, L, H)`` twice, output ``(L, 1)`` twice."""
         norms = list(self.norms)
-        out, stats = fused_mlp_statistics(
-            x.contiguous(), *self._weights(), norms[0].weight, norms[0].bias,
-            torch.stack([norm.weight for norm in norms[1:-1]]), torch.stack([norm.bias for norm in norms[1:-1]]),
-            norms[-1].weight, norms[-1].bias, norms[0].eps)
+        hidden = norms[1:-1]
+        return (norms[0].weight, norms[0].bias, torch.stack([norm.weight for norm in hidden]),
+                torch.stack([norm.bias for norm in hidden]), norms[-1].weight, norms[-1].bias)
+
+    def _per_norm(self, stats: tuple[torch.Tensor, ...]) -> list[tuple[BatchedBatchNorm, torch.Tensor, torch.Tensor]]:
+        """``(norm, batch mean, biased batch variance)`` of every batch norm, from the kernels' ``stats``."""
+        norms = list(self.norms)
         mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out = stats
-        norms[0].set_statistics(mean_in, var_in)
-        for k, norm in enumerate(norms[1:-1]):
-            norm.set_statistics(mean_hidden[k], var_hidden[k])
-        norms[-1].set_statistics(mean_out, var_out)
+        return ([(norms[0], mean_in, var_in)]
+                + [(norm, mean_hidden[k], var_hidden[k]) for k, norm in enumerate(norms[1:-1])]
+                + [(norms[-1], mean_out, var_out)])
+
+    def _calibrate_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        out, stats = fused_mlp_statistics(x.contiguous(), *self._weights(), *self._norm_parameters(),
+                                          self.norms[0].eps)
+        for norm, mean, var in self._per_norm(stats):
+            norm.set_statistics(mean, var)
         return out
 
     def _run_fused(self, x: torch.Tensor) -> torch.Tensor:
         check_training_batch(x.shape[-1])
-        norms = list(self.norms)
-        out, stats = fused_mlp_forward(
-            x, *self._weights(), norms[0].weight, norms[0].bias,
-            torch.stack([norm.weight for norm in norms[1:-1]]), torch.stack([norm.bias for norm in norms[1:-1]]),
-            norms[-1].weight, norms[-1].bias, norms[0].eps)
+        out, stats = fused_mlp_forward(x, *self._weights(), *self._norm_parameters(), self.norms[0].eps)
         # running statistics as F.batch_norm updates them: r ← (1 − m) r + m μ, with the unbiased variance
-        mean_in, var_in, mean_hidden, var_hidden, mean_out, var_out = stats
         unbias = x.shape[-1] / (x.shape[-1] - 1)
         with torch.no_grad():
-            for norm, mean, var in ([(norms[0], mean_in, var_in)]
-                                    + [(norm, mean_hidden[k], var_hidden[k]) for k, norm in enumerate(norms[1:-1])]
-                                    + [(norms[-1], mean_out, var_out)]):
+            for norm, mean, var in self._per_norm(stats):
                 norm.running_mean.lerp_(mean, norm.momentum)
                 norm.running_var.lerp_(var * unbias, norm.momentum)
         return out

@@ -820,8 +820,7 @@ def _expected_cost(spec: dict) -> int:
     """A run's training steps: the dask priority of its task, so that the longest runs start first and
     the sweep ends on short ones instead of one worker finishing a long run while the others idle
     (figure 5's 1000-step ML runs after its 5000-step TD(0) runs)."""
-    steps = spec.get("train", {}).get("steps", 0) if isinstance(spec.get("train"), dict) else 0
-    return int(steps) if isinstance(steps, (int, float)) else 0
+    return int(spec.get("train", {}).get("steps", 0))
 
 
 def _execute(sweep: SweepSpec, todo: list, states: dict, runs_dir: Path, connection, *, retries: int,

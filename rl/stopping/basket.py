@@ -182,7 +182,12 @@ class BasketSimulator:
 
     def geometric_mean_log(self, log_prices: torch.Tensor) -> torch.Tensor:
         """``G = exp(d^{−1/2} Σ_k log X_k)`` from log-prices (summed in float64), float64."""
-        return torch.exp(log_prices.to(torch.float64).sum(dim=-1) * self.market.exponent)
+        return torch.exp(self.log_geometric_mean(log_prices))
+
+    def log_geometric_mean(self, log_prices: torch.Tensor) -> torch.Tensor:
+        """``log G = d^{−1/2} Σ_k log X_k`` from log-prices, float64 (summed in float64 without a float64
+        copy of the prices: the same numbers as converting first, tested)."""
+        return log_prices.sum(dim=-1, dtype=torch.float64) * self.market.exponent
 
     def geometric_mean(self, prices: torch.Tensor) -> torch.Tensor:
         """``G = Π_k X_k^{1/√d} = exp(d^{−1/2} Σ_k log X_k)`` over the last axis (computed in float64)."""

@@ -69,6 +69,15 @@ from rl.stopping.policies import BernoulliStoppingPolicy
 #: Bytes of evaluation inputs held at once (paths are evaluated in chunks of at most this size).
 EVAL_CHUNK_BYTES = 2**28
 
+#: Broadie, Glasserman & Kou's constant ``β = −ζ(½)/√(2π)``: a barrier monitored every Δt acts like a
+#: continuously monitored one moved by ``β σ √Δt`` (Math. Finance 7, 1997). Used by the continuity correction.
+BGK_BETA = 0.5825971579390106
+
+#: Near-zero points of the premium that set a date's boundary normal: the in-the-money points with the
+#: smallest ``|w_l|``, this share of them (at least :data:`SHIFT_MIN_POINTS`).
+SHIFT_NEAR_SHARE = 0.05
+SHIFT_MIN_POINTS = 64
+
 
 class HighDimStoppingLearner:
     """Martingale-loss learner of a d-dimensional stopping problem (implements :mod:`rl.trainer`'s contract).
@@ -121,6 +130,7 @@ class HighDimStoppingLearner:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.value_updates = 0
         self._calibration = None
+        self._shifts = None
 
     # ------------------------------------------------------------------ memory
     def bytes_per_path(self, *, training: bool, execution_grid: bool = True) -> float:
@@ -139,8 +149,9 @@ class HighDimStoppingLearner:
         hidden = c.n_dates * c.hidden * c.n_hidden * size * 2
         if c.execution_substeps == 1 or not execution_grid:
             return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
-        grid = (c.n_dates * c.execution_substeps + 1) * 8 * 3  # gains, European values, exercise flags
-        return float(self.test_simulator.bytes_per_path(self.dtype) + 2 * (inputs + hidden) + grid)
+        grid = (c.n_dates * c.execution_substeps + 1) * 8 * 4  # gains, European values, log G, exercise flags
+        shifted = 2 * c.n_dates * self.state_dimension * size if self._corrects() else 0  # the moved states
+        return float(self.test_simulator.bytes_per_path(self.dtype) + 2 * (inputs + hidden) + grid + shifted)
 
     def check_memory(self, n_paths: int, *, training: bool) -> float:
         """Refuse (``ValueError``) before allocation a batch × dates × dimension that exceeds the budget."""
@@ -180,6 +191,7 @@ class HighDimStoppingLearner:
         self.generator.set_state(state["generator"])
         self.value_updates = int(state.get("value_updates", 0))
         self._calibration = None
+        self._shifts = None
 
     def sample_batch(self, step: int) -> torch.Tensor:
         """``batch_size`` fresh raw paths from the training generator (basket: log-prices ``(B, L+1, d)``;
@@ -209,15 +221,28 @@ class HighDimStoppingLearner:
             if not need_european:
                 return gains, None
             n_dates = raw.shape[1] - 1
-            tau = 1.0 - torch.arange(n_dates, dtype=torch.float64, device=raw.device) / n_dates
-            p = self._geometric
-            european = bs_price_torch("put", geometric[:, :-1], self.market.strike, tau, p["volatility"],
-                                      p["rate"], p["dividend"])
+            times = torch.arange(n_dates, dtype=torch.float64, device=raw.device) / n_dates
+            european = self._european(geometric[:, :-1], times)
             return gains, torch.cat([european, gains[:, -1:]], dim=1)
         gains = raw.to(torch.float64)
         if not need_european:
             return gains, None
         return gains, torch.cat([self.simulator.terminal_mean(gains), gains[:, -1:]], dim=1)
+
+    def _european(self, geometric: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Basket: ``V_E(t, G)``, the Black–Scholes put on the geometric mean at times ``t < T`` (float64)."""
+        p = self._geometric
+        return bs_price_torch("put", geometric, self.market.strike, 1.0 - times, p["volatility"], p["rate"],
+                              p["dividend"])
+
+    def _basket_payoffs(self, log_geometric: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Basket: the payoff input ``h`` (the formulation's) at ``log G`` ``(B, n)`` and times ``(n,)`` before T,
+        in the learner's dtype."""
+        geometric = torch.exp(log_geometric)
+        gains = torch.clamp(self.market.strike - geometric, min=0.0)
+        if self.premium:
+            gains = gains - self._european(geometric, times)
+        return gains.to(self.dtype)
 
     def features(self, raw: torch.Tensor, *, need_european: bool = True):
         """``(inputs (L, D + 1, B), payoffs h (B, L), terminal (B,), gains g (B, L + 1), european (B, L + 1))``.
@@ -284,6 +309,7 @@ class HighDimStoppingLearner:
         self.optimizer.step()
         self.value_updates += 1
         self._calibration = None
+        self._shifts = None
         return {"losses/loss": loss.item(), "charts/learning_rate": self.learning_rate_at(self.value_updates - 1),
                 "charts/value0": float(values[:, 0].mean().item())}
 
@@ -313,6 +339,77 @@ class HighDimStoppingLearner:
             self._calibration = net
         return self._calibration
 
+    def _corrects(self) -> bool:
+        """Whether the execution rule carries the continuity correction (:class:`HighDimStoppingConfig`)."""
+        c = self.config
+        return c.problem == "basket" and c.execution_substeps > 1 and c.continuity_correction
+
+    def continuity_shifts(self, net: BatchedValueNetwork | None = None) -> torch.Tensor:
+        """The continuity correction's moves of the log-prices, ``(L + 1, d)`` float64 (row ``l``: date ``l``'s
+        network; row ``L`` zero, as ``w_L = 0``).
+
+        ``c_l = θ √Δt Σ ḡ_l / sqrt(ḡ_lᵀ Σ ḡ_l)`` with ``θ = β (1 − 1/√m)`` (:data:`BGK_BETA`):
+
+        * ``Σ``: the covariance per unit time of the log-price increments of the calibration paths (the
+          first draws of ``eval_seed`` on the decision dates, as for the batch norms), pooled over dates;
+        * ``ḡ_l``: the mean gradient of ``w_l`` (payoff input included) in the log-prices at the
+          in-the-money calibration points nearest its zero set (:data:`SHIFT_NEAR_SHARE`).
+
+        So ``ḡ_lᵀ c_l = θ √Δt sqrt(ḡ_lᵀ Σ ḡ_l)``: the premium's rise over a move of ``θ`` standard deviations
+        of one decision step's diffusion across the boundary. A date without a usable gradient (date 0,
+        where every path is at the spot) takes the nearest date's move. For a premium that depends on the
+        log geometric mean only (the exact one) the move of ``log G`` is ``θ σ_G √Δt``, the
+        Broadie–Glasserman–Kou shift between the boundaries of exercise every Δt and every Δt/m (tested).
+        """
+        if self._shifts is None:
+            self._shifts = self._estimate_shifts(net or self.evaluation_network())
+        return self._shifts
+
+    def _estimate_shifts(self, net: BatchedValueNetwork) -> torch.Tensor:
+        c = self.config
+        L, d, m = c.n_dates, self.state_dimension, c.execution_substeps
+        shifts = torch.zeros(L + 1, d, dtype=torch.float64)
+        if not self._corrects():
+            return shifts
+        raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(c.eval_seed))
+        # Σ: per-date sums of the increments' outer products in float64 (no (B·L, d) float64 copy)
+        total = torch.zeros(d, dtype=torch.float64)
+        second = torch.zeros(d, d, dtype=torch.float64)
+        for l in range(L):
+            step = (raw[:, l + 1] - raw[:, l]).to(torch.float64).cpu()
+            total += step.sum(dim=0)
+            second += step.T @ step
+        count = raw.shape[0] * L
+        mean = total / count
+        sigma = (second - count * torch.outer(mean, mean)) / (count - 1) / c.dt
+        times = torch.arange(L, dtype=torch.float64, device=raw.device) * c.dt
+        with torch.enable_grad():  # the whole derivative, through the payoff input too (callers may hold no_grad)
+            states = raw[:, :L].detach().clone().requires_grad_(True)
+            log_geometric = self.simulator.log_geometric_mean(states)
+            premium = net(self._network_inputs(states, self._basket_payoffs(log_geometric, times))).T  # (B, L)
+            gradient, = torch.autograd.grad(premium.sum(), states)  # w_l depends on date l's state only
+        premium, gradient = premium.detach().cpu(), gradient.to(torch.float64).cpu()
+        in_money = (log_geometric.detach().cpu() < math.log(self.market.strike))
+        theta = BGK_BETA * (1.0 - 1.0 / math.sqrt(m))
+        valid = []
+        for l in range(L):
+            points = torch.nonzero(in_money[:, l]).squeeze(1)
+            if points.numel() < SHIFT_MIN_POINTS:
+                continue
+            near = points[torch.argsort(premium[points, l].abs())[:max(SHIFT_MIN_POINTS,
+                                                                        int(SHIFT_NEAR_SHARE * points.numel()))]]
+            normal = gradient[near, l].mean(dim=0)
+            spread = float(normal @ sigma @ normal)
+            if not math.isfinite(spread) or spread <= 0.0:
+                continue
+            shifts[l] = theta * math.sqrt(c.dt) * (sigma @ normal) / math.sqrt(spread)
+            valid.append(l)
+        if valid:
+            for l in range(L):
+                if l not in valid:
+                    shifts[l] = shifts[min(valid, key=lambda v: (abs(v - l), -v))]
+        return shifts
+
     @torch.no_grad()
     def exercise(self, raw: torch.Tensor, net: BatchedValueNetwork | None = None):
         """Execution rule on raw paths: ``(exercise bool (B, N), gains (B, N+1), european (B, N+1) or None)``.
@@ -322,6 +419,8 @@ class HighDimStoppingLearner:
         ``(1 − k/m) w_l(x) + (k/m) w_{l+1}(x) ≤ 0`` at ``t = t_l + kΔt/m`` with ``w_L = 0``
         (:class:`HighDimStoppingConfig`): every network ``l`` is evaluated on the states ``m`` times per
         interval, as date ``l`` and (shifted by one) as date ``l + 1``, in two batched passes per ``k``.
+        With the continuity correction network ``l`` is asked at ``log x + c_l``
+        (:meth:`continuity_shifts`), its payoff input at the moved state too.
         """
         net = net or self.evaluation_network()
         c = self.config
@@ -336,13 +435,31 @@ class HighDimStoppingLearner:
         payoffs = gains - european if self.premium else gains
         exercise = torch.empty((raw.shape[0], c.n_dates * m), dtype=torch.bool, device=raw.device)
         base = torch.arange(c.n_dates, device=raw.device) * m
+        moved = self._corrects() and m == c.execution_substeps
+        if moved:
+            shifts = self.continuity_shifts(net).to(raw.device)
+            state_shifts = shifts.to(self.dtype)
+            log_geometric = self.simulator.log_geometric_mean(raw)
+            geometric_shifts = self.simulator.log_geometric_mean(shifts)  # (L + 1,): the moves of log G
         for k in range(m):
-            inputs = self._network_inputs(raw[:, base + k], payoffs[:, base + k])  # (L, D + 1, B)
+            if moved:
+                dates = base + k
+                states, times = raw[:, dates], dates.to(torch.float64) / (c.n_dates * m)
+
+                def inputs_of(nets):  # network l's inputs at the states moved by c_l, l in nets
+                    return self._network_inputs(states + state_shifts[nets], self._basket_payoffs(
+                        log_geometric[:, dates] + geometric_shifts[nets], times))
+
+                inputs = inputs_of(slice(0, c.n_dates))
+                later_inputs = inputs_of(slice(1, c.n_dates + 1)) if k else None
+            else:
+                inputs = self._network_inputs(raw[:, base + k], payoffs[:, base + k])  # (L, D + 1, B)
+                later_inputs = inputs
             premium = net(inputs).T  # w_l at t_l + kΔt/m, (B, L)
             if k:
                 a = k / m
                 # network l + 1 on the same states: the inputs moved up one network (network 0's slot unused)
-                later = net(torch.cat([inputs[:1], inputs[:-1]], dim=0)).T[:, 1:]
+                later = net(torch.cat([later_inputs[:1], later_inputs[:-1]], dim=0)).T[:, 1:]
                 later = torch.cat([later, torch.zeros_like(later[:, :1])], dim=1)  # w_L = 0
                 premium = (1.0 - a) * premium + a * later
             exercise[:, base + k] = premium <= 0.0
@@ -420,8 +537,9 @@ class HighDimStoppingLearner:
                 other, _, _ = self.stopped(comparison(raw).to(exercise.device), gains, european)
                 add("cmp", other)
                 add("diff", value - other)
-            if m > 1:  # the decision dates' rule: the interpolated rule at k = 0 is w_l itself
-                value, premium, _ = self.stopped(exercise[:, ::m], gains[:, ::m], european[:, ::m])
+            if m > 1:  # the decision dates' rule, w_l ≤ 0 at t_l: the uncorrected rule at k = 0
+                dates_rule = self.exercise(raw[:, ::m], net)[0] if self._corrects() else exercise[:, ::m]
+                value, premium, _ = self.stopped(dates_rule, gains[:, ::m], european[:, ::m])
                 add("p_dates", value)
                 add("cv_dates", premium)
             dates += float(first.to(torch.float64).sum())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -121,11 +123,22 @@ def test_interpolated_oracle_value_is_the_oracles_price_on_the_decision_dates_an
     config = HighDimStoppingConfig(dimension=5, n_dates=10, penalty=10.0)
     # m = 1: the rule is the decision-date oracle's own, scored by the grid recursion
     assert interpolated_oracle_value(config) == pytest.approx(basket_oracle(config).p_stopping, abs=2e-4)
-    fine = HighDimStoppingConfig(dimension=5, n_dates=10, penalty=10.0, execution_substeps=4)
+    fine = HighDimStoppingConfig(dimension=5, n_dates=10, penalty=10.0, execution_substeps=4,
+                                 continuity_correction=False)
     executed = interpolated_oracle_value(fine)
     finer_premium = interpolated_oracle_value(fine, training_substeps=4)
     # executing between the dates gains; a premium of the finer grid gains more, but never beats that grid's oracle
     assert basket_oracle(config).p_stopping < executed < finer_premium <= basket_oracle(fine).p_stopping + 2e-4
+    # the continuity correction moves the decision dates' premium to the finer grid's boundary (d = 40, where
+    # σ_G = 0.46 makes the Bermudan gap large): it recovers most of the gap to that grid's oracle, and leaves a
+    # premium already of the execution grid alone
+    wide = HighDimStoppingConfig(dimension=40, n_dates=10, penalty=10.0, execution_substeps=4,
+                                 continuity_correction=False)
+    plain, oracle_fine = interpolated_oracle_value(wide), basket_oracle(wide).p_stopping  # 6.3948, 6.4700
+    corrected = interpolated_oracle_value(dataclasses.replace(wide, continuity_correction=True))  # 6.4640
+    assert plain + 0.8 * (oracle_fine - plain) < corrected <= oracle_fine + 2e-4
+    assert interpolated_oracle_value(dataclasses.replace(fine, continuity_correction=True),
+                                     training_substeps=4) == finer_premium
     with pytest.raises(ValueError, match="problem='basket'"):
         interpolated_oracle_value(HighDimStoppingConfig(problem="fbm"))
     with pytest.raises(ValueError, match="training_substeps"):

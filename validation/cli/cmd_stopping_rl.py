@@ -111,6 +111,10 @@ def register(verbs) -> None:
                    help="basket runs: execute the learned rule on n_dates x M dates, the premium interpolated in "
                         "time between decision dates (default: the run's [evaluate] execution_substeps; 1 = the "
                         "paper's evaluation at the decision dates only)")
+    p.add_argument("--continuity-correction", action=argparse.BooleanOptionalAction, default=None,
+                   help="basket runs executed between decision dates: ask the premium at the state moved toward "
+                        "continuation by the Broadie-Glasserman-Kou shift (default: the run's [evaluate] "
+                        "continuity_correction; runs recorded before it existed: off)")
     p.add_argument("--antithetic", action=argparse.BooleanOptionalAction, default=None,
                    help="basket runs: test paths in antithetic pairs (standard errors over the pairs); default: "
                         "the run's [evaluate] antithetic_test_paths")
@@ -290,7 +294,8 @@ def _evaluate(args) -> int:
                              f"{args.run} is a {kind} run, whose evaluation compares with the PDE oracle instead")
         options["dual_paths"] = args.dual_paths
     for flag, key, value in (("--execution-substeps", "execution_substeps", args.execution_substeps),
-                             ("--antithetic", "antithetic_test_paths", args.antithetic)):
+                             ("--antithetic", "antithetic_test_paths", args.antithetic),
+                             ("--continuity-correction", "continuity_correction", args.continuity_correction)):
         if value is None:
             continue
         if kind != "high_dim_stopping":

@@ -52,7 +52,8 @@ FBM_SPEC = EXAMPLES / "fbm.toml"
 SPEC_FALLBACKS = {
     BASKET_SPEC: {"kind": "high_dim_stopping", "model": {"problem": "basket", "dimension": 40},
                   "train": {"eval_every": 0, "checkpoint_every": 100, "threads": 1},
-                  "evaluate": {"execution_substeps": 10, "antithetic_test_paths": True}},
+                  "evaluate": {"execution_substeps": 10, "continuity_correction": True,
+                               "antithetic_test_paths": True}},
     FBM_SPEC: {"kind": "high_dim_stopping", "model": {"problem": "fbm", "hurst": 0.3},
                "train": {"temperature": 0.1, "learning_rate": 0.01, "lr_decay_every": 200,
                          "lr_decay_factor": 0.5, "steps": 3000, "eval_every": 0, "checkpoint_every": 200,

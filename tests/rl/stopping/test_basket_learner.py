@@ -176,7 +176,8 @@ def test_execution_substeps_is_validated_and_refused_for_the_fbm():
 def test_execution_grid_rule_is_the_trained_rule_at_decision_dates_and_interpolates_between():
     m = 3
     trained, _ = _train(HighDimStoppingConfig(**TINY, seed=2), steps=5)
-    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, seed=2, execution_substeps=m))
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, seed=2, execution_substeps=m,
+                                                           continuity_correction=False))
     learner.net.load_state_dict(trained.net.state_dict())
     assert torch.equal(learner.evaluation_network().norms[0].running_mean,
                        trained.evaluation_network().norms[0].running_mean)  # the same calibration on any grid
@@ -268,3 +269,91 @@ def test_hidden_layers_key_shares_the_hidden_layers_and_old_records_keep_theirs(
     record = HighDimStoppingConfig(**TINY).to_dict()
     record.pop("hidden_layers")
     assert HighDimStoppingConfig.from_dict(record).hidden_layers == "per_date"
+
+
+class _PremiumOf(torch.nn.Module):
+    """A stand-in for the networks: ``w_l = f(state inputs, h)`` the same at every date, ``(L, D + 1, B) → (L, B)``."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x[:, :-1, :], x[:, -1, :])
+
+
+@pytest.mark.parametrize("through", ["state", "payoff"])
+def test_continuity_shift_moves_log_G_by_the_bgk_distance_toward_continuation(through):
+    """For a premium that depends on the log geometric mean only, rising with it (a put's), the move of
+    log G is θ σ_G √Δt with θ = β (1 − 1/√m), whichever input carries the dependence: the state inputs
+    directly, or the payoff input h = g − V_E (which falls with G; the derivative must go through it)."""
+    import math
+
+    from rl.stopping.high_dim import BGK_BETA
+
+    m = 4
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**{**TINY, "eval_paths": 4096}, execution_substeps=m))
+    exponent = learner.market.exponent
+    if through == "state":
+        net = _PremiumOf(lambda y, h: 3.0 * (exponent * y.sum(dim=1) - math.log(90.0)))
+    else:
+        net = _PremiumOf(lambda y, h: -2.0 * h - 0.5)
+    shifts = learner._estimate_shifts(net)
+    assert shifts.shape == (11, 5) and torch.all(shifts[-1] == 0)
+    moves = learner.simulator.log_geometric_mean(shifts[:-1])
+    expected = BGK_BETA * (1 - 1 / math.sqrt(m)) * learner._geometric["volatility"] * math.sqrt(0.1)
+    assert torch.all(moves > 0)  # toward continuation: up for a put
+    assert moves.numpy() == pytest.approx(expected, rel=0.05)  # Σ estimated from 4096 x 10 increments
+    assert torch.equal(shifts[0], shifts[1])  # date 0 (every path at the spot) takes the next date's move
+    learner_off = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, execution_substeps=m,
+                                                               continuity_correction=False))
+    assert torch.all(learner_off._estimate_shifts(net) == 0)
+
+
+def test_corrected_rule_asks_each_network_at_its_moved_state_and_zero_moves_change_nothing():
+    m = 3
+    trained, _ = _train(HighDimStoppingConfig(**TINY, seed=2), steps=5)
+    plain = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, seed=2, execution_substeps=m,
+                                                         continuity_correction=False))
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY, seed=2, execution_substeps=m))
+    for other in (plain, learner):
+        other.net.load_state_dict(trained.net.state_dict())
+    raw = learner.sample_raw(128, torch.Generator().manual_seed(9), execution_grid=True)
+    learner._shifts = torch.zeros(11, 5, dtype=torch.float64)
+    assert torch.equal(learner.exercise(raw)[0], plain.exercise(raw)[0])  # the moved-input path is the plain one
+    shifts = torch.linspace(0.01, 0.05, 11, dtype=torch.float64).unsqueeze(1) * torch.tensor([1.0, -0.5, 2.0, 0.0, 1.5])
+    shifts[-1] = 0.0
+    learner._shifts = shifts
+    exercise, gains, european = learner.exercise(raw)
+    net = learner.evaluation_network()
+
+    def premium(l, j):  # network l at the state of grid date j moved by c_l, its payoff input there too
+        moved = raw[:, j] + shifts[l].to(torch.float32)
+        geometric = torch.exp(learner.simulator.log_geometric_mean(moved.unsqueeze(1)))
+        t = torch.tensor([j / (10 * m)], dtype=torch.float64)
+        h = (torch.clamp(learner.market.strike - geometric, min=0.0) - learner._european(geometric, t))
+        inputs = torch.zeros((10, 6, 128))
+        inputs[l] = torch.cat([moved, h.to(torch.float32)], dim=1).T
+        return net(inputs)[l]
+
+    for l, k in ((4, 0), (4, 1), (7, 2)):
+        j = l * m + k
+        expected = (1 - k / m) * premium(l, j) + (k / m) * premium(l + 1, j) <= 0.0
+        assert (exercise[:, j] != expected).sum() <= 1, (l, k)  # h from float64 log G here, from the sum there
+    j = 9 * m + 2  # the last interval: towards w_L = 0
+    assert (exercise[:, j] != (premium(9, j) <= 0.0)).sum() <= 1
+    # the paper's evaluation at the decision dates keeps the unmoved rule w_l <= 0
+    out, out_plain = learner.evaluate(), plain.evaluate()
+    assert out["eval/p_decision_dates"] == out_plain["eval/p_decision_dates"]
+    assert out["eval/p_stopping"] != out_plain["eval/p_stopping"]
+
+
+def test_continuity_correction_key_old_records_and_validation():
+    record = HighDimStoppingConfig(**TINY, execution_substeps=2).to_dict()
+    assert record["continuity_correction"] is True
+    del record["continuity_correction"]
+    assert HighDimStoppingConfig.from_dict(record).continuity_correction is False  # recorded before the key
+    with pytest.raises(ValueError, match="continuity_correction must be true or false"):
+        HighDimStoppingConfig(**TINY, continuity_correction="yes")
+    learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY))  # m = 1: nothing to correct
+    assert not learner._corrects() and torch.all(learner.continuity_shifts() == 0)

@@ -45,7 +45,12 @@ error. With ``execution_substeps = m > 1`` (basket) the test paths are drawn on 
 rule is executed on all of them, the premium interpolated linearly in time between the networks of the
 two surrounding decision dates (:meth:`HighDimStoppingLearner.exercise`): the American option's price
 then no longer pays the Bermudan gap of the 101 dates; ``p_decision_dates`` is the paper's evaluation
-(exercise at the decision dates only) on the same paths.
+(exercise at the decision dates only) on the same paths. The networks still carry the boundary of a holder
+who may exercise every Δt, about ``β σ √Δt`` (``β = 0.5826``) above that of one who may exercise every
+Δt/m, as for a discretely monitored barrier (Broadie, Glasserman & Kou 1997). With
+``continuity_correction`` (the shipped specs) the rule asks each network at the state moved that far
+toward continuation along the diffusion's own metric, the direction from the learned premium's gradient
+and the covariance of simulated increments (:meth:`HighDimStoppingLearner.continuity_shifts`).
 """
 
 from __future__ import annotations
@@ -210,13 +215,17 @@ class HighDimStoppingLearner:
         return simulator.sample(n_paths, generator, dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ features
-    def payoffs_and_european(self, raw: torch.Tensor, *, need_european: bool = True):
+    def payoffs_and_european(self, raw: torch.Tensor, *, need_european: bool = True,
+                             log_geometric: torch.Tensor | None = None):
         """Payoffs ``g(X_n)`` and ``V_E(t_n, X_n)`` (``V_E(T) = g``) on the paths' ``N + 1`` equally spaced
         dates (the decision dates, ``N = L``, or the execution grid), float64 ``(B, N + 1)`` each
-        (``V_E``: ``None`` unless ``need_european``)."""
+        (``V_E``: ``None`` unless ``need_european``). Basket: ``log_geometric``, ``log G`` of ``raw`` if the
+        caller has summed it already (:meth:`BasketSimulator.log_geometric_mean`)."""
         c = self.config
         if c.problem == "basket":
-            geometric = self.simulator.geometric_mean_log(raw)
+            if log_geometric is None:
+                log_geometric = self.simulator.log_geometric_mean(raw)
+            geometric = torch.exp(log_geometric)
             gains = torch.clamp(self.market.strike - geometric, min=0.0)
             if not need_european:
                 return gains, None
@@ -431,15 +440,15 @@ class HighDimStoppingLearner:
         if m == 1:
             inputs, _, _, gains, european = self.features(raw)
             return net(inputs).T <= 0.0, gains, european
-        gains, european = self.payoffs_and_european(raw, need_european=True)
+        moved = self._corrects() and m == c.execution_substeps
+        log_geometric = self.simulator.log_geometric_mean(raw) if moved else None  # summed once, used twice
+        gains, european = self.payoffs_and_european(raw, need_european=True, log_geometric=log_geometric)
         payoffs = gains - european if self.premium else gains
         exercise = torch.empty((raw.shape[0], c.n_dates * m), dtype=torch.bool, device=raw.device)
         base = torch.arange(c.n_dates, device=raw.device) * m
-        moved = self._corrects() and m == c.execution_substeps
         if moved:
             shifts = self.continuity_shifts(net).to(raw.device)
             state_shifts = shifts.to(self.dtype)
-            log_geometric = self.simulator.log_geometric_mean(raw)
             geometric_shifts = self.simulator.log_geometric_mean(shifts)  # (L + 1,): the moves of log G
         for k in range(m):
             if moved:

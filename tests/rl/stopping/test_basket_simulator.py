@@ -62,3 +62,13 @@ def test_log_paths_are_the_cumulative_sum_of_the_exact_steps(correlation, dtype)
     twin = torch.cumsum(normals * simulator._log_vol + simulator._log_drift, dim=1) + math.log(simulator.market.spot)
     assert torch.equal(log_paths[:, 1:], twin.to(dtype))
     assert torch.all(log_paths[:, 0] == torch.tensor(math.log(simulator.market.spot), dtype=dtype))
+
+
+@pytest.mark.parametrize("dimension", [1, 7, 40])
+def test_log_geometric_mean_sums_in_float64_without_a_copy_and_gives_the_same_numbers(dimension):
+    simulator = BasketSimulator(BasketMarket(dimension, "main"), 12)
+    raw = simulator.sample_log(33, torch.Generator().manual_seed(3))
+    log_g = simulator.log_geometric_mean(raw)
+    assert log_g.dtype == torch.float64 and log_g.shape == (33, 13)
+    assert torch.equal(log_g, raw.to(torch.float64).sum(dim=-1) * simulator.market.exponent)
+    assert torch.equal(simulator.geometric_mean_log(raw), torch.exp(log_g))

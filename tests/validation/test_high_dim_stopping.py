@@ -83,6 +83,33 @@ def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
     assert main(["evaluate", "stopping", str(run), "--antithetic", "--json"]) == 0
     paired = json.loads(capsys.readouterr().out)
     assert paired["test_paths"] == 512 and paired["p_stopping"] != evaluation["p_stopping"]
+    # the continuity correction moves the fine grid's rule only; off, the plain interpolated rule
+    assert fine["continuity_correction"] is True and evaluation["continuity_correction"] is False  # m = 1: nothing
+    assert main(["evaluate", "stopping", str(run), "--execution-substeps", "3", "--no-continuity-correction",
+                 "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["continuity_correction"] is False and plain["p_decision_dates"] == fine["p_decision_dates"]
+    assert plain["interpolated_oracle_value"] != fine["interpolated_oracle_value"]
+
+
+def test_evaluation_takes_the_runs_threads_unless_told(tmp_path, monkeypatch):
+    import torch
+
+    from validation import experiments
+
+    config = tmp_path / "tiny.toml"
+    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 3\n'
+                      '[train]\nn_dates = 4\npenalty = 4.0\nbatch_size = 16\nsteps = 1\neval_every = 0\n'
+                      'checkpoint_every = 1\nthreads = 1\n[evaluate]\neval_paths = 32\ntest_paths = 32\n')
+    run = tmp_path / "run"
+    assert main(["train", "stopping", "--config", str(config), "--out", str(run), "--no-progress", "--json"]) == 0
+    asked = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    experiments.evaluate(run)
+    experiments.evaluate(run, threads=2)
+    assert asked == [1, 2]
+    with pytest.raises(ValueError, match="threads"):
+        experiments.evaluate(run, threads=-1)
 
 
 def test_fbm_reference_is_becker():

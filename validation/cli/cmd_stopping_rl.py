@@ -104,6 +104,9 @@ def register(verbs) -> None:
     p.add_argument("run", help="run folder written by `pderl train stopping`")
     p.add_argument("--test-paths", type=integer, default=None, help="number of test paths (default 2^18)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads (default: the run's [train] threads, else torch's choice; with other "
+                        "busy jobs on the machine use 1)")
     p.add_argument("--dual-paths", type=integer, default=0,
                    help="fBm runs: also the dual upper bound from the learned values on N outer paths (64 inner "
                         "draws each; e.g. 4096, about a minute); 0 (default): off")
@@ -302,7 +305,7 @@ def _evaluate(args) -> int:
             raise ValueError(f"{flag} is for basket runs (pderl train stopping --config examples/basket_d40.toml); "
                              f"{args.run} is a {kind} run; drop the option")
         options[key] = value
-    evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, **options)
+    evaluation = experiments.evaluate(args.run, device=args.device, kind=kind, threads=args.threads, **options)
     if args.json:
         emit(evaluation, as_json=True)
     elif kind == "high_dim_stopping":

@@ -357,3 +357,18 @@ def test_continuity_correction_key_old_records_and_validation():
         HighDimStoppingConfig(**TINY, continuity_correction="yes")
     learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY))  # m = 1: nothing to correct
     assert not learner._corrects() and torch.all(learner.continuity_shifts() == 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_with_a_cuda_device_the_learner_runs_there_on_the_same_paths():
+    """Paths are drawn on the CPU generator and moved, so a CUDA run sees the CPU run's paths: the same
+    losses and prices up to float32 reduction order."""
+    config = HighDimStoppingConfig(**TINY, seed=3, execution_substeps=2)
+    cpu, losses_cpu = _train(config)
+    gpu = HighDimStoppingLearner(config, device="cuda")
+    losses_gpu = [gpu.train_step(gpu.sample_batch(step))["losses/loss"] for step in range(3)]
+    assert all(p.device.type == "cuda" for p in gpu.net.parameters())
+    assert losses_gpu == pytest.approx(losses_cpu, rel=1e-4)
+    out_cpu, out_gpu = cpu.evaluate(final=True), gpu.evaluate(final=True)
+    assert out_gpu["eval/p_stopping"] == pytest.approx(out_cpu["eval/p_stopping"], abs=4 * out_cpu["eval/p_stopping_stderr"])
+    assert gpu.continuity_shifts().device.type == "cpu" and gpu.continuity_shifts().abs().sum() > 0

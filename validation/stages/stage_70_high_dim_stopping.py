@@ -241,11 +241,14 @@ def figure_basket_prices(rows: list[dict], references: dict, out: Path, *, toler
     return ax
 
 
-def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: int = 7):
+def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: int = 7, execution_oracle=None):
     """Left: the learned rule as a map, its decision at every date of ``n_paths`` fresh paths that is in the
     money, in the (t, G) plane (G the geometric mean, the 1-D equivalent's state; exercise in red), with
-    the oracle's boundary. Right: per date, the share of those in-the-money points where the learned
-    decision equals the oracle's. Returns ``(worst date's share, mean share)``."""
+    the oracle's boundary. With ``execution_oracle`` (the oracle of the finer grid the rule is executed on)
+    also that grid's boundary and, where the learner applies the continuity correction, the decision dates'
+    boundary moved by the learner's shift of ``log G`` (what the corrected rule aims at). Right: per date,
+    the share of those in-the-money points where the learned decision equals the oracle's. Returns
+    ``(worst date's share, mean share)``."""
     import matplotlib.pyplot as plt
     import numpy as np
     import torch
@@ -268,7 +271,16 @@ def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: i
     for decision, colour, label in ((False, "tab:blue", "learned: continue"), (True, "tab:red", "learned: exercise")):
         mask = (exercise == decision) & in_money
         left.scatter(t_grid[mask], geometric[:, :n_dates][mask], s=2, color=colour, alpha=0.35, label=label)
-    left.plot(times, oracle.boundary, color="k", lw=1.5, label="oracle boundary (1-D equivalent, pdecore)")
+    left.plot(times, oracle.boundary, color="k", lw=1.5,
+              label=f"oracle boundary, exercise every 1/{n_dates} (1-D equivalent, pdecore)")
+    if execution_oracle is not None:
+        if learner._corrects():  # drawn first and wide: the execution grid's boundary should run inside it
+            moves = learner.simulator.log_geometric_mean(learner.continuity_shifts()).numpy()[:n_dates]
+            left.plot(times[:n_dates], np.asarray(oracle.boundary)[:n_dates] * np.exp(-moves), color="tab:orange",
+                      lw=4.0, alpha=0.6, label="the first, moved by the learner's continuity correction")
+        fine = np.asarray(execution_oracle.boundary)
+        left.plot(np.linspace(0.0, 1.0, fine.size), fine, color="k", lw=1.0, ls="--",
+                  label=f"oracle boundary, exercise every 1/{fine.size - 1} (the execution grid)")
     left.axhline(strike, color="grey", lw=0.8, ls=":", label=f"strike {strike:g}")
     left.set_xlabel("time t (years)")
     left.set_ylabel("geometric mean G = Π x_k^(1/√d)")
@@ -365,7 +377,7 @@ def run(ctx: StageContext) -> StageOutput:
         basket_rows.append({**evaluation, "dimension": dimension, "hurst": None, "label": f"d = {dimension}",
                             "seconds": float(summary["seconds"])})
         if decision_learner is None:  # the decisions figure is at the decision dates: that grid's oracle
-            decision_learner = learner
+            decision_learner, execution_reference = learner, reference
             decision_reference = (reference if learner.config.execution_substeps == 1 else
                                   {**reference, "oracle": basket_oracle(learner.config, execution_grid=False)})
     for hurst in settings["hursts"]:
@@ -388,7 +400,8 @@ def run(ctx: StageContext) -> StageOutput:
         plt.close(ax.figure)
         worst_agreement, mean_agreement = figure_basket_decisions(
             decision_learner, decision_reference["oracle"], ctx.figure_path("high_dim_basket_decisions.png"),
-            n_paths=settings["decision_paths"])
+            n_paths=settings["decision_paths"], execution_oracle=(
+                execution_reference["oracle"] if decision_learner.config.execution_substeps > 1 else None))
         plt.close("all")
         figures += ["figures/high_dim_basket_prices.png", "figures/high_dim_basket_decisions.png"]
     if fbm_rows:

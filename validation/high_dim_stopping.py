@@ -231,8 +231,8 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
     ``within_tolerance_oracle_cv``); for the fBm the paper's three values at H and, with ``dual_paths > 0``, the dual
     upper bound from the learned values (:func:`rl.stopping.dual.dual_upper_bound`: ``dual_upper``,
     ``dual_lower`` the learned rule on the same outer paths, ``dual_gap``, each with ``_stderr``).
-    ``execution_substeps``, ``antithetic_test_paths`` and ``continuity_correction`` (basket; ``None``: the configuration's) replace
-    the configuration's evaluation settings (:class:`rl.stopping.high_dim.HighDimStoppingConfig`): with
+    ``execution_substeps``, ``antithetic_test_paths`` and ``continuity_correction`` (basket; ``None``: the
+    configuration's) replace the configuration's evaluation settings (:class:`rl.stopping.high_dim.HighDimStoppingConfig`): with
     ``m > 1`` ``p_decision_dates`` is the paper's evaluation on the same paths and the oracle and
     Bermudan references are on the execution grid. Keys without the ``eval/`` prefix."""
     changed = with_evaluation_settings(learner, execution_substeps=execution_substeps,
@@ -295,8 +295,7 @@ def evaluate_learner(learner, *, test_paths: int | None = None, reference: dict 
     out["n_dates"] = config.n_dates
     out["execution_substeps"] = config.execution_substeps
     out["antithetic_test_paths"] = config.antithetic_test_paths
-    out["continuity_correction"] = bool(config.continuity_correction and config.execution_substeps > 1
-                                        and config.problem == "basket")
+    out["continuity_correction"] = learner.corrects_continuity()
     return out
 
 

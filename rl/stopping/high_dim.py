@@ -155,7 +155,8 @@ class HighDimStoppingLearner:
         if c.execution_substeps == 1 or not execution_grid:
             return float(self.simulator.bytes_per_path(self.dtype) + inputs + hidden)
         grid = (c.n_dates * c.execution_substeps + 1) * 8 * 4  # gains, European values, log G, exercise flags
-        shifted = 2 * c.n_dates * self.state_dimension * size if self._corrects() else 0  # the moved states
+        # the moved states of the continuity correction
+        shifted = 2 * c.n_dates * self.state_dimension * size if self.corrects_continuity() else 0
         return float(self.test_simulator.bytes_per_path(self.dtype) + 2 * (inputs + hidden) + grid + shifted)
 
     def check_memory(self, n_paths: int, *, training: bool) -> float:
@@ -348,7 +349,7 @@ class HighDimStoppingLearner:
             self._calibration = net
         return self._calibration
 
-    def _corrects(self) -> bool:
+    def corrects_continuity(self) -> bool:
         """Whether the execution rule carries the continuity correction (:class:`HighDimStoppingConfig`)."""
         c = self.config
         return c.problem == "basket" and c.execution_substeps > 1 and c.continuity_correction
@@ -364,8 +365,8 @@ class HighDimStoppingLearner:
         * ``ḡ_l``: the mean gradient of ``w_l`` (payoff input included) in the log-prices at the
           in-the-money calibration points nearest its zero set (:data:`SHIFT_NEAR_SHARE`).
 
-        So ``ḡ_lᵀ c_l = θ √Δt sqrt(ḡ_lᵀ Σ ḡ_l)``: the premium's rise over a move of ``θ`` standard deviations
-        of one decision step's diffusion across the boundary. A date without a usable gradient (date 0,
+        So ``ḡ_lᵀ c_l = θ √Δt sqrt(ḡ_lᵀ Σ ḡ_l)``: the premium's rise over a move of ``θ`` standard
+        deviations of one decision step's diffusion across the boundary. A date without a usable gradient (date 0,
         where every path is at the spot) takes the nearest date's move. For a premium that depends on the
         log geometric mean only (the exact one) the move of ``log G`` is ``θ σ_G √Δt``, the
         Broadie–Glasserman–Kou shift between the boundaries of exercise every Δt and every Δt/m (tested).
@@ -378,7 +379,7 @@ class HighDimStoppingLearner:
         c = self.config
         L, d, m = c.n_dates, self.state_dimension, c.execution_substeps
         shifts = torch.zeros(L + 1, d, dtype=torch.float64)
-        if not self._corrects():
+        if not self.corrects_continuity():
             return shifts
         raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(c.eval_seed))
         # Σ: per-date sums of the increments' outer products in float64 (no (B·L, d) float64 copy)
@@ -440,7 +441,7 @@ class HighDimStoppingLearner:
         if m == 1:
             inputs, _, _, gains, european = self.features(raw)
             return net(inputs).T <= 0.0, gains, european
-        moved = self._corrects() and m == c.execution_substeps
+        moved = self.corrects_continuity() and m == c.execution_substeps
         log_geometric = self.simulator.log_geometric_mean(raw) if moved else None  # summed once, used twice
         gains, european = self.payoffs_and_european(raw, need_european=True, log_geometric=log_geometric)
         payoffs = gains - european if self.premium else gains
@@ -547,7 +548,7 @@ class HighDimStoppingLearner:
                 add("cmp", other)
                 add("diff", value - other)
             if m > 1:  # the decision dates' rule, w_l ≤ 0 at t_l: the uncorrected rule at k = 0
-                dates_rule = self.exercise(raw[:, ::m], net)[0] if self._corrects() else exercise[:, ::m]
+                dates_rule = self.exercise(raw[:, ::m], net)[0] if self.corrects_continuity() else exercise[:, ::m]
                 value, premium, _ = self.stopped(dates_rule, gains[:, ::m], european[:, ::m])
                 add("p_dates", value)
                 add("cv_dates", premium)

@@ -274,7 +274,7 @@ def figure_basket_decisions(learner, oracle, out: Path, *, n_paths: int, seed: i
     left.plot(times, oracle.boundary, color="k", lw=1.5,
               label=f"oracle boundary, exercise every 1/{n_dates} (1-D equivalent, pdecore)")
     if execution_oracle is not None:
-        if learner._corrects():  # drawn first and wide: the execution grid's boundary should run inside it
+        if learner.corrects_continuity():  # drawn first and wide: the grid's boundary should run inside it
             moves = learner.simulator.log_geometric_mean(learner.continuity_shifts()).numpy()[:n_dates]
             left.plot(times[:n_dates], np.asarray(oracle.boundary)[:n_dates] * np.exp(-moves), color="tab:orange",
                       lw=4.0, alpha=0.6, label="the first, moved by the learner's continuity correction")
@@ -458,8 +458,9 @@ def run(ctx: StageContext) -> StageOutput:
                   "the 'executed on' column (the spec's evaluate.execution_substeps: between two decision dates "
                   "the premium is interpolated in time, and with the spec's evaluate.continuity_correction each "
                   "network is asked at the state moved across its boundary by the Broadie-Glasserman-Kou shift "
-                  "β σ (√Δt − √(Δt/m)), its direction and σ estimated from simulated paths: the networks learn the "
-                  "boundary of exercise every Δt, the grid's is lower), since the option is American; the column 'at the "
+                  "β σ (√Δt − √(Δt/m)), its direction and σ estimated from simulated paths: the networks "
+                  "learn the boundary of exercise every Δt, the grid's is lower), since the option is "
+                  "American; the column 'at the "
                   "decision dates only' is the paper's evaluation of the same networks on the same paths, and "
                   "the Bermudan prices are the most any rule on either grid can reach. The third price "
                   "is the interpolated rule with exact networks: the 1-D oracle's own decision-date premium "

@@ -272,7 +272,8 @@ def test_hidden_layers_key_shares_the_hidden_layers_and_old_records_keep_theirs(
 
 
 class _PremiumOf(torch.nn.Module):
-    """A stand-in for the networks: ``w_l = f(state inputs, h)`` the same at every date, ``(L, D + 1, B) → (L, B)``."""
+    """A stand-in for the networks: ``w_l = f(state inputs, h)``, the same at every date
+    (``(L, D + 1, B) → (L, B)``)."""
 
     def __init__(self, f):
         super().__init__()
@@ -356,7 +357,7 @@ def test_continuity_correction_key_old_records_and_validation():
     with pytest.raises(ValueError, match="continuity_correction must be true or false"):
         HighDimStoppingConfig(**TINY, continuity_correction="yes")
     learner = HighDimStoppingLearner(HighDimStoppingConfig(**TINY))  # m = 1: nothing to correct
-    assert not learner._corrects() and torch.all(learner.continuity_shifts() == 0)
+    assert not learner.corrects_continuity() and torch.all(learner.continuity_shifts() == 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -370,5 +371,6 @@ def test_with_a_cuda_device_the_learner_runs_there_on_the_same_paths():
     assert all(p.device.type == "cuda" for p in gpu.net.parameters())
     assert losses_gpu == pytest.approx(losses_cpu, rel=1e-4)
     out_cpu, out_gpu = cpu.evaluate(final=True), gpu.evaluate(final=True)
-    assert out_gpu["eval/p_stopping"] == pytest.approx(out_cpu["eval/p_stopping"], abs=4 * out_cpu["eval/p_stopping_stderr"])
+    assert out_gpu["eval/p_stopping"] == pytest.approx(out_cpu["eval/p_stopping"],
+                                                       abs=4 * out_cpu["eval/p_stopping_stderr"])
     assert gpu.continuity_shifts().device.type == "cpu" and gpu.continuity_shifts().abs().sum() > 0

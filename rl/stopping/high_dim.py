@@ -337,15 +337,18 @@ class HighDimStoppingLearner:
             yield self.sample_raw(size, generator, execution_grid=True, antithetic=antithetic)
             left -= size
 
+    def calibration_raw(self) -> torch.Tensor:
+        """The calibration paths (:meth:`calibration_paths` of them): the first draws of the test seed on the
+        decision dates, a plain evaluation's (m = 1, no antithetic pairs) first chunk, whatever this
+        configuration's execution grid. They set the batch norms and the continuity correction's moves."""
+        return self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(self.config.eval_seed))
+
     @torch.no_grad()
     def evaluation_network(self) -> BatchedValueNetwork:
         """A copy of the networks with batch-norm statistics calibrated on the first evaluation chunk."""
         if self._calibration is None:
             net = copy.deepcopy(self.net)
-            # the first draws of the test seed on the decision dates: a plain evaluation's (m = 1, no
-            # antithetic pairs) first chunk, whatever this configuration's execution grid
-            raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(self.config.eval_seed))
-            net.calibrate(self.features(raw)[0])
+            net.calibrate(self.features(self.calibration_raw())[0])
             self._calibration = net
         return self._calibration
 
@@ -360,8 +363,8 @@ class HighDimStoppingLearner:
 
         ``c_l = θ √Δt Σ ḡ_l / sqrt(ḡ_lᵀ Σ ḡ_l)`` with ``θ = β (1 − 1/√m)`` (:data:`BGK_BETA`):
 
-        * ``Σ``: the covariance per unit time of the log-price increments of the calibration paths (the
-          first draws of ``eval_seed`` on the decision dates, as for the batch norms), pooled over dates;
+        * ``Σ``: the covariance per unit time of the log-price increments of the calibration paths
+          (:meth:`calibration_raw`, as for the batch norms), pooled over dates;
         * ``ḡ_l``: the mean gradient of ``w_l`` (payoff input included) in the log-prices at the
           in-the-money calibration points nearest its zero set (:data:`SHIFT_NEAR_SHARE`).
 
@@ -381,7 +384,7 @@ class HighDimStoppingLearner:
         shifts = torch.zeros(L + 1, d, dtype=torch.float64)
         if not self.corrects_continuity():
             return shifts
-        raw = self.sample_raw(self.calibration_paths(), torch.Generator().manual_seed(c.eval_seed))
+        raw = self.calibration_raw()
         # Σ: per-date sums of the increments' outer products in float64 (no (B·L, d) float64 copy)
         total = torch.zeros(d, dtype=torch.float64)
         second = torch.zeros(d, d, dtype=torch.float64)
@@ -444,7 +447,7 @@ class HighDimStoppingLearner:
         moved = self.corrects_continuity() and m == c.execution_substeps
         log_geometric = self.simulator.log_geometric_mean(raw) if moved else None  # summed once, used twice
         gains, european = self.payoffs_and_european(raw, need_european=True, log_geometric=log_geometric)
-        payoffs = gains - european if self.premium else gains
+        payoffs = None if moved else (gains - european if self.premium else gains)  # the moved rule makes its own
         exercise = torch.empty((raw.shape[0], c.n_dates * m), dtype=torch.bool, device=raw.device)
         base = torch.arange(c.n_dates, device=raw.device) * m
         if moved:

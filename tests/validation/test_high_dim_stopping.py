@@ -48,14 +48,21 @@ def test_shipped_specs_load():
     assert experiments.load_spec("examples/basket_d200.toml")["model"]["dimension"] == 200
 
 
-def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
+def _trained_run(tmp_path, spec_text: str, *flags: str):
+    """``pderl train stopping`` on the spec ``spec_text`` (a tiny TOML) into ``tmp_path/run``."""
     config = tmp_path / "tiny.toml"
-    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 5\n'
-                      '[train]\nn_dates = 10\npenalty = 10.0\nbatch_size = 64\nsteps = 2\neval_every = 2\n'
-                      'checkpoint_every = 2\nthreads = 1\n[evaluate]\neval_paths = 256\ntest_paths = 512\n')
+    config.write_text(spec_text)
     run = tmp_path / "run"
-    assert main(["train", "stopping", "--config", str(config), "--seed", "1", "--out", str(run), "--no-progress",
+    assert main(["train", "stopping", "--config", str(config), *flags, "--out", str(run), "--no-progress",
                  "--json"]) == 0
+    return run
+
+
+def test_cli_train_and_evaluate_report_p_stopping(tmp_path, capsys):
+    run = _trained_run(tmp_path, 'kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 5\n'
+                       '[train]\nn_dates = 10\npenalty = 10.0\nbatch_size = 64\nsteps = 2\neval_every = 2\n'
+                       'checkpoint_every = 2\nthreads = 1\n[evaluate]\neval_paths = 256\ntest_paths = 512\n',
+                       "--seed", "1")
     capsys.readouterr()
     assert main(["evaluate", "stopping", str(run), "--json"]) == 0
     evaluation = json.loads(capsys.readouterr().out)
@@ -97,12 +104,9 @@ def test_evaluation_takes_the_runs_threads_unless_told(tmp_path, monkeypatch):
 
     from validation import experiments
 
-    config = tmp_path / "tiny.toml"
-    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 3\n'
-                      '[train]\nn_dates = 4\npenalty = 4.0\nbatch_size = 16\nsteps = 1\neval_every = 0\n'
-                      'checkpoint_every = 1\nthreads = 1\n[evaluate]\neval_paths = 32\ntest_paths = 32\n')
-    run = tmp_path / "run"
-    assert main(["train", "stopping", "--config", str(config), "--out", str(run), "--no-progress", "--json"]) == 0
+    run = _trained_run(tmp_path, 'kind = "high_dim_stopping"\n[model]\nproblem = "basket"\ndimension = 3\n'
+                       '[train]\nn_dates = 4\npenalty = 4.0\nbatch_size = 16\nsteps = 1\neval_every = 0\n'
+                       'checkpoint_every = 1\nthreads = 1\n[evaluate]\neval_paths = 32\ntest_paths = 32\n')
     asked = []
     monkeypatch.setattr(torch, "set_num_threads", asked.append)
     experiments.evaluate(run)
@@ -121,13 +125,10 @@ def test_fbm_reference_is_becker():
 
 
 def test_cli_evaluate_adds_the_dual_upper_bound_for_the_fbm_only(tmp_path, capsys):
-    config = tmp_path / "fbm.toml"
-    config.write_text('kind = "high_dim_stopping"\n[model]\nproblem = "fbm"\nhurst = 0.3\n'
-                      '[train]\nn_dates = 8\npenalty = 8.0\ntemperature = 0.1\nbatch_size = 64\nsteps = 3\n'
-                      'eval_every = 0\ncheckpoint_every = 3\nthreads = 1\n[evaluate]\neval_paths = 256\n'
-                      'test_paths = 512\n')
-    run = tmp_path / "run"
-    assert main(["train", "stopping", "--config", str(config), "--out", str(run), "--no-progress", "--json"]) == 0
+    run = _trained_run(tmp_path, 'kind = "high_dim_stopping"\n[model]\nproblem = "fbm"\nhurst = 0.3\n'
+                       '[train]\nn_dates = 8\npenalty = 8.0\ntemperature = 0.1\nbatch_size = 64\nsteps = 3\n'
+                       'eval_every = 0\ncheckpoint_every = 3\nthreads = 1\n[evaluate]\neval_paths = 256\n'
+                       'test_paths = 512\n')
     capsys.readouterr()
     assert main(["evaluate", "stopping", str(run), "--dual-paths", "256", "--json"]) == 0
     evaluation = json.loads(capsys.readouterr().out)
